@@ -9,11 +9,24 @@ from __future__ import annotations
 from typing import Any
 
 from neurorl.envs.base import Environment, EnvParamsBase
+from neurorl.envs.acrobot import Acrobot, AcrobotParams, AcrobotState
 from neurorl.envs.cartpole import CartPole, CartPoleParams, CartPoleState
+from neurorl.envs.mountain_car import (
+    MountainCar,
+    MountainCarContinuous,
+    MountainCarContinuousParams,
+    MountainCarParams,
+    MountainCarState,
+)
+from neurorl.envs.pendulum import Pendulum, PendulumParams, PendulumState
 from neurorl.errors import lookup
 
 ENVS: dict[str, type[Environment]] = {
     "CartPole-v1": CartPole,
+    "Acrobot-v1": Acrobot,
+    "MountainCar-v0": MountainCar,
+    "MountainCarContinuous-v0": MountainCarContinuous,
+    "Pendulum-v1": Pendulum,
 }
 
 
@@ -51,9 +64,20 @@ def make(env_id: str, **param_overrides: Any) -> tuple[Environment, Any]:
 
 __all__ = [
     "ENVS",
+    "Acrobot",
+    "AcrobotParams",
+    "AcrobotState",
     "CartPole",
     "CartPoleParams",
     "CartPoleState",
+    "MountainCar",
+    "MountainCarContinuous",
+    "MountainCarContinuousParams",
+    "MountainCarParams",
+    "MountainCarState",
+    "Pendulum",
+    "PendulumParams",
+    "PendulumState",
     "EnvParamsBase",
     "Environment",
     "make",
