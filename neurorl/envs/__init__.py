@@ -62,6 +62,11 @@ def make(env_id: str, **param_overrides: Any) -> tuple[Environment, Any]:
     return env_cls(), params
 
 
+# Importing neurorl.envs registers "neurorl/<id>" with gymnasium (idempotent).
+from neurorl.envs.gym_registration import NeurorlGymEnv, register_envs  # noqa: E402
+
+register_envs()
+
 __all__ = [
     "ENVS",
     "Acrobot",
@@ -79,7 +84,9 @@ __all__ = [
     "PendulumParams",
     "PendulumState",
     "EnvParamsBase",
+    "NeurorlGymEnv",
     "Environment",
     "make",
     "make_params",
+    "register_envs",
 ]

@@ -67,6 +67,19 @@ class EnvParamsBase:
         return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
+    def check_field_names(cls, names: Any) -> None:
+        """Raise a ConfigError (with the closest field) for any name that is not a field."""
+        fields = cls.field_names()
+        for name in names:
+            if name not in fields:
+                raise ConfigError(
+                    f"{cls.env_id or cls.__name__}.params",
+                    name,
+                    f"one of the parameter fields {sorted(fields)}",
+                    closest(name, fields),
+                )
+
+    @classmethod
     def create(cls, **overrides: Any) -> Any:
         """Build validated params with every numeric leaf a strongly typed jnp array.
 
@@ -83,15 +96,7 @@ class EnvParamsBase:
         Raises:
             ConfigError: for an unknown field (with the closest name) or an invalid value.
         """
-        names = cls.field_names()
-        for name in overrides:
-            if name not in names:
-                raise ConfigError(
-                    f"{cls.env_id or cls.__name__}.params",
-                    name,
-                    f"one of the parameter fields {sorted(names)}",
-                    closest(name, names),
-                )
+        cls.check_field_names(overrides)
         params = cls(**overrides)
         params.validate()
         return params.cast()
