@@ -1,1 +1,39 @@
-"""neurorl.hardware."""
+"""neurorl.hardware: chip profiles, weight/state constraints, memristive devices, energy."""
+
+from neurorl.hardware.chips import CHIPS, ChipSpec, describe_chips, get_chip
+from neurorl.hardware.constraints import (
+    chip_constraint,
+    chip_projection,
+    clip_to_range,
+    dale_signs,
+    fan_in,
+    fan_in_mask,
+    fixed_point,
+    quantize,
+    shared_weight_types,
+    state_projection,
+    weight_grid,
+)
+from neurorl.hardware.energy import ActivityCounts, EnergyBreakdown, count_activity, energy
+
+__all__ = [
+    "CHIPS",
+    "ActivityCounts",
+    "ChipSpec",
+    "EnergyBreakdown",
+    "chip_constraint",
+    "chip_projection",
+    "clip_to_range",
+    "count_activity",
+    "dale_signs",
+    "describe_chips",
+    "energy",
+    "fan_in",
+    "fan_in_mask",
+    "fixed_point",
+    "get_chip",
+    "quantize",
+    "shared_weight_types",
+    "state_projection",
+    "weight_grid",
+]
