@@ -1,0 +1,174 @@
+"""Continual metrics on hand-made curves; every expected number is computed by hand in a comment."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from neurorl.errors import ConfigError, ShapeError
+from neurorl.metrics import continual as cm
+
+# Two tasks, 3 evaluations each, columns = tasks.
+PERF = np.array(
+    [
+        [0.1, 0.0],
+        [0.5, 0.0],
+        [0.7, 0.1],  # end of task 0's training window
+        [0.6, 0.2],
+        [0.4, 0.6],
+        [0.2, 0.8],  # end of the sequence
+    ]
+)
+BASELINE = np.array([[0.1, 0.0], [0.4, 0.3], [0.7, 0.6]])  # single-task from-scratch runs
+
+
+def test_average_performance_mean_of_last_k():
+    # last 2 evals: task0 (0.4+0.2)/2 = 0.3, task1 (0.6+0.8)/2 = 0.7 -> mean 0.5
+    assert cm.average_performance(PERF, k=2) == pytest.approx(0.5, abs=1e-12)
+    # k=1: (0.2 + 0.8)/2
+    assert cm.average_performance(PERF, k=1) == pytest.approx(0.5, abs=1e-12)
+    # k=3: task0 (0.6+0.4+0.2)/3=0.4, task1 (0.2+0.6+0.8)/3=0.5333 -> 0.46667
+    assert cm.average_performance(PERF, k=3) == pytest.approx((0.4 + 1.6 / 3) / 2, abs=1e-12)
+
+
+def test_forgetting_continual_world():
+    # task0: end of own window (0.5+0.7)/2 = 0.6, end of run (0.4+0.2)/2 = 0.3 -> 0.3
+    # task1: its window ends the run -> 0
+    f = cm.forgetting(PERF, evals_per_task=3, k=2)
+    np.testing.assert_allclose(f, [0.3, 0.0], atol=1e-12)
+    assert f.mean() == pytest.approx(0.15)
+
+
+def test_forward_transfer_auc_normalised():
+    # AUC_0 = mean(0.1, 0.5, 0.7) = 0.43333, AUC_1 = mean(0.2, 0.6, 0.8) = 0.53333
+    np.testing.assert_allclose(cm.task_auc(PERF, 3), [1.3 / 3, 1.6 / 3], atol=1e-12)
+    # baselines 0.4, 0.3 -> FT_0 = 0.03333/0.6 = 0.055556, FT_1 = 0.23333/0.7 = 0.333333
+    ft = cm.forward_transfer(PERF, BASELINE, evals_per_task=3)
+    np.testing.assert_allclose(ft, [1 / 18, 1 / 3], atol=1e-12)
+    # precomputed baseline AUCs give the same
+    np.testing.assert_allclose(cm.forward_transfer(PERF, [0.4, 0.3], 3), ft, atol=1e-12)
+    # a perfect baseline leaves nothing to transfer -> nan, not a division error
+    assert np.isnan(cm.forward_transfer(PERF, [1.0, 0.3], 3)[0])
+
+
+def test_layout_errors_are_for_people():
+    with pytest.raises(ShapeError, match="perf"):
+        cm.forgetting(PERF, evals_per_task=4)
+    with pytest.raises(ConfigError, match="k"):
+        cm.forgetting(PERF, evals_per_task=3, k=4)
+    with pytest.raises(ShapeError):
+        cm.average_performance(np.zeros(5))
+
+
+R = np.array([[0.8, 0.1, 0.2], [0.6, 0.9, 0.3], [0.5, 0.7, 0.95]])
+B = np.array([0.1, 0.05, 0.1])
+
+
+def test_gem_metrics():
+    # ACC = (0.5 + 0.7 + 0.95)/3
+    assert cm.gem_accuracy(R) == pytest.approx(2.15 / 3)
+    # BWT = ((0.5-0.8) + (0.7-0.9))/2 = -0.25
+    assert cm.gem_backward_transfer(R) == pytest.approx(-0.25)
+    # FWT = ((R01 - b1) + (R12 - b2))/2 = (0.05 + 0.2)/2
+    assert cm.gem_forward_transfer(R, B) == pytest.approx(0.125)
+    # the transposed matrix (a classic indexing slip) gives different numbers
+    assert cm.gem_backward_transfer(R.T) != pytest.approx(-0.25)
+    with pytest.raises(ShapeError):
+        cm.gem_forward_transfer(R, B[:2])
+
+
+def test_adaptation_time_positive_returns():
+    returns = [50, 50, 90, 100, 110, 20, 60, 100, 110, 100]
+    lengths = [9, 9, 10, 10, 10, 5, 8, 12, 15, 20]
+    res = cm.adaptation_time(returns, shift_episode=5, window=3, lengths=lengths)
+    # P_pre = mean(90, 100, 110) = 100; bar = 90
+    assert res.pre_level == pytest.approx(100.0)
+    assert res.threshold == pytest.approx(90.0)
+    # MA (post-shift only, <= 3): 20, 40, 60, (60+100+110)/3 = 90 -> tau = 4 episodes
+    assert res.tau_episodes == 4 and not res.censored
+    assert res.tau_steps == 5 + 8 + 12 + 15
+    assert res.drop == pytest.approx(80.0)
+    # deficits (100-R)_+ = 80, 40, 0, 0, 0
+    assert res.recovery_area == pytest.approx(120.0)
+    assert res.recovery_area_steps == pytest.approx(80 * 5 + 40 * 8)
+    # theta = 1 needs MA >= 100: k=5 MA = (100+110+100)/3 = 103.3 -> tau = 5
+    assert cm.adaptation_time(returns, 5, window=3, theta=1.0).tau_episodes == 5
+
+
+def test_adaptation_time_censored():
+    returns = [100, 100, 100, 10, 20, 30, 40]
+    res = cm.adaptation_time(returns, 3, window=3, lengths=[1] * 7)
+    assert res.censored and math.isinf(res.tau_episodes) and math.isinf(res.tau_steps)
+    assert res.drop == pytest.approx(90.0)
+    assert res.recovery_area == pytest.approx(90 + 80 + 70 + 60)
+
+
+def test_adaptation_time_negative_returns_need_reference():
+    # Acrobot-like: returns are negative, random policy ~ -500
+    returns = [-100, -100, -100, -500, -300, -150, -120, -100]
+    with pytest.raises(ConfigError, match="reference_min"):
+        cm.adaptation_time(returns, 3, window=3)
+    res = cm.adaptation_time(returns, 3, window=3, reference_min=-500.0)
+    # bar = -500 + 0.9 * (-100 + 500) = -140
+    assert res.threshold == pytest.approx(-140.0)
+    # MA: -500, -400, -316.7, (-300-150-120)/3 = -190, (-150-120-100)/3 = -123.3 -> tau = 5
+    assert res.tau_episodes == 5
+    assert res.drop == pytest.approx(400.0)
+
+
+def test_adaptation_time_absolute_target_and_multiple_shifts():
+    returns = [500, 500, 100, 480, 490, 500, 200, 300, 400]
+    # CartPole threshold 475 instead of theta * P_pre; shifts at 2 and 6
+    res = cm.adaptation_times(returns, [2, 6], window=2, target=475.0)
+    # shift 1: post = 100, 480, 490, 500 (ends at the next shift): MA 100, 290, 485 -> tau 3
+    assert res[0].tau_episodes == 3
+    # shift 2: pre = mean(490, 500) = 495; post = 200, 300, 400: MA 200, 250, 350 -> censored
+    assert res[1].censored and res[1].pre_level == pytest.approx(495.0)
+    with pytest.raises(ConfigError, match="shift_episode"):
+        cm.adaptation_time(returns, 1, window=2)
+
+
+def test_episode_returns_from_steps():
+    rewards = [1, 1, 1, 1, 1, 2, 2]
+    dones = [0, 0, 1, 0, 1, 0, 0]
+    rets, lens, marks = cm.episode_returns(rewards, dones, step_marks=[3, 4])
+    np.testing.assert_array_equal(rets, [3, 2])  # trailing unfinished episode dropped
+    np.testing.assert_array_equal(lens, [3, 2])
+    assert marks == [1, 2]  # episode 1 starts at step 3; the next start after step 4 is #2
+
+
+def test_normalise_returns():
+    np.testing.assert_allclose(cm.normalise_returns([-500, -100, 0], -500, 0), [0, 0.8, 1])
+    with pytest.raises(ConfigError):
+        cm.normalise_returns([1.0], 3.0, 3.0)
+
+
+def test_effective_rank_hand_values():
+    # diag(3, 1): p = (0.75, 0.25), H = -(0.75 ln 0.75 + 0.25 ln 0.25) = 0.562335
+    assert float(cm.effective_rank(jnp.diag(jnp.array([3.0, 1.0])))) == pytest.approx(
+        1.7547654, rel=1e-5
+    )
+    assert float(cm.effective_rank(jnp.eye(4))) == pytest.approx(4.0, rel=1e-5)
+    rank_one = np.outer([1.0, 2.0, 3.0], [1.0, -1.0, 0.5, 2.0])
+    assert float(cm.effective_rank(rank_one)) == pytest.approx(1.0, rel=1e-4)
+    assert float(cm.effective_rank(jnp.zeros((3, 2)))) == 0.0
+    # invariant under a rotation (singular values unchanged)
+    c, s = np.cos(0.3), np.sin(0.3)
+    rot = np.array([[c, -s], [s, c]])
+    assert float(cm.effective_rank(rot @ np.diag([3.0, 1.0]))) == pytest.approx(1.7547654, rel=1e-5)
+
+
+def test_silent_fraction_and_weight_change_under_jit_vmap():
+    spikes = jnp.array([[0, 1, 0, 0], [0, 1, 0, 1]], dtype=jnp.float32)
+    assert float(cm.silent_fraction(spikes)) == pytest.approx(0.5)
+    batch = jnp.stack([spikes, jnp.ones_like(spikes), jnp.zeros_like(spikes)], axis=1)  # [T, B, N]
+    out = jax.jit(jax.vmap(cm.silent_fraction, in_axes=1))(batch)
+    np.testing.assert_allclose(np.asarray(out), [0.5, 0.0, 1.0])
+
+    before = {"a": jnp.array([[1.0, 2.0]]), "b": jnp.array([0.0])}
+    after = {"a": jnp.array([[1.0, 4.0]]), "b": jnp.array([1.0])}
+    # sqrt(2^2 + 1^2) = sqrt(5); ||before|| = sqrt(1 + 4) -> relative 1
+    assert float(cm.weight_change(before, after)) == pytest.approx(math.sqrt(5.0), rel=1e-6)
+    assert float(cm.weight_change(before, after, relative=True)) == pytest.approx(1.0, rel=1e-6)
