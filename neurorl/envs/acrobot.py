@@ -205,7 +205,8 @@ class Acrobot(Environment):
     def observation_space(self, params: AcrobotParams | None = None) -> spaces.Box:
         """Box of shape (6,): cos/sin in [-1, 1], velocities in +-max_vel."""
         p = params if params is not None else self.default_params()
-        high = jnp.asarray([1, 1, 1, 1, float(p.max_vel_1), float(p.max_vel_2)], jnp.float32)
+        one = jnp.ones((), jnp.float32)
+        high = jnp.stack([one, one, one, one, p.max_vel_1, p.max_vel_2]).astype(jnp.float32)
         return spaces.Box(-high, high, (6,), jnp.float32)
 
     def action_space(self, params: AcrobotParams | None = None) -> spaces.Discrete:

@@ -167,9 +167,10 @@ class CartPole(Environment):
     def observation_space(self, params: CartPoleParams | None = None) -> spaces.Box:
         """Box of shape (4,), bounds ``[2 x_threshold, inf, 2 theta_threshold, inf]``."""
         p = params if params is not None else self.default_params()
-        high = [2 * float(p.x_threshold), math.inf, 2 * float(p.theta_threshold_radians), math.inf]
-        high_f32 = jnp.asarray(high, jnp.float32)
-        return spaces.Box(-high_f32, high_f32, (4,), jnp.float32)
+        inf = jnp.float32(jnp.inf)
+        high = jnp.stack([2 * p.x_threshold, inf, 2 * p.theta_threshold_radians, inf])
+        high = high.astype(jnp.float32)
+        return spaces.Box(-high, high, (4,), jnp.float32)
 
     def action_space(self, params: CartPoleParams | None = None) -> spaces.Discrete:
         """Discrete(2): 0 push left, 1 push right."""

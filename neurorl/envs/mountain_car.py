@@ -196,8 +196,8 @@ def _obs(state: MountainCarState) -> Array:
 
 
 def _obs_space(p: Any) -> spaces.Box:
-    low = jnp.asarray([float(p.min_position), -float(p.max_speed)], jnp.float32)
-    high = jnp.asarray([float(p.max_position), float(p.max_speed)], jnp.float32)
+    low = jnp.stack([p.min_position, -p.max_speed]).astype(jnp.float32)
+    high = jnp.stack([p.max_position, p.max_speed]).astype(jnp.float32)
     return spaces.Box(low, high, (2,), jnp.float32)
 
 
@@ -275,4 +275,4 @@ class MountainCarContinuous(Environment):
     def action_space(self, params: MountainCarContinuousParams | None = None) -> spaces.Box:
         """Box [min_action, max_action] of shape (1,)."""
         p = params if params is not None else self.default_params()
-        return spaces.Box(float(p.min_action), float(p.max_action), (1,), jnp.float32)
+        return spaces.Box(p.min_action, p.max_action, (1,), jnp.float32)

@@ -133,10 +133,11 @@ class Pendulum(Environment):
     def observation_space(self, params: PendulumParams | None = None) -> spaces.Box:
         """Box [-1, -1, -max_speed] .. [1, 1, max_speed]."""
         p = params if params is not None else self.default_params()
-        high = jnp.asarray([1.0, 1.0, float(p.max_speed)], jnp.float32)
+        one = jnp.ones((), jnp.float32)
+        high = jnp.stack([one, one, p.max_speed]).astype(jnp.float32)
         return spaces.Box(-high, high, (3,), jnp.float32)
 
     def action_space(self, params: PendulumParams | None = None) -> spaces.Box:
         """Box [-max_torque, max_torque] of shape (1,)."""
         p = params if params is not None else self.default_params()
-        return spaces.Box(-float(p.max_torque), float(p.max_torque), (1,), jnp.float32)
+        return spaces.Box(-p.max_torque, p.max_torque, (1,), jnp.float32)

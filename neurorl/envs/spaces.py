@@ -60,12 +60,13 @@ class Box:
     ) -> None:
         self.shape = tuple(shape)
         self.dtype = dtype
-        self.low = np.broadcast_to(np.asarray(low, dtype=np.float32), self.shape).copy()
-        self.high = np.broadcast_to(np.asarray(high, dtype=np.float32), self.shape).copy()
+        # jnp (not np) so bounds may be traced params, e.g. a shifted max_torque inside a scan
+        self.low = jnp.broadcast_to(jnp.asarray(low, dtype=jnp.float32), self.shape)
+        self.high = jnp.broadcast_to(jnp.asarray(high, dtype=jnp.float32), self.shape)
 
     def sample(self, key: jax.Array) -> jax.Array:
         """A uniformly random element; unbounded dimensions are drawn from N(0, 1) (traceable)."""
-        low, high = jnp.asarray(self.low), jnp.asarray(self.high)
+        low, high = self.low, self.high
         bounded = jnp.isfinite(low) & jnp.isfinite(high)
         k1, k2 = jax.random.split(key)
         u = jax.random.uniform(
@@ -85,7 +86,8 @@ class Box:
         """The equivalent ``gymnasium.spaces.Box`` (float32)."""
         import gymnasium
 
-        return gymnasium.spaces.Box(self.low, self.high, self.shape, np.float32)
+        low, high = np.asarray(self.low, np.float32), np.asarray(self.high, np.float32)
+        return gymnasium.spaces.Box(low, high, self.shape, np.float32)
 
     def __repr__(self) -> str:
         return f"Box(shape={self.shape}, low={self.low}, high={self.high})"
