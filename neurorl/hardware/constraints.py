@@ -6,9 +6,12 @@ Each constraint exists twice:
   nothing), and
 * an ``optax.GradientTransformation`` to be placed **last** in an ``optax.chain``. It needs
   ``params``: it turns ``updates`` into ``project(params + updates) - params`` so that
-  ``optax.apply_updates(params, updates)`` lands on the projected weights (up to one float32
-  rounding of the final addition, which the next projection removes; projected values are
-  always exactly on the grid).
+  ``optax.apply_updates(params, updates)`` lands on the projected weights. Float32 caveat:
+  ``params + (q - params)`` equals ``q`` exactly when the grid step is a power of two and
+  ``params`` is on the grid (Loihi, Loihi 2, Xylo with weights initialised by the projection);
+  otherwise it can be one ulp of ``|params|`` off (e.g. step 1/255), which the next update's
+  projection removes. Projected values themselves are always exactly on the grid; apply
+  ``chip_projection(chip)`` after ``apply_updates`` when bit-exact weights are needed.
 
 Weights are ``[n_pre, n_post]`` (pre-major, ``current_post = pre_spikes @ W``); transformations
 accept any pytree of such matrices and apply the projection leaf by leaf.
@@ -139,7 +142,7 @@ def fan_in_mask(w: Array, k: int) -> Array:
 
 
 def project_fan_in(w: Array, k: int | None = None, mask: Array | None = None) -> Array:
-    """Zero all but the allowed inputs per post neuron: a fixed ``mask`` or the top-``k`` ``|w|``."""
+    """Zero all but the allowed inputs per post neuron: a fixed ``mask`` or the top-``k`` by abs."""
     if mask is None:
         if k is None:
             raise ConfigError("fan_in", None, "either k (int) or a mask")
@@ -268,7 +271,7 @@ def projection_transform(
     key: Array | None = None,
     extra: Any = None,
 ) -> optax.GradientTransformation:
-    """Wrap ``project(w, key_or_None, extra_leaf) -> w`` as a GradientTransformation (last in a chain).
+    """Wrap ``project(w, key_or_None, extra_leaf) -> w`` as a GradientTransformation (put last).
 
     ``update(updates, state, params)`` returns ``project(params + updates) - params``. With ``key``
     the state carries the key and splits it once per update (and per leaf), so stochastic
@@ -291,7 +294,8 @@ def projection_transform(
             ks = jax.random.split(state.key, len(leaves) + 1)
             keys, new_state = list(ks[1:]), ProjectionState(ks[0])
         out = [
-            project(p + u, k, e) - p for p, u, k, e in zip(leaves, u_leaves, keys, extras, strict=True)
+            project(p + u, k, e) - p
+            for p, u, k, e in zip(leaves, u_leaves, keys, extras, strict=True)
         ]
         return treedef.unflatten(out), new_state
 
@@ -398,7 +402,8 @@ def chip_projection(
         )
         ms, ss, ts = (_leaves_like(weights, a) for a in (mask, signs, axon_types))
         out = [
-            project_leaf(w, k, m, s, t) for w, k, m, s, t in zip(leaves, keys, ms, ss, ts, strict=True)
+            project_leaf(w, k, m, s, t)
+            for w, k, m, s, t in zip(leaves, keys, ms, ss, ts, strict=True)
         ]
         return treedef.unflatten(out)
 
