@@ -12,6 +12,7 @@ from neurorl.metrics.continual import (
     adaptation_time,
     adaptation_times,
     average_performance,
+    bootstrap_ci,
     effective_rank,
     episode_returns,
     forgetting,
@@ -24,6 +25,7 @@ from neurorl.metrics.continual import (
     silent_fraction,
     task_auc,
     weight_change,
+    weight_magnitude,
 )
 from neurorl.metrics.neuromorphic import (
     SpikeEfficiency,
@@ -50,6 +52,7 @@ __all__ = [
     "adaptation_times",
     "adaptivity_score",
     "average_performance",
+    "bootstrap_ci",
     "connection_sparsity",
     "continual",
     "decision_latency",
@@ -73,4 +76,5 @@ __all__ = [
     "synaptic_operations",
     "task_auc",
     "weight_change",
+    "weight_magnitude",
 ]

@@ -52,6 +52,7 @@ __all__ = [
     "adaptation_time",
     "adaptation_times",
     "average_performance",
+    "bootstrap_ci",
     "effective_rank",
     "episode_returns",
     "forgetting",
@@ -64,6 +65,7 @@ __all__ = [
     "silent_fraction",
     "task_auc",
     "weight_change",
+    "weight_magnitude",
 ]
 
 
@@ -233,6 +235,43 @@ def forward_transfer(perf: Array, baseline_perf: Array, evals_per_task: int) -> 
     denom = 1.0 - auc_b
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denom != 0.0, (auc - auc_b) / np.where(denom != 0.0, denom, 1.0), np.nan)
+
+
+def bootstrap_ci(
+    values: Array,
+    *,
+    num_bootstrap: int = 4000,
+    confidence: float = 0.9,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds with a percentile-bootstrap confidence interval (Continual World protocol).
+
+    Seeds are resampled with replacement ``num_bootstrap`` times; the interval is the
+    ``(1 - confidence) / 2`` and ``1 - (1 - confidence) / 2`` quantiles (midpoint interpolation) of
+    the resampled means, as in Continual World's ``BootstrapCI`` (4000 samples, 90 %).
+
+    Args:
+        values: ``[S, ...]`` one metric value (or array of values) per seed.
+        num_bootstrap: bootstrap resamples.
+        confidence: coverage in ``(0, 1)``.
+        seed: seed of the resampling (same seed, same interval).
+
+    Returns:
+        ``(mean, lower, upper)`` arrays shaped ``values.shape[1:]``.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim < 1 or v.shape[0] < 1:
+        raise ShapeError("values", "[S, ...] with S >= 1 seeds", v.shape)
+    num_bootstrap = _positive_int(num_bootstrap, "num_bootstrap")
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError("confidence", confidence, "a float in (0, 1), e.g. 0.9")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, v.shape[0], size=(num_bootstrap, v.shape[0]))
+    means = v[idx].mean(axis=1)  # [num_bootstrap, ...]
+    alpha = (1.0 - confidence) / 2.0
+    lo = np.quantile(means, alpha, axis=0, method="midpoint")
+    hi = np.quantile(means, 1.0 - alpha, axis=0, method="midpoint")
+    return v.mean(axis=0), lo, hi
 
 
 # --------------------------------------------------------------------------------------------
@@ -505,6 +544,15 @@ def weight_change(before: Any, after: Any, relative: bool = False) -> jax.Array:
         return change
     norm = jnp.sqrt(sq_norm(before))
     return change / norm
+
+
+def weight_magnitude(weights: Any) -> jax.Array:
+    """Mean absolute weight over all leaves of a pytree (Dohare et al. 2024 track its growth)."""
+    leaves = [jnp.asarray(w) for w in jax.tree.leaves(weights)]
+    if not leaves:
+        raise ConfigError("weights", weights, "an array or a non-empty pytree of arrays")
+    total = sum(jnp.sum(jnp.abs(w)) for w in leaves)
+    return total / jnp.float32(sum(int(np.prod(w.shape)) for w in leaves))
 
 
 def effective_rank(features: Array) -> jax.Array:

@@ -172,3 +172,28 @@ def test_silent_fraction_and_weight_change_under_jit_vmap():
     # sqrt(2^2 + 1^2) = sqrt(5); ||before|| = sqrt(1 + 4) -> relative 1
     assert float(cm.weight_change(before, after)) == pytest.approx(math.sqrt(5.0), rel=1e-6)
     assert float(cm.weight_change(before, after, relative=True)) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_weight_magnitude():
+    # |1| + |-2| + |0| + |3| = 6 over 4 weights
+    tree = {"a": jnp.array([[1.0, -2.0]]), "b": jnp.array([0.0, 3.0])}
+    assert float(cm.weight_magnitude(tree)) == pytest.approx(1.5)
+
+
+def test_bootstrap_ci_hand_case():
+    # two seeds 0 and 1: a resampled mean is 0, 0.5, 1 w.p. 1/4, 1/2, 1/4, so the 5 % and 95 %
+    # quantiles of 4000 resamples are 0 and 1
+    mean, lo, hi = cm.bootstrap_ci([0.0, 1.0])
+    assert (float(mean), float(lo), float(hi)) == (0.5, 0.0, 1.0)
+    # identical seeds: the interval collapses; per-task arrays keep their shape
+    mean, lo, hi = cm.bootstrap_ci(np.full((5, 3), 0.25))
+    np.testing.assert_allclose([mean, lo, hi], np.full((3, 3), 0.25))
+    # same seed, same interval; the interval covers the mean
+    vals = np.random.default_rng(1).random(8)
+    a, b = cm.bootstrap_ci(vals, seed=3), cm.bootstrap_ci(vals, seed=3)
+    assert a[1] == b[1] and a[2] == b[2] and a[1] < a[0] < a[2]
+
+
+def test_accepts_jax_arrays():
+    assert cm.average_performance(jnp.asarray(PERF), k=2) == pytest.approx(0.5)
+    np.testing.assert_allclose(cm.forgetting(jnp.asarray(PERF), 3, k=2), [0.3, 0.0], atol=1e-6)

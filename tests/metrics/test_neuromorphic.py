@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from neurorl.errors import ConfigError, ShapeError
 from neurorl.metrics import neuromorphic as nm
@@ -216,3 +218,36 @@ def test_adaptivity_and_robustness():
     )
     # adaptation time is re-exported from the continual module
     assert nm.adaptation_time([100, 100, 100, 95], 3, window=3).tau_episodes == 1
+
+
+def test_no_recompile_when_only_values_change():
+    f = jax.jit(nm.synaptic_operations)
+    g = jax.jit(nm.decision_latency)
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        x = jnp.asarray((rng.random((5, 3)) < 0.5).astype(np.float32))
+        f(x, jnp.asarray(rng.normal(size=(3, 2)), dtype=jnp.float32))
+        g(x)
+    assert f._cache_size() == 1 and g._cache_size() == 1
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    p_in=st.floats(0.0, 1.0),
+    p_w=st.floats(0.0, 1.0),
+    graded=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_synops_property_equals_neurobench_rule(p_in, p_w, graded, seed):
+    # one fixed shape so that jax compiles once; densities, values and the graded case vary
+    t, n_pre, n_post = 6, 5, 4
+    rng = np.random.default_rng(seed)
+    x = (rng.random((t, n_pre)) < p_in).astype(np.float32)
+    if graded:
+        x = x * rng.choice([0.5, 1.0, 2.0], size=x.shape).astype(np.float32)
+    w = (rng.normal(size=(n_pre, n_post)) * (rng.random((n_pre, n_post)) < p_w)).astype(np.float32)
+    ours = nm.synaptic_operations(x, w)
+    ref = neurobench_linear_synops([x[i : i + 1] for i in range(t)], w.T)
+    assert float(ours.acs) == ref["Effective_ACs"]
+    assert float(ours.macs) == ref["Effective_MACs"]
+    assert float(ours.dense) == ref["Dense"]
