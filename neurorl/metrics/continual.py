@@ -477,7 +477,9 @@ def episode_returns(
         dones: ``[T]`` bool, True on the last step of an episode (terminated or truncated).
             A trailing unfinished episode is dropped.
         step_marks: env-step indices (e.g. shift times ``t_s``) to convert into episode indices:
-            the first episode that *starts* at or after the mark.
+            the episode that contains the mark (the first one ending at or after it), so that the
+            pre-shift episodes saw no shifted step and the straddling episode counts as
+            post-shift. A mark after the last finished episode maps to ``E``.
 
     Returns:
         ``(returns [E], lengths [E], episode_marks)``.
@@ -488,10 +490,10 @@ def episode_returns(
         raise ShapeError("rewards/dones", "[T] and [T]", (rw.shape, dn.shape))
     ends = np.nonzero(dn)[0]
     csum = np.concatenate([[0.0], np.cumsum(rw)])
-    starts = np.concatenate([[0], ends[:-1] + 1]).astype(int)
+    starts = np.concatenate([[0], ends[:-1] + 1])[: ends.shape[0]].astype(int)
     rets = csum[ends + 1] - csum[starts]
     lens = (ends + 1 - starts).astype(np.int64)
-    marks = [int(np.searchsorted(starts, m, side="left")) for m in step_marks]
+    marks = [int(np.searchsorted(ends, m, side="left")) for m in step_marks]
     return rets, lens, marks
 
 

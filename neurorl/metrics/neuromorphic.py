@@ -266,16 +266,6 @@ def decision_latency(output_spikes: Array) -> jax.Array:
 # energy and memory
 
 
-_COUNT_FIELDS = (
-    "synops_ac",
-    "synops_mac",
-    "neuron_updates",
-    "active_neuron_updates",
-    "learning_updates",
-    "steps",
-)
-
-
 def energy_per_inference(
     counts: Any,
     n_inferences: float,
@@ -293,7 +283,9 @@ def energy_per_inference(
     usual linear "ops x energy per op" estimate.
 
     Args:
-        counts: a mapping ``op name -> count``, or an ``ActivityCounts``.
+        counts: a mapping ``op name -> count``, a :class:`SynapticOperations` (keys ``acs``,
+            ``macs``, ``dense``) or an ``ActivityCounts`` (its field names; per-step arrays
+            are summed).
         n_inferences: number of decisions the counts cover (> 0).
         op_energy_j: mapping ``op name -> joules per op`` (every key must be in ``counts``).
         chip: chip preset for :func:`neurorl.hardware.energy.energy` (excludes ``op_energy_j``).
@@ -308,11 +300,18 @@ def energy_per_inference(
     if chip is not None:
         from neurorl.hardware.energy import energy  # lazy: metrics stay importable alone
 
-        return float(np.asarray(energy(counts, chip).total)) / float(n_inferences)
+        total_j = np.asarray(energy(counts, chip).total, dtype=np.float64).sum()
+        return float(total_j) / float(n_inferences)
     if isinstance(counts, Mapping):
         table = dict(counts)
+    elif hasattr(counts, "_asdict"):  # SynapticOperations and other NamedTuples
+        table = dict(counts._asdict())
+    elif hasattr(counts, "__dataclass_fields__"):  # hardware.energy.ActivityCounts
+        table = {f: getattr(counts, f) for f in counts.__dataclass_fields__}
     else:
-        table = {f: getattr(counts, f) for f in _COUNT_FIELDS if hasattr(counts, f)}
+        raise ConfigError(
+            "counts", type(counts).__name__, "a mapping op -> count, a NamedTuple or a dataclass"
+        )
     total = 0.0
     for op, e in op_energy_j.items():
         if op not in table:

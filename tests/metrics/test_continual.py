@@ -133,10 +133,13 @@ def test_adaptation_time_absolute_target_and_multiple_shifts():
 def test_episode_returns_from_steps():
     rewards = [1, 1, 1, 1, 1, 2, 2]
     dones = [0, 0, 1, 0, 1, 0, 0]
-    rets, lens, marks = cm.episode_returns(rewards, dones, step_marks=[3, 4])
+    rets, lens, marks = cm.episode_returns(rewards, dones, step_marks=[2, 3, 4, 5])
     np.testing.assert_array_equal(rets, [3, 2])  # trailing unfinished episode dropped
     np.testing.assert_array_equal(lens, [3, 2])
-    assert marks == [1, 2]  # episode 1 starts at step 3; the next start after step 4 is #2
+    # episodes cover steps 0-2 and 3-4: a mark maps to the episode containing it
+    assert marks == [0, 1, 1, 2]
+    rets, lens, marks = cm.episode_returns([1.0, 1.0], [0, 0], step_marks=[1])
+    assert rets.shape == (0,) and lens.shape == (0,) and marks == [0]
 
 
 def test_normalise_returns():

@@ -173,6 +173,12 @@ def test_energy_per_inference():
     with pytest.raises(ConfigError):
         nm.energy_per_inference(counts, 0, op_energy_j={"synops_ac": 1e-12})
 
+    # straight from a SynapticOperations count: 4 ACs x 23.6 pJ over 2 decisions
+    ops = nm.synaptic_operations(jnp.asarray(X), jnp.asarray(W))
+    assert nm.energy_per_inference(ops, 2, op_energy_j={"acs": 23.6e-12}) == pytest.approx(
+        47.2e-12, rel=1e-9
+    )
+
     from neurorl.hardware.energy import count_activity
 
     c = count_activity(jnp.asarray(X), jnp.asarray(W))
