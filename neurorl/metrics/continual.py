@@ -52,7 +52,9 @@ __all__ = [
     "adaptation_time",
     "adaptation_times",
     "average_performance",
+    "backward_transfer",
     "bootstrap_ci",
+    "continual_summary",
     "effective_rank",
     "episode_returns",
     "forgetting",
@@ -62,6 +64,7 @@ __all__ = [
     "gem_forward_transfer",
     "mean_last",
     "normalise_returns",
+    "performance_matrix",
     "silent_fraction",
     "task_auc",
     "weight_change",
@@ -235,6 +238,69 @@ def forward_transfer(perf: Array, baseline_perf: Array, evals_per_task: int) -> 
     denom = 1.0 - auc_b
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denom != 0.0, (auc - auc_b) / np.where(denom != 0.0, denom, 1.0), np.nan)
+
+
+def performance_matrix(perf: Array, evals_per_task: int, k: int = 5) -> np.ndarray:
+    """GEM's ``R[i, j]`` from Continual-World-style curves: performance on task ``j`` at the end of
+    task ``i``'s training, each the mean of the last ``k`` evaluations of task ``i``'s window.
+
+    Args:
+        perf: ``[N_tasks * evals_per_task, N_tasks]`` curves.
+        evals_per_task: evaluations per task.
+        k: evaluations averaged.
+
+    Returns:
+        ``[N_tasks, N_tasks]`` matrix (rows: after training task i; columns: evaluated task j).
+    """
+    perf = _as_2d(perf, "perf")
+    evals_per_task = _positive_int(evals_per_task, "evals_per_task")
+    k = _positive_int(k, "k")
+    n = _check_layout(perf, evals_per_task, k)
+    return np.stack(
+        [
+            perf[(i + 1) * evals_per_task - k : (i + 1) * evals_per_task].mean(axis=0)
+            for i in range(n)
+        ]
+    )
+
+
+def backward_transfer(perf: Array, evals_per_task: int, k: int = 5) -> float:
+    """Backward transfer from curves: GEM's ``BWT`` on :func:`performance_matrix`.
+
+    ``BWT = 1/(N-1) sum_{i<N-1} (p_i(T) - p_i(i Delta))`` with Continual World's smoothed end
+    points, i.e. minus the mean forgetting over the first ``N - 1`` tasks. Negative = forgetting.
+    """
+    return gem_backward_transfer(performance_matrix(perf, evals_per_task, k))
+
+
+def continual_summary(
+    perf: Array,
+    evals_per_task: int,
+    *,
+    k: int = 5,
+    baseline_perf: Array | None = None,
+    random_init: Array | None = None,
+) -> dict[str, float]:
+    """All sequence-level metrics of one run as plain floats (for a wandb summary / JSON report).
+
+    Keys: ``average_performance``, ``forgetting`` (mean over tasks), ``backward_transfer``
+    (needs >= 2 tasks), ``forward_transfer`` (nan-mean; only with ``baseline_perf``) and
+    ``gem_forward_transfer`` (only with ``random_init``).
+    """
+    perf = _as_2d(perf, "perf")
+    out = {
+        "average_performance": average_performance(perf, k),
+        "forgetting": float(forgetting(perf, evals_per_task, k).mean()),
+    }
+    r = performance_matrix(perf, evals_per_task, k)
+    if r.shape[0] >= 2:
+        out["backward_transfer"] = gem_backward_transfer(r)
+        if random_init is not None:
+            out["gem_forward_transfer"] = gem_forward_transfer(r, random_init)
+    if baseline_perf is not None:
+        ft = forward_transfer(perf, baseline_perf, evals_per_task)
+        out["forward_transfer"] = float(np.nanmean(ft)) if np.any(np.isfinite(ft)) else math.nan
+    return out
 
 
 def bootstrap_ci(

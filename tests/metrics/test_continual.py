@@ -200,3 +200,21 @@ def test_bootstrap_ci_hand_case():
 def test_accepts_jax_arrays():
     assert cm.average_performance(jnp.asarray(PERF), k=2) == pytest.approx(0.5)
     np.testing.assert_allclose(cm.forgetting(jnp.asarray(PERF), 3, k=2), [0.3, 0.0], atol=1e-6)
+
+
+def test_performance_matrix_and_backward_transfer():
+    r = cm.performance_matrix(PERF, 3, k=2)
+    # after task 0 (evals 1-2): task0 (0.5+0.7)/2, task1 (0.0+0.1)/2; after task 1: 0.3, 0.7
+    np.testing.assert_allclose(r, [[0.6, 0.05], [0.3, 0.7]], atol=1e-12)
+    # BWT = R[1,0] - R[0,0] = -0.3 = minus the forgetting of task 0
+    assert cm.backward_transfer(PERF, 3, k=2) == pytest.approx(-0.3)
+    summary = cm.continual_summary(PERF, 3, k=2, baseline_perf=BASELINE, random_init=[0.0, 0.0])
+    assert summary == pytest.approx(
+        {
+            "average_performance": 0.5,
+            "forgetting": 0.15,
+            "backward_transfer": -0.3,
+            "gem_forward_transfer": 0.05,  # R[0, 1] - b_1
+            "forward_transfer": (1 / 18 + 1 / 3) / 2,
+        }
+    )
