@@ -63,7 +63,7 @@ def activation_sparsity(*activations: Array) -> jax.Array:
         *activations: one array per layer, e.g. spikes ``[T, N_l]``; any shapes.
 
     Returns:
-        Scalar float32 in ``[0, 1]`` (0 when no activation was given).
+        Scalar float32 in ``[0, 1]`` (0 for empty arrays).
     """
     if not activations:
         raise ConfigError("activations", (), "at least one activation array")
