@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from neurorl.envs.base import Environment, EnvParamsBase
 from neurorl.envs.acrobot import Acrobot, AcrobotParams, AcrobotState
+from neurorl.envs.base import Environment, EnvParamsBase
 from neurorl.envs.cartpole import CartPole, CartPoleParams, CartPoleState
 from neurorl.envs.mountain_car import (
     MountainCar,

@@ -122,7 +122,10 @@ def _wrap(x: Array, m: float, big_m: float) -> Array:
 
 
 class Acrobot(Environment):
-    """Acrobot-v1 (gymnasium semantics, traced params). Actions: 0 -> -torque, 1 -> 0, 2 -> +torque."""
+    """Acrobot-v1 (gymnasium semantics, traced params).
+
+    Actions: 0 -> -torque_mag, 1 -> 0, 2 -> +torque_mag (on the joint between the links).
+    """
 
     id = "Acrobot-v1"
     params_cls = AcrobotParams

@@ -103,7 +103,9 @@ class EnvParamsBase:
 
     def cast(self) -> Any:
         """Return a copy whose numeric leaves are float32 / int32 jnp arrays."""
-        static = {f.name for f in dataclasses.fields(self) if not f.metadata.get("pytree_node", True)}
+        static = {
+            f.name for f in dataclasses.fields(self) if not f.metadata.get("pytree_node", True)
+        }
         new = {}
         for f in dataclasses.fields(self):
             if f.name in static:
@@ -175,7 +177,10 @@ class Environment:
         raise NotImplementedError
 
     def step_env(self, key: Array, state: Any, action: Any, params: Any) -> StepResult:
-        """One raw transition, no auto-reset: ``(obs, state, reward, terminated, truncated, info)``."""
+        """One raw transition, no auto-reset.
+
+        Returns ``(obs, state, reward, terminated, truncated, info)``.
+        """
         raise NotImplementedError
 
     def observation_space(self, params: Any = None) -> Any:

@@ -127,14 +127,16 @@ class CartPole(Environment):
     ) -> StepResult:
         """One Euler step of the cart-pole equations; no auto-reset."""
         del key
-        g, mc, mp, l = params.gravity, params.masscart, params.masspole, params.length
+        g, mc, mp, half_len = params.gravity, params.masscart, params.masspole, params.length
         # Derived here, never stored: shifted masses/lengths stay consistent.
         total_mass = mp + mc
-        polemass_length = mp * l
+        polemass_length = mp * half_len
         force = jnp.where(jnp.asarray(action) == 1, params.force_mag, -params.force_mag)
         cos, sin = jnp.cos(state.theta), jnp.sin(state.theta)
         temp = (force + polemass_length * jnp.square(state.theta_dot) * sin) / total_mass
-        thetaacc = (g * sin - cos * temp) / (l * (4.0 / 3.0 - mp * jnp.square(cos) / total_mass))
+        thetaacc = (g * sin - cos * temp) / (
+            half_len * (4.0 / 3.0 - mp * jnp.square(cos) / total_mass)
+        )
         xacc = temp - polemass_length * thetaacc * cos / total_mass
         tau = params.tau
         if params.kinematics_integrator == "euler":

@@ -97,9 +97,11 @@ class NeurorlGymEnv(gymnasium.Env):
             arr = np.asarray(action)
         except Exception:  # noqa: BLE001 - anything not array-like is a type error for the user
             arr = None
-        if arr is None or not (
-            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-        ) or np.issubdtype(arr.dtype, np.bool_):
+        if (
+            arr is None
+            or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer))
+            or np.issubdtype(arr.dtype, np.bool_)
+        ):
             raise ConfigError(
                 "action", action, f"a float array of shape {space.shape} for {self.jax_env.id}"
             )

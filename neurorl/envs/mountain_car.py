@@ -96,7 +96,9 @@ class MountainCarParams(EnvParamsBase):
     }
 
     def _validate_extra(self, prefix: str) -> None:
-        _check_ordered(prefix, self, (("min_position", "max_position"), ("reset_low", "reset_high")))
+        _check_ordered(
+            prefix, self, (("min_position", "max_position"), ("reset_low", "reset_high"))
+        )
 
 
 @struct.dataclass
@@ -219,9 +221,7 @@ class MountainCar(Environment):
         del key
         accel = (jnp.asarray(action, jnp.int32) - 1).astype(jnp.float32) * params.force
         new = _move(state, accel, params)
-        terminated = (new.position >= params.goal_position) & (
-            new.velocity >= params.goal_velocity
-        )
+        terminated = (new.position >= params.goal_position) & (new.velocity >= params.goal_velocity)
         reward = -jnp.ones((), jnp.float32)
         truncated = self.truncation(new.time, params)
         return _obs(new), new, reward, terminated, truncated, {}
@@ -261,9 +261,7 @@ class MountainCarContinuous(Environment):
         a = jnp.reshape(jnp.asarray(action, jnp.float32), (-1,))[0]
         force = jnp.clip(a, params.min_action, params.max_action)
         new = _move(state, force * params.power, params)
-        terminated = (new.position >= params.goal_position) & (
-            new.velocity >= params.goal_velocity
-        )
+        terminated = (new.position >= params.goal_position) & (new.velocity >= params.goal_velocity)
         reward = (jnp.where(terminated, 100.0, 0.0) - 0.1 * a**2).astype(jnp.float32)
         truncated = self.truncation(new.time, params)
         return _obs(new), new, reward, terminated, truncated, {}

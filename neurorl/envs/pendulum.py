@@ -108,13 +108,13 @@ class Pendulum(Environment):
     ) -> StepResult:
         """One semi-implicit Euler step; no auto-reset."""
         del key
-        g, m, l, dt = params.g, params.m, params.l, params.dt
+        g, m, length, dt = params.g, params.m, params.l, params.dt
         u = jnp.reshape(jnp.asarray(action, jnp.float32), (-1,))[0]
         u = jnp.clip(u, -params.max_torque, params.max_torque)
         th, thdot = state.theta, state.theta_dot
         costs = angle_normalize(th) ** 2 + 0.1 * thdot**2 + 0.001 * u**2
         # Derived coefficients of the uniform rod, recomputed from the traced params.
-        new_thdot = thdot + (3 * g / (2 * l) * jnp.sin(th) + 3.0 / (m * l**2) * u) * dt
+        new_thdot = thdot + (3 * g / (2 * length) * jnp.sin(th) + 3.0 / (m * length**2) * u) * dt
         new_thdot = jnp.clip(new_thdot, -params.max_speed, params.max_speed)
         new_th = th + new_thdot * dt
         time = state.time + 1
@@ -126,9 +126,9 @@ class Pendulum(Environment):
 
     def get_obs(self, state: PendulumState) -> Array:
         """``[cos theta, sin theta, theta_dot]`` (float32)."""
-        return jnp.stack(
-            [jnp.cos(state.theta), jnp.sin(state.theta), state.theta_dot]
-        ).astype(jnp.float32)
+        return jnp.stack([jnp.cos(state.theta), jnp.sin(state.theta), state.theta_dot]).astype(
+            jnp.float32
+        )
 
     def observation_space(self, params: PendulumParams | None = None) -> spaces.Box:
         """Box [-1, -1, -max_speed] .. [1, 1, max_speed]."""

@@ -49,8 +49,11 @@ def _fns(env_id):
 
 def _scaled(params, scale, dsteps=0):
     return params.replace(
-        **{k: getattr(params, k) * jnp.float32(scale) for k in params.constraints
-           if k != "max_steps_in_episode"},
+        **{
+            k: getattr(params, k) * jnp.float32(scale)
+            for k in params.constraints
+            if k != "max_steps_in_episode"
+        },
         max_steps_in_episode=params.max_steps_in_episode + dsteps,
     )
 

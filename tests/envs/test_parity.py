@@ -41,33 +41,85 @@ def _set_attrs(env, params: dict, names: dict) -> None:
 
 
 def _cartpole_setup(env, p):
-    _set_attrs(env, p, {k: k for k in (
-        "gravity", "masscart", "masspole", "length", "force_mag", "tau",
-        "theta_threshold_radians", "x_threshold")})
+    _set_attrs(
+        env,
+        p,
+        {
+            k: k
+            for k in (
+                "gravity",
+                "masscart",
+                "masspole",
+                "length",
+                "force_mag",
+                "tau",
+                "theta_threshold_radians",
+                "x_threshold",
+            )
+        },
+    )
     # Exactly what gymnasium's __init__ does; forgetting this is the stale-derived-param trap.
     env.total_mass = env.masspole + env.masscart
     env.polemass_length = env.masspole * env.length
 
 
 def _acrobot_setup(env, p):
-    _set_attrs(env, p, {
-        "dt": "dt", "link_length_1": "LINK_LENGTH_1", "link_length_2": "LINK_LENGTH_2",
-        "link_mass_1": "LINK_MASS_1", "link_mass_2": "LINK_MASS_2",
-        "link_com_pos_1": "LINK_COM_POS_1", "link_com_pos_2": "LINK_COM_POS_2",
-        "link_moi": "LINK_MOI", "max_vel_1": "MAX_VEL_1", "max_vel_2": "MAX_VEL_2"})
+    _set_attrs(
+        env,
+        p,
+        {
+            "dt": "dt",
+            "link_length_1": "LINK_LENGTH_1",
+            "link_length_2": "LINK_LENGTH_2",
+            "link_mass_1": "LINK_MASS_1",
+            "link_mass_2": "LINK_MASS_2",
+            "link_com_pos_1": "LINK_COM_POS_1",
+            "link_com_pos_2": "LINK_COM_POS_2",
+            "link_moi": "LINK_MOI",
+            "max_vel_1": "MAX_VEL_1",
+            "max_vel_2": "MAX_VEL_2",
+        },
+    )
     env.AVAIL_TORQUE = [-p["torque_mag"], 0.0, p["torque_mag"]]
 
 
 def _mc_setup(env, p):
-    _set_attrs(env, p, {k: k for k in (
-        "min_position", "max_position", "max_speed", "goal_position", "goal_velocity",
-        "force", "gravity")})
+    _set_attrs(
+        env,
+        p,
+        {
+            k: k
+            for k in (
+                "min_position",
+                "max_position",
+                "max_speed",
+                "goal_position",
+                "goal_velocity",
+                "force",
+                "gravity",
+            )
+        },
+    )
 
 
 def _mcc_setup(env, p):
-    _set_attrs(env, p, {k: k for k in (
-        "min_action", "max_action", "min_position", "max_position", "max_speed",
-        "goal_position", "goal_velocity", "power")})
+    _set_attrs(
+        env,
+        p,
+        {
+            k: k
+            for k in (
+                "min_action",
+                "max_action",
+                "min_position",
+                "max_position",
+                "max_speed",
+                "goal_position",
+                "goal_velocity",
+                "power",
+            )
+        },
+    )
 
 
 def _pendulum_setup(env, p):
@@ -78,39 +130,93 @@ def _pendulum_setup(env, p):
 # Acrobot's g = 9.8 and MountainCarContinuous' gravity 0.0025, so those are not shifted here).
 SPECS = {
     "CartPole-v1": dict(
-        gym_cls=CartPoleEnv, setup=_cartpole_setup, state=("x", "x_dot", "theta", "theta_dot"),
-        state_dtype=np.float64, action=("discrete", 2),
-        ranges=dict(gravity=(4.9, 19.6), masscart=(0.5, 2.0), masspole=(0.05, 0.5),
-                    length=(0.25, 1.5), force_mag=(5.0, 20.0), tau=(0.01, 0.04),
-                    theta_threshold_radians=(0.1, 0.3), x_threshold=(1.0, 3.0),
-                    max_steps_in_episode=(10, 60))),
+        gym_cls=CartPoleEnv,
+        setup=_cartpole_setup,
+        state=("x", "x_dot", "theta", "theta_dot"),
+        state_dtype=np.float64,
+        action=("discrete", 2),
+        ranges=dict(
+            gravity=(4.9, 19.6),
+            masscart=(0.5, 2.0),
+            masspole=(0.05, 0.5),
+            length=(0.25, 1.5),
+            force_mag=(5.0, 20.0),
+            tau=(0.01, 0.04),
+            theta_threshold_radians=(0.1, 0.3),
+            x_threshold=(1.0, 3.0),
+            max_steps_in_episode=(10, 60),
+        ),
+    ),
     "Acrobot-v1": dict(
-        gym_cls=AcrobotEnv, setup=_acrobot_setup, state=("theta1", "theta2", "dtheta1", "dtheta2"),
-        state_dtype=np.float64, action=("discrete", 3),
-        ranges=dict(dt=(0.1, 0.3), link_length_1=(0.5, 1.5), link_mass_1=(0.5, 2.0),
-                    link_mass_2=(0.5, 2.0), link_com_pos_1=(0.3, 0.7), link_com_pos_2=(0.3, 0.7),
-                    link_moi=(0.5, 1.5), max_vel_1=(2 * math.pi, 6 * math.pi),
-                    max_vel_2=(5 * math.pi, 12 * math.pi), torque_mag=(0.5, 3.0),
-                    # wide resets reach the terminal region under a random policy
-                    reset_bound=(0.1, 3.0), max_steps_in_episode=(20, 100))),
+        gym_cls=AcrobotEnv,
+        setup=_acrobot_setup,
+        state=("theta1", "theta2", "dtheta1", "dtheta2"),
+        state_dtype=np.float64,
+        action=("discrete", 3),
+        ranges=dict(
+            dt=(0.1, 0.3),
+            link_length_1=(0.5, 1.5),
+            link_mass_1=(0.5, 2.0),
+            link_mass_2=(0.5, 2.0),
+            link_com_pos_1=(0.3, 0.7),
+            link_com_pos_2=(0.3, 0.7),
+            link_moi=(0.5, 1.5),
+            max_vel_1=(2 * math.pi, 6 * math.pi),
+            max_vel_2=(5 * math.pi, 12 * math.pi),
+            torque_mag=(0.5, 3.0),
+            # wide resets reach the terminal region under a random policy
+            reset_bound=(0.1, 3.0),
+            max_steps_in_episode=(20, 100),
+        ),
+    ),
     "MountainCar-v0": dict(
-        gym_cls=MountainCarEnv, setup=_mc_setup, state=("position", "velocity"),
-        state_dtype=np.float64, action=("discrete", 3),
-        ranges=dict(min_position=(-1.2, -0.65), max_speed=(0.04, 0.1),
-                    goal_position=(-0.35, 0.5), force=(0.0005, 0.004),
-                    gravity=(0.0015, 0.0035), max_steps_in_episode=(20, 100))),
+        gym_cls=MountainCarEnv,
+        setup=_mc_setup,
+        state=("position", "velocity"),
+        state_dtype=np.float64,
+        action=("discrete", 3),
+        ranges=dict(
+            min_position=(-1.2, -0.65),
+            max_speed=(0.04, 0.1),
+            goal_position=(-0.35, 0.5),
+            force=(0.0005, 0.004),
+            gravity=(0.0015, 0.0035),
+            max_steps_in_episode=(20, 100),
+        ),
+    ),
     "MountainCarContinuous-v0": dict(
         # gymnasium stores this env's state as float32 after every step.
-        gym_cls=Continuous_MountainCarEnv, setup=_mcc_setup, state=("position", "velocity"),
-        state_dtype=np.float32, action=("box", 2.5),
-        ranges=dict(min_action=(-1.5, -0.5), max_action=(0.5, 1.5), min_position=(-1.2, -0.65),
-                    max_speed=(0.04, 0.1), goal_position=(-0.35, 0.45), power=(0.0008, 0.006),
-                    max_steps_in_episode=(20, 100))),
+        gym_cls=Continuous_MountainCarEnv,
+        setup=_mcc_setup,
+        state=("position", "velocity"),
+        state_dtype=np.float32,
+        action=("box", 2.5),
+        ranges=dict(
+            min_action=(-1.5, -0.5),
+            max_action=(0.5, 1.5),
+            min_position=(-1.2, -0.65),
+            max_speed=(0.04, 0.1),
+            goal_position=(-0.35, 0.45),
+            power=(0.0008, 0.006),
+            max_steps_in_episode=(20, 100),
+        ),
+    ),
     "Pendulum-v1": dict(
-        gym_cls=PendulumEnv, setup=_pendulum_setup, state=("theta", "theta_dot"),
-        state_dtype=np.float64, action=("box", 4.0),
-        ranges=dict(max_speed=(4.0, 12.0), max_torque=(1.0, 3.0), dt=(0.02, 0.08),
-                    g=(5.0, 15.0), m=(0.5, 2.0), l=(0.5, 2.0), max_steps_in_episode=(20, 100))),
+        gym_cls=PendulumEnv,
+        setup=_pendulum_setup,
+        state=("theta", "theta_dot"),
+        state_dtype=np.float64,
+        action=("box", 4.0),
+        ranges=dict(
+            max_speed=(4.0, 12.0),
+            max_torque=(1.0, 3.0),
+            dt=(0.02, 0.08),
+            g=(5.0, 15.0),
+            m=(0.5, 2.0),
+            l=(0.5, 2.0),
+            max_steps_in_episode=(20, 100),
+        ),
+    ),
 }
 
 
@@ -204,18 +310,37 @@ def gym_replay(env_id: str, seed: int = 0, setup=None):
             rerr = abs(float(g_rew) - float(rew[i, t])) - RTOL * abs(float(g_rew))
             worst = max(float(err.max()), rerr)
             max_err = max(max_err, float(np.max(np.abs(np.asarray(g_obs) - obs[i, t]))))
-            ok = worst <= ATOL and bool(g_term) == bool(term[i, t]) and bool(g_trunc) == bool(
-                trunc[i, t]
+            ok = (
+                worst <= ATOL
+                and bool(g_term) == bool(term[i, t])
+                and bool(g_trunc) == bool(trunc[i, t])
             )
             n_term += bool(g_term)
             n_trunc += bool(g_trunc)
             if not ok:
                 n_bad += 1
                 if first_bad is None:
-                    first_bad = (i, t, g_obs, obs[i, t], g_rew, rew[i, t], g_term, term[i, t],
-                                 g_trunc, trunc[i, t], p)
-    return dict(n_bad=n_bad, max_err=max_err, first_bad=first_bad, n_term=n_term,
-                n_trunc=n_trunc, n_steps=(N_SHIFTED + 1) * T)
+                    first_bad = (
+                        i,
+                        t,
+                        g_obs,
+                        obs[i, t],
+                        g_rew,
+                        rew[i, t],
+                        g_term,
+                        term[i, t],
+                        g_trunc,
+                        trunc[i, t],
+                        p,
+                    )
+    return dict(
+        n_bad=n_bad,
+        max_err=max_err,
+        first_bad=first_bad,
+        n_term=n_term,
+        n_trunc=n_trunc,
+        n_steps=(N_SHIFTED + 1) * T,
+    )
 
 
 @pytest.mark.parametrize("env_id", sorted(SPECS))
@@ -270,7 +395,9 @@ def test_open_loop_cartpole_default_matches_gymnasium_make():
     step = jax.jit(env.step_env)
     key = jax.random.key(0)
     _, state = env.reset(key, params)
-    genv.unwrapped.state = np.array([state.x, state.x_dot, state.theta, state.theta_dot], np.float64)
+    genv.unwrapped.state = np.array(
+        [state.x, state.x_dot, state.theta, state.theta_dot], np.float64
+    )
     max_err = 0.0
     for t in range(T):
         a = int(rng.integers(2))
