@@ -78,6 +78,8 @@ class NeurorlGymEnv(gymnasium.Env):
 
     def _check_action(self, action: Any) -> Any:
         space = self._act_space
+        if isinstance(action, jax.Array):  # e.g. from a jitted agent
+            action = np.asarray(action)
         if isinstance(space, spaces.Discrete):
             if isinstance(action, bool | np.bool_) or not (
                 isinstance(action, int | np.integer)

@@ -4,6 +4,7 @@ invalid params, wrong actions in the gymnasium wrapper."""
 from __future__ import annotations
 
 import gymnasium
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -101,7 +102,8 @@ def test_wrong_discrete_action_rejected_by_gym_wrapper(action):
     env.reset(seed=0)
     with pytest.raises(ConfigError, match="action"):
         env.step(action)
-    env.step(np.int64(1))  # numpy integers are fine
+    env.step(np.int64(1))  # numpy and jax integers are fine
+    env.step(jnp.int32(0))
 
 
 @pytest.mark.parametrize(
@@ -123,6 +125,7 @@ def test_wrong_continuous_action_rejected_by_gym_wrapper(action, error):
         env.step(action)
     assert "action" in str(e.value)
     env.step(np.array([0.3], np.float32))
+    env.step(jnp.ones((1,), jnp.float32))
     env.step([5.0])  # out of range is clipped, as gymnasium's Pendulum does
 
 
