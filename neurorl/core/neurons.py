@@ -213,8 +213,10 @@ def _lif_pseudo_derivative(params: LIFParams, state: LIFState) -> Array:
 # Izhikevich 2003
 # ----------------------------------------------------------------------------------------------
 
-# Izhikevich 2003, Fig. 2 and the accompanying MATLAB (a, b, c, d); cross-checked against
-# Brian2's docs example "Izhikevich 2003" and Izhikevich's figure1.m regime list.
+# Izhikevich 2003, Fig. 2 (a, b, c, d of the seven cortical/thalamic regimes). Integration scheme
+# (u updated from the new v, v in two half steps, reset at v >= 30 mV) as in the paper's MATLAB
+# code; the same equations and reset are documented by NEST's `izhikevich` model
+# (nest-simulator.readthedocs.io/en/v3.4/models/izhikevich.html).
 IZHIKEVICH_REGIMES: dict[str, tuple[float, float, float, float]] = {
     "RS": (0.02, 0.2, -65.0, 8.0),  # regular spiking
     "IB": (0.02, 0.2, -55.0, 4.0),  # intrinsically bursting
@@ -271,8 +273,10 @@ def izhikevich_regime(name: str, **overrides: Any) -> IzhikevichParams:
 
 
 def _izh_init(params: IzhikevichParams, n: int) -> IzhikevichState:
-    v = jnp.full((n,), params.v_init, jnp.float32)
-    return IzhikevichState(v=v, u=params.b * v, z=jnp.zeros((n,), jnp.float32))
+    # default float dtype (float32, or float64 under jax.experimental.enable_x64 for reference runs)
+    dtype = jnp.result_type(float)
+    v = jnp.full((n,), params.v_init, dtype)
+    return IzhikevichState(v=v, u=params.b * v, z=jnp.zeros((n,), dtype))
 
 
 def _izh_step(
@@ -285,6 +289,7 @@ def _izh_step(
     v = v + h * (0.04 * v**2 + 5.0 * v + 140.0 - u + current)
     u = u + params.dt * params.a * (params.b * v - u)
     sur = get_surrogate(params.surrogate, **dict(params.surrogate_hyper))
+    # H(x > 0) where the paper tests v >= 30: they differ only when v lands exactly on v_peak.
     z = sur.spike((v - params.v_peak) / params.v_peak)
     # the published code resets at the start of the next step; doing it here is the same
     # trajectory, and keeps v bounded in the state.
