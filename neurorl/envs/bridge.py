@@ -74,7 +74,10 @@ def encode_observation(space: gspaces.Space, obs: Any, batch: int | None = None)
         return np.asarray(obs, dtype=np.float32).reshape(lead + (-1,))
     if isinstance(space, gspaces.MultiDiscrete):
         o = np.asarray(obs, dtype=np.int64).reshape(lead + (-1,)) - space.start.reshape(-1)
-        parts = [np.eye(int(n), dtype=np.float32)[o[..., i]] for i, n in enumerate(space.nvec.reshape(-1))]
+        parts = [
+            np.eye(int(n), dtype=np.float32)[o[..., i]]
+            for i, n in enumerate(space.nvec.reshape(-1))
+        ]
         return np.concatenate(parts, axis=-1)
     _flat_dim(space)  # raises the ConfigError
     raise AssertionError
@@ -97,11 +100,15 @@ class GymBridge:
         action_shape: shape of one continuous action (``()`` for discrete).
     """
 
-    def __init__(self, env: gymnasium.Env | gymnasium.vector.VectorEnv | str, **make_kwargs: Any) -> None:
+    def __init__(
+        self, env: gymnasium.Env | gymnasium.vector.VectorEnv | str, **make_kwargs: Any
+    ) -> None:
         if isinstance(env, str):
             env = gymnasium.make(env, **make_kwargs)
         if not isinstance(env, (gymnasium.Env, gymnasium.vector.VectorEnv)):
-            raise ConfigError("bridge.env", env, "a gymnasium.Env, a gymnasium VectorEnv or an env id")
+            raise ConfigError(
+                "bridge.env", env, "a gymnasium.Env, a gymnasium VectorEnv or an env id"
+            )
         self.env = env
         self.is_vector = isinstance(env, gymnasium.vector.VectorEnv)
         self.num_envs = int(env.num_envs) if self.is_vector else 1
@@ -120,9 +127,11 @@ class GymBridge:
 
     # ------------------------------------------------------------------ conversions
     def encode(self, obs: Any) -> Array:
-        """Gymnasium observation -> flat float32 ``jax.Array`` (``[num_envs, obs_dim]`` if vector)."""
+        """Gymnasium observation -> flat float32 ``jax.Array`` (``[num_envs, obs_dim]``: vector)."""
         return jnp.asarray(
-            encode_observation(self.single_observation_space, obs, self.num_envs if self.is_vector else None)
+            encode_observation(
+                self.single_observation_space, obs, self.num_envs if self.is_vector else None
+            )
         )
 
     def decode_action(self, action: Any) -> Any:
@@ -139,7 +148,9 @@ class GymBridge:
                 raise ShapeError("discrete action", lead, a.shape)
             if not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
                 raise ConfigError(
-                    "action", action, f"an integer action in [0, {self.n_actions}) (got dtype {a.dtype})"
+                    "action",
+                    action,
+                    f"an integer action in [0, {self.n_actions}) (got dtype {a.dtype})",
                 )
             if np.any(a < 0) or np.any(a >= self.n_actions):
                 raise ConfigError("action", action, f"integers in [0, {self.n_actions})")
@@ -200,7 +211,7 @@ def rollout(
         key, k = jax.random.split(key)
         action = act(params, obs, k)
         nobs, r, te, tr, _ = bridge.step(action)
-        for name, v in zip(out, (obs, action, r, te, tr)):
+        for name, v in zip(out, (obs, action, r, te, tr), strict=True):
             out[name].append(np.asarray(v))
         obs = nobs
         if reset_on_done and not bridge.is_vector and bool(te | tr):

@@ -199,7 +199,8 @@ def constant(value: float) -> Constant:
 
 
 def abrupt(values: Sequence[float], steps: Sequence[int]) -> Abrupt:
-    """Piecewise-constant schedule: ``values[0]`` before ``steps[0]``, ``values[k]`` from ``steps[k-1]``.
+    """Piecewise-constant schedule: ``values[0]`` before ``steps[0]``, then ``values[k]``
+    from ``steps[k-1]`` on.
 
     Args:
         values: K + 1 values.
@@ -282,7 +283,7 @@ SCHEDULES: dict[str, Callable[..., Any]] = {
 
 
 def as_schedule(x: Any) -> Any:
-    """A schedule from a schedule (unchanged), a number (constant) or a spec dict ``{"kind": ...}``."""
+    """A schedule from a schedule (unchanged), a number (constant) or a ``{"kind": ...}`` dict."""
     if isinstance(x, Schedule):
         return x
     if isinstance(x, Mapping):
@@ -294,7 +295,9 @@ def as_schedule(x: Any) -> Any:
         try:
             return factory(**spec)
         except TypeError as e:
-            raise ConfigError(f"schedule ({kind})", spec, f"the arguments of {kind}(): {e}") from None
+            raise ConfigError(
+                f"schedule ({kind})", spec, f"the arguments of {kind}(): {e}"
+            ) from None
     return constant(x)
 
 
@@ -344,7 +347,7 @@ class ParamShift:
     mode: str = struct.field(pytree_node=False, default="set")
 
     def bind(self, env: Any) -> ParamShift:
-        """Check (on the host) that ``env`` (an Environment, its params class or params) has the field.
+        """Check on the host that ``env`` (Environment, params class or params) has the field.
 
         Raises:
             ConfigError: naming the closest field for a typo.
@@ -483,7 +486,10 @@ class TaskSequence:
         return self
 
     def task_id(self, t: Array) -> Array:
-        """Index of the task active at global step ``t`` (int32); the last task persists unless cycling."""
+        """Index of the task active at global step ``t`` (int32).
+
+        The last task persists after the sequence ends unless ``cycle``.
+        """
         t = jnp.asarray(t, jnp.int32)
         if self.cycle:
             t = jnp.mod(t, self.ends[-1])
@@ -510,7 +516,8 @@ def task_sequence(
 
     Args:
         env: the environment (or its params class).
-        tasks: one dict of parameter overrides per task, e.g. ``[{"length": 0.5}, {"length": 1.0}]``.
+        tasks: one dict of parameter overrides per task, e.g.
+            ``[{"length": 0.5}, {"length": 1.0}]``.
         steps_per_task: steps per task (one int for all, or one per task).
         cycle: after the last task, start again from the first (otherwise the last persists).
         base: params that unnamed fields fall back to (default: the env defaults).
@@ -856,13 +863,13 @@ class ShiftedEnv:
 
     def _obs(self, t: Array, key: Array, obs_states: tuple, obs: Array, shifts: Shifts):
         new_states = []
-        for i, (o, s) in enumerate(zip(shifts.obs, obs_states)):
+        for i, (o, s) in enumerate(zip(shifts.obs, obs_states, strict=True)):
             obs, s = o.apply(t, jax.random.fold_in(key, i), s, obs)
             new_states.append(s)
         return obs, tuple(new_states)
 
     def reset(self, key: Array, params: ShiftedParams | None = None) -> tuple[Array, ShiftedState]:
-        """Start a run at global step 0: draw the run's shift key, reset env and obs-shift states."""
+        """Start a run at global step 0: draw the shift key, reset the env and obs-shift states."""
         if params is None:
             params = self.default_params()
         key_shift, key_env, key_obs, key_init = jax.random.split(key, 4)
@@ -872,7 +879,7 @@ class ShiftedEnv:
         obs_dim = obs.size
         init_keys = jax.random.split(key_init, max(len(params.shifts.obs), 1))
         obs_states = tuple(
-            o.init(k, obs_dim) for o, k in zip(params.shifts.obs, init_keys)
+            o.init(k, obs_dim) for o, k in zip(params.shifts.obs, init_keys, strict=False)
         )
         obs, obs_states = self._obs(t, key_obs, obs_states, obs, params.shifts)
         return obs, ShiftedState(env_state, t, key_shift, obs_states)
@@ -881,7 +888,9 @@ class ShiftedEnv:
         """The EnvParams in effect at the state's global step."""
         return params.shifts.param(state.t, state.shift_key, params.base)
 
-    def step(self, key: Array, state: ShiftedState, action: Any, params: ShiftedParams | None = None):
+    def step(
+        self, key: Array, state: ShiftedState, action: Any, params: ShiftedParams | None = None
+    ):
         """One shifted step (auto-reset of the inner env; the global step keeps counting)."""
         if params is None:
             params = self.default_params()
@@ -891,7 +900,9 @@ class ShiftedEnv:
         key_env, key_act, key_obs, key_rew = jax.random.split(key, 4)
         for i, a in enumerate(sh.action):
             action = a.apply(t, jax.random.fold_in(key_act, i), action)
-        obs, env_state, reward, term, trunc, info = self.env.step(key_env, state.env_state, action, p_t)
+        obs, env_state, reward, term, trunc, info = self.env.step(
+            key_env, state.env_state, action, p_t
+        )
         for i, r in enumerate(sh.reward):
             reward = r.apply(t, jax.random.fold_in(key_rew, i), reward)
         t1 = t + 1
@@ -901,9 +912,18 @@ class ShiftedEnv:
             info["final_obs"], _ = self._obs(t1, key_obs, state.obs_states, info["final_obs"], sh)
         obs, obs_states = self._obs(t1, key_obs, state.obs_states, obs, sh)
         info["t"] = t1
-        info["task_id"] = sh.param.task_id(t) if hasattr(sh.param, "task_id") else jnp.zeros((), jnp.int32)
+        info["task_id"] = (
+            sh.param.task_id(t) if hasattr(sh.param, "task_id") else jnp.zeros((), jnp.int32)
+        )
         info["params"] = p_t
-        return obs, ShiftedState(env_state, t1, state.shift_key, obs_states), reward, term, trunc, info
+        return (
+            obs,
+            ShiftedState(env_state, t1, state.shift_key, obs_states),
+            reward,
+            term,
+            trunc,
+            info,
+        )
 
     def __repr__(self) -> str:
         return f"ShiftedEnv({self.env!r})"

@@ -40,7 +40,9 @@ def test_constant_and_abrupt_hand_values():
 def test_gradual_linear_and_cosine_hand_values():
     lin = S.gradual(0.5, 1.5, 100, 300)
     # u = (t - 100) / 200
-    np.testing.assert_allclose(values(lin, [0, 100, 150, 200, 300, 1000]), [0.5, 0.5, 0.75, 1.0, 1.5, 1.5], rtol=1e-6)
+    np.testing.assert_allclose(
+        values(lin, [0, 100, 150, 200, 300, 1000]), [0.5, 0.5, 0.75, 1.0, 1.5, 1.5], rtol=1e-6
+    )
     cos = S.gradual(0.5, 1.5, 100, 300, kind="cosine")
     t = np.array([100, 150, 200, 250, 300])
     want = 0.5 + 1.0 * 0.5 * (1 - np.cos(np.pi * (t - 100) / 200))
@@ -50,7 +52,9 @@ def test_gradual_linear_and_cosine_hand_values():
 
 def test_cyclic_hand_values():
     sine = S.cyclic(1.0, 3.0, period=100)
-    np.testing.assert_allclose(values(sine, [0, 25, 50, 75, 100, 150]), [1, 2, 3, 2, 1, 3], atol=1e-5)
+    np.testing.assert_allclose(
+        values(sine, [0, 25, 50, 75, 100, 150]), [1, 2, 3, 2, 1, 3], atol=1e-5
+    )
     sq = S.cyclic(1.0, 3.0, period=100, kind="square")
     np.testing.assert_allclose(values(sq, [0, 49, 50, 99, 100]), [1, 1, 3, 3, 1])
     tri = S.cyclic(0.0, 1.0, period=40, phase=10, kind="triangle")
@@ -104,7 +108,9 @@ def test_field_typo_caught_on_host_with_closest_name():
     with pytest.raises(ConfigError, match="Did you mean 'masspole'"):
         S.make_shift(env, {"field": "mass_pole", "schedule": 0.2})
     with pytest.raises(ConfigError, match="length"):
-        S.make_shift(env, [{"field": "gravity", "schedule": 9.0}, {"field": "lenght", "schedule": 1}])
+        S.make_shift(
+            env, [{"field": "gravity", "schedule": 9.0}, {"field": "lenght", "schedule": 1}]
+        )
     with pytest.raises(ConfigError, match="static"):
         S.param_shift("kinematics_integrator", 1.0).bind(env)
     with pytest.raises(ConfigError, match="Did you mean 'length'"):
@@ -133,7 +139,10 @@ def test_param_shift_modes_and_composition_order():
     both = S.make_shift(
         env,
         [
-            {"field": "gravity", "schedule": {"kind": "abrupt", "values": [9.8, 3.7], "steps": [10]}},
+            {
+                "field": "gravity",
+                "schedule": {"kind": "abrupt", "values": [9.8, 3.7], "steps": [10]},
+            },
             {"field": "max_steps_in_episode", "schedule": 200},
         ],
     )
@@ -145,7 +154,11 @@ def test_param_shift_modes_and_composition_order():
 
 def test_task_sequence_ids_params_and_cycling():
     env, p = make("CartPole-v1")
-    seq = S.task_sequence(env, [{"length": 0.5}, {"length": 1.0}, {"length": 0.25}, {"length": 0.5, "gravity": 5.0}], [100, 200, 100, 100])
+    seq = S.task_sequence(
+        env,
+        [{"length": 0.5}, {"length": 1.0}, {"length": 0.25}, {"length": 0.5, "gravity": 5.0}],
+        [100, 200, 100, 100],
+    )
     ts = jnp.asarray([0, 99, 100, 299, 300, 399, 400, 499, 500, 10_000], jnp.int32)
     f = jax.jit(jax.vmap(lambda t: (seq.task_id(t), seq(t, KEY, p))))
     tid, q = f(ts)
@@ -172,7 +185,9 @@ def _apply_obs(shift, obs_dim, n, key=KEY, obs=None):
         return s, o
 
     keys = jax.random.split(key, n)
-    return np.asarray(jax.jit(lambda s: jax.lax.scan(body, s, (jnp.arange(n, dtype=jnp.int32), keys))[1])(state))
+    return np.asarray(
+        jax.jit(lambda s: jax.lax.scan(body, s, (jnp.arange(n, dtype=jnp.int32), keys))[1])(state)
+    )
 
 
 def test_gaussian_noise_statistics_and_window():
@@ -234,9 +249,13 @@ def test_action_and_reward_shifts():
     a = jax.vmap(lambda t: inv.apply(t, KEY, jnp.asarray([0.5])))(t)
     np.testing.assert_allclose(a[:, 0], [0.5, 0.5, -0.5, 0.5])
     sc = S.scale_actions(S.gradual(1.0, 0.0, 0, 10))
-    np.testing.assert_allclose(jax.vmap(lambda t: sc.apply(t, KEY, 2.0))(t), [2.0, 0.2, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(
+        jax.vmap(lambda t: sc.apply(t, KEY, 2.0))(t), [2.0, 0.2, 0.0, 0.0], atol=1e-6
+    )
     flip = S.flip_reward(start=10)
-    np.testing.assert_allclose(jax.vmap(lambda t: flip.apply(t, KEY, jnp.float32(1.0)))(t), [1, 1, -1, -1])
+    np.testing.assert_allclose(
+        jax.vmap(lambda t: flip.apply(t, KEY, jnp.float32(1.0)))(t), [1, 1, -1, -1]
+    )
     half = S.scale_reward(0.5)
     assert float(half.apply(t[0], KEY, jnp.float32(4.0))) == 2.0
 
@@ -281,8 +300,12 @@ def test_shifted_env_param_schedule_matches_unshifted_env_at_each_step():
 @pytest.mark.slow
 def test_scan_over_schedule_compiles_once_and_vmaps_8_conditions_once():
     env, p = make("CartPole-v1")
-    seq = S.task_sequence(env, [{"length": 0.5}, {"length": 1.0}, {"length": 0.25}, {"length": 0.5}], 50)
-    senv = S.ShiftedEnv(env, param=seq, obs=[S.gaussian_noise(0.05, start=20)], reward=[S.flip_reward(150)])
+    seq = S.task_sequence(
+        env, [{"length": 0.5}, {"length": 1.0}, {"length": 0.25}, {"length": 0.5}], 50
+    )
+    senv = S.ShiftedEnv(
+        env, param=seq, obs=[S.gaussian_noise(0.05, start=20)], reward=[S.flip_reward(150)]
+    )
     run = _scan_env(senv, 220)
     obs, r, done, t, tid, length = map(np.asarray, run(KEY, senv.default_params()))
     assert run._cache_size() == 1
@@ -291,18 +314,28 @@ def test_scan_over_schedule_compiles_once_and_vmaps_8_conditions_once():
     np.testing.assert_allclose(length[[0, 60, 120, 180]], [0.5, 1.0, 0.25, 0.5])
     np.testing.assert_array_equal(r[[0, 149, 150, 219]], [1, 1, -1, -1])
     # new values, same structure: no recompile
-    seq2 = S.task_sequence(env, [{"length": 2.0}, {"length": 1.0}, {"length": 0.3}, {"length": 0.9}], 10)
-    senv2 = S.ShiftedEnv(env, param=seq2, obs=[S.gaussian_noise(0.5, start=3)], reward=[S.flip_reward(7)])
+    seq2 = S.task_sequence(
+        env, [{"length": 2.0}, {"length": 1.0}, {"length": 0.3}, {"length": 0.9}], 10
+    )
+    senv2 = S.ShiftedEnv(
+        env, param=seq2, obs=[S.gaussian_noise(0.5, start=3)], reward=[S.flip_reward(7)]
+    )
     run(KEY, senv2.default_params())
     assert run._cache_size() == 1
 
     # 8 shift conditions stacked and vmapped: one compile
     lengths = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0]
     conds = [
-        S.ShiftedEnv(env, param=S.param_shift("length", S.abrupt([0.5, L], [100])), obs=[S.gaussian_noise(0.01 * i)]).default_params()
+        S.ShiftedEnv(
+            env,
+            param=S.param_shift("length", S.abrupt([0.5, L], [100])),
+            obs=[S.gaussian_noise(0.01 * i)],
+        ).default_params()
         for i, L in enumerate(lengths)
     ]
-    senv8 = S.ShiftedEnv(env, param=S.param_shift("length", S.abrupt([0.5, 1.0], [100])), obs=[S.gaussian_noise(0.0)])
+    senv8 = S.ShiftedEnv(
+        env, param=S.param_shift("length", S.abrupt([0.5, 1.0], [100])), obs=[S.gaussian_noise(0.0)]
+    )
     run8 = _scan_env(senv8, 120)
     vm = jax.jit(jax.vmap(run8, in_axes=(None, 0)))
     out = [np.asarray(x) for x in vm(KEY, S.stack(conds))]
