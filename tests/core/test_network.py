@@ -1,0 +1,185 @@
+"""The N-HAL simulator against a plain numpy loop of the model equations, spike for spike.
+
+The reference re-implements, from the equations in neurons.py's docstring (Bellec et al. 2020,
+Eq. 2-3; snnTorch Leaky) and the network semantics in network.py's docstring, a three-group
+network with delays (per connection and per synapse), Dale's law, one_to_one, probabilistic and
+fixed-fan-in (sparse) connections and an exponential synapse.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from neurorl.core import (
+    Connection,
+    Network,
+    NeuronGroup,
+    PotentialMonitor,
+    SpikeMonitor,
+)
+
+T = 60
+
+
+def _net():
+    a = NeuronGroup(20, "LIF", {"tau_mem": 10.0}, name="a")
+    b = NeuronGroup(25, "LIF", {"tau_mem": 20.0}, name="b", sign="inhibitory")
+    c = NeuronGroup(25, "LIF", {"tau_mem": 15.0, "v_th": 0.8}, name="c")
+    ab = Connection(a, b, "probabilistic", p=0.3, weight={"init": "uniform", "low": 0.1,
+                                                          "high": 0.5}, delay=2)
+    bc = Connection(b, c, "one_to_one", weight=0.6, delay=(1, 3))  # Dale: becomes -0.6
+    ac = Connection(a, c, "fixed_fan_in", k=6, weight={"init": "normal", "mean": 0.3,
+                                                       "std": 0.1}, storage="sparse",
+                    synapse="exponential", tau_syn=5.0)
+    cb = Connection(c, b, "all_to_all", weight={"init": "normal", "mean": 0.0, "std": 0.1},
+                    delay=3)
+    net = Network(a, b, c, ab, bc, ac, cb, SpikeMonitor(a), SpikeMonitor(b), SpikeMonitor(c),
+                  PotentialMonitor(c))
+    return net.compile(seed=1)
+
+
+def _inputs(key, batch=()):
+    return {"a": jax.random.uniform(key, (*batch, T, 20)) * 0.45}
+
+
+def _reference(cn, state, x, delay_shift=0):
+    """Numpy loop of the equations. ``delay_shift`` deliberately mis-times the delays."""
+    W = cn.dense_weights(state)
+    D = {n: d + delay_shift * (d > 0) for n, d in cn.delays().items()}
+    groups = cn.groups
+    v = {g: np.zeros(grp.n, np.float32) for g, grp in groups.items()}
+    z = {g: np.zeros(grp.n, np.float32) for g, grp in groups.items()}
+    i_syn = {n: np.zeros(c.target.n, np.float32) for n, c in cn.connections.items()}
+    hist = {g: [] for g in groups}  # hist[g][t] = spikes at step t
+    out = {g: [] for g in groups}
+    vc = []
+    for t in range(T):
+        drive = {g: np.zeros(grp.n, np.float32) for g, grp in groups.items()}
+        drive["a"] += np.asarray(x["a"][t])
+        for n, c in cn.connections.items():
+            cur = np.zeros(c.target.n, np.float32)
+            pre, post = np.nonzero(D[n])
+            for i, j in zip(pre, post, strict=True):
+                ts = t - D[n][i, j]
+                if ts >= 0:
+                    cur[j] += W[n][i, j] * hist[c.source.name][ts][i]
+            if c.synapse == "exponential":
+                i_syn[n] = np.exp(-1.0 / c.tau_syn) * i_syn[n] + cur
+                cur = i_syn[n]
+            drive[c.target.name] += cur
+        for g, grp in groups.items():
+            p = grp.params
+            alpha = np.exp(-1.0 / p.tau_mem)
+            v[g] = alpha * v[g] + drive[g] - p.v_th * z[g]  # delayed subtractive reset
+            z[g] = (v[g] > p.v_th).astype(np.float32)
+            hist[g].append(z[g].copy())
+            out[g].append(z[g].copy())
+        vc.append(v["c"].copy())
+    return {g: np.stack(o) for g, o in out.items()}, np.stack(vc)
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    cn = _net()
+    state = cn.init(jax.random.PRNGKey(0))
+    x = _inputs(jax.random.PRNGKey(1))
+    state_T, rec = cn.run(state, x)
+    return cn, state, x, state_T, rec
+
+
+def test_network_matches_numpy_reference_spike_for_spike(compiled):
+    cn, state, x, _, rec = compiled
+    assert cn.storage() == {"a->b": "dense", "b->c": "dense", "a->c": "sparse", "c->b": "dense"}
+    W = cn.dense_weights(state)
+    assert (W["b->c"] <= 0).all() and (W["b->c"] < 0).sum() == 25  # Dale: b is inhibitory
+    assert (cn.delays()["b->c"][np.arange(25), np.arange(25)] >= 1).all()
+    ref, vc = _reference(cn, state, x)
+    for g in ("a", "b", "c"):
+        assert ref[g].sum() > 10, f"group {g} must spike for the test to mean anything"
+        np.testing.assert_array_equal(np.asarray(rec[f"spikes_{g}"]), ref[g], err_msg=g)
+    np.testing.assert_allclose(np.asarray(rec["v_c"]), vc, rtol=1e-4, atol=1e-4)
+
+
+def test_wrong_delay_in_reference_is_caught(compiled):
+    """The comparison can fail: the same reference with every delay one step longer differs."""
+    cn, state, x, _, rec = compiled
+    ref, _ = _reference(cn, state, x, delay_shift=1)
+    assert any(
+        not np.array_equal(np.asarray(rec[f"spikes_{g}"]), ref[g]) for g in ("b", "c")
+    )
+
+
+def test_eager_jit_vmap_agree(compiled):
+    cn, state, x, state_T, rec = compiled
+    # step-by-step (python loop over the jitted step) == scan
+    s = state
+    zs = []
+    for t in range(T):
+        s, out = cn.step(s, {"a": x["a"][t]})
+        zs.append(out["spikes_c"])
+    np.testing.assert_array_equal(np.stack(zs), np.asarray(rec["spikes_c"]))
+    # eager (no jit at all) == jit; every eager primitive compiles on its own, so few steps,
+    # started late enough (t = 8) that delayed spikes of all groups are in flight
+    s = state
+    for t in range(8):
+        s, _ = cn.step(s, {"a": x["a"][t]})
+    with jax.disable_jit():
+        _, rec_e = cn.run(s, {"a": x["a"][8:11]})
+    np.testing.assert_array_equal(np.asarray(rec_e["spikes_c"]), np.asarray(rec["spikes_c"][8:11]))
+    np.testing.assert_allclose(np.asarray(rec_e["v_c"]), np.asarray(rec["v_c"][8:11]), atol=1e-5)
+    # vmap over keys and inputs == one at a time
+    keys = jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(7)])
+    states = jax.vmap(cn.init)(keys)
+    xb = {"a": jnp.stack([x["a"], x["a"] * 1.1])}
+    _, rec_b = jax.vmap(cn.run)(states, xb)
+    np.testing.assert_array_equal(np.asarray(rec_b["spikes_c"][0]), np.asarray(rec["spikes_c"]))
+    _, rec_1 = cn.run(cn.init(keys[1]), {"a": xb["a"][1]})
+    np.testing.assert_array_equal(np.asarray(rec_b["spikes_c"][1]), np.asarray(rec_1["spikes_c"]))
+
+
+def test_no_recompilation_when_values_change(compiled):
+    cn, state, x, state_T, _ = compiled
+    n_run, n_init = cn._run_jit._cache_size(), cn._init_jit._cache_size()
+    s2 = cn.init(jax.random.PRNGKey(3))  # new key -> new weights, new structure-free values
+    s2["weights"]["a->b"] = s2["weights"]["a->b"] * 2.0
+    cn.run(s2, {"a": x["a"] * 0.5})
+    cn.run(state_T, _inputs(jax.random.PRNGKey(9)))  # continue from a run
+    cn.params["neurons"]["a"] = cn.params["neurons"]["a"].replace(tau_mem=12.0)  # traced leaf
+    cn.run(state, x)
+    assert cn._run_jit._cache_size() == n_run
+    assert cn._init_jit._cache_size() == n_init
+
+
+def test_bias_v_init_and_autonomous_run():
+    g = NeuronGroup(50, "LIF", {"tau_mem": 10.0, "reset": "zero"}, bias=0.2, v_init=(0.0, 1.0))
+    cn = Network(g, SpikeMonitor(g), PotentialMonitor(g)).compile()
+    s = cn.init(jax.random.PRNGKey(0))
+    v0 = np.asarray(s["neurons"]["group0"].v)
+    assert v0.min() >= 0 and v0.max() < 1 and v0.std() > 0.2
+    _, rec = cn.run(s, steps=200)
+    # constant drive 0.2 with alpha = exp(-0.1): v_inf = 0.2 / (1 - alpha) = 2.1 > 1 -> fires
+    # regularly (zero reset) with period n where v_n = 0.2 (1 - alpha^n) / (1 - alpha) > 1 first (n = 7)
+    alpha = np.exp(-0.1)
+    n = next(k for k in range(1, 50) if 0.2 * (1 - alpha**k) / (1 - alpha) > 1)
+    counts = np.asarray(rec["spikes_group0"][100:]).sum(0)
+    np.testing.assert_allclose(counts, 100 / n, atol=1.01)
+
+
+@pytest.mark.slow
+def test_10k_neurons_1m_synapses_one_second():
+    """10,000 LIF neurons, ~1M sparse synapses, 1,000 steps of 1 ms: fits in memory and runs."""
+    g = NeuronGroup(10_000, "LIF", {"tau_mem": 20.0}, bias=0.06, v_init=(0.0, 1.0), input=True)
+    c = Connection(g, g, "probabilistic", p=0.01, weight={"init": "normal", "mean": 0.0,
+                                                          "std": 0.05})
+    cn = Network(g, c, SpikeMonitor(g)).compile(seed=0)
+    assert cn.storage() == {"group0->group0": "sparse"}
+    n_syn = cn.n_synapses()["group0->group0"]
+    assert 0.99e6 < n_syn < 1.01e6
+    s = cn.init(jax.random.PRNGKey(0))
+    s, rec = cn.run(s, steps=1000)
+    z = np.asarray(rec["spikes_group0"])
+    assert z.shape == (1000, 10_000) and np.isfinite(np.asarray(s["neurons"]["group0"].v)).all()
+    assert 0 < z.mean() < 0.5
