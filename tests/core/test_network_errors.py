@@ -1,0 +1,98 @@
+"""User mistakes raise clear neurorl errors on the host, before anything is traced."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from neurorl.core import Connection, Network, NeuronGroup, SpikeMonitor
+from neurorl.errors import ConfigError, ShapeError
+
+
+def _small():
+    a = NeuronGroup(4, "LIF", name="a")
+    b = NeuronGroup(3, "LIF", name="b")
+    c = Connection(a, b, "all_to_all", weight=0.5)
+    return a, b, c
+
+
+def test_unknown_model_rule_backend_closest_name():
+    with pytest.raises(ConfigError, match="Did you mean 'LIF'"):
+        NeuronGroup(10, "LIFF")
+    a, b, _ = _small()
+    with pytest.raises(ConfigError, match="Did you mean 'probabilistic'"):
+        Connection(a, b, "probabilistik", p=0.1)
+    with pytest.raises(ConfigError, match="Did you mean 'exponential'"):
+        Connection(a, b, synapse="exponental", tau_syn=5.0)
+    with pytest.raises(ConfigError, match="Did you mean 'excitatory'"):
+        NeuronGroup(3, sign="excitatroy")
+    net = Network(*_small())
+    with pytest.raises(ConfigError, match=r"backend.*Did you mean 'jax'"):
+        net.compile(backend="jaxx")
+    with pytest.raises(ConfigError, match="tau_mem"):  # unknown params key -> closest field
+        NeuronGroup(3, "LIF", {"tau_mme": 10.0})
+
+
+def test_negative_time_constants_and_bad_sizes():
+    with pytest.raises(ConfigError, match="tau_mem"):
+        NeuronGroup(10, "LIF", {"tau_mem": -5.0})
+    a, b, _ = _small()
+    with pytest.raises(ConfigError, match="tau_syn"):
+        Connection(a, b, synapse="exponential", tau_syn=-1.0)
+    with pytest.raises(ConfigError, match="NeuronGroup.n"):
+        NeuronGroup(0)
+    with pytest.raises(ConfigError, match="delay"):
+        Connection(a, b, delay=0)
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.01, float("nan")])
+def test_p_outside_unit_interval(p):
+    a, b, _ = _small()
+    with pytest.raises(ConfigError, match=r"probabilistic\)\.p"):
+        Connection(a, b, "probabilistic", p=p)
+
+
+def test_groups_not_in_network():
+    a, b, c = _small()
+    with pytest.raises(ConfigError, match=r"Connection\(a->b\)\.target.*added to this network"):
+        Network(a, c).compile()
+    with pytest.raises(ConfigError, match="SpikeMonitor.group"):
+        Network(a, SpikeMonitor(b)).compile()
+
+
+def test_input_shape_and_nan_errors_before_tracing():
+    a, b, c = _small()
+    cn = Network(a, b, c, SpikeMonitor(b)).compile()
+    s = cn.init(jax.random.PRNGKey(0))
+    n_compiles = cn._run_jit._cache_size()
+    with pytest.raises(ShapeError, match=r"expected shape \(T=T, 4\), got \(10, 5\)"):
+        cn.run(s, np.zeros((10, 5), np.float32))
+    with pytest.raises(ShapeError, match=r"expected shape \(4,\), got \(3,\)"):
+        cn.step(s, np.zeros(3, np.float32))
+    x = np.zeros((10, 4), np.float32)
+    x[3, 2] = np.nan
+    with pytest.raises(ConfigError, match=r"NaN/inf at index \[3, 2\]"):
+        cn.run(s, x)
+    with pytest.raises(ConfigError, match="Did you mean 'a'"):
+        cn.run(s, {"A_": np.zeros((10, 4))})
+    with pytest.raises(ConfigError, match="an input group"):
+        cn.run(s, {"b": np.zeros((10, 3))})
+    with pytest.raises(ConfigError, match="run.steps"):
+        cn.run(s)
+    assert cn._run_jit._cache_size() == n_compiles  # nothing was traced
+    # under vmap (tracers) the NaN check is skipped but shapes are still checked per instance
+    _, rec = jax.vmap(cn.run)(jax.vmap(cn.init)(jax.random.split(jax.random.PRNGKey(0), 2)),
+                              jnp.ones((2, 5, 4)))
+    assert rec["spikes_b"].shape == (2, 5, 3)
+
+
+def test_weight_and_delay_array_shapes():
+    a, b, _ = _small()
+    with pytest.raises(ShapeError, match=r"Connection.weight: expected shape \(4, 3\)"):
+        Connection(a, b, weight=np.ones((3, 4)))
+    with pytest.raises(ShapeError, match="Connection.delay"):
+        Connection(a, b, delay=np.ones((4, 4), np.int32))
+    with pytest.raises(ConfigError, match="weight"):
+        Connection(a, b, weight={"init": "gauss"})
