@@ -1,0 +1,654 @@
+"""Run, resume, sweep and report experiments (the CLI's engine).
+
+A run is chunked: the jitted ``run_chunk`` advances every seed by ``training.chunk_steps`` env steps;
+between chunks the host turns the per-step metrics into episode records, writes JSONL (and wandb),
+updates the progress bar and writes a checkpoint (write-then-rename). Resuming loads the checkpoint,
+truncates the logs to the checkpointed position and continues with the same chunk boundaries, so a
+killed-and-resumed run produces exactly the records of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from neurorl.errors import ConfigError
+from neurorl.experiment import config as C
+from neurorl.experiment.checkpoint import atomic_write_text, has_checkpoint, load_checkpoint, save_checkpoint
+
+# ----------------------------------------------------------------------------------------------
+# config -> training function
+# ----------------------------------------------------------------------------------------------
+
+
+def train_config(cfg: C.ExperimentConfig, n_seeds: int | None = None):
+    """The :class:`~neurorl.experiment.train.TrainConfig` of an experiment config."""
+    from neurorl.experiment.train import TrainConfig
+
+    shifts = cfg.shifts.model_dump(mode="json")
+    return TrainConfig(
+        env_id=cfg.env.id,
+        agent=cfg.agent.name,
+        agent_kwargs=dict(cfg.agent.hyper),
+        env_kwargs=dict(cfg.env.params),
+        n_steps=cfg.training.steps,
+        n_envs=cfg.training.n_envs,
+        substeps=cfg.agent.substeps,
+        n_seeds=cfg.training.n_seeds if n_seeds is None else n_seeds,
+        obs_range=None if cfg.agent.obs_range is None else tuple(cfg.agent.obs_range),
+        shifts=None if _shiftspec().is_empty(shifts) else shifts,
+        chip=None if cfg.hardware.chip == "float" else cfg.hardware.chip,
+        off_chip_learning=cfg.hardware.off_chip_learning,
+    )
+
+
+def _shiftspec():
+    from neurorl.experiment import shiftspec
+
+    return shiftspec
+
+
+def build(cfg: C.ExperimentConfig):
+    """Validate everything that can be validated on the host and build the training function."""
+    from neurorl.experiment.train import make_train
+
+    return make_train(train_config(cfg))
+
+
+# ----------------------------------------------------------------------------------------------
+# metrics -> records
+# ----------------------------------------------------------------------------------------------
+
+
+def _neuron_count(train: Any, agent_state_one: Any) -> int:
+    import jax
+
+    posts = set()
+    for w in jax.tree.leaves(train.agent.weights(agent_state_one)):
+        if np.ndim(w) >= 2:
+            posts.add(int(np.shape(w)[-1]))
+    return int(sum(posts))
+
+
+def energy_per_step(chip: str, synops: float, neurons: int, substeps: int, n_weights: int) -> float | None:
+    """Energy (J) of one env step on ``chip`` from counted synaptic events and neuron updates.
+
+    Synaptic events are counted by the agent; neuron updates are ``neurons x substeps``; learning
+    updates are one per learnable synapse per env step; static power over ``substeps`` chip steps.
+    """
+    from neurorl.hardware.energy import ActivityCounts, energy
+
+    counts = ActivityCounts(
+        synops_ac=float(synops),
+        neuron_updates=float(neurons * substeps),
+        active_neuron_updates=float(neurons * substeps),
+        learning_updates=float(n_weights),
+        steps=float(substeps),
+    )
+    e = energy(counts, chip)
+    return float(e.total)
+
+
+def chunk_records(
+    metrics: Mapping[str, Any],
+    start_step: int,
+    n_envs: int,
+    *,
+    energy_fn=None,
+    window: int = 100,
+    history: list[list[float]] | None = None,
+    task_ids: Any = None,
+) -> tuple[list[dict], list[dict]]:
+    """Episode and chunk records from a chunk's metrics ``[T, S, B]`` (host side).
+
+    ``env_step`` of an episode is the member's total env step at which it ended:
+    ``start_step + (t + 1) * n_envs``.
+    """
+    done = np.asarray(metrics["done"])  # [T, S, B]
+    ret = np.asarray(metrics["episode_return"])
+    length = np.asarray(metrics["episode_length"])
+    spikes = np.asarray(metrics["spikes"])
+    synops = np.asarray(metrics["synops"])
+    wnorm = np.asarray(metrics["weight_norm"])  # [T, S]
+    tid = None if task_ids is None else np.asarray(task_ids)
+    T, S = done.shape[:2]
+    episodes: list[dict] = []
+    chunks: list[dict] = []
+    for s in range(S):
+        t_idx, b_idx = np.nonzero(done[:, s])
+        sps = float(spikes[:, s].mean())
+        syn = float(synops[:, s].mean())
+        e_step = energy_fn(syn) if energy_fn is not None else None
+        for t, b in zip(t_idx, b_idx, strict=True):
+            rec = {
+                "member": s,
+                "env_step": int(start_step + (t + 1) * n_envs),
+                "return": float(ret[t, s, b]),
+                "length": int(length[t, s, b]),
+                "env": int(b),
+                "task_id": None if tid is None else int(tid[t, s, b] if tid.ndim == 3 else tid[t, s]),
+                "spikes_per_step": sps,
+                "energy_per_step_j": e_step,
+            }
+            episodes.append(rec)
+            if history is not None:
+                history[s].append(rec["return"])
+        recent = history[s][-window:] if history is not None and history[s] else []
+        chunks.append(
+            {
+                "member": s,
+                "env_step": int(start_step + T * n_envs),
+                "episodes": int(len(t_idx)),
+                "mean_return": float(np.mean(recent)) if recent else None,
+                "spikes_per_step": sps,
+                "synops_per_step": syn,
+                "weight_norm": float(wnorm[-1, s]),
+                "energy_per_step_j": e_step,
+            }
+        )
+    return episodes, chunks
+
+
+# ----------------------------------------------------------------------------------------------
+# the run loop
+# ----------------------------------------------------------------------------------------------
+
+
+def _progress(enabled: bool):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("env steps"),
+        TextColumn("{task.fields[sps]} steps/s"),
+        TextColumn("return {task.fields[ret]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def members_of(cfg: C.ExperimentConfig, label: str | None = None) -> list[dict[str, Any]]:
+    base = C.to_dict(cfg)
+    out = []
+    for i in range(cfg.training.n_seeds):
+        seed = cfg.training.seed + i
+        out.append(
+            {
+                "name": f"{cfg.name}-s{seed}",
+                "job_type": label or cfg.agent.name,
+                "seed": seed,
+                "label": label or cfg.agent.name,
+                "config": {**base, "member_seed": seed},
+            }
+        )
+    return out
+
+
+def run_experiment(
+    cfg: C.ExperimentConfig,
+    run_dir: str | Path,
+    *,
+    progress: bool = True,
+    wandb_mode: str | None = None,
+    stop_after_chunks: int | None = None,
+    resume: bool = False,
+    members: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) one experiment config into ``run_dir``; returns the summary.
+
+    Args:
+        cfg: validated experiment config.
+        run_dir: run directory (created).
+        progress: show a progress bar.
+        wandb_mode: override ``cfg.logging.wandb``.
+        stop_after_chunks: stop (as if killed) after this many chunks -- for tests of resume.
+        resume: continue from the checkpoint in ``run_dir``.
+        members: member descriptions (names/labels for logging); default one per seed.
+    """
+    import jax
+
+    from neurorl.experiment.logging import RunLogger
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(C.to_dict(cfg), sort_keys=False))
+    members = members or members_of(cfg)
+    atomic_write_text(run_dir / "members.json", json.dumps(members, indent=2, default=str))
+    mode = wandb_mode or cfg.logging.wandb
+    train = build(cfg)
+    tc = train.config
+    total = cfg.training.steps
+    chunk = cfg.training.chunk_steps
+
+    if resume and has_checkpoint(run_dir):
+        rs, meta = load_checkpoint(run_dir)
+        done_steps = int(meta["env_steps"])
+        chunks_done = int(meta["chunks"])
+        history = meta["history"]
+        logger = RunLogger(
+            run_dir, members=members, group=cfg.logging.group or cfg.name, wandb_mode=mode,
+            project=cfg.logging.project, wandb_ids=meta.get("wandb_ids") or None,
+        )
+        logger.restore_positions(meta["positions"])
+    else:
+        rs = train.init(jax.random.key(cfg.training.seed))
+        done_steps, chunks_done = 0, 0
+        history = [[] for _ in range(cfg.training.n_seeds)]
+        for name in ("episodes.jsonl", "chunks.jsonl"):
+            (run_dir / name).unlink(missing_ok=True)
+        logger = RunLogger(
+            run_dir, members=members, group=cfg.logging.group or cfg.name, wandb_mode=mode,
+            project=cfg.logging.project,
+        )
+
+    one = jax.tree.map(lambda x: x[0], rs.agent_state)
+    neurons = _neuron_count(train, one)
+    n_weights = int(sum(np.size(w) for w in jax.tree.leaves(train.agent.weights(one))))
+    chip = cfg.hardware.chip
+    efn = lambda syn: energy_per_step(chip, syn, neurons, cfg.agent.substeps, n_weights)  # noqa: E731
+
+    t_start = time.perf_counter()
+    steps_at_start = done_steps
+    with _progress(progress and cfg.logging.progress) as bar:
+        task = bar.add_task(cfg.name, total=total, completed=done_steps, sps="-", ret="-")
+        while done_steps < total:
+            n = min(chunk, total - done_steps)
+            rs, metrics = train.run_chunk(rs, n)
+            metrics = jax.device_get(metrics)
+            episodes, chunk_recs = chunk_records(
+                metrics, done_steps, tc.n_envs, energy_fn=efn,
+                window=cfg.training.episode_window, history=history,
+                task_ids=metrics.get("task_id"),
+            )
+            done_steps += n
+            chunks_done += 1
+            elapsed = time.perf_counter() - t_start
+            sps = (done_steps - steps_at_start) * cfg.training.n_seeds / max(elapsed, 1e-9)
+            for c in chunk_recs:
+                c["steps_per_s"] = sps
+            logger.log(episodes, chunk_recs)
+            save_checkpoint(
+                run_dir, rs,
+                {"env_steps": done_steps, "chunks": chunks_done, "positions": logger.positions(),
+                 "wandb_ids": logger.wandb_ids, "history": history},
+            )
+            rets = [c["mean_return"] for c in chunk_recs if c["mean_return"] is not None]
+            bar.update(task, completed=done_steps, sps=f"{sps:,.0f}",
+                       ret="-" if not rets else f"{np.mean(rets):.1f}")
+            if stop_after_chunks is not None and chunks_done >= stop_after_chunks and done_steps < total:
+                return {"stopped_at": done_steps}
+
+    summary = summarize_run(run_dir, cfg, members)
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=_json_default))
+    if mode != "disabled":
+        switches = [(b, i + 1) for i, b in enumerate(_shiftspec().boundaries(C.to_dict(cfg)["shifts"], total))]
+        logger.log_task_switches(switches)
+    logger.finish(summary["members"])
+    return summary
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return str(x)
+
+
+# ----------------------------------------------------------------------------------------------
+# summaries (continual metrics)
+# ----------------------------------------------------------------------------------------------
+
+
+def summarize_run(run_dir: str | Path, cfg: C.ExperimentConfig, members: Sequence[Mapping[str, Any]]) -> dict:
+    """Final return, steps to threshold, energy and continual metrics per member."""
+    from neurorl.experiment.logging import read_jsonl
+    from neurorl.metrics.continual import adaptation_time
+
+    episodes = read_jsonl(Path(run_dir) / "episodes.jsonl")
+    chunks = read_jsonl(Path(run_dir) / "chunks.jsonl")
+    bounds = _shiftspec().boundaries(C.to_dict(cfg)["shifts"], cfg.training.steps)
+    W = cfg.training.episode_window
+    out = []
+    for m in range(len(members)):
+        eps = sorted((e for e in episodes if e["member"] == m), key=lambda e: e["env_step"])
+        rets = np.array([e["return"] for e in eps], dtype=float)
+        steps = np.array([e["env_step"] for e in eps], dtype=int)
+        lengths = np.array([e["length"] for e in eps], dtype=int)
+        s: dict[str, Any] = {
+            "member": m,
+            "name": members[m]["name"],
+            "label": members[m].get("label"),
+            "episodes": int(rets.size),
+            "final_return": float(rets[-W:].mean()) if rets.size else None,
+            "best_rolling_return": None,
+            "steps_to_threshold": None,
+        }
+        if rets.size:
+            c = np.convolve(rets, np.ones(min(W, rets.size)) / min(W, rets.size), mode="valid")
+            s["best_rolling_return"] = float(c.max())
+            if cfg.training.threshold is not None:
+                hit = np.nonzero(c >= cfg.training.threshold)[0]
+                if hit.size:
+                    s["steps_to_threshold"] = int(steps[hit[0] + min(W, rets.size) - 1])
+        mc = [c for c in chunks if c["member"] == m]
+        if mc:
+            s["spikes_per_step"] = float(np.mean([c["spikes_per_step"] for c in mc]))
+            e = [c["energy_per_step_j"] for c in mc if c.get("energy_per_step_j") is not None]
+            s["energy_per_step_j"] = float(np.mean(e)) if e else None
+        adapt = []
+        for b in bounds:
+            shift_ep = int(np.searchsorted(steps, b, side="left"))
+            if 0 < shift_ep < rets.size:
+                try:
+                    r = adaptation_time(rets, shift_ep, window=min(10, shift_ep), lengths=lengths,
+                                        reference_min=_reference_min(cfg.env.id))
+                    adapt.append({"shift_step": b, "episodes": _finite(r.episodes), "steps": _finite(r.steps),
+                                  "censored": bool(r.censored), "drop": _finite(r.drop)})
+                except ConfigError as err:
+                    adapt.append({"shift_step": b, "error": str(err)})
+        if adapt:
+            s["adaptation"] = adapt
+        tid = [e.get("task_id") for e in eps]
+        if bounds and cfg.shifts.tasks is not None and any(t is not None for t in tid):
+            s["tasks"] = _task_metrics(rets, np.array([t if t is not None else -1 for t in tid]), W)
+        out.append(s)
+    return {"name": cfg.name, "env": cfg.env.id, "agent": cfg.agent.name, "chip": cfg.hardware.chip,
+            "steps": cfg.training.steps, "boundaries": bounds, "members": out}
+
+
+def _finite(x):
+    try:
+        return None if x is None or not np.isfinite(x) else float(x)
+    except TypeError:
+        return x
+
+
+def _reference_min(env_id: str) -> float | None:
+    """A random policy's approximate return, the floor for normalising negative returns."""
+    return {"Acrobot-v1": -500.0, "MountainCar-v0": -200.0, "Pendulum-v1": -1600.0,
+            "MountainCarContinuous-v0": -100.0}.get(env_id, 0.0)
+
+
+def _task_metrics(rets: np.ndarray, tids: np.ndarray, window: int) -> dict[str, Any]:
+    """Per-task performance at the end of each task visit, and forgetting on revisited tasks."""
+    visits: list[tuple[int, float]] = []
+    start = 0
+    for i in range(1, rets.size + 1):
+        if i == rets.size or tids[i] != tids[start]:
+            seg = rets[start:i]
+            visits.append((int(tids[start]), float(seg[-window:].mean())))
+            start = i
+    end_of_task = {}
+    forgetting = {}
+    for k, (task, perf) in enumerate(visits):
+        if task in end_of_task and k > 0:
+            forgetting[str(task)] = end_of_task[task] - visits[k][1]
+        end_of_task.setdefault(task, perf)
+    return {"visits": [{"task": t, "end_return": p} for t, p in visits], "forgetting_on_return": forgetting}
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI commands
+# ----------------------------------------------------------------------------------------------
+
+
+def _default_run_dir(cfg: C.ExperimentConfig, out: str | None) -> Path:
+    if out:
+        return Path(out)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(cfg.logging.dir) / f"{cfg.name}-{stamp}"
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cfg = C.load_config(args.config, args.overrides)
+    build(cfg)  # host-side checks of env params, shifts, agent hyperparameters, chip
+    print(f"{args.config}: valid ({cfg.agent.name} on {cfg.env.id}, {cfg.training.steps} steps x "
+          f"{cfg.training.n_seeds} seed(s), chip {cfg.hardware.chip})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = C.load_config(args.config, args.overrides)
+    run_dir = _default_run_dir(cfg, args.out)
+    print(f"run directory: {run_dir}")
+    summary = run_experiment(cfg, run_dir, progress=not args.no_progress, wandb_mode=args.wandb)
+    report(run_dir)
+    _print_summary(summary)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise ConfigError("RUN_DIR", str(run_dir), "a run directory with config.yaml")
+    if (run_dir / "sweep.json").exists():
+        return _resume_sweep(run_dir, progress=not args.no_progress)
+    cfg = C.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    if (run_dir / "summary.json").exists() and not has_checkpoint(run_dir):
+        print("run already finished")
+        return 0
+    members = json.loads((run_dir / "members.json").read_text()) if (run_dir / "members.json").exists() else None
+    summary = run_experiment(cfg, run_dir, progress=not args.no_progress, resume=True, members=members)
+    report(run_dir)
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: Mapping[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['name']}: {summary['agent']} on {summary['env']}")
+    for col in ("member", "episodes", "final return", "best rolling", "steps to threshold", "spikes/step", "energy/step (J)"):
+        table.add_column(col)
+    for m in summary["members"]:
+        table.add_row(
+            m["name"], str(m["episodes"]), _fmt(m.get("final_return")), _fmt(m.get("best_rolling_return")),
+            str(m.get("steps_to_threshold") or "-"), _fmt(m.get("spikes_per_step")), _fmt(m.get("energy_per_step_j"), ".3g"),
+        )
+    Console().print(table)
+
+
+def _fmt(x, spec: str = ".1f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+# ----------------------------------------------------------------------------------------------
+# sweeps
+# ----------------------------------------------------------------------------------------------
+
+
+def sweep_groups(base: Mapping[str, Any], members: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Group sweep members that differ only in ``training.seed``: each group is one compiled,
+    vmapped function over consecutive seeds (shapes and static settings match); the rest are
+    separate groups. Returns ``[{"overrides": ..., "seeds": [...], "members": [indices]}]``."""
+    groups: dict[str, dict[str, Any]] = {}
+    for i, m in enumerate(members):
+        rest = {k: v for k, v in m.items() if k != "training.seed"}
+        key = json.dumps(rest, sort_keys=True, default=str)
+        g = groups.setdefault(key, {"overrides": rest, "seeds": [], "members": []})
+        g["seeds"].append(int(m.get("training.seed", base.get("training", {}).get("seed", 0))))
+        g["members"].append(i)
+    out = []
+    for g in groups.values():
+        seeds = g["seeds"]
+        # vmapped seeds must be consecutive (seed, seed+1, ...): split otherwise
+        order = np.argsort(seeds)
+        run: list[int] = []
+        for j in order:
+            if run and seeds[j] != seeds[run[-1]] + 1:
+                out.append(_group(g, run))
+                run = []
+            run.append(int(j))
+        out.append(_group(g, run))
+    return out
+
+
+def _group(g: Mapping[str, Any], idx: Sequence[int]) -> dict[str, Any]:
+    return {"overrides": dict(g["overrides"]), "seeds": [g["seeds"][i] for i in idx],
+            "members": [g["members"][i] for i in idx]}
+
+
+def _label(overrides: Mapping[str, Any]) -> str:
+    if not overrides:
+        return "base"
+    return ",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())
+
+
+def load_sweep(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    from neurorl.experiment.sweep import expand_sweep
+
+    sweep = C.load_yaml(path)
+    base_path = sweep.get("base")
+    if base_path is None:
+        raise ConfigError("sweep.base", None, "the path of the experiment config the members override")
+    base_file = (Path(path).parent / base_path) if not Path(base_path).is_absolute() else Path(base_path)
+    base = C.load_yaml(base_file)
+    members = expand_sweep(sweep)
+    groups = sweep_groups(base, members)
+    # validate every group before running anything
+    for g in groups:
+        group_config(base, g)
+    return base, members, groups
+
+
+def group_config(base: Mapping[str, Any], g: Mapping[str, Any]) -> C.ExperimentConfig:
+    ov = dict(g["overrides"])
+    ov["training.seed"] = g["seeds"][0]
+    ov["training.n_seeds"] = len(g["seeds"])
+    return C.from_dict(base, ov)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    base, members, groups = load_sweep(args.sweep)
+    sweep_name = Path(args.sweep).stem
+    out = Path(args.out) if args.out else Path(base.get("logging", {}).get("dir", "runs")) / f"sweep-{sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "sweep.json", json.dumps({"sweep": str(args.sweep), "members": members, "groups": groups}, indent=2, default=str))
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(base, sort_keys=False))
+    print(f"sweep {sweep_name}: {len(members)} members in {len(groups)} compiled group(s) -> {out}")
+    if args.launcher == "ray":
+        from neurorl.experiment.ray_launcher import run_groups_on_ray
+
+        run_groups_on_ray(base, groups, out, sweep_name, wandb_mode=args.wandb)
+    else:
+        for gi, g in enumerate(groups):
+            run_group(base, g, out, gi, sweep_name, progress=not args.no_progress, wandb_mode=args.wandb)
+    report(out)
+    return 0
+
+
+def run_group(base, g, out: Path, gi: int, sweep_name: str, progress: bool = True,
+              wandb_mode: str | None = None, resume: bool = False) -> dict[str, Any]:
+    cfg = group_config(base, g)
+    cfg = C.from_dict(C.to_dict(cfg), {"logging.group": sweep_name, "name": f"{sweep_name}-g{gi}"})
+    label = _label(g["overrides"])
+    members = [
+        {"name": f"{sweep_name}-{label}-s{seed}", "job_type": label, "label": label, "seed": seed,
+         "sweep_member": idx, "config": {**C.to_dict(cfg), "member_seed": seed}}
+        for seed, idx in zip(g["seeds"], g["members"], strict=True)
+    ]
+    return run_experiment(cfg, out / f"group-{gi:03d}", progress=progress, wandb_mode=wandb_mode,
+                          members=members, resume=resume)
+
+
+def _resume_sweep(out: Path, progress: bool = True) -> int:
+    meta = json.loads((out / "sweep.json").read_text())
+    base = yaml.safe_load((out / "config.yaml").read_text())
+    name = Path(meta["sweep"]).stem
+    for gi, g in enumerate(meta["groups"]):
+        gdir = out / f"group-{gi:03d}"
+        if (gdir / "summary.json").exists() and not has_checkpoint(gdir):
+            continue
+        run_group(base, g, out, gi, name, progress=progress, resume=True)
+    report(out)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# report
+# ----------------------------------------------------------------------------------------------
+
+
+def _collect(run_dir: Path) -> tuple[list[dict], dict[int, str], list[dict], list[int], Any]:
+    """Episodes (members renumbered globally), labels, summaries, boundaries, threshold."""
+    from neurorl.experiment.logging import read_jsonl
+
+    dirs = sorted(p for p in run_dir.glob("group-*") if p.is_dir()) or [run_dir]
+    episodes, labels, summaries, bounds, threshold = [], {}, [], [], None
+    offset = 0
+    for d in dirs:
+        if not (d / "summary.json").exists():
+            continue
+        summary = json.loads((d / "summary.json").read_text())
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        threshold = cfg.get("training", {}).get("threshold", threshold)
+        bounds = summary.get("boundaries", bounds)
+        for e in read_jsonl(d / "episodes.jsonl"):
+            episodes.append({**e, "member": e["member"] + offset})
+        for m in summary["members"]:
+            labels[m["member"] + offset] = m.get("label") or summary["agent"]
+            summaries.append({**m, "member": m["member"] + offset, "agent": summary["agent"], "chip": summary["chip"]})
+        offset += len(summary["members"])
+    return episodes, labels, summaries, bounds, threshold
+
+
+def report(run_dir: str | Path) -> dict[str, Path]:
+    """Draw the lifelong curve, the side-by-side comparison, return vs energy, and a markdown table."""
+    from neurorl.experiment import plots
+
+    run_dir = Path(run_dir)
+    episodes, labels, summaries, bounds, threshold = _collect(run_dir)
+    if not summaries:
+        raise ConfigError("RUN_DIR", str(run_dir), "a finished run or sweep directory (summary.json)")
+    out = {}
+    pd = run_dir / "plots"
+    if episodes:
+        out["lifelong"] = plots.plot_lifelong(pd / "lifelong.png", episodes, labels, bounds,
+                                              title=run_dir.name, threshold=threshold)
+        out["rules"] = plots.plot_rules_side_by_side(pd / "compare.png", episodes, labels, bounds)
+    pts = [{"label": s["label"], "energy_per_step_j": s.get("energy_per_step_j"), "final_return": s.get("final_return")}
+           for s in summaries if s.get("energy_per_step_j") is not None and s.get("final_return") is not None]
+    if pts:
+        out["energy"] = plots.plot_return_vs_energy(pd / "return_vs_energy.png", pts)
+    rows = ["| member | label | chip | episodes | final return | best rolling | steps to threshold | spikes/step | energy/step (J) |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for s in summaries:
+        rows.append(f"| {s['name']} | {s['label']} | {s['chip']} | {s['episodes']} | {_fmt(s.get('final_return'))} | "
+                    f"{_fmt(s.get('best_rolling_return'))} | {s.get('steps_to_threshold') or '-'} | "
+                    f"{_fmt(s.get('spikes_per_step'))} | {_fmt(s.get('energy_per_step_j'), '.3g')} |")
+    by_label: dict[str, list[float]] = {}
+    for s in summaries:
+        if s.get("final_return") is not None:
+            by_label.setdefault(s["label"], []).append(s["final_return"])
+    rows += ["", "| label | seeds | median final return | min | max |", "|---|---:|---:|---:|---:|"]
+    for label, v in by_label.items():
+        rows.append(f"| {label} | {len(v)} | {np.median(v):.1f} | {np.min(v):.1f} | {np.max(v):.1f} |")
+    atomic_write_text(run_dir / "report.md", "\n".join(rows) + "\n")
+    out["table"] = run_dir / "report.md"
+    print(f"report: {', '.join(str(p) for p in out.values())}")
+    return out
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    report(args.run_dir)
+    return 0
