@@ -38,10 +38,13 @@ class PlasticityRule(NamedTuple):
 
 from neurorl.plasticity.stdp import STDPState, stdp  # noqa: E402
 from neurorl.plasticity.rstdp import RSTDPState, rstdp  # noqa: E402
+from neurorl.plasticity import bptt, eprop  # noqa: E402  (modules: e-prop network, BPTT)
+from neurorl.plasticity.eprop import eprop_rule  # noqa: E402
 
 RULES: dict[str, Callable[..., PlasticityRule]] = {
     "stdp": stdp,
     "rstdp": rstdp,
+    "eprop": eprop_rule,
 }
 
-__all__ = ["PlasticityRule", "RULES", "STDPState", "RSTDPState", "stdp", "rstdp"]
+__all__ = ["PlasticityRule", "RULES", "STDPState", "RSTDPState", "stdp", "rstdp", "eprop", "eprop_rule", "bptt"]
