@@ -371,3 +371,32 @@ def test_inverted_pendulum_actions_reach_env():
     o1, *_ = senv.step(k, st, jnp.asarray([1.5]), sp)
     o2, *_ = env.step(jax.random.split(k, 4)[0], st.env_state, jnp.asarray([-1.5]), p)
     np.testing.assert_allclose(o1, o2, rtol=1e-6)
+
+
+def test_random_param_shift_in_env_uses_run_key_and_composes_with_log_wrapper():
+    """Random shift inside ShiftedEnv: constant within each interval, equal to the schedule
+    evaluated with the run's shift key; the wrapper stack LogWrapper(ShiftedEnv) just works."""
+    from neurorl.envs.wrappers import LogWrapper
+
+    env, p = make("CartPole-v1")
+    shift = S.param_shift("gravity", S.random(0.5, 2.0, every=5), mode="scale")
+    senv = LogWrapper(S.ShiftedEnv(env, param=shift))
+    sp = senv.default_params()
+
+    def run(key):
+        obs, st = senv.reset(key, sp)
+
+        def body(st, k):
+            _, st, r, te, tr, info = senv.step(k, st, 0, sp)
+            return st, (info["params"].gravity, info["timestep"])
+
+        st, out = jax.lax.scan(body, st, jax.random.split(key, 20))
+        return st, out
+
+    st, (g, ts) = jax.jit(run)(KEY)
+    g = np.asarray(g).reshape(4, 5)
+    assert np.all(g == g[:, :1]) and len(np.unique(g[:, 0])) == 4
+    shift_key = st.env_state.shift_key
+    want = [9.8 * float(shift.schedule(jnp.int32(5 * i), shift_key)) for i in range(4)]
+    np.testing.assert_allclose(g[:, 0], want, rtol=1e-6)
+    np.testing.assert_array_equal(ts, np.arange(1, 21))
