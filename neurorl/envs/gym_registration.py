@@ -13,6 +13,7 @@ EnvParams fields; everything is validated on the host before anything is traced.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gymnasium
@@ -24,6 +25,14 @@ from neurorl.errors import ConfigError, ShapeError, lookup
 
 NAMESPACE = "neurorl"
 ENTRY_POINT = "neurorl.envs.gym_registration:NeurorlGymEnv"
+
+
+@functools.cache
+def _jitted(env_cls: type) -> tuple[Any, Any]:
+    """Jitted ``reset`` / ``step_env`` of one shared instance per env class, so every
+    ``gymnasium.make`` of the same id reuses the compiled functions (params are traced)."""
+    env = env_cls()
+    return jax.jit(env.reset), jax.jit(env.step_env)
 
 
 class NeurorlGymEnv(gymnasium.Env):
@@ -71,8 +80,7 @@ class NeurorlGymEnv(gymnasium.Env):
         self._act_space = self.jax_env.action_space(params)
         self.observation_space = self._obs_space.to_gymnasium()
         self.action_space = self._act_space.to_gymnasium()
-        self._reset_fn = jax.jit(self.jax_env.reset)
-        self._step_fn = jax.jit(self.jax_env.step_env)
+        self._reset_fn, self._step_fn = _jitted(env_cls)
         self._key: jax.Array | None = None
         self._state: Any = None
 
