@@ -100,7 +100,9 @@ class ChipSpec:
         # Host-side validation so a malformed custom chip fails here, not inside a trace.
         if self.membrane_overflow not in ("saturate", "wrap"):
             raise ConfigError(
-                f"chip.{self.name}.membrane_overflow", self.membrane_overflow, "'saturate' or 'wrap'"
+                f"chip.{self.name}.membrane_overflow",
+                self.membrane_overflow,
+                "'saturate' or 'wrap'",
             )
         if self.energy_scope not in ("per-term", "all-in"):
             raise ConfigError(
@@ -117,7 +119,9 @@ class ChipSpec:
         fields = {f.name for f in dataclasses.fields(self)}
         for u in self.unverified:
             if u not in fields:
-                raise ConfigError(f"chip.{self.name}.unverified", u, f"field names {sorted(fields)}")
+                raise ConfigError(
+                    f"chip.{self.name}.unverified", u, f"field names {sorted(fields)}"
+                )
 
     @property
     def quantized(self) -> bool:

@@ -104,7 +104,8 @@ class EnergyBreakdown:
     def as_dict(self) -> dict[str, float]:
         """Plain floats (host side) for logging."""
         return {
-            k: float(getattr(self, k)) for k in ("synaptic", "neuron", "learning", "static", "total")
+            k: float(getattr(self, k))
+            for k in ("synaptic", "neuron", "learning", "static", "total")
         }
 
 
@@ -197,8 +198,10 @@ def energy(
         e_neu = e_act * pj * counts.neuron_updates
     else:
         e_neu = (e_act * counts.active_neuron_updates + e_idle * idle) * pj
-    e_learn = const("e_learn_pj", chip.e_learn_pj, counts.learning_updates) * pj * (
-        counts.learning_updates
+    e_learn = (
+        const("e_learn_pj", chip.e_learn_pj, counts.learning_updates)
+        * pj
+        * (counts.learning_updates)
     )
     st = step_time_s if step_time_s is not None else chip.step_time_s
     if step_time_s is not None and not (math.isfinite(step_time_s) and step_time_s > 0):

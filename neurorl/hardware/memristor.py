@@ -77,7 +77,9 @@ class DeviceSpec:
             if not getattr(self, f) > 0:
                 raise ConfigError(f"device.{f}", getattr(self, f), "a float > 0")
         if not (self.d2d_sigma >= 0 and self.endurance >= 1):
-            raise ConfigError("device", (self.d2d_sigma, self.endurance), "d2d_sigma >= 0, endurance >= 1")
+            raise ConfigError(
+                "device", (self.d2d_sigma, self.endurance), "d2d_sigma >= 0, endurance >= 1"
+            )
 
 
 DEVICES: dict[str, DeviceSpec] = {
@@ -158,7 +160,9 @@ def target_levels(dev: DeviceSpec, w: Array) -> tuple[Array, Array]:
     return jnp.maximum(k, 0.0), jnp.maximum(-k, 0.0)
 
 
-def init(key: Array, weights: Array, device: str | DeviceSpec = "pcm", t: float = 0.0) -> DeviceState:
+def init(
+    key: Array, weights: Array, device: str | DeviceSpec = "pcm", t: float = 0.0
+) -> DeviceState:
     """Draw device variability and program ``weights`` onto fresh devices at time ``t`` (s)."""
     dev = get_device(device)
     k1, k2, k3 = jax.random.split(key, 3)
@@ -228,16 +232,38 @@ def program(
         )
 
     lvp, gp, wp, tp, nup = one(
-        state.level_pos, lp, state.g_pos, state.writes_pos, state.t_prog_pos, state.nu_pos,
-        state.d2d_pos, kp, knp,
+        state.level_pos,
+        lp,
+        state.g_pos,
+        state.writes_pos,
+        state.t_prog_pos,
+        state.nu_pos,
+        state.d2d_pos,
+        kp,
+        knp,
     )
     lvn, gn, wn, tn, nun = one(
-        state.level_neg, ln, state.g_neg, state.writes_neg, state.t_prog_neg, state.nu_neg,
-        state.d2d_neg, kn, knn,
+        state.level_neg,
+        ln,
+        state.g_neg,
+        state.writes_neg,
+        state.t_prog_neg,
+        state.nu_neg,
+        state.d2d_neg,
+        kn,
+        knn,
     )
     return state.replace(
-        level_pos=lvp, g_pos=gp, writes_pos=wp, t_prog_pos=tp, nu_pos=nup,
-        level_neg=lvn, g_neg=gn, writes_neg=wn, t_prog_neg=tn, nu_neg=nun,
+        level_pos=lvp,
+        g_pos=gp,
+        writes_pos=wp,
+        t_prog_pos=tp,
+        nu_pos=nup,
+        level_neg=lvn,
+        g_neg=gn,
+        writes_neg=wn,
+        t_prog_neg=tn,
+        nu_neg=nun,
     )
 
 
@@ -273,7 +299,7 @@ def conductance(
 def read(
     state: DeviceState, key: Array | None, t: float | Array, device: str | DeviceSpec = "pcm"
 ) -> Array:
-    """Effective weights ``(G+ - G-) / g_max * w_max`` at time ``t``; ``key=None``: no read noise."""
+    """Weights ``(G+ - G-) / g_max * w_max`` read at time ``t`` (s); ``key=None``: no read noise."""
     dev = get_device(device)
     gp, gn = conductance(state, t, dev, key)
     return (gp - gn) / dev.g_max * dev.w_max
