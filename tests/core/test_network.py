@@ -15,6 +15,7 @@ import pytest
 
 from neurorl.core import (
     Connection,
+    LearningRule,
     Network,
     NeuronGroup,
     PotentialMonitor,
@@ -183,3 +184,41 @@ def test_10k_neurons_1m_synapses_one_second():
     z = np.asarray(rec["spikes_group0"])
     assert z.shape == (1000, 10_000) and np.isfinite(np.asarray(s["neurons"]["group0"].v)).all()
     assert 0 < z.mean() < 0.5
+
+
+def test_stdp_learning_rule_inside_scan():
+    """Plasticity wiring: the network's in-scan weights equal the rule applied by hand to the
+    recorded (delayed) pre spikes and post spikes, with optax.sgd(1.0) (w += Delta w); a pre
+    spike one step before each post spike potentiates (Song, Miller & Abbott 2000)."""
+    from neurorl.plasticity import RULES
+
+    T_ = 40
+    lif = {"tau_mem": 10.0, "reset": "zero"}
+    a = NeuronGroup(3, "LIF", lif, name="a", input=True)
+    b = NeuronGroup(2, "LIF", lif, name="b", input=True)
+    c = Connection(a, b, "all_to_all", weight=0.2, delay=1)
+    params = {"a_plus": 0.01, "a_minus": 0.012, "tau_plus": 20.0, "tau_minus": 20.0}
+    rule = LearningRule(c, "stdp", params)
+    cn = Network(a, b, c, rule, SpikeMonitor(a), SpikeMonitor(b)).compile()
+    xa = np.zeros((T_, 3), np.float32)
+    xb = np.zeros((T_, 2), np.float32)
+    xa[[5, 15, 25], 0] = 2.0  # a0 fires at 5, 15, 25 -> arrives at 6, 16, 26
+    xb[[7, 17, 27], 0] = 2.0  # b0 fires 1 step after the arrival: causal -> LTP on w[0, 0]
+    xa[[10, 20], 1] = 2.0  # a1 arrives at 11, 21, after b1 fired at 9, 19: LTD on w[1, 1]
+    xb[[9, 19], 1] = 2.0
+    s0 = cn.init(jax.random.PRNGKey(0))
+    s, rec = cn.run(s0, {"a": xa, "b": xb}, modulators=np.ones(T_, np.float32))
+    za, zb = np.asarray(rec["spikes_a"]), np.asarray(rec["spikes_b"])
+    assert za[:, 0].sum() == 3 and zb[:, 0].sum() == 3
+    r = RULES["stdp"](**params)
+    w = jnp.asarray(np.asarray(s0["weights"]["a->b"]))
+    rs = r.init(w)
+    for t in range(T_):
+        pre = za[t - 1] if t >= 1 else np.zeros(3, np.float32)
+        rs = r.accumulate(rs, jnp.asarray(pre), jnp.asarray(zb[t]), s["neurons"]["b"])
+        g, rs = r.update(rs, jnp.float32(1.0), w)
+        w = w - g
+    W = np.asarray(s["weights"]["a->b"])
+    np.testing.assert_allclose(W, np.asarray(w), rtol=1e-5, atol=1e-7)
+    assert W[0, 0] > 0.2 + 0.01 and W[1, 1] < 0.2 - 0.01
+    assert cn._run_jit._cache_size() == 1

@@ -1,0 +1,75 @@
+"""Shared helpers for benchmarks: describe the machine, write JSON + a markdown table."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """CPU model (from /proc/cpuinfo), core counts, accelerator, Python / jax / numpy versions."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "logical_cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+    }
+    try:
+        import jax
+        import numpy as np
+
+        info["jax"] = jax.__version__
+        info["numpy"] = np.__version__
+        info["jax_devices"] = [str(d) for d in jax.devices()]
+    except Exception:  # pragma: no cover - benchmarks without jax
+        pass
+    return info
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """A GitHub markdown table from a list of dicts with the same keys."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    out = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for r in rows:
+        out.append("| " + " | ".join(_fmt(r.get(k)) for k in keys) + " |")
+    return "\n".join(out)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def write_results(
+    name: str, result: dict[str, Any], rows: list[dict[str, Any]], notes: str = ""
+) -> tuple[Path, Path]:
+    """Write ``results/<name>.json`` (everything) and ``results/<name>.md`` (table + machine)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    js = RESULTS / f"{name}.json"
+    md = RESULTS / f"{name}.md"
+    js.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    m = result.get("machine", {})
+    text = [f"# {name}", "", markdown_table(rows), ""]
+    if notes:
+        text += [notes, ""]
+    text += ["Machine: " + ", ".join(f"{k}={v}" for k, v in m.items()), ""]
+    md.write_text("\n".join(text))
+    return js, md
