@@ -234,9 +234,9 @@ def state_projection(
     ``v_th = 1``): a modelling choice, the chip only fixes the total width.
     """
     chip = get_chip(chip)
-    bits = chip.membrane_bits if which == "membrane" else chip.trace_bits
     if which not in ("membrane", "trace"):
         raise ConfigError("state_projection.which", which, "'membrane' or 'trace'")
+    bits = chip.membrane_bits if which == "membrane" else chip.trace_bits
     if bits is None:
         return lambda x: x
     fb = max(bits - 4, 0) if frac_bits is None else frac_bits

@@ -132,3 +132,10 @@ def test_device_validation_and_lookup():
     with pytest.raises(ConfigError) as e:
         mem.get_device("pcmm")
     assert e.value.suggestion == "pcm"
+
+
+@pytest.mark.parametrize("name", ["pcm", "rram"])
+def test_device_presets_match_chip_weight_grid(name):
+    from neurorl.hardware.chips import CHIPS
+
+    assert mem.DEVICES[name].levels == CHIPS[name].device_levels
