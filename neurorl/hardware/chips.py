@@ -146,6 +146,9 @@ class ChipSpec:
     @property
     def storage_bits(self) -> int:
         """Bits one stored synaptic weight occupies (for memory footprints); float -> 32."""
+        if self.weight_types:
+            # Crossbar: 1 bit per synapse; the per-neuron type weights live in neuron memory.
+            return 1
         if self.weight_bits is not None:
             return int(self.weight_bits)
         if self.device is not None:
@@ -311,7 +314,8 @@ BRAINSCALES2 = ChipSpec(
     max_fan_in=256,  # 256 synapse rows per neuron [3P]; neuron merging raises it [M]
     max_fan_out=None,
     neurons_per_core=512,  # 512 AdEx neurons [3P]
-    synapse_memory_bits_per_core=131072 * 6,  # 131k synapses x 6 bit [3P]
+    # 131k synapses [3P] x (6-bit magnitude + row sign), counted at 7 bits per stored weight
+    synapse_memory_bits_per_core=131072 * 7,
     cores=1,  # [3P]
     membrane_bits=8,  # analog, read through an 8-bit ADC [V]
     membrane_overflow="saturate",  # ADC clips
