@@ -36,10 +36,10 @@ class PlasticityRule(NamedTuple):
     update: Callable[[Any, Array, Array], tuple[Array, Any]]
 
 
-from neurorl.plasticity.stdp import STDPState, stdp  # noqa: E402
-from neurorl.plasticity.rstdp import RSTDPState, rstdp  # noqa: E402
 from neurorl.plasticity import bptt, eprop  # noqa: E402  (modules: e-prop network, BPTT)
 from neurorl.plasticity.eprop import eprop_rule  # noqa: E402
+from neurorl.plasticity.rstdp import RSTDPState, rstdp  # noqa: E402
+from neurorl.plasticity.stdp import STDPState, stdp  # noqa: E402
 
 RULES: dict[str, Callable[..., PlasticityRule]] = {
     "stdp": stdp,
@@ -47,4 +47,7 @@ RULES: dict[str, Callable[..., PlasticityRule]] = {
     "eprop": eprop_rule,
 }
 
-__all__ = ["PlasticityRule", "RULES", "STDPState", "RSTDPState", "stdp", "rstdp", "eprop", "eprop_rule", "bptt"]
+__all__ = [
+    "PlasticityRule", "RULES", "STDPState", "RSTDPState", "stdp", "rstdp", "eprop", "eprop_rule",
+    "bptt",
+]

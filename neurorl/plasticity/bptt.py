@@ -15,9 +15,9 @@ from jax import Array
 
 from neurorl.core.surrogate import get_surrogate
 from neurorl.plasticity.eprop import (
+    LOSSES,
     EpropConfig,
     EpropParams,
-    LOSSES,
     _decays,
     neuron_step,
 )

@@ -27,7 +27,8 @@ Feedback (Methods, "Learning signals"): ``"symmetric"`` (B = W_out), ``"random"`
 feedback alignment, Lillicrap et al. 2016) or ``"adaptive"`` (B gets W_out's update,
 Kolen-Pollack; Akrout et al. 2019).
 
-Reward-based e-prop (Methods, "Reward-based e-prop", Eq. 5): with a policy readout pi = softmax(y_pi)
+Reward-based e-prop (Methods, "Reward-based e-prop", Eq. 5): with a policy readout
+pi = softmax(y_pi)
 and a value readout V, L_j^t = -c_V B^V_j + sum_k B^pi_jk (pi_k^t - 1[a^t = k]); the per-synapse
 tag T_ji <- gamma T_ji + L_j ebar_ji and dE/dW_ji = -sum_t delta^t T_ji^t (delta the TD error).
 """
@@ -76,7 +77,7 @@ class EpropConfig:
     n_ref: int = struct.field(pytree_node=False, default=0)
     feedback: str = struct.field(pytree_node=False, default="symmetric")
 
-    def validate(self) -> "EpropConfig":
+    def validate(self) -> EpropConfig:
         """Host-side checks; returns self."""
         for f in ("tau_mem", "tau_adapt", "tau_out", "dt", "v_th", "gamma_pd"):
             check_tau(f"eprop.{f}", getattr(self, f))
@@ -338,7 +339,8 @@ def eprop_rule(tau_mem: float = 20.0, tau_adapt: float = 200.0, beta: float = 0.
         xn = (neuron_state.v - neuron_state.thr) / v_th
         refr = getattr(neuron_state, "is_refractory", jnp.zeros_like(xn))
         psi = gamma_pd * jnp.maximum(0.0, 1.0 - jnp.abs(xn)) / v_th * (1.0 - refr)
-        eps_a = state.psi[None, :] * state.p[:, None] + (rho - state.psi * beta)[None, :] * state.eps_a
+        gain = (rho - state.psi * beta)[None, :]
+        eps_a = state.psi[None, :] * state.p[:, None] + gain * state.eps_a
         p = alpha * state.p + pre.astype(jnp.float32)
         e = psi[None, :] * (p[:, None] - beta * eps_a)
         return EpropRuleState(p, eps_a, kappa * state.ebar + e, psi)

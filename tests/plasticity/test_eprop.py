@@ -1,4 +1,4 @@
-"""e-prop against BPTT (jax.grad) and against a plain numpy loop of Bellec et al. 2020's equations."""
+"""e-prop against BPTT (jax.grad) and a plain numpy loop of Bellec et al. 2020's equations."""
 
 import jax
 import jax.numpy as jnp
@@ -101,7 +101,7 @@ def test_eligibility_traces_match_numpy_loop(beta):
     ref = _numpy_eprop(*(np.asarray(w, np.float64) for w in (p.w_in, p.w_rec, p.w_out)), xs,
                        20.0, 50.0, betas, 0.6, 10.0, 0.3, 3)
     assert ref["z"].sum() > 10
-    for k, got in zip(("v", "z", "ea_in", "ea_rec", "eb_in", "eb_rec"), out):
+    for k, got in zip(("v", "z", "ea_in", "ea_rec", "eb_in", "eb_rec"), out, strict=True):
         np.testing.assert_allclose(np.asarray(got), ref[k], atol=2e-4, rtol=1e-3, err_msg=k)
     if beta > 0:
         assert np.abs(ref["ea_in"]).max() > 1e-3  # the adaptation component is exercised
@@ -148,7 +148,8 @@ def test_supervised_eprop_learns_sum_of_sines():
     xs = (jax.random.uniform(key, (T, n_in)) < 0.02).astype(jnp.float32)  # 20 Hz, frozen
     t = jnp.arange(T) / 1000.0
     freqs, amps, phases = (1.0, 2.0, 3.0, 5.0), (0.5, 0.3, 0.4, 0.2), (0.0, 1.0, 2.0, 3.0)
-    tg = sum(a * jnp.sin(2 * jnp.pi * f * t + ph) for f, a, ph in zip(freqs, amps, phases))
+    tg = sum(a * jnp.sin(2 * jnp.pi * f * t + ph)
+             for f, a, ph in zip(freqs, amps, phases, strict=True))
     tg = tg[:, None]
     cfg = E.EpropConfig(tau_mem=20.0, tau_out=20.0, v_th=1.0, feedback="symmetric").validate()
     p = E.init_params(jax.random.PRNGKey(1), n_in, n_rec, 1, recurrent=True, w_scale=1.0)
