@@ -1,0 +1,185 @@
+"""``make_train(config) -> train(key)``: env + spiking agent + online learning as ONE jitted scan.
+
+PureJaxRL style: the whole run is a ``lax.scan`` over environment steps, vmapped over seeds; the
+agent serves ``n_envs`` parallel environments that share its weights (vmapped inside the agent).
+Nothing inside talks to the host. For long runs the same code is exposed in chunks::
+
+    train = make_train(TrainConfig(env_id="CartPole-v1", agent="eprop_ac", n_steps=100_000))
+    out = train(jax.random.key(0))            # {"runner_state", "metrics"}, metrics [T, S, ...]
+    rs = train.init(jax.random.key(0))         # runner state, leading seed axis S
+    rs, metrics = train.run_chunk(rs, 10_000)  # 10_000 env steps per seed (n_envs divides it)
+
+Per-step metrics (leading axes ``[T, S]``, ``T = steps // n_envs``; env axis ``B`` last):
+``reward [T,S,B]``, ``done [T,S,B]``, ``episode_return [T,S,B]`` and ``episode_length`` (the
+finished episode's return/length where ``done``, else 0), ``spikes [T,S,B]`` and
+``synops [T,S,B]`` (per env step), ``weight_norm [T,S]`` (L2 norm of all learnable weights).
+
+The config is a frozen dataclass; values derived from it come from functions
+(:func:`n_iterations`), never by mutating it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from neurorl.agents import AGENTS, make_agent, spec_from_env
+from neurorl.envs import make
+from neurorl.errors import ConfigError, lookup
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run (per seed), plain and frozen.
+
+    Attributes:
+        env_id: environment id, e.g. ``"CartPole-v1"``.
+        agent: agent name in ``neurorl.agents.AGENTS`` (``"eprop_ac"``, ``"bptt_ac"``,
+            ``"rstdp"``).
+        agent_kwargs: agent hyperparameters (see each agent's ``DEFAULTS``).
+        env_kwargs: EnvParams overrides passed to ``neurorl.envs.make``.
+        n_steps: total env steps per seed, summed over the parallel envs.
+        n_envs: parallel envs per agent (sharing its weights).
+        substeps: K network substeps per env step.
+        n_seeds: independent runs, vmapped.
+        obs_range: symmetric encoder range per obs dimension (None: the agent default).
+    """
+
+    env_id: str = "CartPole-v1"
+    agent: str = "eprop_ac"
+    agent_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    env_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    n_steps: int = 100_000
+    n_envs: int = 8
+    substeps: int = 5
+    n_seeds: int = 1
+    obs_range: tuple[float, ...] | None = None
+
+
+def n_iterations(cfg: TrainConfig, n_steps: int | None = None) -> int:
+    """Scan length: env steps per seed divided by the parallel envs."""
+    return (cfg.n_steps if n_steps is None else n_steps) // cfg.n_envs
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Host-side checks, before any trace (ConfigError naming the field)."""
+    for name in ("n_steps", "n_envs", "substeps", "n_seeds"):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or v < 1:
+            raise ConfigError(name, v, "an integer >= 1")
+    if cfg.n_steps % cfg.n_envs:
+        raise ConfigError("n_steps", cfg.n_steps, f"a multiple of n_envs={cfg.n_envs}")
+    lookup(AGENTS, cfg.agent, "agent", field="agent")
+
+
+@struct.dataclass
+class RunnerState:
+    """Scan carry for ONE seed (train vmaps it to a leading seed axis)."""
+
+    agent_state: Any
+    env_state: Any
+    env_params: Any
+    obs: Array
+    ep_return: Array
+    ep_length: Array
+    key: Array
+    t: Array
+
+
+def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
+    """Build the jitted training function for ``cfg``.
+
+    Args:
+        cfg: the run configuration (never mutated).
+
+    Returns:
+        ``train(key) -> {"runner_state", "metrics"}`` (jitted, vmapped over ``cfg.n_seeds``),
+        with attributes ``train.init(key) -> runner_state``,
+        ``train.run_chunk(runner_state, n_steps) -> (runner_state, metrics)`` and
+        ``train.agent`` / ``train.env``.
+
+    Raises:
+        ConfigError: for an invalid config, unknown env / agent / hyperparameter (host side).
+    """
+    validate(cfg)
+    env, env_params = make(cfg.env_id, **dict(cfg.env_kwargs))
+    spec = spec_from_env(env, env_params, cfg.n_envs, cfg.substeps, cfg.obs_range)
+    agent = make_agent(cfg.agent, spec, **dict(cfg.agent_kwargs))
+    B = cfg.n_envs
+
+    def init_one(key: Array) -> RunnerState:
+        k_agent, k_env, k_run = jax.random.split(key, 3)
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(k_env, B), env_params)
+        zf = jnp.zeros((B,), jnp.float32)
+        return RunnerState(agent.init(k_agent), env_state, env_params, obs, zf,
+                           jnp.zeros((B,), jnp.int32), k_run, jnp.zeros((), jnp.int32))
+
+    def step_one(rs: RunnerState, _: None) -> tuple[RunnerState, dict[str, Array]]:
+        key, k_act, k_env = jax.random.split(rs.key, 3)
+        action, ast = agent.act(rs.agent_state, rs.obs, k_act)
+        obs, env_state, reward, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(k_env, B), rs.env_state, action, rs.env_params)
+        reward = reward.astype(jnp.float32)
+        ast = agent.learn(ast, reward, term, trunc)
+        done = term | trunc
+        ep_return = rs.ep_return + reward
+        ep_length = rs.ep_length + 1
+        w = agent.weights(ast)
+        wnorm = jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree.leaves(w)))
+        metrics = {
+            "reward": reward,
+            "done": done,
+            "episode_return": jnp.where(done, ep_return, 0.0),
+            "episode_length": jnp.where(done, ep_length, 0),
+            "spikes": ast.stats.spikes,
+            "synops": ast.stats.synops,
+            "weight_norm": wnorm,
+        }
+        rs = RunnerState(ast, env_state, rs.env_params, obs, jnp.where(done, 0.0, ep_return),
+                         jnp.where(done, 0, ep_length), key, rs.t + 1)
+        return rs, metrics
+
+    def run_one(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:
+        return jax.lax.scan(step_one, rs, None, length=n_iter)
+
+    @jax.jit
+    def init(key: Array) -> RunnerState:
+        return jax.vmap(init_one)(jax.random.split(key, cfg.n_seeds))
+
+    def _run_impl(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:
+        return jax.vmap(lambda r: run_one(r, n_iter), out_axes=(0, 1))(rs)
+
+    _run = jax.jit(_run_impl, static_argnums=1)
+
+    def run_chunk(rs: RunnerState, n_steps: int) -> tuple[RunnerState, dict[str, Array]]:
+        if not isinstance(n_steps, int) or n_steps < B or n_steps % B:
+            raise ConfigError("n_steps", n_steps, f"a positive multiple of n_envs={B}")
+        return _run(rs, n_steps // B)
+
+    @jax.jit
+    def _train(key: Array) -> dict[str, Any]:
+        rs = jax.vmap(init_one)(jax.random.split(key, cfg.n_seeds))
+        rs, metrics = _run_impl(rs, n_iterations(cfg))
+        return {"runner_state": rs, "metrics": metrics}
+
+    def train(key: Array) -> dict[str, Any]:
+        return _train(key)
+
+    train.init = init  # type: ignore[attr-defined]
+    train.run_chunk = run_chunk  # type: ignore[attr-defined]
+    train.agent = agent  # type: ignore[attr-defined]
+    train.env = env  # type: ignore[attr-defined]
+    train.config = cfg  # type: ignore[attr-defined]
+    train.jitted = _train  # type: ignore[attr-defined]
+    return train
+
+
+__all__ = ["RunnerState", "TrainConfig", "make_train", "n_iterations", "validate"]

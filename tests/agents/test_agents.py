@@ -1,0 +1,139 @@
+"""Agent protocol contract tests (every registered agent) and the e-prop gradient reference test."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from neurorl.agents import AGENTS, _rsnn, make_agent, spec_from_env
+from neurorl.core.surrogate import get_surrogate
+from neurorl.encoding import gaussian_rf
+from neurorl.envs import make
+from neurorl.errors import ConfigError
+
+SMALL = {
+    "eprop_ac": dict(n_rec=8, n_alif=2, n_rf=3),
+    "bptt_ac": dict(n_rec=8, n_alif=2, n_rf=3, rollout=3, epochs=1, n_minibatches=1),
+    "rstdp": dict(n_rf=3, pop=2),
+}
+
+
+def _setup(name, n_envs=2, **extra):
+    env, params = make("CartPole-v1")
+    spec = spec_from_env(env, params, n_envs=n_envs, substeps=3)
+    agent = make_agent(name, spec, **{**SMALL[name], **extra})
+    return env, params, agent
+
+
+def _rollout(agent, env, params, key, n=5):
+    """n act/env/learn steps; returns (final agent state, actions [n, B])."""
+    B = agent.spec.n_envs
+    k0, key = jax.random.split(key)
+    obs, es = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k0, B), params)
+    state = agent.init(jax.random.key(1))
+    actions = []
+    for _ in range(n):
+        key, ka, ke = jax.random.split(key, 3)
+        a, state = agent.act(state, obs, ka)
+        obs, es, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(ke, B), es, a, params)
+        # force an episode end in env 0 at step 2 so resets are exercised
+        term = term.at[0].set(term[0] | (len(actions) == 2))
+        state = agent.learn(state, r.astype(jnp.float32), term, trunc)
+        actions.append(a)
+    return state, jnp.stack(actions)
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_agent_contract_jit_eager_no_recompile_and_reset(name):
+    env, params, agent = _setup(name)
+    act, learn = jax.jit(agent.act), jax.jit(agent.learn)
+    jitted = agent._replace(act=act, learn=learn)
+    s_eager, a_eager = _rollout(agent, env, params, jax.random.key(3))  # op-by-op dispatch
+    s_jit, a_jit = _rollout(jitted, env, params, jax.random.key(3))
+    np.testing.assert_array_equal(np.asarray(a_eager), np.asarray(a_jit))
+    for x, y in zip(jax.tree.leaves(agent.weights(s_eager)), jax.tree.leaves(agent.weights(s_jit))):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-5)
+    assert a_jit.shape == (5, 2) and a_jit.dtype == jnp.int32
+    assert s_jit.stats.spikes.shape == (2,)
+    # a second call with a new key and new values does not recompile
+    _rollout(jitted, env, params, jax.random.key(4))
+    assert act._cache_size() == 1 and learn._cache_size() == 1
+
+    # carries reset on done with jnp.where: env 0 flagged done must restart from the fresh carry
+    obs = jnp.tile(jnp.array([[0.01, 0.2, -0.03, 0.1]], jnp.float32), (2, 1))
+    dirty = s_jit.replace(reset_next=jnp.array([True, False]))
+    fresh = agent.init(jax.random.key(1)).replace(params=getattr(s_jit, "params", None)) \
+        if hasattr(s_jit, "params") else agent.init(jax.random.key(1)).replace(w=s_jit.w)
+    fresh = fresh.replace(reset_next=jnp.array([True, True]))
+    _, s_dirty = act(dirty, obs, jax.random.key(9))
+    _, s_fresh = act(fresh, obs, jax.random.key(9))
+    for x, y in zip(jax.tree.leaves(s_dirty.carry), jax.tree.leaves(s_fresh.carry)):
+        np.testing.assert_allclose(np.asarray(x[0]), np.asarray(y[0]), rtol=1e-6, atol=1e-6)
+    # without the reset the carried state would differ (the test can fail)
+    s_noreset, _ = act(dirty.replace(reset_next=jnp.array([False, False])), obs,
+                       jax.random.key(9))[1], None
+    diff = [np.abs(np.asarray(x[0]) - np.asarray(y[0])).max()
+            for x, y in zip(jax.tree.leaves(s_noreset.carry), jax.tree.leaves(s_fresh.carry))]
+    assert max(diff) > 1e-4
+
+
+def test_eprop_tag_resets_after_the_episode_end():
+    env, params, agent = _setup("eprop_ac")
+    s, _ = _rollout(agent._replace(act=jax.jit(agent.act), learn=jax.jit(agent.learn)),
+                    env, params, jax.random.key(0), n=4)
+    # step 4 learned with term_prev[0] = True: env 0's tag restarts at its current g
+    np.testing.assert_allclose(np.asarray(s.tag.w[0]), np.asarray(s.g_now.w[0]), atol=1e-7)
+    assert np.abs(np.asarray(s.tag.w[1]) - np.asarray(s.g_now.w[1])).max() > 0
+
+
+def _eprop_vs_autodiff(rec_scale, gamma_ref):
+    """Agent's per-step e-prop gradient of log pi(a) + c_v V vs jax.grad through the network."""
+    env, params = make("CartPole-v1")
+    spec = spec_from_env(env, params, n_envs=1, substeps=6)
+    hyper = dict(n_rec=6, n_alif=3, n_rf=3, rec_scale=rec_scale, in_scale=4.0, out_scale=1.0,
+                 c_v=0.5, tau_out=4.0)
+    agent = make_agent("eprop_ac", spec, **hyper)
+    state = agent.init(jax.random.key(2))
+    obs = jnp.array([[0.1, -0.4, 0.05, 0.3]], jnp.float32)
+    action, state = jax.jit(agent.act)(state, obs, jax.random.key(5))
+
+    enc = gaussian_rf(spec.obs_low, spec.obs_high, 3, 6)
+    consts = _rsnn.make_consts(enc.n_in, 6, 3, 10.0, 200.0, 4.0, 0.3, 1.0)
+    spike = get_surrogate("triangle", gamma=gamma_ref).spike
+
+    def objective(p):
+        _, out, _ = _rsnn.forward(p, consts, _rsnn.init_carry(6, 3), enc.encode(obs[0]), spike)
+        lp, _ = _rsnn.log_prob_entropy(out, p.log_std, action[0], True, 2)
+        return lp + 0.5 * out[2]
+
+    ref = jax.grad(objective)(state.params)
+    return state.g_now, ref
+
+
+def test_eprop_equals_autodiff_without_recurrence_and_wrong_models_are_caught():
+    g, ref = _eprop_vs_autodiff(rec_scale=0.0, gamma_ref=0.3)
+    assert np.abs(np.asarray(ref.w)).max() > 1e-3  # the network is active
+    np.testing.assert_allclose(np.asarray(g.w[0]), np.asarray(ref.w), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(g.w_out[0]), np.asarray(ref.w_out), rtol=1e-4,
+                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(g.b_out[0]), np.asarray(ref.b_out), rtol=1e-5)
+    # a wrong pseudo-derivative scale is caught
+    g, ref = _eprop_vs_autodiff(rec_scale=0.0, gamma_ref=0.5)
+    assert not np.allclose(np.asarray(g.w[0]), np.asarray(ref.w), rtol=1e-2, atol=1e-4)
+
+
+def test_agent_errors_are_for_people():
+    env, params = make("CartPole-v1")
+    spec = spec_from_env(env, params)
+    with pytest.raises(ConfigError, match="eprop_ac"):
+        make_agent("eprop_a", spec)
+    with pytest.raises(ConfigError, match="n_rec"):
+        make_agent("eprop_ac", spec, n_recc=3)
+    with pytest.raises(ConfigError, match="lam"):
+        make_agent("eprop_ac", spec, lam=1.5)
+    with pytest.raises(ConfigError, match="n_minibatches"):
+        make_agent("bptt_ac", spec_from_env(env, params, n_envs=3), n_minibatches=2)
+    env2, params2 = make("Pendulum-v1")
+    with pytest.raises(ConfigError, match="discrete"):
+        make_agent("rstdp", spec_from_env(env2, params2))
