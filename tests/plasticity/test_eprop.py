@@ -169,3 +169,13 @@ def test_supervised_eprop_learns_sum_of_sines():
 
     losses = np.asarray(train(p))
     assert losses[-10:].mean() < 0.1 * losses[0], (losses[0], losses[-10:].mean())
+
+
+def test_no_recompile_when_constants_change():
+    """Neuron constants are traced leaves: new tau/beta values reuse the compiled e-prop pass."""
+    p = E.init_params(jax.random.PRNGKey(0), 4, 5, 1)
+    xs, tg = _task(n_in=4, n_out=1, T=20)
+    f = jax.jit(E.run_supervised)
+    for tau, beta in ((20.0, 0.0), (15.0, 0.3), (30.0, 1.0)):
+        f(p, E.EpropConfig(tau_mem=tau, beta=beta), xs, tg)
+    assert f._cache_size() == 1
