@@ -145,8 +145,11 @@ def test_auto_reset_returns_reset_obs_and_final_obs(env_id):
         obs, state, _, term, trunc, info = step(jax.random.key(t), state, action, params)
     assert bool(trunc)
     assert int(state.time) == 0
-    # obs is the fresh reset obs drawn from the split key; final_obs is the terminal one
-    _, key_reset = jax.random.split(jax.random.key(2))
+    # obs is the fresh reset obs drawn from the step's key (split first only when the transition
+    # itself is stochastic); final_obs is the terminal one
+    key_reset = jax.random.key(2)
+    if env.stochastic_transition:
+        _, key_reset = jax.random.split(key_reset)
     reset_obs, _ = f["reset"](key_reset, params)
     np.testing.assert_array_equal(np.asarray(obs), np.asarray(reset_obs))
     assert not np.array_equal(np.asarray(info["final_obs"]), np.asarray(obs))
