@@ -94,6 +94,6 @@ def lookup(registry: Mapping[str, Any], name: str, kind: str, field: str | None 
     raise ConfigError(
         field or kind,
         name,
-        f"one of the registered {kind}s {sorted(registry)}",
+        f"one of the registered {kind} names {sorted(registry)}",
         closest(name, registry),
     )

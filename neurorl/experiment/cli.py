@@ -105,8 +105,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             rows = fn()
         except ImportError as e:  # a subpackage that is not built yet must not hide the others
             rows = [("(unavailable)", str(e))]
+        from rich.markup import escape
+
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(escape(str(c)) for c in row))
         console.print(table)
     return 0
 
