@@ -98,7 +98,7 @@ def build_report(results: Path | str = RESULTS, machine: dict | None = None,
     if machine is None:
         machine = next((d["machine"] for d in data.values() if isinstance(d.get("machine"), dict)),
                        {})
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = ["# neurorl benchmark report", "", f"Generated {now}"
              + ("" if quick is None else (" (quick mode)" if quick else " (full mode)")) + ".", "",
              f"Machine: {machine_line(machine)}.", ""]

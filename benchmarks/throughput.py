@@ -1,4 +1,4 @@
-"""Throughput of the reference spiking agent: neurorl (one jitted scan, vmapped) vs a numpy host loop.
+"""Reference spiking agent throughput: neurorl (one jitted scan, vmapped) vs a numpy host loop.
 
 The agent is the one in ``shared/references/reference-agent.md``: CartPole observation -> Gaussian
 receptive fields (10 per dimension, gain 0.5) -> 40 input LIF -> dense W1 -> 128 hidden LIF ->
@@ -24,6 +24,9 @@ Implementations, all in this process:
   rank-1 eligibility updates summed as one rank-20 product
   ``e' = de^10 e + [D X_pre; D S_pre]^T [S_post; -X_post]`` with ``D_k = de^(9-k)``, so W and e are
   read and written once per env step. The neuron dynamics still run through neurorl's LIF step.
+  On XLA CPU a batched matmul of many tiny matrices (vmap over agents) is slow, so the products
+  are written as broadcast multiply-sums and the rank-20 update as 20 broadcast multiply-adds,
+  which XLA fuses into single loops (measured: ~2.4x faster at 1024 agents than ``@``/einsum).
 
 Before timing, :func:`check_agreement` drives the numpy agent with gymnasium's CartPole and feeds
 the same observation and modulator sequence to both JAX versions; actions and per-neuron spike
@@ -45,10 +48,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import functools
 import importlib.util
+import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -76,6 +79,9 @@ THR = 1.0
 TAU_TRACE = 20.0  # ms, lam = exp(-1/20)
 TAU_ELIG = 200.0  # ms, de = exp(-1/200)
 LR = 1e-6
+QUICK_AGREEMENT_STEPS = 40
+UNROLL = True  # unrolled layer scans: faster steps, slower compile
+ELIG_MODE = "unrolled"  # or "dot" / "reduce": same maths, slower on XLA CPU (kept to compare)
 W1_MAX, W2_MAX = 0.15, 0.04
 # floats per agent that every step must read and write: W1, e1, W2, e2
 STATE_FLOATS = 2 * (N_IN * N_H + N_H * N_OUT)
@@ -90,7 +96,7 @@ def lif_params() -> LIFParams:
 
 
 def encoder():
-    """The reference agent's Gaussian receptive fields through :func:`neurorl.encoding.gaussian_rf`."""
+    """The reference agent's Gaussian receptive fields (:func:`neurorl.encoding.gaussian_rf`)."""
     r = np.asarray(OBS_RANGE)
     return gaussian_rf(-r, r, n_per_dim=10, substeps=K, width=1.0, gain=GAIN, mode="current")
 
@@ -142,14 +148,14 @@ def agent_init(key: jax.Array) -> AgentState:
 
 
 def _run_layer(state: LIFState, currents: jax.Array) -> tuple[LIFState, jax.Array]:
-    """Scan neurorl's LIF step over the K substeps of one layer: [K, n] currents -> [K, n] spikes."""
+    """Scan neurorl's LIF step over the K substeps of a layer: [K, n] currents -> [K, n] spikes."""
     lif, p = get_neuron("LIF"), lif_params()
 
     def body(s, i):
         z, s = lif.step(p, s, i)
         return s, z
 
-    return jax.lax.scan(body, state, currents, unroll=True)
+    return jax.lax.scan(body, state, currents, unroll=UNROLL)
 
 
 def act_plain(agent: AgentState, obs: jax.Array) -> tuple[AgentState, jax.Array, tuple]:
@@ -197,23 +203,41 @@ def _decay_operators() -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
 def _fused_traces(x0: jax.Array, spikes: jax.Array) -> jax.Array:
     """All K traces of a layer at once: X[k] = sum_j<=k lam^(k-j) s_j + lam^(k+1) x0 ([K, n])."""
     decay, lam_pow, _, _ = _decay_operators()
-    return decay @ spikes + lam_pow[:, None] * x0[None, :]
+    return _spike_matmul(decay, spikes) + lam_pow[:, None] * x0[None, :]
 
 
 def _fused_eligibility(e0, x_pre, s_pre, x_post, s_post):
-    """e after K substeps of e = de e + x_pre (x) s_post - s_pre (x) x_post, as one rank-2K product."""
+    """e after K substeps of e = de e + x_pre (x) s_post - s_pre (x) x_post: one rank-2K product."""
     _, _, d, de_k = _decay_operators()
     left = jnp.concatenate([d[:, None] * x_pre, d[:, None] * s_pre], axis=0)  # [2K, n_pre]
     right = jnp.concatenate([s_post, -x_post], axis=0)  # [2K, n_post]
-    return de_k * e0 + left.T @ right
+    if ELIG_MODE == "dot":
+        return de_k * e0 + left.T @ right
+    if ELIG_MODE == "reduce":
+        return de_k * e0 + jnp.sum(left[:, :, None] * right[:, None, :], axis=0)
+    # the 2K rank-1 terms written out: one elementwise loop (fused with the weight update by
+    # XLA) reads e once instead of a batched tiny matmul writing a temporary
+    acc = de_k * e0
+    for j in range(2 * K):
+        acc = acc + left[j][:, None] * right[j][None, :]
+    return acc
+
+
+def _spike_matmul(spikes: jax.Array, w: jax.Array) -> jax.Array:
+    """``spikes [K, n_pre] @ w [n_pre, n_post]`` as a broadcast multiply-sum.
+
+    Vmapped over agents this is one fused reduction loop; XLA CPU runs it ~2x faster than the
+    equivalent batched matmul of many tiny matrices.
+    """
+    return jnp.sum(spikes[:, :, None] * w[None, :, :], axis=1)
 
 
 def act_fused(agent: AgentState, obs: jax.Array) -> tuple[AgentState, jax.Array, tuple]:
     """One env step with each layer's K substeps fused into matrix products (same maths)."""
     currents = encoder().encode(obs)
     lif_in, z_in = _run_layer(agent.lif_in, currents)
-    lif_h, z_h = _run_layer(agent.lif_h, z_in @ agent.w1)  # [K, 40] @ [40, 128]
-    lif_out, z_o = _run_layer(agent.lif_out, z_h @ agent.w2)
+    lif_h, z_h = _run_layer(agent.lif_h, _spike_matmul(z_in, agent.w1))  # [K,40] @ [40,128]
+    lif_out, z_o = _run_layer(agent.lif_out, _spike_matmul(z_h, agent.w2))
     rs1, rs2 = agent.rs1, agent.rs2
     x_in = _fused_traces(rs1.x_pre, z_in)
     x_h = _fused_traces(rs1.y_post, z_h)
@@ -238,7 +262,7 @@ def learn(agent: AgentState, m: jax.Array) -> AgentState:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make_rollout(n_steps: int, fused: bool):
     """The whole env + agent loop as ONE jitted ``lax.scan`` over env steps, vmapped over agents.
 
@@ -276,7 +300,7 @@ def init_population(key: jax.Array, n: int):
 
 # --- numpy host loop --------------------------------------------------------------------------
 class NumpyAgent:
-    """The reference agent in plain numpy float32, one substep at a time (the host-loop baseline)."""
+    """The reference agent in plain numpy float32, one substep at a time (host-loop baseline)."""
 
     def __init__(self, w1: np.ndarray, w2: np.ndarray):
         f = np.float32
@@ -331,7 +355,7 @@ def numpy_episode_driver(agent: NumpyAgent, env, n_steps: int, obs: np.ndarray):
         action, counts = agent.act(obs)
         trace["obs"].append(np.asarray(obs, np.float32))
         trace["actions"].append(action)
-        for c, lst in zip(counts, trace["counts"]):
+        for c, lst in zip(counts, trace["counts"], strict=True):
             lst.append(c)
         obs, reward, term, trunc, _ = env.step(action)
         m = -1.0 if term else float(reward)
@@ -343,7 +367,7 @@ def numpy_episode_driver(agent: NumpyAgent, env, n_steps: int, obs: np.ndarray):
 
 
 # --- agreement ----------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make_driven(fused: bool):
     """One JAX agent driven by given observation and modulator sequences ([T, 4], [T])."""
     act = act_fused if fused else act_plain
@@ -395,7 +419,7 @@ def check_agreement(n_steps: int = 300, seed: int = 0, numpy_overrides: dict | N
         actions = np.asarray(actions)
         counts = [np.asarray(c) for c in counts]
         ok = actions == np_actions
-        for c, ref in zip(counts, np_counts):
+        for c, ref in zip(counts, np_counts, strict=True):
             ok &= np.all(c == ref, axis=1)
         bad = np.flatnonzero(~ok)
         out[name] = {
@@ -409,7 +433,7 @@ def check_agreement(n_steps: int = 300, seed: int = 0, numpy_overrides: dict | N
         finals[name] = final
         per_step[name] = (actions, counts)
     same = per_step["plain"][0] == per_step["fused"][0]
-    for a, b in zip(per_step["plain"][1], per_step["fused"][1]):
+    for a, b in zip(per_step["plain"][1], per_step["fused"][1], strict=True):
         same &= np.all(a == b, axis=1)
     out["fused_vs_plain"] = {
         "steps_equal": int(same.sum()),
@@ -434,7 +458,7 @@ def _rel(a, b) -> float:
 
 # --- timing -------------------------------------------------------------------------------------
 def time_neurorl(n: int, n_steps: int, fused: bool, repeats: int) -> dict:
-    """Agent-steps/s of the jitted rollout with ``n`` agents (best of ``repeats``, compile excluded)."""
+    """Agent-steps/s of the jitted rollout with ``n`` agents (best of repeats, compile excluded)."""
     run = make_rollout(n_steps, fused)
     carry = init_population(jax.random.PRNGKey(1), n)
     t0 = time.perf_counter()
@@ -602,7 +626,7 @@ def main(quick: bool = False, out: Path | str | None = None, sizes: list[int] | 
     sizes = sizes or ([1, 64] if quick else [1, 64, 1024, 4096])
     repeats = repeats or (2 if quick else 5)
     info = machine()
-    agreement = check_agreement(n_steps=50 if quick else 300)
+    agreement = check_agreement(n_steps=QUICK_AGREEMENT_STEPS if quick else 300)
     print(f"agreement: {agreement['agree']} ({agreement['plain']['steps_equal']}/"
           f"{agreement['fused']['steps_equal']} of {agreement['steps']} steps)", flush=True)
     if not agreement["agree"]:
@@ -614,7 +638,7 @@ def main(quick: bool = False, out: Path | str | None = None, sizes: list[int] | 
         nump = time_numpy(n, budget, repeats)
         plain = time_neurorl(n, n_steps, False, repeats)
         fused = time_neurorl(n, n_steps, True, repeats)
-        floor = bandwidth_floor(n, n_steps, repeats) if n >= 64 else None
+        floor = bandwidth_floor(n, n_steps, repeats) if n >= 64 and not quick else None
         row = {
             "agents": n,
             "numpy_steps_per_s": nump["steps_per_s"],

@@ -27,14 +27,21 @@ def _load(name):
 
 
 @pytest.fixture(scope="module")
-def throughput():
-    return _load("throughput")
+def run_all():
+    return _load("run_all")
+
+
+@pytest.fixture(scope="module")
+def throughput(run_all):
+    # the module object run_all will call, so its compiled functions are shared with that test
+    return run_all._load("throughput", BENCH / "throughput.py")
 
 
 def test_reference_agent_agrees_with_numpy_host_loop(throughput):
-    res = throughput.check_agreement(n_steps=40, seed=3)
+    n = throughput.QUICK_AGREEMENT_STEPS  # the quick run's size: its compiled check is reused
+    res = throughput.check_agreement(n_steps=n, seed=3)
     assert res["agree"], res
-    assert res["plain"]["steps_equal"] == res["fused"]["steps_equal"] == 40
+    assert res["plain"]["steps_equal"] == res["fused"]["steps_equal"] == n
     # the agent really spikes in every layer, so equal counts mean something
     assert all(c > 0 for c in res["numpy_spikes_per_layer"])
     assert res["plain"]["spikes_per_layer"] == res["numpy_spikes_per_layer"]
@@ -42,14 +49,15 @@ def test_reference_agent_agrees_with_numpy_host_loop(throughput):
 
 def test_wrong_numpy_model_is_caught(throughput):
     # membrane decay 0.95 instead of snnTorch's beta = 0.9: the check must report disagreement
-    res = throughput.check_agreement(n_steps=40, seed=3, numpy_overrides={"beta": 0.95})
+    res = throughput.check_agreement(
+        n_steps=throughput.QUICK_AGREEMENT_STEPS, seed=3, numpy_overrides={"beta": 0.95}
+    )
     assert not res["agree"]
     assert res["plain"]["first_mismatch"] is not None
 
 
 @pytest.mark.slow
-def test_run_all_quick_only_throughput_writes_json(tmp_path):
-    run_all = _load("run_all")
+def test_run_all_quick_only_throughput_writes_json(run_all, throughput, tmp_path):
     status = run_all.main(["--quick", "--only", "throughput", "--out", str(tmp_path)])
     assert status["throughput"]["status"] == "ok", status
     result = json.loads((tmp_path / "throughput.json").read_text())
@@ -60,7 +68,6 @@ def test_run_all_quick_only_throughput_writes_json(tmp_path):
     assert "Machine:" in report and "## throughput" in report
 
 
-def test_run_all_unknown_benchmark_names_the_closest(tmp_path):
-    run_all = _load("run_all")
+def test_run_all_unknown_benchmark_names_the_closest(run_all, tmp_path):
     with pytest.raises(ConfigError, match="throughput"):
         run_all.main(["--quick", "--only", "througput", "--out", str(tmp_path)])
