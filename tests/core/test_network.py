@@ -113,6 +113,7 @@ def test_wrong_delay_in_reference_is_caught(compiled):
     )
 
 
+@pytest.mark.slow
 def test_eager_jit_vmap_agree(compiled):
     cn, state, x, state_T, rec = compiled
     # step-by-step (python loop over the jitted step) == scan
@@ -222,3 +223,17 @@ def test_stdp_learning_rule_inside_scan():
     np.testing.assert_allclose(W, np.asarray(w), rtol=1e-5, atol=1e-7)
     assert W[0, 0] > 0.2 + 0.01 and W[1, 1] < 0.2 - 0.01
     assert cn._run_jit._cache_size() == 1
+
+
+def test_chip_backend_projects_weights_and_jax_is_identity():
+    a = NeuronGroup(8, "LIF", name="a")
+    b = NeuronGroup(6, "LIF", name="b")
+    c = Connection(a, b, weight={"init": "uniform", "low": 0.0, "high": 0.9})
+    cj = Network(a, b, c).compile(backend="jax")
+    assert cj.project is None
+    w_j = np.asarray(cj.init(jax.random.PRNGKey(0))["weights"]["a->b"])
+    cl = Network(a, b, c).compile(backend="Loihi2")
+    w_l = np.asarray(cl.init(jax.random.PRNGKey(0))["weights"]["a->b"])
+    np.testing.assert_allclose(np.asarray(cl.project(jnp.asarray(w_l))), w_l)  # on the grid
+    assert len(np.unique(w_l)) < len(np.unique(w_j))
+    assert np.abs(w_l - w_j).max() < 0.05
