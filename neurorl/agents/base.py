@@ -133,6 +133,11 @@ class Agent(NamedTuple):
         act: ``(state, obs[B, obs_dim], key) -> (action[B] or [B, act_dim], state)``.
         learn: ``(state, reward[B], terminated[B], truncated[B]) -> state``.
         weights: ``state -> pytree`` of learnable weights (for norms and constraints).
+        update_every: env steps between calls of ``update`` (1 for purely online agents).
+        update: optional ``(state, obs[B, obs_dim], key) -> state``, a batch update that the
+            training loop calls after every ``update_every`` act/learn steps with the current
+            observation (for bootstrapping). Kept out of ``act`` on purpose: a ``lax.cond``
+            under ``vmap`` over seeds would run both branches on every step.
     """
 
     name: str
@@ -141,6 +146,8 @@ class Agent(NamedTuple):
     act: Callable[[Any, Array, Array], tuple[Array, Any]]
     learn: Callable[[Any, Array, Array, Array], Any]
     weights: Callable[[Any], Any]
+    update_every: int = 1
+    update: Callable[[Any, Array, Array], Any] | None = None
 
 
 def reset_where(done: Array, state: Any, init_state: Any) -> Any:

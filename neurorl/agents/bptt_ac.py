@@ -8,9 +8,9 @@ carry stored at the rollout's start (truncated BPTT over ``rollout * K`` substep
 the carry with ``jnp.where`` wherever an episode ended (the PureJaxRL ``ppo_rnn`` pattern), with
 the clipped surrogate objective, a clipped value loss, an entropy bonus and GAE(lambda).
 
-The update runs inside ``act`` (``lax.cond``) as soon as the buffer is full, because the
-bootstrap value ``V(s_T)`` needs the next observation; ``learn`` only records rewards and
-episode ends. The encoder is the deterministic Gaussian receptive-field current, so a replay
+The PPO update is ``agent.update(state, obs, key)``, called by the training loop after every
+``rollout`` act/learn steps with the next observation (the bootstrap ``V(s_T)``); ``act`` stores
+the transition and ``learn`` records rewards and episode ends. The encoder is the deterministic Gaussian receptive-field current, so a replay
 sees exactly the inputs of the rollout.
 
 References:
@@ -221,8 +221,7 @@ def make_bptt_ac(spec: AgentSpec, **hyper: Any) -> Agent:
                              carry0=state.carry)
 
     def act(state: BpttState, obs: Array, key: Array) -> tuple[Array, BpttState]:
-        k_upd, k_act = jax.random.split(key)
-        state = jax.lax.cond(state.ptr >= T, lambda s: update(s, obs, k_upd), lambda s: s, state)
+        k_act = key
         carry, out, spikes = jax.vmap(step_net, in_axes=(None, 0, 0, 0))(
             state.params, state.carry, obs, state.reset_next)
         ls = state.params.log_std
@@ -250,4 +249,4 @@ def make_bptt_ac(spec: AgentSpec, **hyper: Any) -> Agent:
     def weights(state: BpttState) -> Any:
         return {"w": state.params.w, "w_out": state.params.w_out}
 
-    return Agent("bptt_ac", spec, init, act, learn, weights)
+    return Agent("bptt_ac", spec, init, act, learn, weights, T, update)

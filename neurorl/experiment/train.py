@@ -147,8 +147,23 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
                          jnp.where(done, 0, ep_length), key, rs.t + 1)
         return rs, metrics
 
+    U = agent.update_every if agent.update is not None else 1
+    if n_iterations(cfg) % U:
+        raise ConfigError("n_steps", cfg.n_steps,
+                          f"a multiple of n_envs x the agent's update window = {B * U}")
+
+    def window(rs: RunnerState, _: None) -> tuple[RunnerState, dict[str, Array]]:
+        rs, metrics = jax.lax.scan(step_one, rs, None, length=U)
+        key, k_upd = jax.random.split(rs.key)
+        ast = agent.update(rs.agent_state, rs.obs, k_upd)
+        return rs.replace(agent_state=ast, key=key), metrics
+
     def run_one(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:
-        return jax.lax.scan(step_one, rs, None, length=n_iter)
+        if U == 1 and agent.update is None:
+            return jax.lax.scan(step_one, rs, None, length=n_iter)
+        # batch-update agents: an outer scan over windows keeps the update out of a cond
+        rs, m = jax.lax.scan(window, rs, None, length=n_iter // U)
+        return rs, jax.tree.map(lambda x: x.reshape((n_iter,) + x.shape[2:]), m)
 
     @jax.jit
     def init(key: Array) -> RunnerState:
@@ -160,8 +175,9 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
     _run = jax.jit(_run_impl, static_argnums=1)
 
     def run_chunk(rs: RunnerState, n_steps: int) -> tuple[RunnerState, dict[str, Array]]:
-        if not isinstance(n_steps, int) or n_steps < B or n_steps % B:
-            raise ConfigError("n_steps", n_steps, f"a positive multiple of n_envs={B}")
+        if not isinstance(n_steps, int) or n_steps < B * U or n_steps % (B * U):
+            raise ConfigError("n_steps", n_steps,
+                              f"a positive multiple of n_envs x update_every = {B * U}")
         return _run(rs, n_steps // B)
 
     @jax.jit

@@ -41,6 +41,9 @@ def _rollout(agent, env, params, key, n=5):
         term = term.at[0].set(term[0] | (len(actions) == 2))
         state = agent.learn(state, r.astype(jnp.float32), term, trunc)
         actions.append(a)
+        if agent.update is not None and len(actions) % agent.update_every == 0:
+            key, ku = jax.random.split(key)
+            state = agent.update(state, obs, ku)
     return state, jnp.stack(actions)
 
 
@@ -48,17 +51,23 @@ def _rollout(agent, env, params, key, n=5):
 def test_agent_contract_jit_eager_no_recompile_and_reset(name):
     env, params, agent = _setup(name)
     act, learn = jax.jit(agent.act), jax.jit(agent.learn)
-    jitted = agent._replace(act=act, learn=learn)
-    s_eager, a_eager = _rollout(agent, env, params, jax.random.key(3))  # op-by-op dispatch
-    s_jit, a_jit = _rollout(jitted, env, params, jax.random.key(3))
+    upd = jax.jit(agent.update) if agent.update is not None else None
+    jitted = agent._replace(act=act, learn=learn, update=upd)
+    # eager (op-by-op dispatch) == jit over two steps (before any batch update)
+    s_eager, a_eager = _rollout(agent, env, params, jax.random.key(3), n=2)
+    s_jit, a_jit = _rollout(jitted, env, params, jax.random.key(3), n=2)
     np.testing.assert_array_equal(np.asarray(a_eager), np.asarray(a_jit))
     for x, y in zip(jax.tree.leaves(agent.weights(s_eager)), jax.tree.leaves(agent.weights(s_jit))):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-5)
+    s_jit, a_jit = _rollout(jitted, env, params, jax.random.key(3), n=5)
     assert a_jit.shape == (5, 2) and a_jit.dtype == jnp.int32
     assert s_jit.stats.spikes.shape == (2,)
+    assert np.all(np.isfinite(np.asarray(jax.tree.leaves(agent.weights(s_jit))[0])))
     # a second call with a new key and new values does not recompile
-    _rollout(jitted, env, params, jax.random.key(4))
+    _rollout(jitted, env, params, jax.random.key(4), n=5)
     assert act._cache_size() == 1 and learn._cache_size() == 1
+    if upd is not None:
+        assert upd._cache_size() == 1
 
     # carries reset on done with jnp.where: env 0 flagged done must restart from the fresh carry
     obs = jnp.tile(jnp.array([[0.01, 0.2, -0.03, 0.1]], jnp.float32), (2, 1))
@@ -91,7 +100,7 @@ def _eprop_vs_autodiff(rec_scale, gamma_ref):
     """Agent's per-step e-prop gradient of log pi(a) + c_v V vs jax.grad through the network."""
     env, params = make("CartPole-v1")
     spec = spec_from_env(env, params, n_envs=1, substeps=6)
-    hyper = dict(n_rec=6, n_alif=3, n_rf=3, rec_scale=rec_scale, in_scale=4.0, out_scale=1.0,
+    hyper = dict(n_rec=6, n_alif=3, n_rf=3, rec_scale=rec_scale, in_scale=1.5, out_scale=1.0,
                  c_v=0.5, tau_out=4.0)
     agent = make_agent("eprop_ac", spec, **hyper)
     state = agent.init(jax.random.key(2))
