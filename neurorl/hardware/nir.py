@@ -1,0 +1,720 @@
+"""NIR export and import: neurorl networks <-> the Neuromorphic Intermediate Representation.
+
+NIR (Pedersen et al. 2024, "Neuromorphic intermediate representation: a unified instruction set for
+interoperable brain-inspired computing", Nat. Commun. 15:8122) describes a network as a graph of
+continuous-time nodes. The ones used here (``nir`` package, docs nnir.readthedocs.io)::
+
+    LIF      tau dv/dt = (v_leak - v) + r I ;  z = H(v - v_threshold) ;  z = 1  =>  v <- v_reset
+    CubaLIF  tau_syn dI/dt = -I + w_in S ;  tau_mem dv/dt = (v_leak - v) + r I ;  same spike/reset
+    LI       tau dv/dt = (v_leak - v) + r I            (no spikes: a readout or a synapse filter)
+    I, IF    dv/dt = r I                               (IF adds the LIF spike/reset)
+    Affine   y = W x + b,  Linear  y = W x   (W is [n_out, n_in])
+    Delay    y(t) = x(t - delay)  (elementwise)
+
+Discretisation (``from_nir``; the same map in reverse for ``to_nir``). Time is in the graph's own
+units; ``dt`` must be given in the same units (neurorl only uses the ratio dt / tau). Inputs are held
+constant over a step (zero-order hold: a spike is a value 1 for one step, the convention of snnTorch
+and Norse), so each linear ODE has the exact one-step solution::
+
+    alpha = exp(-dt / tau)                                              method="exact" (default)
+    alpha = 1 - dt / tau                                                method="euler"
+    v_t   = alpha v_{t-1} + (1 - alpha) (v_leak + r I_t)                LIF / LI
+    I_t   = beta I_{t-1} + (1 - beta) w_in S_t,  beta = exp(-dt/tau_syn) CubaLIF synapse, then v_t
+                                                                        with the new I_t (operator
+                                                                        splitting, as snnTorch
+                                                                        ``Synaptic``)
+    v_t   = v_{t-1} + dt r I_t                                          I / IF (tau = inf)
+    z_t   = H(v_t - v_threshold)
+
+This is exactly neurorl's LIF with ``integration="exponential"`` (``in_t = (1 - alpha) R I_t``,
+``R = r``) and ``tau_mem = tau`` (for "euler", ``tau_mem = -dt / log(1 - dt / tau)`` so that
+neurorl's ``exp(-dt / tau_mem)`` equals ``1 - dt / tau``); ``v_leak`` becomes the constant bias
+current ``v_leak / r``; the CubaLIF input weight ``(1 - beta) w_in`` is folded into the incoming
+weights (and Affine biases); for a CubaLIF ``v_leak`` (which bypasses the synapse in NIR) the bias
+``(1 - beta) v_leak / r`` enters the synapse and ``i_syn`` starts at its steady state ``v_leak / r``,
+so the membrane sees the constant ``(1 - alpha) v_leak`` from the first step (exact up to float
+rounding). Neurons with ``r = 0`` or ``tau = inf`` use ``integration="direct"`` with the factor
+``(1 - alpha) r`` (``dt r`` for ``tau = inf``) folded into weights and bias instead.
+
+Reset: NIR resets ``v <- v_reset`` in the step of the spike; neurorl's ``reset="zero"`` applies it
+at the start of the next step (``v_t = alpha (v_{t-1} (1 - z_{t-1}) + v_reset z_{t-1}) + in_t``).
+The spike trains are identical; only the *recorded* membrane differs in spike steps (neurorl keeps
+the supra-threshold value). LI / I / CubaLI readouts are neurorl LIF groups with a threshold of
+3e38 (never reached) whose membrane is recorded.
+
+Approximations and limits:
+
+* Timing: a neurorl synapse cannot deliver a spike in the step it is emitted (``delay >= 1``). An
+  edge between two neuron nodes with a Delay of ``k dt`` becomes ``delay = k`` steps; an edge
+  *without* a Delay node (which a same-step simulator such as snnTorch/Norse runs with no latency)
+  becomes ``delay = 1``, so every such hop lags one step behind those simulators; spikes are
+  otherwise identical. ``NIRImport.latency`` gives the lag of each output in steps. Edges from
+  ``Input`` nodes have no lag (the Affine is applied to the input outside the simulator:
+  ``NIRImport.input_currents``).
+* Delays are rounded to whole steps (``round(delay / dt)``); per-element delays before and after
+  an Affine become per-synapse delays ``d_pre[j] + d_post[i]``.
+* Not importable: Conv, pooling, Flatten, Threshold, Scale-free subgraphs, nested NIRGraphs, a
+  non-spiking node (LI / I) feeding anything but an Output or (LI only, ``v_leak = 0``, uniform
+  tau) a neuron -- the last is read as a current-based exponential synapse
+  (``Connection(synapse="exponential")``), which is also how ``to_nir`` exports such synapses.
+
+Export (``to_nir``) writes what NIR can express and lists what it cannot in
+``graph.metadata["neurorl_lossy"]``: neurorl's subtractive reset (written as NIR's reset to
+``v_reset``), ``integration="direct"`` (exact: written as ``r = 1 / (1 - alpha)``), ALIF threshold
+adaptation, refractory periods, a CubaLIF bias (its synaptic transient). Each node also carries
+neurorl's own parameters as JSON in ``node.metadata["neurorl"]``; ``from_nir`` uses them when present
+(``use_metadata=True``), so a neurorl -> NIR -> neurorl round trip is exact for every LIF / ALIF /
+CubaLIF network, while other NIR tools read the standard fields.
+
+References:
+    Pedersen et al. 2024, Nat. Commun. 15:8122 (NIR; node definitions above).
+    Eshraghian et al. 2023, Proc. IEEE 111(9) (snnTorch; Leaky / Synaptic discrete forms).
+    Rotter & Diesmann 1999, Biol. Cybern. 81:381-402 (exact integration of linear ODEs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import nir
+import numpy as np
+
+from neurorl.core.monitors import PotentialMonitor, SpikeMonitor
+from neurorl.core.network import CompiledNetwork, Connection, Network, NeuronGroup
+from neurorl.errors import ConfigError, ShapeError, closest
+
+Array = jax.Array
+
+SPIKING_NODES = ("LIF", "CubaLIF", "IF")
+READOUT_NODES = ("LI", "CubaLI", "I")
+EDGE_NODES = ("Affine", "Linear", "Scale", "Delay")
+SUPPORTED_NODES = ("Input", "Output", *SPIKING_NODES, *READOUT_NODES, *EDGE_NODES)
+EXPORTABLE_MODELS = ("LIF", "ALIF", "CubaLIF")
+METHODS = ("exact", "euler")
+_NO_SPIKE = 3e38  # threshold of non-spiking readouts: finite (no inf - inf), never reached
+_PARAM_FIELDS = ("tau_mem", "v_th", "v_reset", "r", "dt", "t_ref", "tau_adapt", "beta", "tau_syn")
+_STATIC_FIELDS = ("reset", "integration", "surrogate")
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def _vec(x: Any, n: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(x, np.float32), (n,)).astype(np.float32)
+
+
+def _f64(x: Any) -> np.ndarray:
+    return np.asarray(x, np.float64).reshape(-1)
+
+
+def _jsonable(x: Any) -> Any:
+    a = np.asarray(x)
+    return a.tolist() if a.ndim else float(a)
+
+
+def _kind(node: Any) -> str:
+    return type(node).__name__
+
+
+# ----------------------------------------------------------------------------------------------
+# export
+# ----------------------------------------------------------------------------------------------
+
+
+def _group_node(g: NeuronGroup, dt: float, lossy: list[str]) -> nir.NIRNode:
+    """One neurorl group -> a NIR LIF / CubaLIF node with per-neuron parameter arrays."""
+    name, model, p, n = g.name, g.model.name, g.params, g.n
+    if model not in EXPORTABLE_MODELS:
+        raise ConfigError(f"to_nir: group {name!r}.model", model,
+                          f"a model NIR can express: {list(EXPORTABLE_MODELS)}")
+    tau = _vec(p.tau_mem, n).astype(np.float64)
+    alpha = np.exp(-dt / tau)
+    if p.integration == "exponential":
+        r = _vec(p.r, n).astype(np.float64)
+    else:  # direct: v_t = alpha v + I  ==  exact ZOH with r = 1 / (1 - alpha)
+        r = 1.0 / (1.0 - alpha)
+        lossy.append(f"{name}: integration='direct' written as r = 1/(1 - exp(-dt/tau)) "
+                     "(exact in exact arithmetic)")
+    bias = _vec(g.bias, n).astype(np.float64)
+    if p.reset == "subtract":
+        lossy.append(f"{name}: reset='subtract' (v -= v_th) written as NIR's reset to v_reset")
+        v_reset = np.zeros(n)
+    else:
+        v_reset = _vec(p.v_reset, n).astype(np.float64)
+    if model == "ALIF" and np.any(_vec(p.beta, n) != 0):
+        lossy.append(f"{name}: ALIF threshold adaptation (beta, tau_adapt) dropped (no NIR node)")
+    if np.any(_vec(p.t_ref, n) > 0):
+        lossy.append(f"{name}: refractory period t_ref dropped (no NIR field)")
+    meta = {
+        "model": model,
+        "params": {f: _jsonable(getattr(p, f)) for f in _PARAM_FIELDS},
+        "static": {f: getattr(p, f) for f in _STATIC_FIELDS},
+        "surrogate_hyper": [list(h) for h in p.surrogate_hyper],
+        "bias": _jsonable(g.bias),
+        "v_init": g.v_init if not isinstance(g.v_init, tuple) else list(g.v_init),
+        "sign": g.sign,
+        "input": g.input,
+    }
+    md = {"neurorl": json.dumps(meta)}
+    v_th = _vec(p.v_th, n).astype(np.float64)
+    if model == "CubaLIF":
+        tau_syn = _vec(p.tau_syn, n).astype(np.float64)
+        beta = np.exp(-dt / tau_syn)
+        w_in = 1.0 / (1.0 - beta)  # I_t = beta I + (1 - beta) w_in S  ==  beta I + S
+        if np.any(bias != 0):
+            lossy.append(f"{name}: CubaLIF bias written as v_leak = r b / (1 - beta) (steady "
+                         "state; the synaptic transient from i_syn = 0 is not represented)")
+        return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau, r=r, v_leak=r * bias * w_in,
+                           v_threshold=v_th, v_reset=v_reset, w_in=w_in, metadata=md)
+    # v_t = alpha v + (1 - alpha) r (I + b): the bias is v_leak = r b
+    return nir.LIF(tau=tau, r=r, v_leak=r * bias, v_threshold=v_th, v_reset=v_reset, metadata=md)
+
+
+def to_nir(
+    net: CompiledNetwork | Network,
+    state: Mapping[str, Any] | None = None,
+    *,
+    strict: bool = False,
+) -> nir.NIRGraph:
+    """Export a neurorl network (its structure and the weights in ``state``) as a NIR graph.
+
+    Groups become ``LIF`` / ``CubaLIF`` nodes with per-neuron parameter arrays (ALIF as LIF);
+    connections become ``Linear`` nodes (``weight [n_post, n_pre]``, the transpose of neurorl's
+    pre-major matrix) followed by a ``Delay`` node of ``d * dt`` (neurorl's delay of ``d`` steps;
+    per-synapse delays are split into one Linear + Delay per distinct value) and, for
+    ``synapse="exponential"``, an ``LI`` node (``tau = tau_syn``, ``r = 1 / (1 - beta)``,
+    ``v_leak = 0``: ``i_t = beta i_{t-1} + W s``). Every input group gets an ``Input`` node feeding
+    its current; every monitored group (or, without SpikeMonitors, every group without outgoing
+    connections) gets an ``Output`` node. The parameter map is the module docstring's, reversed.
+
+    Args:
+        net: a CompiledNetwork, or a Network (compiled with ``backend="jax"``).
+        state: a state from ``net.init(key)`` (the weights are read from it); default
+            ``net.init(PRNGKey(0))``.
+        strict: raise a ConfigError instead of recording features NIR cannot express (subtractive
+            reset, adaptation, refractory period, ...) in ``metadata["neurorl_lossy"]``.
+
+    Returns:
+        A ``nir.NIRGraph`` (``graph.metadata``: ``dt``, ``time_unit="ms"``, ``neurorl_lossy``).
+    """
+    cnet = net.compile() if isinstance(net, Network) else net
+    if not isinstance(cnet, CompiledNetwork):
+        raise ConfigError("to_nir.net", type(net).__name__, "a Network or CompiledNetwork")
+    if state is None:
+        state = cnet.init(jax.random.PRNGKey(0))
+    dt = float(cnet.dt)
+    for gname, g in cnet.groups.items():
+        gdt = float(np.asarray(getattr(g.params, "dt", dt)))
+        if gdt != dt:
+            raise ConfigError(f"to_nir: group {gname!r}.params.dt", gdt,
+                              f"the same dt as the other groups ({dt})")
+    lossy: list[str] = []
+    nodes: dict[str, nir.NIRNode] = {}
+    edges: list[tuple[str, str]] = []
+    for gname, g in cnet.groups.items():
+        nodes[gname] = _group_node(g, dt, lossy)
+    weights, delays = cnet.dense_weights(state), cnet.delays()
+    for cname, c in cnet.connections.items():
+        w, d = weights[cname], delays[cname]
+        values = sorted(int(k) for k in np.unique(d[d > 0])) or [1]
+        base = cname.replace("->", "_to_").replace("#", "_").replace("/", "_")
+        for k in values:
+            part = base if len(values) == 1 else f"{base}_d{k}"
+            wk = np.where(d == k, w, 0.0) if len(values) > 1 else w
+            md = {"neurorl": json.dumps({"connection": cname, "synapse": c.synapse,
+                                         "tau_syn": c.tau_syn, "sign": c.sign})}
+            nodes[part] = nir.Linear(weight=np.asarray(wk, np.float32).T.copy(), metadata=md)
+            nodes[f"{part}_delay"] = nir.Delay(delay=np.full(c.target.n, k * dt))
+            edges += [(c.source.name, part), (part, f"{part}_delay")]
+            last = f"{part}_delay"
+            if c.synapse == "exponential":
+                beta = math.exp(-dt / float(c.tau_syn))
+                n = c.target.n
+                nodes[f"{part}_syn"] = nir.LI(tau=np.full(n, float(c.tau_syn)),
+                                              r=np.full(n, 1.0 / (1.0 - beta)), v_leak=np.zeros(n),
+                                              metadata=md)
+                edges.append((last, f"{part}_syn"))
+                last = f"{part}_syn"
+            edges.append((last, c.target.name))
+    for gname in cnet.input_groups:
+        nodes[f"{gname}_input"] = nir.Input(input_type=np.array([cnet.groups[gname].n]))
+        edges.append((f"{gname}_input", gname))
+    outs = [m.group.name for m in cnet.monitors.values() if isinstance(m, SpikeMonitor)]
+    if not outs:
+        has_out = {c.source.name for c in cnet.connections.values()}
+        outs = [gname for gname in cnet.groups if gname not in has_out]
+    for gname in dict.fromkeys(outs):
+        nodes[f"{gname}_output"] = nir.Output(output_type=np.array([cnet.groups[gname].n]))
+        edges.append((gname, f"{gname}_output"))
+    if strict and lossy:
+        raise ConfigError("to_nir(strict=True)", lossy, "only features NIR can express; "
+                          "use strict=False to export them approximately")
+    meta = {"dt": dt, "time_unit": "ms", "neurorl_lossy": json.dumps(lossy),
+            "neurorl": json.dumps({"version": 1, "backend": cnet.backend})}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+
+
+def write_nir(
+    path: str | os.PathLike,
+    net: CompiledNetwork | Network,
+    state: Mapping[str, Any] | None = None,
+    *,
+    strict: bool = False,
+) -> nir.NIRGraph:
+    """``to_nir`` then ``nir.write(path, graph)`` (HDF5). Returns the graph that was written."""
+    graph = to_nir(net, state, strict=strict)
+    nir.write(path, graph)
+    return graph
+
+
+# ----------------------------------------------------------------------------------------------
+# import
+# ----------------------------------------------------------------------------------------------
+
+
+class _Path(NamedTuple):
+    """A chain of edge nodes between two population nodes: ``y = W x + b`` with delays (steps)."""
+
+    src: str
+    tgt: str
+    w: np.ndarray  # [n_tgt, n_src]
+    b: np.ndarray  # [n_tgt]
+    d_pre: np.ndarray  # [n_src] steps
+    d_post: np.ndarray  # [n_tgt] steps
+    syn: str | None  # name of an LI node used as an exponential synapse
+    linear: str | None  # name of the last Linear/Affine (for its neurorl metadata)
+
+
+class NIRImport(NamedTuple):
+    """A NIR graph as a neurorl network.
+
+    Attributes:
+        net: the CompiledNetwork (groups named after the NIR neuron nodes).
+        state: its initial state (weights from the graph; CubaLIF ``i_syn`` at its v_leak steady
+            state).
+        inputs: Input node name -> size.
+        outputs: Output node name -> "spikes" (a spiking node, records [T, n] 0/1) or "v" (an LI / I
+            readout, records the membrane).
+        latency: Output node name -> steps this output lags a same-step simulator (one per hop
+            without a Delay node; None if paths disagree or a cycle makes it undefined).
+        input_paths: internal: how each Input node drives its groups (weights already scaled).
+    """
+
+    net: CompiledNetwork
+    state: dict
+    inputs: dict
+    outputs: dict
+    latency: dict
+    input_paths: tuple
+
+    def input_currents(self, inputs: Any) -> dict[str, Array]:
+        """External currents ``{group: [T, n]}`` from graph inputs ``{input_node: [T, n_in]}`` (or
+        one array when the graph has a single Input): the Affine/Linear/Delay chains after the
+        Input nodes, applied outside the simulator so that they add no step of latency."""
+        if not isinstance(inputs, Mapping):
+            if len(self.inputs) != 1:
+                raise ConfigError("NIRImport.inputs", type(inputs).__name__,
+                                  f"a dict Input-node -> [T, n] for {list(self.inputs)}")
+            inputs = {next(iter(self.inputs)): inputs}
+        T = None
+        for k, x in inputs.items():
+            if k not in self.inputs:
+                raise ConfigError(f"NIRImport.inputs[{k!r}]", k, f"one of {list(self.inputs)}",
+                                  closest(str(k), list(self.inputs)))
+            shp = tuple(np.shape(x))
+            if len(shp) != 2 or shp[1] != self.inputs[k] or (T is not None and shp[0] != T):
+                raise ShapeError(f"NIRImport.inputs[{k!r}]", f"(T, {self.inputs[k]})", shp)
+            T = shp[0]
+        out: dict[str, Array] = {}
+        for inp, grp, w, d_pre, d_post in self.input_paths:
+            if inp not in inputs:
+                continue
+            x = _shift(jnp.asarray(inputs[inp], jnp.float32), d_pre)
+            y = _shift(x @ jnp.asarray(w.T), d_post)
+            out[grp] = out[grp] + y if grp in out else y
+        return out
+
+    def run(
+        self, inputs: Any = None, *, steps: int | None = None, state: Any = None
+    ) -> tuple[Any, dict[str, Array]]:
+        """Run the imported network; returns ``(state, {output_node: [T, n]})``."""
+        state = self.state if state is None else state
+        ext = self.input_currents(inputs) if inputs is not None else None
+        state, rec = self.net.run(state, ext, steps=steps)
+        return state, {o: rec[o] for o in self.outputs}
+
+
+def _shift(x: Array, d: np.ndarray) -> Array:
+    """Delay column j of ``x [T, n]`` by ``d[j]`` steps (zeros before)."""
+    d = np.asarray(d, np.int64)
+    if not d.any():
+        return x
+    T = x.shape[0]
+    idx = np.arange(T)[:, None] - d[None, :]
+    g = jnp.take_along_axis(x, jnp.asarray(np.clip(idx, 0, None)), axis=0)
+    return jnp.where(jnp.asarray(idx >= 0), g, 0.0)
+
+
+def _meta(node: Any) -> dict | None:
+    m = getattr(node, "metadata", None) or {}
+    s = m.get("neurorl")
+    if s is None:
+        return None
+    if isinstance(s, bytes):
+        s = s.decode("utf8")
+    try:
+        return json.loads(str(s))
+    except json.JSONDecodeError:
+        return None
+
+
+def _alpha(tau: np.ndarray, dt: float, method: str, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha of the NIR ODE under ``method``, neurorl tau_mem giving that alpha)."""
+    if np.any(~(tau > 0)):
+        raise ConfigError(field, tau.tolist(), "time constants > 0 (inf for no leak)")
+    with np.errstate(divide="ignore"):
+        if method == "exact":
+            return np.exp(-dt / tau), tau
+        if np.any(tau <= dt):
+            raise ConfigError(field, tau.tolist(), f"time constants > dt = {dt} for method='euler'"
+                              " (alpha = 1 - dt/tau must be in (0, 1])")
+        alpha = 1.0 - dt / tau
+        return alpha, np.where(np.isinf(tau), np.inf, -dt / np.log(alpha))
+
+
+def _generic_group(name: str, node: Any, dt: float, method: str) -> dict[str, Any]:
+    """neurorl group settings of a NIR neuron node (module docstring: the discretisation)."""
+    k = _kind(node)
+    n = int(np.prod(node.output_type["output"]))
+    zeros, ones = np.zeros(n), np.ones(n)
+    if k in ("I", "IF"):
+        tau, r, v_leak = np.full(n, np.inf), _f64(node.r), zeros
+    elif k in ("LIF", "LI"):
+        tau, r, v_leak = _f64(node.tau), _f64(node.r), _f64(node.v_leak)
+    else:  # CubaLIF, CubaLI
+        tau, r, v_leak = _f64(node.tau_mem), _f64(node.r), _f64(node.v_leak)
+    spiking = k in SPIKING_NODES
+    v_th = _f64(node.v_threshold) if spiking else np.full(n, _NO_SPIKE)
+    v_reset = _f64(node.v_reset) if spiking else zeros
+    if spiking and np.any(~(v_th > 0)):
+        raise ConfigError(f"from_nir: node {name!r}.v_threshold", v_th.tolist(),
+                          "thresholds > 0 (neurorl normalises the surrogate by v_th)")
+    alpha, tau_mem = _alpha(tau, dt, method, f"from_nir: node {name!r}.tau")
+    exponential = bool(np.all(r > 0) and np.all(np.isfinite(tau)))
+    if exponential:  # in_t = (1 - alpha) r (I + v_leak / r)
+        scale, bias = ones, v_leak / np.where(r > 0, r, 1.0)
+    else:  # direct: in_t = fac r I + fac v_leak with fac = 1 - alpha (dt when tau = inf)
+        fac = np.where(np.isinf(tau), dt, 1.0 - alpha)
+        scale, bias = fac * r, fac * v_leak
+    params = dict(tau_mem=tau_mem, v_th=v_th, v_reset=v_reset, r=np.where(exponential, r, 1.0),
+                  dt=dt, reset="zero", integration="exponential" if exponential else "direct")
+    i_syn0 = None
+    model = "LIF"
+    if k in ("CubaLIF", "CubaLI"):
+        model = "CubaLIF"
+        beta, tau_syn = _alpha(_f64(node.tau_syn), dt, method, f"from_nir: node {name!r}.tau_syn")
+        params["tau_syn"] = tau_syn
+        syn_in = (1.0 - beta) * _f64(node.w_in)  # I_t = beta I + (1 - beta) w_in S
+        # v_leak bypasses the synapse in NIR: a constant i_syn of bias / (1 - beta) from step 0
+        i_syn0 = bias
+        bias = (1.0 - beta) * bias
+        scale = scale * syn_in
+    return dict(model=model, params=params, bias=bias, scale=scale, i_syn0=i_syn0,
+                spiking=spiking, n=n, v_init=None, sign=None)
+
+
+def _meta_group(name: str, node: Any, meta: dict, dt: float) -> dict[str, Any] | None:
+    """Group settings from neurorl's own metadata (exact round trip), or None if unusable."""
+    try:
+        p = {f: (np.asarray(v, np.float32) if isinstance(v, list) else v)
+             for f, v in meta["params"].items()}
+        if float(np.asarray(p["dt"])) != dt:
+            return None
+        p.update(meta["static"])
+        p["surrogate_hyper"] = tuple(tuple(h) for h in meta.get("surrogate_hyper", []))
+        n = int(np.prod(node.output_type["output"]))
+        bias = meta["bias"]
+        v_init = meta.get("v_init")
+        return dict(model=meta["model"], params=p,
+                    bias=np.asarray(bias, np.float32) if isinstance(bias, list) else bias,
+                    scale=np.ones(n), i_syn0=None, spiking=True, n=n,
+                    v_init=tuple(v_init) if isinstance(v_init, list) else v_init,
+                    sign=meta.get("sign"))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _read_graph(graph_or_path: Any) -> nir.NIRGraph:
+    if isinstance(graph_or_path, nir.NIRGraph):
+        return graph_or_path
+    if isinstance(graph_or_path, (str, os.PathLike)):
+        if not os.path.exists(graph_or_path):
+            raise ConfigError("from_nir.graph_or_path", str(graph_or_path), "an existing .nir file")
+        return nir.read(graph_or_path)
+    raise ConfigError("from_nir.graph_or_path", type(graph_or_path).__name__,
+                      "a nir.NIRGraph or the path of a file written by nir.write")
+
+
+def _trace_paths(graph: nir.NIRGraph, dt: float, roles: dict[str, str]) -> list[_Path]:
+    """All chains of edge nodes from a source population (Input/neuron) to a target node."""
+    succ: dict[str, list[str]] = {k: [] for k in graph.nodes}
+    pred: dict[str, list[str]] = {k: [] for k in graph.nodes}
+    for a, b in graph.edges:
+        succ[a].append(b)
+        pred[b].append(a)
+    for k, role in roles.items():
+        if role in ("edge", "synapse") and len(pred[k]) != 1:
+            raise ConfigError(f"from_nir: node {k!r} ({_kind(graph.nodes[k])})",
+                              f"{len(pred[k])} incoming edges",
+                              "exactly one (signals are summed only at neuron nodes)")
+    paths: list[_Path] = []
+
+    def walk(src, cur, w, b, d_pre, d_post, syn, linear, depth):
+        if depth > len(graph.nodes):
+            raise ConfigError("from_nir.graph", "a cycle of edge nodes", "cycles through neurons")
+        for nxt in succ[cur]:
+            node, role = graph.nodes[nxt], roles[nxt]
+            if role in ("neuron", "readout", "output"):
+                paths.append(_Path(src, nxt, w, b, d_pre, d_post, syn, linear))
+                continue
+            k = _kind(node)
+            w2, b2, dpre2, dpost2, syn2, lin2 = w, b, d_pre, d_post, syn, linear
+            if k == "Delay":
+                steps = np.rint(_f64(node.delay) / dt).astype(np.int64)
+                if w is None:
+                    dpre2 = d_pre + steps
+                else:
+                    dpost2 = d_post + steps
+            elif k in ("Affine", "Linear"):
+                m = np.asarray(node.weight, np.float64)
+                if m.ndim != 2:
+                    raise ConfigError(f"from_nir: node {nxt!r}.weight", m.shape,
+                                      "a 2-D [n_out, n_in] matrix")
+                if w is not None and np.any(d_post != d_post.flat[0]):
+                    raise ConfigError(f"from_nir: node {nxt!r}", "non-uniform Delay between "
+                                      "two Affine/Linear nodes", "uniform delays there")
+                off = int(d_post.flat[0]) if w is not None else 0
+                w2 = m if w is None else m @ w
+                bb = _f64(node.bias) if k == "Affine" else np.zeros(m.shape[0])
+                b2 = bb if w is None else m @ b + bb
+                dpre2 = d_pre + off
+                dpost2 = np.zeros(m.shape[0], np.int64)
+                lin2 = nxt
+            elif k == "Scale":
+                s = _f64(node.scale)
+                w2 = np.diag(s) if w is None else s[:, None] * w
+                b2 = np.zeros_like(s) if w is None else s * b
+                if w is None:
+                    dpost2 = np.zeros(len(s), np.int64)
+            elif role == "synapse":
+                if syn is not None:
+                    raise ConfigError(f"from_nir: node {nxt!r}", "two LI synapses in a row",
+                                      "at most one LI between two neuron nodes")
+                syn2 = nxt
+            walk(src, nxt, w2, b2, dpre2, dpost2, syn2, lin2, depth + 1)
+
+    for k, role in roles.items():
+        if role in ("input", "neuron", "readout"):
+            n = int(np.prod(graph.nodes[k].output_type["output"]))
+            walk(k, k, None, np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                 None, None, 0)
+    return paths
+
+
+def from_nir(
+    graph_or_path: nir.NIRGraph | str | os.PathLike,
+    dt: float | None = None,
+    *,
+    method: str = "exact",
+    use_metadata: bool = True,
+    seed: int = 0,
+) -> NIRImport:
+    """Import a NIR graph as a neurorl network (the discretisation is the module docstring's).
+
+    Args:
+        graph_or_path: a ``nir.NIRGraph`` or a file written by ``nir.write``.
+        dt: time step in the graph's time units (default: ``graph.metadata["dt"]`` if present,
+            else 1.0).
+        method: "exact" (``alpha = exp(-dt/tau)``, exact for inputs held over a step) or "euler"
+            (``alpha = 1 - dt/tau``, the forward-Euler form snnTorch and Norse use).
+        use_metadata: restore neurorl's own parameters from nodes written by ``to_nir`` (exact
+            round trip, including subtractive reset, ALIF and refractoriness).
+        seed: PRNG seed of ``net.init`` (weights come from the graph; the seed only matters for
+            random initial membranes restored from metadata).
+
+    Returns:
+        A :class:`NIRImport` (``net``, ``state``, ``inputs``, ``outputs``, ``latency``,
+        ``run(inputs)``).
+
+    Raises:
+        ConfigError: an unsupported node type (naming the node and the supported ones), a
+            non-spiking node feeding a neuron it cannot be a synapse of, bad time constants.
+    """
+    graph = _read_graph(graph_or_path)
+    if dt is None:
+        dt = float(np.asarray((graph.metadata or {}).get("dt", 1.0)))
+    if not (isinstance(dt, (int, float, np.floating)) and math.isfinite(dt) and dt > 0):
+        raise ConfigError("from_nir.dt", dt, "a time step > 0 in the graph's time units")
+    dt = float(dt)
+    if method not in METHODS:
+        raise ConfigError("from_nir.method", method, f"one of {list(METHODS)}",
+                          closest(str(method), METHODS))
+    nodes = graph.nodes
+    succ: dict[str, list[str]] = {k: [] for k in nodes}
+    for a, b in graph.edges:
+        succ[a].append(b)
+    roles: dict[str, str] = {}
+    for name, node in nodes.items():
+        k = _kind(node)
+        if k not in SUPPORTED_NODES:
+            raise ConfigError(f"from_nir: node {name!r}", k,
+                              f"a supported NIR node type: {list(SUPPORTED_NODES)}",
+                              closest(k, SUPPORTED_NODES))
+        if k == "Input":
+            roles[name] = "input"
+        elif k == "Output":
+            roles[name] = "output"
+        elif k in SPIKING_NODES:
+            roles[name] = "neuron"
+        elif k in EDGE_NODES:
+            roles[name] = "edge"
+        else:  # LI / I / CubaLI: a readout, or (LI) an exponential synapse between neurons
+            outs = [_kind(nodes[s]) for s in succ[name]]
+            if outs and all(o == "Output" for o in outs):
+                roles[name] = "readout"
+            elif k == "LI" and outs and all(o in SPIKING_NODES for o in outs):
+                roles[name] = "synapse"
+            else:
+                raise ConfigError(f"from_nir: node {name!r} ({k})", f"feeds {outs}",
+                                  "a non-spiking node may only feed Output nodes (or, for LI "
+                                  "with v_leak = 0, spiking neuron nodes as a synapse)")
+    paths = _trace_paths(graph, dt, roles)
+
+    # groups
+    settings: dict[str, dict[str, Any]] = {}
+    for name, role in roles.items():
+        if role not in ("neuron", "readout"):
+            continue
+        meta = _meta(nodes[name]) if use_metadata else None
+        s = _meta_group(name, nodes[name], meta, dt) if meta and "model" in meta else None
+        settings[name] = s or _generic_group(name, nodes[name], dt, method)
+    fed_by_input = {p.tgt for p in paths if roles[p.src] == "input"}
+    for p in paths:
+        if roles[p.tgt] in ("neuron", "readout") and roles[p.src] == "readout":
+            raise ConfigError(f"from_nir: node {p.src!r}", "a readout feeding a neuron",
+                              "spiking sources only")
+    biases = {k: np.asarray(s["bias"], np.float64) for k, s in settings.items()}
+    conns: list[tuple] = []
+    input_paths = []
+    lags: list[tuple[str, str, int]] = []
+    for p in paths:
+        if roles[p.tgt] == "output":
+            if p.w is not None or np.any(p.d_pre):
+                raise ConfigError(f"from_nir: node {p.tgt!r} (Output)", f"fed through edge nodes "
+                                  f"from {p.src!r}", "an Output fed directly by a neuron node")
+            continue
+        st = settings[p.tgt]
+        n_src = int(np.prod(nodes[p.src].output_type["output"]))
+        w = np.eye(n_src) if p.w is None else p.w
+        if w.shape != (st["n"], n_src):
+            raise ShapeError(f"from_nir: path {p.src!r} -> {p.tgt!r}", (st["n"], n_src), w.shape)
+        scale = np.asarray(st["scale"], np.float64)
+        synapse, tau_syn, lin_meta = "delta", None, None
+        if p.linear is not None:
+            lin_meta = _meta(nodes[p.linear]) if use_metadata else None
+        if p.syn is not None:
+            li = nodes[p.syn]
+            tau = _f64(li.tau)
+            if np.any(_f64(li.v_leak) != 0) or np.any(tau != tau[0]) or np.any(p.b != 0):
+                raise ConfigError(f"from_nir: node {p.syn!r} (LI synapse)", "v_leak != 0, "
+                                  "per-neuron tau or an Affine bias before it",
+                                  "v_leak = 0, one tau, no bias (neurorl's exponential synapse)")
+            beta, tau_eff = _alpha(tau[:1], dt, method, f"from_nir: node {p.syn!r}.tau")
+            synapse, tau_syn = "exponential", float(tau_eff[0])
+            if lin_meta and lin_meta.get("synapse") == "exponential":
+                tau_syn = float(lin_meta["tau_syn"])
+            else:
+                scale = scale * (1.0 - beta[0]) * _f64(li.r)
+        d = (p.d_pre[None, :] + p.d_post[:, None]).T  # [n_pre, n_post] steps
+        if roles[p.src] == "input":
+            input_paths.append((p.src, p.tgt, (w * scale[:, None]).astype(np.float32),
+                                p.d_pre.copy(), p.d_post.copy()))
+            biases[p.tgt] = biases[p.tgt] + scale * p.b
+            continue
+        biases[p.tgt] = biases[p.tgt] + scale * p.b
+        lags.append((p.src, p.tgt, int(np.any(d < 1))))
+        delay = np.maximum(d, 1)
+        delay = int(delay.flat[0]) if np.all(delay == delay.flat[0]) else delay.astype(np.int32)
+        wt = (w * scale[:, None]).T.astype(np.float32) if np.any(scale != 1) else w.T.astype(
+            np.float32)
+        cname = lin_meta.get("connection") if lin_meta else None
+        sign = lin_meta.get("sign") if lin_meta else None
+        conns.append((p.src, p.tgt, wt, delay, synapse, tau_syn, cname, sign))
+
+    groups: dict[str, NeuronGroup] = {}
+    for name, s in settings.items():
+        groups[name] = NeuronGroup(s["n"], s["model"], s["params"], name=name,
+                                   bias=np.asarray(biases[name], np.float32), v_init=s["v_init"],
+                                   sign=s["sign"], input=True if name in fed_by_input else None)
+    names = [c[6] for c in conns]
+    connections = []
+    for src, tgt, wt, delay, synapse, tau_syn, cname, sign in conns:
+        connections.append(Connection(
+            groups[src], groups[tgt], "all_to_all", weight=wt, delay=delay, synapse=synapse,
+            tau_syn=tau_syn, sign=sign, storage="dense",
+            name=cname if cname and names.count(cname) == 1 else None))
+    monitors, outputs = [], {}
+    for name, role in roles.items():
+        if role != "output":
+            continue
+        feeders = [p.src for p in paths if p.tgt == name]
+        if len(feeders) != 1:
+            raise ConfigError(f"from_nir: node {name!r} (Output)", f"fed by {feeders}",
+                              "exactly one neuron node")
+        g = groups[feeders[0]]
+        if settings[feeders[0]]["spiking"]:
+            monitors.append(SpikeMonitor(g, name=name))
+            outputs[name] = "spikes"
+        else:
+            monitors.append(PotentialMonitor(g, name=name))
+            outputs[name] = "v"
+    if not groups:
+        raise ConfigError("from_nir.graph", "no neuron nodes", f"at least one of "
+                          f"{list(SPIKING_NODES + READOUT_NODES)}")
+    net = Network(list(groups.values()), connections, monitors).compile()
+    state = net.init(jax.random.PRNGKey(seed))
+    neurons = dict(state["neurons"])
+    for name, s in settings.items():
+        if s["i_syn0"] is not None and np.any(s["i_syn0"] != 0):
+            neurons[name] = neurons[name].replace(i_syn=jnp.asarray(s["i_syn0"], jnp.float32))
+    state = {**state, "neurons": neurons}
+
+    # lag of each group behind a same-step simulator (longest path; None if undefined)
+    lag: dict[str, int | None] = {k: 0 for k in fed_by_input}
+    for _ in range(len(groups) + 1):
+        changed = False
+        for src, tgt, ell in lags:
+            if src in lag and lag[src] is not None:
+                v = lag[src] + ell
+                if tgt not in lag or (lag[tgt] is not None and lag[tgt] < v):
+                    if tgt in lag and tgt in fed_by_input:
+                        lag[tgt] = None  # input-driven group also fed with lag: no single lag
+                    else:
+                        lag[tgt] = v
+                    changed = True
+        if not changed:
+            break
+    else:
+        lag = {k: None for k in lag}
+    latency = {o: lag.get([p.src for p in paths if p.tgt == o][0]) for o in outputs}
+    inputs = {k: int(np.prod(nodes[k].output_type["output"])) for k, r in roles.items()
+              if r == "input"}
+    return NIRImport(net, state, inputs, outputs, latency, tuple(input_paths))
