@@ -102,7 +102,7 @@ def leaky_readout(
 
 
 def to_box(y: Array, low: Any, high: Any) -> Array:
-    """Squash an unbounded readout into an action box: ``low + (tanh(y) + 1) / 2 * (high - low)``."""
+    """Squash a readout into an action box: ``low + (tanh(y) + 1) / 2 * (high - low)``."""
     low = jnp.asarray(low, jnp.float32)
     high = jnp.asarray(high, jnp.float32)
     return low + 0.5 * (jnp.tanh(y) + 1.0) * (high - low)

@@ -53,7 +53,9 @@ class Encoder(NamedTuple):
     encode: Callable[[Array, Any], Array]
 
 
-def _as_bounds(low: Any, high: Any, obs_dim: int | None, what: str) -> tuple[np.ndarray, np.ndarray]:
+def _as_bounds(
+    low: Any, high: Any, obs_dim: int | None, what: str
+) -> tuple[np.ndarray, np.ndarray]:
     low_a = np.atleast_1d(np.asarray(low, dtype=np.float64))
     high_a = np.atleast_1d(np.asarray(high, dtype=np.float64))
     if obs_dim is not None:

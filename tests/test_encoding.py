@@ -1,4 +1,4 @@
-"""Encoders against slow numpy references (PopSAN / Bohte Gaussian receptive fields, rate, direct)."""
+"""Encoders against slow numpy references (PopSAN / Bohte Gaussian RFs, rate, direct)."""
 
 import jax
 import jax.numpy as jnp

@@ -10,7 +10,8 @@ the clipped surrogate objective, a clipped value loss, an entropy bonus and GAE(
 
 The PPO update is ``agent.update(state, obs, key)``, called by the training loop after every
 ``rollout`` act/learn steps with the next observation (the bootstrap ``V(s_T)``); ``act`` stores
-the transition and ``learn`` records rewards and episode ends. The encoder is the deterministic Gaussian receptive-field current, so a replay
+the transition and ``learn`` records rewards and episode ends.
+The encoder is the deterministic Gaussian receptive-field current, so a replay
 sees exactly the inputs of the rollout.
 
 References:
@@ -37,7 +38,6 @@ from neurorl.agents.base import (
     AgentStats,
     check_hyper,
     positive,
-    reset_where,
     unit_interval,
 )
 from neurorl.core.surrogate import get_surrogate

@@ -189,7 +189,8 @@ def make_rstdp_agent(spec: AgentSpec, **hyper: Any) -> Agent:
             baseline = state.baseline
         else:
             m = jnp.where(state.has_prev, state.r_prev - state.baseline, 0.0)
-            baseline = h["baseline_decay"] * state.baseline + (1 - h["baseline_decay"]) * jnp.mean(r)
+            bd = h["baseline_decay"]
+            baseline = bd * state.baseline + (1 - bd) * jnp.mean(r)
         # three-factor updates, averaged over the agent's envs (shared weights)
         dw = jnp.mean(m[:, None, None] * state.elig_snap, axis=0)
         w = jnp.clip(state.w + h["lr"] * dw, -h["w_max"], h["w_max"])

@@ -166,8 +166,15 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
         return rs, jax.tree.map(lambda x: x.reshape((n_iter,) + x.shape[2:]), m)
 
     @jax.jit
+    def _init(keys: Array) -> RunnerState:
+        return jax.vmap(init_one)(keys)
+
     def init(key: Array) -> RunnerState:
-        return jax.vmap(init_one)(jax.random.split(key, cfg.n_seeds))
+        """Runner state for ``n_seeds`` runs: one key (split) or a batch of ``n_seeds`` keys."""
+        keys = key if key.ndim == 1 else jax.random.split(key, cfg.n_seeds)
+        if keys.shape != (cfg.n_seeds,):
+            raise ConfigError("keys", tuple(keys.shape), f"one key or {cfg.n_seeds} keys")
+        return _init(keys)
 
     def _run_impl(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:
         return jax.vmap(lambda r: run_one(r, n_iter), out_axes=(0, 1))(rs)

@@ -57,7 +57,8 @@ def test_agent_contract_jit_eager_no_recompile_and_reset(name):
     s_eager, a_eager = _rollout(agent, env, params, jax.random.key(3), n=2)
     s_jit, a_jit = _rollout(jitted, env, params, jax.random.key(3), n=2)
     np.testing.assert_array_equal(np.asarray(a_eager), np.asarray(a_jit))
-    for x, y in zip(jax.tree.leaves(agent.weights(s_eager)), jax.tree.leaves(agent.weights(s_jit))):
+    w_e, w_j = agent.weights(s_eager), agent.weights(s_jit)
+    for x, y in zip(jax.tree.leaves(w_e), jax.tree.leaves(w_j), strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-5)
     s_jit, a_jit = _rollout(jitted, env, params, jax.random.key(3), n=5)
     assert a_jit.shape == (5, 2) and a_jit.dtype == jnp.int32
@@ -77,13 +78,14 @@ def test_agent_contract_jit_eager_no_recompile_and_reset(name):
     fresh = fresh.replace(reset_next=jnp.array([True, True]))
     _, s_dirty = act(dirty, obs, jax.random.key(9))
     _, s_fresh = act(fresh, obs, jax.random.key(9))
-    for x, y in zip(jax.tree.leaves(s_dirty.carry), jax.tree.leaves(s_fresh.carry)):
+    for x, y in zip(jax.tree.leaves(s_dirty.carry), jax.tree.leaves(s_fresh.carry), strict=False):
         np.testing.assert_allclose(np.asarray(x[0]), np.asarray(y[0]), rtol=1e-6, atol=1e-6)
     # without the reset the carried state would differ (the test can fail)
     s_noreset, _ = act(dirty.replace(reset_next=jnp.array([False, False])), obs,
                        jax.random.key(9))[1], None
     diff = [np.abs(np.asarray(x[0]) - np.asarray(y[0])).max()
-            for x, y in zip(jax.tree.leaves(s_noreset.carry), jax.tree.leaves(s_fresh.carry))]
+            for x, y in zip(jax.tree.leaves(s_noreset.carry), jax.tree.leaves(s_fresh.carry),
+                            strict=True)]
     assert max(diff) > 1e-4
 
 

@@ -1,0 +1,122 @@
+"""Learning benchmarks: spiking agents on classic control, 5 seeds vmapped (not a timed test).
+
+For each (agent, env) case: train online for a budget of env steps (summed over the agent's
+parallel envs) with seeds 0-4 (hyperparameters were chosen on seeds 100-104 only), then report
+per case: median and spread over seeds of the mean return of the last 100 episodes, env steps
+until the running mean of the last 100 episodes first reaches the threshold, wall time and
+spikes per env step. Writes benchmarks/results/learning.json and learning.md.
+
+    .venv/bin/python benchmarks/learning.py                 # all cases
+    .venv/bin/python benchmarks/learning.py eprop_cartpole  # some cases
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from neurorl.experiment.train import TrainConfig, make_train
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "results")
+
+# name: (config, threshold or None, chunk env steps)
+CASES: dict[str, tuple[TrainConfig, float | None, int]] = {
+    "eprop_cartpole": (TrainConfig("CartPole-v1", "eprop_ac", {}, n_steps=500_000, n_envs=8,
+                                   substeps=5, n_seeds=5), 475.0, 20_000),
+    "bptt_cartpole": (TrainConfig("CartPole-v1", "bptt_ac", {}, n_steps=299_008, n_envs=8,
+                                  substeps=5, n_seeds=5), 475.0, 16_384),
+    "rstdp_cartpole": (TrainConfig("CartPole-v1", "rstdp", {}, n_steps=1_000_000, n_envs=8,
+                                   substeps=5, n_seeds=5), 195.0, 40_000),
+    "eprop_acrobot": (TrainConfig("Acrobot-v1", "eprop_ac", {}, n_steps=1_000_000, n_envs=8,
+                                  substeps=5, n_seeds=5), -100.0, 40_000),
+    "eprop_pendulum": (TrainConfig("Pendulum-v1", "eprop_ac", {"c_ent": 0.0},
+                                   n_steps=1_000_000, n_envs=8, substeps=5, n_seeds=5), None,
+                       40_000),
+}
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def run_case(name: str) -> dict:
+    cfg, thr, chunk = CASES[name]
+    train = make_train(cfg)
+    keys = jax.vmap(jax.random.key)(jnp.asarray(SEEDS))
+    t0 = time.time()
+    rs = train.init(keys)
+    returns = [[] for _ in SEEDS]
+    reach = [None for _ in SEEDS]
+    spikes, steps = [], 0
+    while steps < cfg.n_steps:
+        n = min(chunk, cfg.n_steps - steps)
+        rs, m = train.run_chunk(rs, n)
+        m = jax.device_get(m)
+        spikes.append(float(np.mean(m["spikes"])))
+        T = m["done"].shape[0]
+        for s in range(len(SEEDS)):
+            d, r = m["done"][:, s], m["episode_return"][:, s]
+            for t, b in zip(*np.nonzero(d), strict=False):
+                returns[s].append(float(r[t, b]))
+                if thr is not None and reach[s] is None and len(returns[s]) >= 100 \
+                        and np.mean(returns[s][-100:]) >= thr:
+                    reach[s] = steps + (int(t) + 1) * cfg.n_envs
+        steps += T * cfg.n_envs
+        last = [float(np.mean(r[-100:])) if r else float("nan") for r in returns]
+        print(f"{name} {steps:8d} t={time.time() - t0:6.0f}s last100={np.round(last, 1)} "
+              f"reach={reach}", flush=True)
+    wall = time.time() - t0
+    last = np.array([np.mean(r[-100:]) for r in returns])
+    return {
+        "env_id": cfg.env_id, "agent": cfg.agent, "agent_kwargs": dict(cfg.agent_kwargs),
+        "n_steps": cfg.n_steps, "n_envs": cfg.n_envs, "substeps": cfg.substeps,
+        "seeds": list(SEEDS), "threshold": thr,
+        "last100_per_seed": last.tolist(),
+        "last100_median": float(np.median(last)),
+        "last100_min": float(last.min()), "last100_max": float(last.max()),
+        "steps_to_threshold_per_seed": reach,
+        "seeds_reaching_threshold": sum(r is not None for r in reach),
+        "episodes_per_seed": [len(r) for r in returns],
+        "wall_time_s": wall,
+        "spikes_per_env_step": float(np.mean(spikes)),
+    }
+
+
+def machine() -> str:
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores (shared "
+            f"with other jobs), jax {jax.__version__} on {jax.default_backend()}")
+
+
+def write(results: dict) -> None:
+    os.makedirs(OUT, exist_ok=True)
+    path = os.path.join(OUT, "learning.json")
+    old = json.load(open(path)) if os.path.exists(path) else {"cases": {}}
+    old["cases"].update(results)
+    old["machine"] = machine()
+    json.dump(old, open(path, "w"), indent=1)
+    lines = [
+        "# Learning benchmarks (seeds 0-4, online training returns)", "",
+        f"Machine: {old['machine']}.", "",
+        "| case | env | agent | budget (env steps) | last-100 mean: median [min, max] | "
+        "threshold | seeds reaching | steps to threshold (per seed) | wall s | spikes/step |",
+        "|---|---|---|---:|---|---:|---:|---|---:|---:|",
+    ]
+    for k, r in old["cases"].items():
+        lines.append(
+            f"| {k} | {r['env_id']} | {r['agent']} | {r['n_steps']:,} | "
+            f"{r['last100_median']:.1f} [{r['last100_min']:.1f}, {r['last100_max']:.1f}] | "
+            f"{r['threshold']} | {r['seeds_reaching_threshold']}/5 | "
+            f"{r['steps_to_threshold_per_seed']} | {r['wall_time_s']:.0f} | "
+            f"{r['spikes_per_env_step']:.1f} |")
+    open(os.path.join(OUT, "learning.md"), "w").write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    names = sys.argv[1:] or list(CASES)
+    for n in names:
+        write({n: run_case(n)})
