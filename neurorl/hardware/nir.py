@@ -12,9 +12,9 @@ continuous-time nodes. The ones used here (``nir`` package, docs nnir.readthedoc
     Delay    y(t) = x(t - delay)  (elementwise)
 
 Discretisation (``from_nir``; the same map in reverse for ``to_nir``). Time is in the graph's own
-units; ``dt`` must be given in the same units (neurorl only uses the ratio dt / tau). Inputs are held
-constant over a step (zero-order hold: a spike is a value 1 for one step, the convention of snnTorch
-and Norse), so each linear ODE has the exact one-step solution::
+units; ``dt`` must be given in the same units (neurorl only uses the ratio dt / tau). Inputs are
+held constant over a step (zero-order hold: a spike is a value 1 for one step, the convention of
+snnTorch and Norse), so each linear ODE has the exact one-step solution::
 
     alpha = exp(-dt / tau)                                              method="exact" (default)
     alpha = 1 - dt / tau                                                method="euler"
@@ -30,11 +30,12 @@ This is exactly neurorl's LIF with ``integration="exponential"`` (``in_t = (1 - 
 ``R = r``) and ``tau_mem = tau`` (for "euler", ``tau_mem = -dt / log(1 - dt / tau)`` so that
 neurorl's ``exp(-dt / tau_mem)`` equals ``1 - dt / tau``); ``v_leak`` becomes the constant bias
 current ``v_leak / r``; the CubaLIF input weight ``(1 - beta) w_in`` is folded into the incoming
-weights (and Affine biases); for a CubaLIF ``v_leak`` (which bypasses the synapse in NIR) the bias
-``(1 - beta) v_leak / r`` enters the synapse and ``i_syn`` starts at its steady state ``v_leak / r``,
-so the membrane sees the constant ``(1 - alpha) v_leak`` from the first step (exact up to float
-rounding). Neurons with ``r = 0`` or ``tau = inf`` use ``integration="direct"`` with the factor
-``(1 - alpha) r`` (``dt r`` for ``tau = inf``) folded into weights and bias instead.
+weights (and Affine biases); for a CubaLIF ``v_leak`` (which bypasses the synapse in NIR) the
+bias ``(1 - beta) v_leak / r`` enters the synapse and ``i_syn`` starts at its steady state
+``v_leak / r``, so the membrane sees the constant ``(1 - alpha) v_leak`` from the first step
+(exact up to float rounding). Neurons with ``r = 0`` or ``tau = inf`` use
+``integration="direct"`` with the factor ``(1 - alpha) r`` (``dt r`` for ``tau = inf``) folded
+into weights and bias instead.
 
 Reset: NIR resets ``v <- v_reset`` in the step of the spike; neurorl's ``reset="zero"`` applies it
 at the start of the next step (``v_t = alpha (v_{t-1} (1 - z_{t-1}) + v_reset z_{t-1}) + in_t``).
@@ -50,21 +51,22 @@ Approximations and limits:
   becomes ``delay = 1``, so every such hop lags one step behind those simulators; spikes are
   otherwise identical. ``NIRImport.latency`` gives the lag of each output in steps. Edges from
   ``Input`` nodes have no lag (the Affine is applied to the input outside the simulator:
-  ``NIRImport.input_currents``).
+  ``NIRImport.input_currents``). Constant drives (``v_leak``, Affine biases) do not lag, so
+  against a same-step simulator only the spike-driven part of an output is a pure time shift.
 * Delays are rounded to whole steps (``round(delay / dt)``); per-element delays before and after
   an Affine become per-synapse delays ``d_pre[j] + d_post[i]``.
-* Not importable: Conv, pooling, Flatten, Threshold, Scale-free subgraphs, nested NIRGraphs, a
-  non-spiking node (LI / I) feeding anything but an Output or (LI only, ``v_leak = 0``, uniform
-  tau) a neuron -- the last is read as a current-based exponential synapse
+* Not importable: Conv, pooling, Flatten, Threshold, nested NIRGraphs, an Output behind edge
+  nodes, a non-spiking node (LI / I) feeding anything but an Output or (LI only, ``v_leak = 0``,
+  uniform tau) a neuron -- the last is read as a current-based exponential synapse
   (``Connection(synapse="exponential")``), which is also how ``to_nir`` exports such synapses.
 
 Export (``to_nir``) writes what NIR can express and lists what it cannot in
 ``graph.metadata["neurorl_lossy"]``: neurorl's subtractive reset (written as NIR's reset to
 ``v_reset``), ``integration="direct"`` (exact: written as ``r = 1 / (1 - alpha)``), ALIF threshold
-adaptation, refractory periods, a CubaLIF bias (its synaptic transient). Each node also carries
-neurorl's own parameters as JSON in ``node.metadata["neurorl"]``; ``from_nir`` uses them when present
-(``use_metadata=True``), so a neurorl -> NIR -> neurorl round trip is exact for every LIF / ALIF /
-CubaLIF network, while other NIR tools read the standard fields.
+adaptation, refractory periods, a CubaLIF bias (its synaptic transient). Each node also
+carries neurorl's own parameters as JSON in ``node.metadata["neurorl"]``; ``from_nir`` uses them
+when present (``use_metadata=True``), so a neurorl -> NIR -> neurorl round trip is exact for
+every LIF / ALIF / CubaLIF network, while other NIR tools read the standard fields.
 
 References:
     Pedersen et al. 2024, Nat. Commun. 15:8122 (NIR; node definitions above).
