@@ -5,6 +5,8 @@ The reference for imported graphs is a float64 numpy loop of the NIR node equati
 snnTorch/Norse and the zero-order-hold discretisation of ``neurorl.hardware.nir``.
 """
 
+import json
+
 import jax
 import nir
 import numpy as np
@@ -42,7 +44,7 @@ def test_round_trip_through_file_is_exact(tmp_path):
     _, rec = net.run(state, x)
     path = tmp_path / "net.nir"
     graph = write_nir(path, net, state)
-    lossy = " ".join(eval(graph.metadata["neurorl_lossy"]))  # a JSON list of strings
+    lossy = " ".join(json.loads(graph.metadata["neurorl_lossy"]))
     assert "subtract" in lossy and "adaptation" in lossy and "t_ref" in lossy
     kinds = {type(n).__name__ for n in nir.read(path).nodes.values()}
     assert {"LIF", "CubaLIF", "Linear", "Delay", "LI", "Input", "Output"} <= kinds
