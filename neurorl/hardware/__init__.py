@@ -15,10 +15,18 @@ from neurorl.hardware.constraints import (
     weight_grid,
 )
 from neurorl.hardware.energy import ActivityCounts, EnergyBreakdown, count_activity, energy
+from neurorl.hardware.mapping import map_compiled, map_network
+from neurorl.hardware.nir import NIRImport, from_nir, to_nir, write_nir
 
 __all__ = [
     "CHIPS",
     "ActivityCounts",
+    "NIRImport",
+    "from_nir",
+    "map_compiled",
+    "map_network",
+    "to_nir",
+    "write_nir",
     "ChipSpec",
     "EnergyBreakdown",
     "chip_constraint",
