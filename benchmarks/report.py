@@ -112,10 +112,11 @@ def build_report(results: Path | str = RESULTS, machine: dict | None = None,
         lines.append("")
     for n in names:
         md = results / f"{n}.md"
-        lines.append(f"## {n}")
-        lines.append("")
-        if md.exists():
-            lines.append(_demote(md.read_text()))
+        text = md.read_text() if md.exists() else ""
+        if not text.lstrip().startswith("#"):  # a table of its own has its own title
+            lines += [f"## {n}", ""]
+        if text:
+            lines.append(_demote(text))
         elif "rows" in data[n]:
             lines.append(rows_table(data[n]["rows"]))
         else:

@@ -65,7 +65,7 @@ def test_run_all_quick_only_throughput_writes_json(run_all, throughput, tmp_path
     assert [r["agents"] for r in result["rows"]] == [1, 64]
     assert all(r["fused_steps_per_s"] > 0 and r["numpy_steps_per_s"] > 0 for r in result["rows"])
     report = (tmp_path / "REPORT.md").read_text()
-    assert "Machine:" in report and "## throughput" in report
+    assert "Machine:" in report and "Reference spiking agent" in report
 
 
 def test_run_all_unknown_benchmark_names_the_closest(run_all, tmp_path):
