@@ -31,6 +31,9 @@ OUT = os.path.join(HERE, "results")
 CASES: dict[str, tuple[TrainConfig, float | None, int]] = {
     "eprop_cartpole": (TrainConfig("CartPole-v1", "eprop_ac", {}, n_steps=500_000, n_envs=8,
                                    substeps=5, n_seeds=5), 475.0, 20_000),
+    "eprop_cartpole_lr_anneal": (TrainConfig("CartPole-v1", "eprop_ac", {"lr_decay_steps": 62_500},
+                                             n_steps=500_000, n_envs=8, substeps=5, n_seeds=5),
+                                 475.0, 20_000),
     "bptt_cartpole": (TrainConfig("CartPole-v1", "bptt_ac", {}, n_steps=299_008, n_envs=8,
                                   substeps=5, n_seeds=5), 475.0, 16_384),
     "rstdp_cartpole": (TrainConfig("CartPole-v1", "rstdp", {}, n_steps=1_000_000, n_envs=8,

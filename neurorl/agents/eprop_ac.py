@@ -72,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "rec_scale": 0.5,
     "out_scale": 0.1,
     "lr": 1e-4,
+    "lr_decay_steps": 0,  # > 0: lr decays linearly to 0 over this many learn calls
     "adam_eps": 1e-5,
     "max_grad_norm": 1.0,
     "gamma": 0.99,  # discount
@@ -141,8 +142,10 @@ def make_eprop_ac(spec: AgentSpec, **hyper: Any) -> Agent:
     # e-prop never differentiates the network, the triangle surrogate only defines psi.
     sg = get_surrogate("triangle", gamma=h["gamma_pd"])
     heaviside = lambda x: (x > 0).astype(jnp.float32)
+    lr = (optax.linear_schedule(h["lr"], 0.0, int(h["lr_decay_steps"]))
+          if h["lr_decay_steps"] else h["lr"])
     tx = optax.chain(optax.clip_by_global_norm(h["max_grad_norm"]),
-                     optax.adam(h["lr"], eps=h["adam_eps"]))
+                     optax.adam(lr, eps=h["adam_eps"]))
     gamma, lam, c_v, c_ent = h["gamma"], h["lam"], h["c_v"], h["c_ent"]
     a_low = jnp.asarray(spec.action_low or (0.0,), jnp.float32)
     a_high = jnp.asarray(spec.action_high or (0.0,), jnp.float32)

@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "pop": 10,  # output neurons per action
     "tau_mem": 10.0,  # ms
     "v_th": 1.0,
-    "noise_std": 0.5,  # exploration noise current per substep (units of v_th)
+    "noise_std": 1.0,  # exploration noise current per substep (units of v_th)
     "w_init": 0.1,  # W ~ U(0, w_init)
     "w_max": 1.0,
     "tau_plus": 20.0,  # ms, presynaptic STDP trace
@@ -65,13 +65,14 @@ DEFAULTS: dict[str, Any] = {
     "tau_e": 200.0,  # ms, eligibility
     "a_plus": 1.0,
     "a_minus": 1.0,
-    "lr": 1e-3,
+    "lr": 3e-4,
     "lr_critic": 1e-2,
     "gamma": 0.99,
     "lam": 0.9,
     "reward_scale": 0.1,
     "modulator": "td",  # "td" or "reward"
     "baseline_decay": 0.99,  # running-mean reward baseline (modulator="reward")
+    "normalize": True,  # subtract each post neuron's mean dW over its inputs (synaptic scaling)
 }
 
 
@@ -193,6 +194,10 @@ def make_rstdp_agent(spec: AgentSpec, **hyper: Any) -> Agent:
             baseline = bd * state.baseline + (1 - bd) * jnp.mean(r)
         # three-factor updates, averaged over the agent's envs (shared weights)
         dw = jnp.mean(m[:, None, None] * state.elig_snap, axis=0)
+        if h["normalize"]:
+            # local heterosynaptic balance: the summed input weight of each output neuron is
+            # conserved, so the modulator redistributes inputs instead of growing one population
+            dw = dw - jnp.mean(dw, axis=0, keepdims=True)
         w = jnp.clip(state.w + h["lr"] * dw, -h["w_max"], h["w_max"])
         w_c = state.w_c + h["lr_critic"] * jnp.mean(delta[:, None] * state.e_c, axis=0)
         done_p = (term_p | trunc_p).astype(jnp.float32)
