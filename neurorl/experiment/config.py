@@ -243,6 +243,12 @@ def parse_override(item: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError("--set", item, "a non-empty dotted key")
     value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+        for conv in (int, float):
+            try:
+                return key, conv(value)
+            except ValueError:
+                pass
     return key, value
 
 

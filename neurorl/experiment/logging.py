@@ -224,3 +224,7 @@ class RunLogger:
             if summaries is not None:
                 w.set_summary(summaries[i])
             w.finish()
+        if self.wandb:
+            # wait until wandb's service has flushed every run's datastore to disk, so the run
+            # directory is complete when the command returns (a later wandb.init starts anew)
+            self.wandb[0]._wandb.teardown()

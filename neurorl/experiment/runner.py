@@ -511,7 +511,13 @@ def _group(g: Mapping[str, Any], idx: Sequence[int]) -> dict[str, Any]:
 def _label(overrides: Mapping[str, Any]) -> str:
     if not overrides:
         return "base"
-    return ",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items())
+    parts = []
+    for k, v in overrides.items():
+        if isinstance(v, Mapping) and "name" in v:  # a whole section, e.g. a sweep over agents
+            parts.append(str(v["name"]))
+        else:
+            parts.append(f"{k.split('.')[-1]}={v}")
+    return ",".join(parts)
 
 
 def load_sweep(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:

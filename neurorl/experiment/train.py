@@ -50,6 +50,14 @@ class TrainConfig:
         substeps: K network substeps per env step.
         n_seeds: independent runs, vmapped.
         obs_range: symmetric encoder range per obs dimension (None: the agent default).
+        shifts: the ``shifts`` section of an experiment config (param shifts, task sequence,
+            obs/action/reward shifts; step counts in total env steps), or None.
+        chip: a chip name from ``neurorl.hardware.CHIPS``: its weight constraints are applied to
+            the agent's weights after every update (None or "float": unconstrained).
+        off_chip_learning: the rule runs off-chip (host), only the weights live on the chip;
+            otherwise a chip without on-chip support for the rule is an error.
+        chip_w_scale: each weight matrix's grid covers ``chip_w_scale x max|w_init|`` (a
+            per-projection scale, like Loihi's weight exponent).
     """
 
     env_id: str = "CartPole-v1"
@@ -61,6 +69,10 @@ class TrainConfig:
     substeps: int = 5
     n_seeds: int = 1
     obs_range: tuple[float, ...] | None = None
+    shifts: Mapping[str, Any] | None = None
+    chip: str | None = None
+    off_chip_learning: bool = False
+    chip_w_scale: float = 2.0
 
 
 def n_iterations(cfg: TrainConfig, n_steps: int | None = None) -> int:
@@ -77,6 +89,56 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.n_steps % cfg.n_envs:
         raise ConfigError("n_steps", cfg.n_steps, f"a multiple of n_envs={cfg.n_envs}")
     lookup(AGENTS, cfg.agent, "agent", field="agent")
+    if cfg.chip is not None:
+        from neurorl.hardware.chips import CHIPS
+
+        lookup(CHIPS, cfg.chip, "chip", field="chip")
+        if not cfg.chip_w_scale > 0:
+            raise ConfigError("chip_w_scale", cfg.chip_w_scale, "a float > 0")
+
+
+# learning rule each agent runs, for the chip's on-chip learning check
+AGENT_RULES = {"eprop_ac": "eprop", "bptt_ac": "bptt", "rstdp": "rstdp"}
+
+
+def replace_weights(agent: Any, state: Any, new_weights: Any) -> Any:
+    """Put ``new_weights`` (same structure as ``agent.weights(state)``) back into ``state``.
+
+    Agents return their learnable weights as leaves *of the state itself*, so they are found by
+    identity (this holds under tracing too: attribute access returns the same tracer).
+    """
+    old = jax.tree.leaves(agent.weights(state))
+    new = jax.tree.leaves(new_weights)
+    by_id = {id(o): n for o, n in zip(old, new, strict=True)}
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    found = sum(id(x) in by_id for x in leaves)
+    if found != len(old):
+        raise ConfigError(
+            "agent.weights", agent.name,
+            "a weights(state) that returns the state's own weight arrays (not copies)",
+        )
+    return treedef.unflatten([by_id.get(id(x), x) for x in leaves])
+
+
+def make_projection(cfg: TrainConfig, agent: Any) -> Callable[[Any], Any] | None:
+    """The chip's weight projection for this agent (host side), or None when unconstrained."""
+    if cfg.chip is None or cfg.chip == "float":
+        return None
+    from neurorl.hardware.constraints import chip_projection, require_on_chip_learning
+
+    require_on_chip_learning(cfg.chip, AGENT_RULES.get(agent.name, agent.name), cfg.off_chip_learning)
+    w0 = agent.weights(agent.init(jax.random.key(0)))
+    leaves, treedef = jax.tree_util.tree_flatten(w0)
+    projs = [
+        chip_projection(cfg.chip, w_max=max(float(jnp.max(jnp.abs(w))), 1e-6) * cfg.chip_w_scale)
+        for w in leaves
+    ]
+
+    def project(weights: Any) -> Any:
+        ws = jax.tree.leaves(weights)
+        return treedef.unflatten([p(w) for p, w in zip(projs, ws, strict=True)])
+
+    return project
 
 
 @struct.dataclass
@@ -113,22 +175,36 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
     spec = spec_from_env(env, env_params, cfg.n_envs, cfg.substeps, cfg.obs_range)
     agent = make_agent(cfg.agent, spec, **dict(cfg.agent_kwargs))
     B = cfg.n_envs
+    shifted = bool(cfg.shifts)
+    if shifted:
+        from neurorl.experiment.shiftspec import build_shifted_env, is_empty
+
+        shifted = not is_empty(cfg.shifts)
+    if shifted:
+        env = build_shifted_env(env, cfg.shifts, B, spec.obs_dim)
+        env_params = env.default_params(env_params)
+    project = make_projection(cfg, agent)
+
+    def constrain(ast: Any) -> Any:
+        if project is None:
+            return ast
+        return replace_weights(agent, ast, project(agent.weights(ast)))
 
     def init_one(key: Array) -> RunnerState:
         k_agent, k_env, k_run = jax.random.split(key, 3)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
             jax.random.split(k_env, B), env_params)
         zf = jnp.zeros((B,), jnp.float32)
-        return RunnerState(agent.init(k_agent), env_state, env_params, obs, zf,
+        return RunnerState(constrain(agent.init(k_agent)), env_state, env_params, obs, zf,
                            jnp.zeros((B,), jnp.int32), k_run, jnp.zeros((), jnp.int32))
 
     def step_one(rs: RunnerState, _: None) -> tuple[RunnerState, dict[str, Array]]:
         key, k_act, k_env = jax.random.split(rs.key, 3)
         action, ast = agent.act(rs.agent_state, rs.obs, k_act)
-        obs, env_state, reward, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+        obs, env_state, reward, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(k_env, B), rs.env_state, action, rs.env_params)
         reward = reward.astype(jnp.float32)
-        ast = agent.learn(ast, reward, term, trunc)
+        ast = constrain(agent.learn(ast, reward, term, trunc))
         done = term | trunc
         ep_return = rs.ep_return + reward
         ep_length = rs.ep_length + 1
@@ -143,6 +219,8 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
             "synops": ast.stats.synops,
             "weight_norm": wnorm,
         }
+        if shifted:
+            metrics["task_id"] = info["task_id"]
         rs = RunnerState(ast, env_state, rs.env_params, obs, jnp.where(done, 0.0, ep_return),
                          jnp.where(done, 0, ep_length), key, rs.t + 1)
         return rs, metrics
@@ -155,7 +233,7 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
     def window(rs: RunnerState, _: None) -> tuple[RunnerState, dict[str, Array]]:
         rs, metrics = jax.lax.scan(step_one, rs, None, length=U)
         key, k_upd = jax.random.split(rs.key)
-        ast = agent.update(rs.agent_state, rs.obs, k_upd)
+        ast = constrain(agent.update(rs.agent_state, rs.obs, k_upd))
         return rs.replace(agent_state=ast, key=key), metrics
 
     def run_one(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:

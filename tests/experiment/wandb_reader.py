@@ -59,4 +59,7 @@ def summarize(path):
             run = rec.run
             for item in rec.run.config.update:
                 config[item.key] = json.loads(item.value_json)
+    if run is None:
+        kinds = [r.WhichOneof("record_type") for r in read_records(path)]
+        raise AssertionError(f"no run record in {path} ({len(kinds)} records: {kinds[:12]})")
     return config, summary, history, run

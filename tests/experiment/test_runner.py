@@ -1,0 +1,127 @@
+"""The runner end to end on tiny configs: CLI run/report, kill-and-resume equality, sweep grouping."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from neurorl.experiment import runner
+from neurorl.experiment.cli import main
+from neurorl.experiment.config import from_dict
+from neurorl.experiment.logging import read_jsonl
+
+TINY = {
+    "name": "tiny",
+    "env": {"id": "CartPole-v1"},
+    "agent": {"name": "eprop_ac", "substeps": 2, "hyper": {"n_rec": 8, "n_rf": 3}},
+    "training": {"steps": 600, "n_envs": 4, "n_seeds": 2, "chunk_steps": 200, "episode_window": 5},
+    "logging": {"wandb": "disabled", "progress": False},
+}
+
+
+@pytest.fixture
+def tiny_yaml(tmp_path):
+    p = tmp_path / "tiny.yaml"
+    p.write_text(yaml.safe_dump(TINY))
+    return p
+
+
+def test_cli_run_writes_a_complete_run_directory(tiny_yaml, tmp_path):
+    out = tmp_path / "run"
+    assert main(["validate", str(tiny_yaml)]) == 0
+    assert main(["run", str(tiny_yaml), "--out", str(out), "--no-progress", "--wandb", "disabled"]) == 0
+    for name in ("config.yaml", "episodes.jsonl", "chunks.jsonl", "checkpoint.pkl", "summary.json",
+                 "report.md", "plots/lifelong.png", "plots/compare.png"):
+        assert (out / name).exists(), name
+    episodes = read_jsonl(out / "episodes.jsonl")
+    assert {e["member"] for e in episodes} == {0, 1}
+    assert all(0 < e["env_step"] <= 600 for e in episodes)
+    assert all(e["length"] >= 1 and e["return"] == e["length"] for e in episodes)  # CartPole: +1 per step
+    chunks = read_jsonl(out / "chunks.jsonl")
+    assert len(chunks) == 3 * 2 and [c["env_step"] for c in chunks[::2]] == [200, 400, 600]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [m["episodes"] for m in summary["members"]] == [
+        sum(e["member"] == m for e in episodes) for m in (0, 1)
+    ]
+    # --set overrides reach the run, and report re-draws from the directory alone
+    assert main(["report", str(out)]) == 0
+
+
+def test_cli_errors_are_one_clear_line(tiny_yaml, capsys):
+    assert main(["run", str(tiny_yaml), "--set", "agent.nmae=x"]) == 2
+    err = capsys.readouterr().err
+    assert "agent.nmae" in err and "Did you mean 'name'" in err and "Traceback" not in err
+
+
+def test_kill_and_resume_gives_exactly_the_uninterrupted_results(tmp_path):
+    cfg = from_dict(TINY)
+    full, part = tmp_path / "full", tmp_path / "part"
+    runner.run_experiment(cfg, full, progress=False, wandb_mode="disabled")
+    stopped = runner.run_experiment(cfg, part, progress=False, wandb_mode="disabled", stop_after_chunks=1)
+    assert stopped == {"stopped_at": 200}
+    # a crash after the checkpoint may leave extra log lines: resume must drop them
+    with open(part / "episodes.jsonl", "a") as f:
+        f.write(json.dumps({"member": 0, "env_step": 999, "return": -1.0}) + "\n")
+    assert main(["resume", str(part), "--no-progress"]) == 0
+    a, b = read_jsonl(full / "episodes.jsonl"), read_jsonl(part / "episodes.jsonl")
+    assert len(a) == len(b) and a == b
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (full, part))
+    assert sa["members"] == sb["members"]
+    from neurorl.experiment.checkpoint import load_checkpoint
+
+    ra, _ = load_checkpoint(full)
+    rb, _ = load_checkpoint(part)
+    import jax
+
+    for x, y in zip(jax.tree.leaves(ra), jax.tree.leaves(rb), strict=True):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_sweep_expansion_counts_and_vmapped_grouping():
+    members = [
+        {"agent.name": a, "training.seed": s} for a in ("rstdp", "eprop_ac", "bptt_ac") for s in range(5)
+    ]
+    groups = runner.sweep_groups({}, members)
+    assert len(groups) == 3  # one compiled, seed-vmapped function per rule
+    assert all(g["seeds"] == [0, 1, 2, 3, 4] for g in groups)
+    assert sorted(i for g in groups for i in g["members"]) == list(range(15))
+    # non-consecutive seeds split into separate vmapped groups; other values never share a group
+    groups = runner.sweep_groups({}, [{"x": 1, "training.seed": s} for s in (0, 1, 5)] + [{"x": 2}])
+    assert sorted(len(g["members"]) for g in groups) == [1, 1, 2]
+
+
+def test_cli_sweep_runs_groups_and_reports(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({**TINY, "training": {**TINY["training"], "n_seeds": 1, "steps": 200}}))
+    sweep = tmp_path / "sw.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "method": "grid", "base": "base.yaml",
+        "parameters": {"agent.hyper.lr": {"values": [1e-4, 1e-3]}, "training.seed": {"values": [0, 1]}},
+    }))
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(sweep), "--out", str(out), "--no-progress", "--wandb", "disabled"]) == 0
+    groups = sorted(out.glob("group-*"))
+    assert len(groups) == 2
+    for g in groups:
+        assert len(json.loads((g / "summary.json").read_text())["members"]) == 2  # 2 seeds vmapped
+    assert (out / "plots" / "compare.png").exists() and (out / "report.md").exists()
+    table = (out / "report.md").read_text()
+    assert "lr=0.0001" in table and "lr=0.001" in table
+
+
+def test_wandb_offline_run_per_member(tmp_path):
+    from .wandb_reader import summarize
+
+    cfg = from_dict(TINY, {"training.steps": 200, "logging.wandb": "offline"})
+    runner.run_experiment(cfg, tmp_path, progress=False)
+    runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2  # one wandb run per seed
+    config, summary, history, meta = summarize(next(runs[0].glob("run-*.wandb")))
+    assert meta.run_group == "tiny" and meta.job_type == "eprop_ac"
+    assert config["agent"]["name"] == "eprop_ac"
+    assert "final_return" in summary and "episodes" in summary
+    assert any("episode/return" in h and "env_step" in h for h in history)
