@@ -1,0 +1,47 @@
+"""make_train with distribution shifts and chip constraints in the loop."""
+
+import jax
+import numpy as np
+import pytest
+
+from neurorl.errors import UnsupportedOnChipError
+from neurorl.experiment.train import TrainConfig, make_train
+from neurorl.hardware.constraints import weight_grid
+
+SHIFTS = {"tasks": {"tasks": [{"length": 0.5}, {"length": 1.0}, {"length": 0.25}], "steps_per_task": 160}}
+
+
+def test_task_sequence_ids_follow_total_env_steps():
+    cfg = TrainConfig(agent="rstdp", n_steps=480, n_envs=4, substeps=2, shifts=SHIFTS)
+    out = make_train(cfg)(jax.random.key(0))
+    tid = np.asarray(out["metrics"]["task_id"])[:, 0, 0]  # [T] for seed 0, env 0
+    # 160 total env steps per task = 40 iterations of 4 envs
+    np.testing.assert_array_equal(tid, np.repeat([0, 1, 2], 40))
+
+
+def test_chip_weights_stay_on_the_grid_after_every_update():
+    cfg = TrainConfig(agent="eprop_ac", n_steps=320, n_envs=4, substeps=2, chip="loihi2",
+                      off_chip_learning=True, agent_kwargs={"n_rec": 8, "lr": 1e-2})
+    train = make_train(cfg)
+    rs0 = train.init(jax.random.key(0))
+    rs, _ = train.run_chunk(rs0, 320)
+    one = lambda s: jax.tree.map(lambda x: x[0], s.agent_state)  # noqa: E731
+    w0 = train.agent.weights(one(rs0))
+    w1 = train.agent.weights(one(rs))
+    for name in w0:
+        a0, a1 = np.asarray(w0[name]), np.asarray(w1[name])
+        levels = np.unique(a1)
+        assert levels.size <= 255, name  # 8-bit signed: at most 255 distinct values
+        # every weight is an integer multiple of the chip's grid step for this matrix, whose range
+        # make_train sets to chip_w_scale (2) x max|w| of the agent's reference init
+        ref = train.agent.weights(train.agent.init(jax.random.key(0)))[name]
+        step = weight_grid("loihi2", 2.0 * float(np.abs(np.asarray(ref)).max())).step
+        np.testing.assert_allclose(a1 / step, np.round(a1 / step), atol=1e-3)
+        assert not np.array_equal(a0, a1), "learning moved the weights"
+
+
+def test_plasticity_on_a_chip_without_on_chip_learning_is_an_error():
+    with pytest.raises(UnsupportedOnChipError, match="truenorth"):
+        make_train(TrainConfig(agent="eprop_ac", n_steps=32, n_envs=4, chip="truenorth"))
+    make_train(TrainConfig(agent="eprop_ac", n_steps=32, n_envs=4, chip="truenorth",
+                           off_chip_learning=True))
