@@ -79,15 +79,21 @@ def main(quick: bool = False, out: str | None = None, steps: int | None = None, 
           "",
           "| chip | final return (median) | per seed | relative to float | energy / env step (J) | adaptation (env steps, per seed) | wall s |",
           "|---|---:|---|---:|---:|---|---:|"]
+    def fmt(x, spec):
+        return "-" if x is None else format(x, spec)
+
     for r in rows:
-        md.append(f"| {r['chip']} | {r['final_return_median']:.1f} | {', '.join(f'{x:.0f}' for x in r['final_return_per_seed'])} | "
-                  f"{'-' if r['relative_to_float'] is None else f'{r['relative_to_float']:.2f}'} | "
-                  f"{'-' if r['energy_per_step_j'] is None else f'{r['energy_per_step_j']:.3g}'} | {r['adaptation_steps']} | {r['wall_s']:.0f} |")
+        per_seed = ", ".join(f"{x:.0f}" for x in r["final_return_per_seed"])
+        md.append(
+            f"| {r['chip']} | {fmt(r['final_return_median'], '.1f')} | {per_seed} | "
+            f"{fmt(r['relative_to_float'], '.2f')} | {fmt(r['energy_per_step_j'], '.3g')} | "
+            f"{r['adaptation_steps']} | {r['wall_s']:.0f} |"
+        )
     l2 = next(r for r in rows if r["chip"] == "loihi2")
     ok = l2["relative_to_float"] is not None and l2["relative_to_float"] >= 0.95
-    md += ["", f"Bar: 8-bit (Loihi 2) learning reaches >= 95% of the float return: **{'met' if ok else 'NOT met'}** "
-               f"({l2['relative_to_float']:.2f})." if l2["relative_to_float"] is not None else "", "",
-           f"Machine: {machine()}"]
+    verdict = "met" if ok else "NOT met"
+    md += ["", f"Bar: 8-bit (Loihi 2) learning reaches >= 95% of the float return: **{verdict}** "
+               f"({fmt(l2['relative_to_float'], '.2f')}).", "", f"Machine: {machine()}"]
     (results_dir / "hardware.md").write_text("\n".join(md) + "\n")
     return result
 
