@@ -361,7 +361,7 @@ def summarize_run(run_dir: str | Path, cfg: C.ExperimentConfig, members: Sequenc
                 try:
                     r = adaptation_time(rets, shift_ep, window=min(10, shift_ep), lengths=lengths,
                                         reference_min=_reference_min(cfg.env.id))
-                    adapt.append({"shift_step": b, "episodes": _finite(r.episodes), "steps": _finite(r.steps),
+                    adapt.append({"shift_step": b, "episodes": _finite(r.tau_episodes), "steps": _finite(r.tau_steps),
                                   "censored": bool(r.censored), "drop": _finite(r.drop)})
                 except ConfigError as err:
                     adapt.append({"shift_step": b, "error": str(err)})

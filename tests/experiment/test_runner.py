@@ -125,3 +125,15 @@ def test_wandb_offline_run_per_member(tmp_path):
     assert config["agent"]["name"] == "eprop_ac"
     assert "final_return" in summary and "episodes" in summary
     assert any("episode/return" in h and "env_step" in h for h in history)
+
+
+def test_summary_has_adaptation_time_per_shift(tmp_path):
+    cfg = from_dict(TINY, {
+        "training.n_seeds": 1,
+        "shifts.params": [{"field": "length", "schedule": {"kind": "abrupt", "values": [0.5, 1.0], "steps": [300]}}],
+    })
+    summary = runner.run_experiment(cfg, tmp_path, progress=False, wandb_mode="disabled")
+    assert summary["boundaries"] == [300]
+    (adapt,) = summary["members"][0]["adaptation"]
+    assert adapt["shift_step"] == 300 and set(adapt) >= {"episodes", "steps", "censored", "drop"}
+    assert adapt["censored"] or adapt["episodes"] >= 1
