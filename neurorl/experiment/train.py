@@ -120,8 +120,13 @@ def replace_weights(agent: Any, state: Any, new_weights: Any) -> Any:
     return treedef.unflatten([by_id.get(id(x), x) for x in leaves])
 
 
-def make_projection(cfg: TrainConfig, agent: Any) -> Callable[[Any], Any] | None:
-    """The chip's weight projection for this agent (host side), or None when unconstrained."""
+def make_projection(cfg: TrainConfig, agent: Any) -> Callable[..., Any] | None:
+    """The chip's weight projection ``project(weights, key=None)`` for this agent, or None.
+
+    Off-chip learning (the host trains, the chip runs): deterministic rounding of float shadow
+    weights. On-chip learning: stochastic rounding (unbiased), as chips' learning engines do --
+    deterministic rounding would erase every update smaller than half a grid step.
+    """
     if cfg.chip is None or cfg.chip == "float":
         return None
     from neurorl.hardware.constraints import chip_projection, require_on_chip_learning
@@ -129,14 +134,22 @@ def make_projection(cfg: TrainConfig, agent: Any) -> Callable[[Any], Any] | None
     require_on_chip_learning(cfg.chip, AGENT_RULES.get(agent.name, agent.name), cfg.off_chip_learning)
     w0 = agent.weights(agent.init(jax.random.key(0)))
     leaves, treedef = jax.tree_util.tree_flatten(w0)
+    stochastic = not cfg.off_chip_learning
     projs = [
-        chip_projection(cfg.chip, w_max=max(float(jnp.max(jnp.abs(w))), 1e-6) * cfg.chip_w_scale)
+        chip_projection(
+            cfg.chip,
+            w_max=max(float(jnp.max(jnp.abs(w))), 1e-6) * cfg.chip_w_scale,
+            stochastic=stochastic,
+        )
         for w in leaves
     ]
 
-    def project(weights: Any) -> Any:
+    def project(weights: Any, key: Array | None = None) -> Any:
         ws = jax.tree.leaves(weights)
-        return treedef.unflatten([p(w) for p, w in zip(projs, ws, strict=True)])
+        keys = [None] * len(ws) if key is None else list(jax.random.split(key, len(ws)))
+        return treedef.unflatten(
+            [p(w, k if stochastic else None) for p, w, k in zip(projs, ws, keys, strict=True)]
+        )
 
     return project
 
@@ -184,27 +197,46 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
         env = build_shifted_env(env, cfg.shifts, B, spec.obs_dim)
         env_params = env.default_params(env_params)
     project = make_projection(cfg, agent)
+    shadow = project is not None and cfg.off_chip_learning
 
-    def constrain(ast: Any) -> Any:
-        if project is None:
+    def constrain(ast: Any, key: Array) -> Any:
+        """On-chip learning: the weights themselves live on the grid (stochastic rounding)."""
+        if project is None or shadow:
             return ast
-        return replace_weights(agent, ast, project(agent.weights(ast)))
+        return replace_weights(agent, ast, project(agent.weights(ast), key))
+
+    def on_chip_view(ast: Any) -> tuple[Any, Any]:
+        """Off-chip learning: act with the chip's (projected) copy of the float shadow weights."""
+        if not shadow:
+            return ast, None
+        q = project(agent.weights(ast))
+        return replace_weights(agent, ast, q), q
+
+    def back_to_shadow(ast: Any, shadow_w: Any, q: Any) -> Any:
+        """Apply the learned change (computed on the chip's weights) to the float shadow weights."""
+        if not shadow:
+            return ast
+        new = jax.tree.map(lambda s, w, qq: s + (w - qq), shadow_w, agent.weights(ast), q)
+        return replace_weights(agent, ast, new)
 
     def init_one(key: Array) -> RunnerState:
         k_agent, k_env, k_run = jax.random.split(key, 3)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
             jax.random.split(k_env, B), env_params)
         zf = jnp.zeros((B,), jnp.float32)
-        return RunnerState(constrain(agent.init(k_agent)), env_state, env_params, obs, zf,
+        return RunnerState(constrain(agent.init(k_agent), k_agent), env_state, env_params, obs, zf,
                            jnp.zeros((B,), jnp.int32), k_run, jnp.zeros((), jnp.int32))
 
     def step_one(rs: RunnerState, _: None) -> tuple[RunnerState, dict[str, Array]]:
         key, k_act, k_env = jax.random.split(rs.key, 3)
-        action, ast = agent.act(rs.agent_state, rs.obs, k_act)
+        shadow_w = agent.weights(rs.agent_state) if shadow else None
+        ast, q = on_chip_view(rs.agent_state)
+        action, ast = agent.act(ast, rs.obs, k_act)
         obs, env_state, reward, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(k_env, B), rs.env_state, action, rs.env_params)
         reward = reward.astype(jnp.float32)
-        ast = constrain(agent.learn(ast, reward, term, trunc))
+        ast = agent.learn(ast, reward, term, trunc)
+        ast = back_to_shadow(ast, shadow_w, q) if shadow else constrain(ast, jax.random.fold_in(k_act, 1))
         done = term | trunc
         ep_return = rs.ep_return + reward
         ep_length = rs.ep_length + 1
@@ -233,7 +265,7 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
     def window(rs: RunnerState, _: None) -> tuple[RunnerState, dict[str, Array]]:
         rs, metrics = jax.lax.scan(step_one, rs, None, length=U)
         key, k_upd = jax.random.split(rs.key)
-        ast = constrain(agent.update(rs.agent_state, rs.obs, k_upd))
+        ast = constrain(agent.update(rs.agent_state, rs.obs, k_upd), jax.random.fold_in(k_upd, 1))
         return rs.replace(agent_state=ast, key=key), metrics
 
     def run_one(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:

@@ -19,25 +19,40 @@ def test_task_sequence_ids_follow_total_env_steps():
     np.testing.assert_array_equal(tid, np.repeat([0, 1, 2], 40))
 
 
-def test_chip_weights_stay_on_the_grid_after_every_update():
+def _run(off_chip):
     cfg = TrainConfig(agent="eprop_ac", n_steps=320, n_envs=4, substeps=2, chip="loihi2",
-                      off_chip_learning=True, agent_kwargs={"n_rec": 8, "lr": 1e-2})
+                      off_chip_learning=off_chip, agent_kwargs={"n_rec": 8, "lr": 1e-3})
     train = make_train(cfg)
     rs0 = train.init(jax.random.key(0))
     rs, _ = train.run_chunk(rs0, 320)
     one = lambda s: jax.tree.map(lambda x: x[0], s.agent_state)  # noqa: E731
-    w0 = train.agent.weights(one(rs0))
-    w1 = train.agent.weights(one(rs))
+    ref = train.agent.weights(train.agent.init(jax.random.key(0)))
+    return train.agent.weights(one(rs0)), train.agent.weights(one(rs)), ref
+
+
+def test_on_chip_learning_keeps_weights_on_the_grid_with_stochastic_rounding():
+    w0, w1, ref = _run(off_chip=False)  # Loihi 2 runs e-prop on chip
     for name in w0:
         a0, a1 = np.asarray(w0[name]), np.asarray(w1[name])
-        levels = np.unique(a1)
-        assert levels.size <= 255, name  # 8-bit signed: at most 255 distinct values
-        # every weight is an integer multiple of the chip's grid step for this matrix, whose range
-        # make_train sets to chip_w_scale (2) x max|w| of the agent's reference init
-        ref = train.agent.weights(train.agent.init(jax.random.key(0)))[name]
-        step = weight_grid("loihi2", 2.0 * float(np.abs(np.asarray(ref)).max())).step
+        assert np.unique(a1).size <= 255, name  # 8-bit signed
+        # every weight is an integer multiple of this matrix's grid step, whose range make_train
+        # sets to chip_w_scale (2) x max|w| of the agent's reference init
+        step = weight_grid("loihi2", 2.0 * float(np.abs(np.asarray(ref[name])).max())).step
         np.testing.assert_allclose(a1 / step, np.round(a1 / step), atol=1e-3)
+        # updates far below a grid step still move weights (unbiased stochastic rounding)
         assert not np.array_equal(a0, a1), "learning moved the weights"
+
+
+def test_off_chip_learning_trains_float_shadow_weights():
+    w0, w1, ref = _run(off_chip=True)
+    moved = 0
+    for name in w0:
+        a0, a1 = np.asarray(w0[name]), np.asarray(w1[name])
+        step = weight_grid("loihi2", 2.0 * float(np.abs(np.asarray(ref[name])).max())).step
+        moved += int(np.sum(a0 != a1))
+        # the host keeps full-precision weights: they are not confined to the chip's grid
+        assert not np.allclose(a1 / step, np.round(a1 / step), atol=1e-3)
+    assert moved > 0
 
 
 def test_plasticity_on_a_chip_without_on_chip_learning_is_an_error():
