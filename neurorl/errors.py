@@ -27,9 +27,7 @@ class ConfigError(NeurorlError, ValueError):
         suggestion: optional closest valid name, shown as "did you mean ...?".
     """
 
-    def __init__(
-        self, field: str, value: Any, allowed: str, suggestion: str | None = None
-    ) -> None:
+    def __init__(self, field: str, value: Any, allowed: str, suggestion: str | None = None) -> None:
         self.field = field
         self.value = value
         self.allowed = allowed

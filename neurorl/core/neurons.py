@@ -366,9 +366,7 @@ def make_params(model: str | NeuronModel, params: Any = None) -> Any:
         else:
             p = m.params_cls(**kw)
     else:
-        raise ConfigError(
-            f"{m.name}.params", params, f"None, a dict or a {m.params_cls.__name__}"
-        )
+        raise ConfigError(f"{m.name}.params", params, f"None, a dict or a {m.params_cls.__name__}")
     return p.validate()
 
 

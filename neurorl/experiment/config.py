@@ -199,7 +199,14 @@ def _describe(err: Mapping[str, Any]) -> tuple[str, str, str | None]:
     """(field path, allowed text, suggestion) for one pydantic error."""
     loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
     # pydantic adds the union member name (e.g. 'ScheduleSpec', 'float') to the location
-    loc = [p for p in loc if not (isinstance(p, str) and (p[:1].isupper() or p in ("float", "int", "str", "bool", "list[int]")))]
+    loc = [
+        p
+        for p in loc
+        if not (
+            isinstance(p, str)
+            and (p[:1].isupper() or p in ("float", "int", "str", "bool", "list[int]"))
+        )
+    ]
     path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
     kind = err["type"]
     suggestion = None
@@ -210,7 +217,9 @@ def _describe(err: Mapping[str, Any]) -> tuple[str, str, str | None]:
         allowed = f"one of the keys {fields}" if fields else "no such key"
     elif kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
-        choices = [c.strip().strip("'") for c in expected.replace(" or ", ",").split(",") if c.strip()]
+        choices = [
+            c.strip().strip("'") for c in expected.replace(" or ", ",").split(",") if c.strip()
+        ]
         suggestion = closest(str(err.get("input")), choices)
         allowed = f"one of {choices}"
     else:
@@ -225,7 +234,10 @@ def _from_validation_error(e: ValidationError, source: str = "") -> ConfigError:
     path, allowed, suggestion = _describe(err)
     ce = ConfigError(path, err.get("input"), allowed, suggestion)
     if len(errs) > 1:
-        ce.args = (ce.args[0] + f" (and {len(errs) - 1} more problem(s){' in ' + source if source else ''})",)
+        ce.args = (
+            ce.args[0]
+            + f" (and {len(errs) - 1} more problem(s){' in ' + source if source else ''})",
+        )
     return ce
 
 
@@ -278,7 +290,9 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def from_dict(data: Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] = ()) -> ExperimentConfig:
+def from_dict(
+    data: Mapping[str, Any], overrides: Sequence[str] | Mapping[str, Any] = ()
+) -> ExperimentConfig:
     """Validate a config dict (plus overrides) into a frozen :class:`ExperimentConfig`.
 
     Raises:

@@ -173,7 +173,10 @@ class RunLogger:
             from neurorl.errors import ConfigError, closest
 
             raise ConfigError(
-                "logging.wandb", wandb_mode, f"one of {list(WANDB_MODES)}", closest(wandb_mode, WANDB_MODES)
+                "logging.wandb",
+                wandb_mode,
+                f"one of {list(WANDB_MODES)}",
+                closest(wandb_mode, WANDB_MODES),
             )
         self.run_dir = Path(run_dir)
         self.episodes = JsonlWriter(self.run_dir / "episodes.jsonl")
@@ -205,7 +208,9 @@ class RunLogger:
         self.episodes.truncate_to(int(positions.get("episodes", 0)))
         self.chunks.truncate_to(int(positions.get("chunks", 0)))
 
-    def log(self, episodes: Sequence[Mapping[str, Any]], chunks: Sequence[Mapping[str, Any]]) -> None:
+    def log(
+        self, episodes: Sequence[Mapping[str, Any]], chunks: Sequence[Mapping[str, Any]]
+    ) -> None:
         self.episodes.write_many(episodes)
         self.chunks.write_many(chunks)
         for member, w in enumerate(self.wandb):

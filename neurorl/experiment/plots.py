@@ -4,6 +4,7 @@ versus energy. Pure matplotlib (Agg backend), written to PNG files."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,16 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt, fig, path: str | os.PathLike) -> Path:
+    """Lay out, write ``fig`` to ``path`` (parents created) and close it."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def curve_on_grid(
@@ -63,14 +74,11 @@ def group_curves(
 
 
 def _band(ax, grid: np.ndarray, curves: np.ndarray, label: str, color=None) -> None:
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=RuntimeWarning)
-            mean = np.nanmean(curves, axis=0)
-            lo = np.nanpercentile(curves, 25, axis=0) if curves.shape[0] > 1 else mean
-            hi = np.nanpercentile(curves, 75, axis=0) if curves.shape[0] > 1 else mean
+    with warnings.catch_warnings():  # all-NaN columns before the first episode ends
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        mean = np.nanmean(curves, axis=0)
+        lo = np.nanpercentile(curves, 25, axis=0) if curves.shape[0] > 1 else mean
+        hi = np.nanpercentile(curves, 75, axis=0) if curves.shape[0] > 1 else mean
     (line,) = ax.plot(grid, mean, label=f"{label} (n={curves.shape[0]})", color=color)
     if curves.shape[0] > 1:
         ax.fill_between(grid, lo, hi, alpha=0.25, color=line.get_color(), linewidth=0)
@@ -104,12 +112,7 @@ def plot_lifelong(
     ax.set_ylabel("episode return (rolling mean)")
     ax.set_title(title)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_rules_side_by_side(
@@ -130,16 +133,13 @@ def plot_rules_side_by_side(
         ax.set_title(label)
         ax.set_xlabel("env step")
     axes[0][0].set_ylabel("episode return (rolling mean)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_return_vs_energy(
-    path: str | os.PathLike, points: Sequence[Mapping[str, Any]], xlabel: str = "energy per env step (J)"
+    path: str | os.PathLike,
+    points: Sequence[Mapping[str, Any]],
+    xlabel: str = "energy per env step (J)",
 ) -> Path:
     """Scatter of final return against energy per env step; one point per member, coloured by label."""
     plt = _plt()
@@ -154,15 +154,12 @@ def plot_return_vs_energy(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("final return (last episodes)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
-def plot_raster(path: str | os.PathLike, spikes: np.ndarray, v: np.ndarray | None, dt_ms: float = 1.0) -> Path:
+def plot_raster(
+    path: str | os.PathLike, spikes: np.ndarray, v: np.ndarray | None, dt_ms: float = 1.0
+) -> Path:
     """Spike raster [T, N] (and optionally a few membrane traces [T, N]) of one network."""
     plt = _plt()
     spikes = np.asarray(spikes)
@@ -178,9 +175,4 @@ def plot_raster(path: str | os.PathLike, spikes: np.ndarray, v: np.ndarray | Non
             axes[1][0].plot(np.arange(v.shape[0]) * dt_ms, v[:, j], lw=0.8)
         axes[1][0].set_ylabel("membrane")
     axes[-1][0].set_xlabel("time (ms)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

@@ -21,7 +21,13 @@ import yaml
 
 from neurorl.errors import ConfigError
 from neurorl.experiment import config as C
-from neurorl.experiment.checkpoint import atomic_write_text, has_checkpoint, load_checkpoint, save_checkpoint
+from neurorl.experiment import shiftspec
+from neurorl.experiment.checkpoint import (
+    atomic_write_text,
+    has_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 # ----------------------------------------------------------------------------------------------
 # config -> training function
@@ -32,7 +38,6 @@ def train_config(cfg: C.ExperimentConfig, n_seeds: int | None = None):
     """The :class:`~neurorl.experiment.train.TrainConfig` of an experiment config."""
     from neurorl.experiment.train import TrainConfig
 
-    shifts = cfg.shifts.model_dump(mode="json")
     return TrainConfig(
         env_id=cfg.env.id,
         agent=cfg.agent.name,
@@ -43,16 +48,10 @@ def train_config(cfg: C.ExperimentConfig, n_seeds: int | None = None):
         substeps=cfg.agent.substeps,
         n_seeds=cfg.training.n_seeds if n_seeds is None else n_seeds,
         obs_range=None if cfg.agent.obs_range is None else tuple(cfg.agent.obs_range),
-        shifts=None if _shiftspec().is_empty(shifts) else shifts,
+        shifts=cfg.shifts.model_dump(mode="json"),
         chip=None if cfg.hardware.chip == "float" else cfg.hardware.chip,
         off_chip_learning=cfg.hardware.off_chip_learning,
     )
-
-
-def _shiftspec():
-    from neurorl.experiment import shiftspec
-
-    return shiftspec
 
 
 def build(cfg: C.ExperimentConfig):
@@ -77,7 +76,9 @@ def _neuron_count(train: Any, agent_state_one: Any) -> int:
     return int(sum(posts))
 
 
-def energy_per_step(chip: str, synops: float, neurons: int, substeps: int, n_weights: int) -> float | None:
+def energy_per_step(
+    chip: str, synops: float, neurons: int, substeps: int, n_weights: int
+) -> float | None:
     """Energy (J) of one env step on ``chip`` from counted synaptic events and neuron updates.
 
     Synaptic events are counted by the agent; neuron updates are ``neurons x substeps``; learning
@@ -133,7 +134,9 @@ def chunk_records(
                 "return": float(ret[t, s, b]),
                 "length": int(length[t, s, b]),
                 "env": int(b),
-                "task_id": None if tid is None else int(tid[t, s, b] if tid.ndim == 3 else tid[t, s]),
+                "task_id": None
+                if tid is None
+                else int(tid[t, s, b] if tid.ndim == 3 else tid[t, s]),
                 "spikes_per_step": sps,
                 "energy_per_step_j": e_step,
             }
@@ -244,8 +247,12 @@ def run_experiment(
         chunks_done = int(meta["chunks"])
         history = meta["history"]
         logger = RunLogger(
-            run_dir, members=members, group=cfg.logging.group or cfg.name, wandb_mode=mode,
-            project=cfg.logging.project, wandb_ids=meta.get("wandb_ids") or None,
+            run_dir,
+            members=members,
+            group=cfg.logging.group or cfg.name,
+            wandb_mode=mode,
+            project=cfg.logging.project,
+            wandb_ids=meta.get("wandb_ids") or None,
         )
         logger.restore_positions(meta["positions"])
     else:
@@ -255,7 +262,10 @@ def run_experiment(
         for name in ("episodes.jsonl", "chunks.jsonl"):
             (run_dir / name).unlink(missing_ok=True)
         logger = RunLogger(
-            run_dir, members=members, group=cfg.logging.group or cfg.name, wandb_mode=mode,
+            run_dir,
+            members=members,
+            group=cfg.logging.group or cfg.name,
+            wandb_mode=mode,
             project=cfg.logging.project,
         )
 
@@ -274,8 +284,12 @@ def run_experiment(
             rs, metrics = train.run_chunk(rs, n)
             metrics = jax.device_get(metrics)
             episodes, chunk_recs = chunk_records(
-                metrics, done_steps, tc.n_envs, energy_fn=efn,
-                window=cfg.training.episode_window, history=history,
+                metrics,
+                done_steps,
+                tc.n_envs,
+                energy_fn=efn,
+                window=cfg.training.episode_window,
+                history=history,
                 task_ids=metrics.get("task_id"),
             )
             done_steps += n
@@ -286,20 +300,36 @@ def run_experiment(
                 c["steps_per_s"] = sps
             logger.log(episodes, chunk_recs)
             save_checkpoint(
-                run_dir, rs,
-                {"env_steps": done_steps, "chunks": chunks_done, "positions": logger.positions(),
-                 "wandb_ids": logger.wandb_ids, "history": history},
+                run_dir,
+                rs,
+                {
+                    "env_steps": done_steps,
+                    "chunks": chunks_done,
+                    "positions": logger.positions(),
+                    "wandb_ids": logger.wandb_ids,
+                    "history": history,
+                },
             )
             rets = [c["mean_return"] for c in chunk_recs if c["mean_return"] is not None]
-            bar.update(task, completed=done_steps, sps=f"{sps:,.0f}",
-                       ret="-" if not rets else f"{np.mean(rets):.1f}")
-            if stop_after_chunks is not None and chunks_done >= stop_after_chunks and done_steps < total:
+            bar.update(
+                task,
+                completed=done_steps,
+                sps=f"{sps:,.0f}",
+                ret="-" if not rets else f"{np.mean(rets):.1f}",
+            )
+            if (
+                stop_after_chunks is not None
+                and chunks_done >= stop_after_chunks
+                and done_steps < total
+            ):
                 return {"stopped_at": done_steps}
 
     summary = summarize_run(run_dir, cfg, members)
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=_json_default))
+    atomic_write_text(
+        run_dir / "summary.json", json.dumps(summary, indent=2, default=_json_default)
+    )
     if mode != "disabled":
-        switches = [(b, i + 1) for i, b in enumerate(_shiftspec().boundaries(C.to_dict(cfg)["shifts"], total))]
+        switches = [(b, i + 1) for i, b in enumerate(summary["boundaries"])]
         logger.log_task_switches(switches)
     logger.finish(summary["members"])
     return summary
@@ -318,14 +348,16 @@ def _json_default(x):
 # ----------------------------------------------------------------------------------------------
 
 
-def summarize_run(run_dir: str | Path, cfg: C.ExperimentConfig, members: Sequence[Mapping[str, Any]]) -> dict:
+def summarize_run(
+    run_dir: str | Path, cfg: C.ExperimentConfig, members: Sequence[Mapping[str, Any]]
+) -> dict:
     """Final return, steps to threshold, energy and continual metrics per member."""
     from neurorl.experiment.logging import read_jsonl
     from neurorl.metrics.continual import adaptation_time
 
     episodes = read_jsonl(Path(run_dir) / "episodes.jsonl")
     chunks = read_jsonl(Path(run_dir) / "chunks.jsonl")
-    bounds = _shiftspec().boundaries(C.to_dict(cfg)["shifts"], cfg.training.steps)
+    bounds = shiftspec.boundaries(C.to_dict(cfg)["shifts"], cfg.training.steps)
     W = cfg.training.episode_window
     out = []
     for m in range(len(members)):
@@ -359,10 +391,22 @@ def summarize_run(run_dir: str | Path, cfg: C.ExperimentConfig, members: Sequenc
             shift_ep = int(np.searchsorted(steps, b, side="left"))
             if 0 < shift_ep < rets.size:
                 try:
-                    r = adaptation_time(rets, shift_ep, window=min(10, shift_ep), lengths=lengths,
-                                        reference_min=_reference_min(cfg.env.id))
-                    adapt.append({"shift_step": b, "episodes": _finite(r.tau_episodes), "steps": _finite(r.tau_steps),
-                                  "censored": bool(r.censored), "drop": _finite(r.drop)})
+                    r = adaptation_time(
+                        rets,
+                        shift_ep,
+                        window=min(10, shift_ep),
+                        lengths=lengths,
+                        reference_min=_reference_min(cfg.env.id),
+                    )
+                    adapt.append(
+                        {
+                            "shift_step": b,
+                            "episodes": _finite(r.tau_episodes),
+                            "steps": _finite(r.tau_steps),
+                            "censored": bool(r.censored),
+                            "drop": _finite(r.drop),
+                        }
+                    )
                 except ConfigError as err:
                     adapt.append({"shift_step": b, "error": str(err)})
         if adapt:
@@ -371,8 +415,15 @@ def summarize_run(run_dir: str | Path, cfg: C.ExperimentConfig, members: Sequenc
         if bounds and cfg.shifts.tasks is not None and any(t is not None for t in tid):
             s["tasks"] = _task_metrics(rets, np.array([t if t is not None else -1 for t in tid]), W)
         out.append(s)
-    return {"name": cfg.name, "env": cfg.env.id, "agent": cfg.agent.name, "chip": cfg.hardware.chip,
-            "steps": cfg.training.steps, "boundaries": bounds, "members": out}
+    return {
+        "name": cfg.name,
+        "env": cfg.env.id,
+        "agent": cfg.agent.name,
+        "chip": cfg.hardware.chip,
+        "steps": cfg.training.steps,
+        "boundaries": bounds,
+        "members": out,
+    }
 
 
 def _finite(x):
@@ -384,8 +435,12 @@ def _finite(x):
 
 def _reference_min(env_id: str) -> float | None:
     """A random policy's approximate return, the floor for normalising negative returns."""
-    return {"Acrobot-v1": -500.0, "MountainCar-v0": -200.0, "Pendulum-v1": -1600.0,
-            "MountainCarContinuous-v0": -100.0}.get(env_id, 0.0)
+    return {
+        "Acrobot-v1": -500.0,
+        "MountainCar-v0": -200.0,
+        "Pendulum-v1": -1600.0,
+        "MountainCarContinuous-v0": -100.0,
+    }.get(env_id, 0.0)
 
 
 def _task_metrics(rets: np.ndarray, tids: np.ndarray, window: int) -> dict[str, Any]:
@@ -403,7 +458,10 @@ def _task_metrics(rets: np.ndarray, tids: np.ndarray, window: int) -> dict[str, 
         if task in end_of_task and k > 0:
             forgetting[str(task)] = end_of_task[task] - visits[k][1]
         end_of_task.setdefault(task, perf)
-    return {"visits": [{"task": t, "end_return": p} for t, p in visits], "forgetting_on_return": forgetting}
+    return {
+        "visits": [{"task": t, "end_return": p} for t, p in visits],
+        "forgetting_on_return": forgetting,
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -421,8 +479,10 @@ def _default_run_dir(cfg: C.ExperimentConfig, out: str | None) -> Path:
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = C.load_config(args.config, args.overrides)
     build(cfg)  # host-side checks of env params, shifts, agent hyperparameters, chip
-    print(f"{args.config}: valid ({cfg.agent.name} on {cfg.env.id}, {cfg.training.steps} steps x "
-          f"{cfg.training.n_seeds} seed(s), chip {cfg.hardware.chip})")
+    print(
+        f"{args.config}: valid ({cfg.agent.name} on {cfg.env.id}, {cfg.training.steps} steps x "
+        f"{cfg.training.n_seeds} seed(s), chip {cfg.hardware.chip})"
+    )
     return 0
 
 
@@ -446,8 +506,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if (run_dir / "summary.json").exists() and not has_checkpoint(run_dir):
         print("run already finished")
         return 0
-    members = json.loads((run_dir / "members.json").read_text()) if (run_dir / "members.json").exists() else None
-    summary = run_experiment(cfg, run_dir, progress=not args.no_progress, resume=True, members=members)
+    members = (
+        json.loads((run_dir / "members.json").read_text())
+        if (run_dir / "members.json").exists()
+        else None
+    )
+    summary = run_experiment(
+        cfg, run_dir, progress=not args.no_progress, resume=True, members=members
+    )
     report(run_dir)
     _print_summary(summary)
     return 0
@@ -458,12 +524,25 @@ def _print_summary(summary: Mapping[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"{summary['name']}: {summary['agent']} on {summary['env']}")
-    for col in ("member", "episodes", "final return", "best rolling", "steps to threshold", "spikes/step", "energy/step (J)"):
+    for col in (
+        "member",
+        "episodes",
+        "final return",
+        "best rolling",
+        "steps to threshold",
+        "spikes/step",
+        "energy/step (J)",
+    ):
         table.add_column(col)
     for m in summary["members"]:
         table.add_row(
-            m["name"], str(m["episodes"]), _fmt(m.get("final_return")), _fmt(m.get("best_rolling_return")),
-            str(m.get("steps_to_threshold") or "-"), _fmt(m.get("spikes_per_step")), _fmt(m.get("energy_per_step_j"), ".3g"),
+            m["name"],
+            str(m["episodes"]),
+            _fmt(m.get("final_return")),
+            _fmt(m.get("best_rolling_return")),
+            str(m.get("steps_to_threshold") or "-"),
+            _fmt(m.get("spikes_per_step")),
+            _fmt(m.get("energy_per_step_j"), ".3g"),
         )
     Console().print(table)
 
@@ -477,7 +556,9 @@ def _fmt(x, spec: str = ".1f") -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def sweep_groups(base: Mapping[str, Any], members: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def sweep_groups(
+    base: Mapping[str, Any], members: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     """Group sweep members that differ only in ``training.seed``: each group is one compiled,
     vmapped function over consecutive seeds (shapes and static settings match); the rest are
     separate groups. Returns ``[{"overrides": ..., "seeds": [...], "members": [indices]}]``."""
@@ -504,8 +585,11 @@ def sweep_groups(base: Mapping[str, Any], members: Sequence[Mapping[str, Any]]) 
 
 
 def _group(g: Mapping[str, Any], idx: Sequence[int]) -> dict[str, Any]:
-    return {"overrides": dict(g["overrides"]), "seeds": [g["seeds"][i] for i in idx],
-            "members": [g["members"][i] for i in idx]}
+    return {
+        "overrides": dict(g["overrides"]),
+        "seeds": [g["seeds"][i] for i in idx],
+        "members": [g["members"][i] for i in idx],
+    }
 
 
 def _label(overrides: Mapping[str, Any]) -> str:
@@ -520,14 +604,20 @@ def _label(overrides: Mapping[str, Any]) -> str:
     return ",".join(parts)
 
 
-def load_sweep(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+def load_sweep(
+    path: str | Path,
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     from neurorl.experiment.sweep import expand_sweep
 
     sweep = C.load_yaml(path)
     base_path = sweep.get("base")
     if base_path is None:
-        raise ConfigError("sweep.base", None, "the path of the experiment config the members override")
-    base_file = (Path(path).parent / base_path) if not Path(base_path).is_absolute() else Path(base_path)
+        raise ConfigError(
+            "sweep.base", None, "the path of the experiment config the members override"
+        )
+    base_file = (
+        (Path(path).parent / base_path) if not Path(base_path).is_absolute() else Path(base_path)
+    )
     base = C.load_yaml(base_file)
     members = expand_sweep(sweep)
     groups = sweep_groups(base, members)
@@ -547,32 +637,64 @@ def group_config(base: Mapping[str, Any], g: Mapping[str, Any]) -> C.ExperimentC
 def cmd_sweep(args: argparse.Namespace) -> int:
     base, members, groups = load_sweep(args.sweep)
     sweep_name = Path(args.sweep).stem
-    out = Path(args.out) if args.out else Path(base.get("logging", {}).get("dir", "runs")) / f"sweep-{sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = (
+        Path(args.out)
+        if args.out
+        else Path(base.get("logging", {}).get("dir", "runs"))
+        / f"sweep-{sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "sweep.json", json.dumps({"sweep": str(args.sweep), "members": members, "groups": groups}, indent=2, default=str))
+    atomic_write_text(
+        out / "sweep.json",
+        json.dumps(
+            {"sweep": str(args.sweep), "members": members, "groups": groups}, indent=2, default=str
+        ),
+    )
     atomic_write_text(out / "config.yaml", yaml.safe_dump(base, sort_keys=False))
     print(f"sweep {sweep_name}: {len(members)} members in {len(groups)} compiled group(s) -> {out}")
     if args.launcher == "ray":
         raise ConfigError("--launcher", "ray", "'local' (the Ray launcher is not built yet)")
     else:
         for gi, g in enumerate(groups):
-            run_group(base, g, out, gi, sweep_name, progress=not args.no_progress, wandb_mode=args.wandb)
+            run_group(
+                base, g, out, gi, sweep_name, progress=not args.no_progress, wandb_mode=args.wandb
+            )
     report(out)
     return 0
 
 
-def run_group(base, g, out: Path, gi: int, sweep_name: str, progress: bool = True,
-              wandb_mode: str | None = None, resume: bool = False) -> dict[str, Any]:
+def run_group(
+    base,
+    g,
+    out: Path,
+    gi: int,
+    sweep_name: str,
+    progress: bool = True,
+    wandb_mode: str | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
     cfg = group_config(base, g)
     cfg = C.from_dict(C.to_dict(cfg), {"logging.group": sweep_name, "name": f"{sweep_name}-g{gi}"})
     label = _label(g["overrides"])
     members = [
-        {"name": f"{sweep_name}-{label}-s{seed}", "job_type": label, "label": label, "seed": seed,
-         "sweep_member": idx, "config": {**C.to_dict(cfg), "member_seed": seed}}
+        {
+            "name": f"{sweep_name}-{label}-s{seed}",
+            "job_type": label,
+            "label": label,
+            "seed": seed,
+            "sweep_member": idx,
+            "config": {**C.to_dict(cfg), "member_seed": seed},
+        }
         for seed, idx in zip(g["seeds"], g["members"], strict=True)
     ]
-    return run_experiment(cfg, out / f"group-{gi:03d}", progress=progress, wandb_mode=wandb_mode,
-                          members=members, resume=resume)
+    return run_experiment(
+        cfg,
+        out / f"group-{gi:03d}",
+        progress=progress,
+        wandb_mode=wandb_mode,
+        members=members,
+        resume=resume,
+    )
 
 
 def _resume_sweep(out: Path, progress: bool = True) -> int:
@@ -611,7 +733,14 @@ def _collect(run_dir: Path) -> tuple[list[dict], dict[int, str], list[dict], lis
             episodes.append({**e, "member": e["member"] + offset})
         for m in summary["members"]:
             labels[m["member"] + offset] = m.get("label") or summary["agent"]
-            summaries.append({**m, "member": m["member"] + offset, "agent": summary["agent"], "chip": summary["chip"]})
+            summaries.append(
+                {
+                    **m,
+                    "member": m["member"] + offset,
+                    "agent": summary["agent"],
+                    "chip": summary["chip"],
+                }
+            )
         offset += len(summary["members"])
     return episodes, labels, summaries, bounds, threshold
 
@@ -623,30 +752,46 @@ def report(run_dir: str | Path) -> dict[str, Path]:
     run_dir = Path(run_dir)
     episodes, labels, summaries, bounds, threshold = _collect(run_dir)
     if not summaries:
-        raise ConfigError("RUN_DIR", str(run_dir), "a finished run or sweep directory (summary.json)")
+        raise ConfigError(
+            "RUN_DIR", str(run_dir), "a finished run or sweep directory (summary.json)"
+        )
     out = {}
     pd = run_dir / "plots"
     if episodes:
-        out["lifelong"] = plots.plot_lifelong(pd / "lifelong.png", episodes, labels, bounds,
-                                              title=run_dir.name, threshold=threshold)
+        out["lifelong"] = plots.plot_lifelong(
+            pd / "lifelong.png", episodes, labels, bounds, title=run_dir.name, threshold=threshold
+        )
         out["rules"] = plots.plot_rules_side_by_side(pd / "compare.png", episodes, labels, bounds)
-    pts = [{"label": s["label"], "energy_per_step_j": s.get("energy_per_step_j"), "final_return": s.get("final_return")}
-           for s in summaries if s.get("energy_per_step_j") is not None and s.get("final_return") is not None]
+    pts = [
+        {
+            "label": s["label"],
+            "energy_per_step_j": s.get("energy_per_step_j"),
+            "final_return": s.get("final_return"),
+        }
+        for s in summaries
+        if s.get("energy_per_step_j") is not None and s.get("final_return") is not None
+    ]
     if pts:
         out["energy"] = plots.plot_return_vs_energy(pd / "return_vs_energy.png", pts)
-    rows = ["| member | label | chip | episodes | final return | best rolling | steps to threshold | spikes/step | energy/step (J) |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| member | label | chip | episodes | final return | best rolling | steps to threshold | spikes/step | energy/step (J) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for s in summaries:
-        rows.append(f"| {s['name']} | {s['label']} | {s['chip']} | {s['episodes']} | {_fmt(s.get('final_return'))} | "
-                    f"{_fmt(s.get('best_rolling_return'))} | {s.get('steps_to_threshold') or '-'} | "
-                    f"{_fmt(s.get('spikes_per_step'))} | {_fmt(s.get('energy_per_step_j'), '.3g')} |")
+        rows.append(
+            f"| {s['name']} | {s['label']} | {s['chip']} | {s['episodes']} | {_fmt(s.get('final_return'))} | "
+            f"{_fmt(s.get('best_rolling_return'))} | {s.get('steps_to_threshold') or '-'} | "
+            f"{_fmt(s.get('spikes_per_step'))} | {_fmt(s.get('energy_per_step_j'), '.3g')} |"
+        )
     by_label: dict[str, list[float]] = {}
     for s in summaries:
         if s.get("final_return") is not None:
             by_label.setdefault(s["label"], []).append(s["final_return"])
     rows += ["", "| label | seeds | median final return | min | max |", "|---|---:|---:|---:|---:|"]
     for label, v in by_label.items():
-        rows.append(f"| {label} | {len(v)} | {np.median(v):.1f} | {np.min(v):.1f} | {np.max(v):.1f} |")
+        rows.append(
+            f"| {label} | {len(v)} | {np.median(v):.1f} | {np.min(v):.1f} | {np.max(v):.1f} |"
+        )
     atomic_write_text(run_dir / "report.md", "\n".join(rows) + "\n")
     out["table"] = run_dir / "report.md"
     print(f"report: {', '.join(str(p) for p in out.values())}")

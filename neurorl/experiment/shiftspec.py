@@ -26,6 +26,11 @@ def _per_env(x: Any, n_envs: int) -> Any:
     return int(x) // n_envs
 
 
+def _window(spec: Mapping[str, Any], n_envs: int) -> tuple[int, int | None]:
+    """The ``[start, end)`` of an obs/action/reward shift, in per-env steps."""
+    return _per_env(spec.get("start", 0), n_envs), _per_env(spec.get("end"), n_envs)
+
+
 def _schedule(spec: Any, n_envs: int) -> Any:
     if not isinstance(spec, Mapping):
         return spec  # a constant
@@ -63,26 +68,42 @@ def build_shifted_env(env: Any, shifts: Mapping[str, Any], n_envs: int, obs_dim:
     for i, p in enumerate(shifts.get("params") or []):
         try:
             sched = _schedule(p["schedule"], n_envs)
-            param_shifts.append(S.make_shift(env, {"field": p["field"], "mode": p.get("mode", "set"), "schedule": sched}))
+            param_shifts.append(
+                S.make_shift(
+                    env, {"field": p["field"], "mode": p.get("mode", "set"), "schedule": sched}
+                )
+            )
         except KeyError as e:
-            raise ConfigError(f"shifts.params[{i}].schedule", p.get("schedule"), f"a value for {e}") from None
+            raise ConfigError(
+                f"shifts.params[{i}].schedule", p.get("schedule"), f"a value for {e}"
+            ) from None
         except ConfigError as e:
-            raise ConfigError(f"shifts.params[{i}].{e.field}", e.value, e.allowed, e.suggestion) from None
+            raise ConfigError(
+                f"shifts.params[{i}].{e.field}", e.value, e.allowed, e.suggestion
+            ) from None
     tasks = shifts.get("tasks")
     if tasks:
         steps = tasks["steps_per_task"]
         per_env = _per_env(steps, n_envs)
         try:
-            param_shifts.append(S.task_sequence(env, tasks["tasks"], per_env, tasks.get("cycle", False)))
+            param_shifts.append(
+                S.task_sequence(env, tasks["tasks"], per_env, tasks.get("cycle", False))
+            )
         except ConfigError as e:
             raise ConfigError(f"shifts.tasks.{e.field}", e.value, e.allowed, e.suggestion) from None
-    param = None if not param_shifts else (param_shifts[0] if len(param_shifts) == 1 else S.compose(*param_shifts))
+    param = (
+        None
+        if not param_shifts
+        else (param_shifts[0] if len(param_shifts) == 1 else S.compose(*param_shifts))
+    )
 
     obs = []
     for i, o in enumerate(shifts.get("obs") or []):
-        start, end = _per_env(o.get("start", 0), n_envs), _per_env(o.get("end"), n_envs)
+        start, end = _window(o, n_envs)
         kind = o["kind"]
-        need = {"gaussian_noise": "std", "sensor_drift": "step_std", "dead_sensors": "dims"}.get(kind)
+        need = {"gaussian_noise": "std", "sensor_drift": "step_std", "dead_sensors": "dims"}.get(
+            kind
+        )
         if need and o.get(need) is None:
             raise ConfigError(f"shifts.obs[{i}].{need}", None, f"a value (required for {kind})")
         if kind == "gaussian_noise":
@@ -94,13 +115,19 @@ def build_shifted_env(env: Any, shifts: Mapping[str, Any], n_envs: int, obs_dim:
         elif kind == "permute":
             import jax
 
-            obs.append(S.permute_obs(obs_dim=obs_dim, key=jax.random.PRNGKey(o.get("seed", 0)), start=start, end=end))
+            obs.append(
+                S.permute_obs(
+                    obs_dim=obs_dim, key=jax.random.PRNGKey(o.get("seed", 0)), start=start, end=end
+                )
+            )
     action = []
     for i, a in enumerate(shifts.get("action") or []):
-        start, end = _per_env(a.get("start", 0), n_envs), _per_env(a.get("end"), n_envs)
+        start, end = _window(a, n_envs)
         if a["kind"] == "remap":
             if a.get("mapping") is None:
-                raise ConfigError(f"shifts.action[{i}].mapping", None, "a list of actions, e.g. [1, 0]")
+                raise ConfigError(
+                    f"shifts.action[{i}].mapping", None, "a list of actions, e.g. [1, 0]"
+                )
             action.append(S.remap_actions(a["mapping"], start, end))
         elif a["kind"] == "scale":
             action.append(S.scale_actions(a.get("factor", 1.0), start, end))
@@ -108,7 +135,7 @@ def build_shifted_env(env: Any, shifts: Mapping[str, Any], n_envs: int, obs_dim:
             action.append(S.invert_actions(start, end))
     reward = []
     for r in shifts.get("reward") or []:
-        start, end = _per_env(r.get("start", 0), n_envs), _per_env(r.get("end"), n_envs)
+        start, end = _window(r, n_envs)
         if r["kind"] == "scale":
             reward.append(S.scale_reward(r.get("factor", 1.0), start, end))
         else:

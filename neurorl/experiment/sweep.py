@@ -192,7 +192,10 @@ def validate_sweep(sweep: Mapping[str, Any]) -> None:
     for key in sweep:
         if key not in TOP_LEVEL_KEYS:
             raise ConfigError(
-                f"sweep.{key}", key, f"one of {list(TOP_LEVEL_KEYS)}", closest(str(key), TOP_LEVEL_KEYS)
+                f"sweep.{key}",
+                key,
+                f"one of {list(TOP_LEVEL_KEYS)}",
+                closest(str(key), TOP_LEVEL_KEYS),
             )
     method = sweep.get("method")
     if method is None:

@@ -31,6 +31,7 @@ from flax import struct
 from neurorl.agents import AGENTS, make_agent, spec_from_env
 from neurorl.envs import make
 from neurorl.errors import ConfigError, lookup
+from neurorl.experiment.shiftspec import build_shifted_env, is_empty
 
 Array = jax.Array
 
@@ -114,7 +115,8 @@ def replace_weights(agent: Any, state: Any, new_weights: Any) -> Any:
     found = sum(id(x) in by_id for x in leaves)
     if found != len(old):
         raise ConfigError(
-            "agent.weights", agent.name,
+            "agent.weights",
+            agent.name,
             "a weights(state) that returns the state's own weight arrays (not copies)",
         )
     return treedef.unflatten([by_id.get(id(x), x) for x in leaves])
@@ -131,7 +133,9 @@ def make_projection(cfg: TrainConfig, agent: Any) -> Callable[..., Any] | None:
         return None
     from neurorl.hardware.constraints import chip_projection, require_on_chip_learning
 
-    require_on_chip_learning(cfg.chip, AGENT_RULES.get(agent.name, agent.name), cfg.off_chip_learning)
+    require_on_chip_learning(
+        cfg.chip, AGENT_RULES.get(agent.name, agent.name), cfg.off_chip_learning
+    )
     w0 = agent.weights(agent.init(jax.random.key(0)))
     leaves, treedef = jax.tree_util.tree_flatten(w0)
     stochastic = not cfg.off_chip_learning
@@ -188,11 +192,7 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
     spec = spec_from_env(env, env_params, cfg.n_envs, cfg.substeps, cfg.obs_range)
     agent = make_agent(cfg.agent, spec, **dict(cfg.agent_kwargs))
     B = cfg.n_envs
-    shifted = bool(cfg.shifts)
-    if shifted:
-        from neurorl.experiment.shiftspec import build_shifted_env, is_empty
-
-        shifted = not is_empty(cfg.shifts)
+    shifted = not is_empty(cfg.shifts)
     if shifted:
         env = build_shifted_env(env, cfg.shifts, B, spec.obs_dim)
         env_params = env.default_params(env_params)
@@ -222,10 +222,19 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
     def init_one(key: Array) -> RunnerState:
         k_agent, k_env, k_run = jax.random.split(key, 3)
         obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(k_env, B), env_params)
+            jax.random.split(k_env, B), env_params
+        )
         zf = jnp.zeros((B,), jnp.float32)
-        return RunnerState(constrain(agent.init(k_agent), k_agent), env_state, env_params, obs, zf,
-                           jnp.zeros((B,), jnp.int32), k_run, jnp.zeros((), jnp.int32))
+        return RunnerState(
+            constrain(agent.init(k_agent), k_agent),
+            env_state,
+            env_params,
+            obs,
+            zf,
+            jnp.zeros((B,), jnp.int32),
+            k_run,
+            jnp.zeros((), jnp.int32),
+        )
 
     def step_one(rs: RunnerState, _: None) -> tuple[RunnerState, dict[str, Array]]:
         key, k_act, k_env = jax.random.split(rs.key, 3)
@@ -233,10 +242,15 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
         ast, q = on_chip_view(rs.agent_state)
         action, ast = agent.act(ast, rs.obs, k_act)
         obs, env_state, reward, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_env, B), rs.env_state, action, rs.env_params)
+            jax.random.split(k_env, B), rs.env_state, action, rs.env_params
+        )
         reward = reward.astype(jnp.float32)
         ast = agent.learn(ast, reward, term, trunc)
-        ast = back_to_shadow(ast, shadow_w, q) if shadow else constrain(ast, jax.random.fold_in(k_act, 1))
+        ast = (
+            back_to_shadow(ast, shadow_w, q)
+            if shadow
+            else constrain(ast, jax.random.fold_in(k_act, 1))
+        )
         done = term | trunc
         ep_return = rs.ep_return + reward
         ep_length = rs.ep_length + 1
@@ -253,14 +267,23 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
         }
         if shifted:
             metrics["task_id"] = info["task_id"]
-        rs = RunnerState(ast, env_state, rs.env_params, obs, jnp.where(done, 0.0, ep_return),
-                         jnp.where(done, 0, ep_length), key, rs.t + 1)
+        rs = RunnerState(
+            ast,
+            env_state,
+            rs.env_params,
+            obs,
+            jnp.where(done, 0.0, ep_return),
+            jnp.where(done, 0, ep_length),
+            key,
+            rs.t + 1,
+        )
         return rs, metrics
 
     U = agent.update_every if agent.update is not None else 1
     if n_iterations(cfg) % U:
-        raise ConfigError("n_steps", cfg.n_steps,
-                          f"a multiple of n_envs x the agent's update window = {B * U}")
+        raise ConfigError(
+            "n_steps", cfg.n_steps, f"a multiple of n_envs x the agent's update window = {B * U}"
+        )
 
     def window(rs: RunnerState, _: None) -> tuple[RunnerState, dict[str, Array]]:
         rs, metrics = jax.lax.scan(step_one, rs, None, length=U)
@@ -293,8 +316,9 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
 
     def run_chunk(rs: RunnerState, n_steps: int) -> tuple[RunnerState, dict[str, Array]]:
         if not isinstance(n_steps, int) or n_steps < B * U or n_steps % (B * U):
-            raise ConfigError("n_steps", n_steps,
-                              f"a positive multiple of n_envs x update_every = {B * U}")
+            raise ConfigError(
+                "n_steps", n_steps, f"a positive multiple of n_envs x update_every = {B * U}"
+            )
         return _run(rs, n_steps // B)
 
     @jax.jit

@@ -70,7 +70,9 @@ def test_lif_subthreshold_trace_is_closed_form_exponential():
     steps, current = 500, 0.8
     _, v = run_neurons(LIF, p, jnp.full((steps, 1), current))
     t = DT * np.arange(1, steps + 1)
-    np.testing.assert_allclose(np.asarray(v[:, 0]), R * current * (1 - np.exp(-t / TAU)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(v[:, 0]), R * current * (1 - np.exp(-t / TAU)), rtol=1e-5, atol=1e-6
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +178,10 @@ def test_izhikevich_reference_check_fails_for_a_wrong_parameter():
     """The windowed comparison has teeth: a 10% error in d (or a) changes the early spike times."""
     a, b, c, d = IZHIKEVICH_REGIMES["RS"]
     ref = numpy_izhikevich(a, b, c, d, 10.0, 1001)
-    for wrong in (numpy_izhikevich(a, b, c, d * 1.1, 10.0, 1001), numpy_izhikevich(a * 1.1, b, c, d, 10.0, 1001)):
+    for wrong in (
+        numpy_izhikevich(a, b, c, d * 1.1, 10.0, 1001),
+        numpy_izhikevich(a * 1.1, b, c, d, 10.0, 1001),
+    ):
         assert not np.array_equal(wrong[wrong < 150], ref[ref < 150])
 
 

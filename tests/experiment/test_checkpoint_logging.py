@@ -3,7 +3,6 @@ run directories are real (wandb is not mocked)."""
 
 import json
 import os
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -67,8 +66,16 @@ def test_jsonl_truncate_to_checkpoint_position(tmp_path):
 
 def test_wandb_offline_run_directory_has_expected_keys(tmp_path):
     members = [
-        {"name": "eprop-s0", "job_type": "eprop", "config": {"agent": {"name": "eprop"}, "seed": 0}},
-        {"name": "eprop-s1", "job_type": "eprop", "config": {"agent": {"name": "eprop"}, "seed": 1}},
+        {
+            "name": "eprop-s0",
+            "job_type": "eprop",
+            "config": {"agent": {"name": "eprop"}, "seed": 0},
+        },
+        {
+            "name": "eprop-s1",
+            "job_type": "eprop",
+            "config": {"agent": {"name": "eprop"}, "seed": 1},
+        },
     ]
     logger = RunLogger(tmp_path, members=members, group="test-exp", wandb_mode="offline")
     episodes = [

@@ -24,24 +24,60 @@ def bad(overrides):
     "overrides, message",
     [
         # unknown keys, with the closest valid name
-        ({"agent.substep": 3}, "agent.substep: got 3; allowed: one of the keys ['name', 'substeps', 'obs_range', 'hyper']. Did you mean 'substeps'?"),
+        (
+            {"agent.substep": 3},
+            "agent.substep: got 3; allowed: one of the keys ['name', 'substeps', 'obs_range', 'hyper']. Did you mean 'substeps'?",
+        ),
         ({"trainig.steps": 3}, "trainig: got {'steps': 3}; allowed: one of the keys"),
         # wrong types
-        ({"training.steps": "many"}, "training.steps: got 'many'; allowed: Input should be a valid integer"),
-        ({"env.params.length": "long"}, "env.params.length: got 'long'; allowed: Input should be a valid number"),
+        (
+            {"training.steps": "many"},
+            "training.steps: got 'many'; allowed: Input should be a valid integer",
+        ),
+        (
+            {"env.params.length": "long"},
+            "env.params.length: got 'long'; allowed: Input should be a valid number",
+        ),
         # out of range
-        ({"training.n_envs": 0}, "training.n_envs: got 0; allowed: Input should be greater than or equal to 1"),
-        ({"agent.substeps": -2}, "agent.substeps: got -2; allowed: Input should be greater than or equal to 1"),
+        (
+            {"training.n_envs": 0},
+            "training.n_envs: got 0; allowed: Input should be greater than or equal to 1",
+        ),
+        (
+            {"agent.substeps": -2},
+            "agent.substeps: got -2; allowed: Input should be greater than or equal to 1",
+        ),
         # typos in registry names
-        ({"env.id": "CartPol-v1"}, "env.id: got 'CartPol-v1'; allowed: one of the registered environment names"),
-        ({"agent.name": "eprop"}, "agent.name: got 'eprop'; allowed: one of the registered agent names"),
-        ({"hardware.chip": "loihi3"}, "hardware.chip: got 'loihi3'; allowed: one of the registered chip names"),
+        (
+            {"env.id": "CartPol-v1"},
+            "env.id: got 'CartPol-v1'; allowed: one of the registered environment names",
+        ),
+        (
+            {"agent.name": "eprop"},
+            "agent.name: got 'eprop'; allowed: one of the registered agent names",
+        ),
+        (
+            {"hardware.chip": "loihi3"},
+            "hardware.chip: got 'loihi3'; allowed: one of the registered chip names",
+        ),
         # literal choices
-        ({"logging.wandb": "ofline"}, "logging.wandb: got 'ofline'; allowed: one of ['offline', 'online', 'disabled']. Did you mean 'offline'?"),
-        ({"shifts.params": [{"field": "length", "schedule": {"kind": "abruptt"}}]}, "Did you mean 'abrupt'?"),
+        (
+            {"logging.wandb": "ofline"},
+            "logging.wandb: got 'ofline'; allowed: one of ['offline', 'online', 'disabled']. Did you mean 'offline'?",
+        ),
+        (
+            {"shifts.params": [{"field": "length", "schedule": {"kind": "abruptt"}}]},
+            "Did you mean 'abrupt'?",
+        ),
         # cross-field constraints
-        ({"training.steps": 63}, "training.steps: got 63; allowed: a multiple of training.n_envs=2"),
-        ({"training.chunk_steps": 33}, "training.chunk_steps: got 33; allowed: a multiple of training.n_envs=2"),
+        (
+            {"training.steps": 63},
+            "training.steps: got 63; allowed: a multiple of training.n_envs=2",
+        ),
+        (
+            {"training.chunk_steps": 33},
+            "training.chunk_steps: got 33; allowed: a multiple of training.n_envs=2",
+        ),
     ],
 )
 def test_bad_config_messages(overrides, message):
@@ -77,7 +113,9 @@ def test_overrides_are_parsed_as_yaml_scalars():
 
 def test_config_is_frozen():
     cfg = from_dict(BASE)
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.training.steps = 5
 
 

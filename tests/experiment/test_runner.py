@@ -1,7 +1,6 @@
 """The runner end to end on tiny configs: CLI run/report, kill-and-resume equality, sweep grouping."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,14 +30,27 @@ def tiny_yaml(tmp_path):
 def test_cli_run_writes_a_complete_run_directory(tiny_yaml, tmp_path):
     out = tmp_path / "run"
     assert main(["validate", str(tiny_yaml)]) == 0
-    assert main(["run", str(tiny_yaml), "--out", str(out), "--no-progress", "--wandb", "disabled"]) == 0
-    for name in ("config.yaml", "episodes.jsonl", "chunks.jsonl", "checkpoint.pkl", "summary.json",
-                 "report.md", "plots/lifelong.png", "plots/compare.png"):
+    assert (
+        main(["run", str(tiny_yaml), "--out", str(out), "--no-progress", "--wandb", "disabled"])
+        == 0
+    )
+    for name in (
+        "config.yaml",
+        "episodes.jsonl",
+        "chunks.jsonl",
+        "checkpoint.pkl",
+        "summary.json",
+        "report.md",
+        "plots/lifelong.png",
+        "plots/compare.png",
+    ):
         assert (out / name).exists(), name
     episodes = read_jsonl(out / "episodes.jsonl")
     assert {e["member"] for e in episodes} == {0, 1}
     assert all(0 < e["env_step"] <= 600 for e in episodes)
-    assert all(e["length"] >= 1 and e["return"] == e["length"] for e in episodes)  # CartPole: +1 per step
+    assert all(
+        e["length"] >= 1 and e["return"] == e["length"] for e in episodes
+    )  # CartPole: +1 per step
     chunks = read_jsonl(out / "chunks.jsonl")
     assert len(chunks) == 3 * 2 and [c["env_step"] for c in chunks[::2]] == [200, 400, 600]
     summary = json.loads((out / "summary.json").read_text())
@@ -59,7 +71,9 @@ def test_kill_and_resume_gives_exactly_the_uninterrupted_results(tmp_path):
     cfg = from_dict(TINY)
     full, part = tmp_path / "full", tmp_path / "part"
     runner.run_experiment(cfg, full, progress=False, wandb_mode="disabled")
-    stopped = runner.run_experiment(cfg, part, progress=False, wandb_mode="disabled", stop_after_chunks=1)
+    stopped = runner.run_experiment(
+        cfg, part, progress=False, wandb_mode="disabled", stop_after_chunks=1
+    )
     assert stopped == {"stopped_at": 200}
     # a crash after the checkpoint may leave extra log lines: resume must drop them
     with open(part / "episodes.jsonl", "a") as f:
@@ -83,7 +97,9 @@ def test_kill_and_resume_gives_exactly_the_uninterrupted_results(tmp_path):
 
 def test_sweep_expansion_counts_and_vmapped_grouping():
     members = [
-        {"agent.name": a, "training.seed": s} for a in ("rstdp", "eprop_ac", "bptt_ac") for s in range(5)
+        {"agent.name": a, "training.seed": s}
+        for a in ("rstdp", "eprop_ac", "bptt_ac")
+        for s in range(5)
     ]
     groups = runner.sweep_groups({}, members)
     assert len(groups) == 3  # one compiled, seed-vmapped function per rule
@@ -96,14 +112,26 @@ def test_sweep_expansion_counts_and_vmapped_grouping():
 
 def test_cli_sweep_runs_groups_and_reports(tmp_path):
     base = tmp_path / "base.yaml"
-    base.write_text(yaml.safe_dump({**TINY, "training": {**TINY["training"], "n_seeds": 1, "steps": 200}}))
+    base.write_text(
+        yaml.safe_dump({**TINY, "training": {**TINY["training"], "n_seeds": 1, "steps": 200}})
+    )
     sweep = tmp_path / "sw.yaml"
-    sweep.write_text(yaml.safe_dump({
-        "method": "grid", "base": "base.yaml",
-        "parameters": {"agent.hyper.lr": {"values": [1e-4, 1e-3]}, "training.seed": {"values": [0, 1]}},
-    }))
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "method": "grid",
+                "base": "base.yaml",
+                "parameters": {
+                    "agent.hyper.lr": {"values": [1e-4, 1e-3]},
+                    "training.seed": {"values": [0, 1]},
+                },
+            }
+        )
+    )
     out = tmp_path / "sweep"
-    assert main(["sweep", str(sweep), "--out", str(out), "--no-progress", "--wandb", "disabled"]) == 0
+    assert (
+        main(["sweep", str(sweep), "--out", str(out), "--no-progress", "--wandb", "disabled"]) == 0
+    )
     groups = sorted(out.glob("group-*"))
     assert len(groups) == 2
     for g in groups:
@@ -128,10 +156,18 @@ def test_wandb_offline_run_per_member(tmp_path):
 
 
 def test_summary_has_adaptation_time_per_shift(tmp_path):
-    cfg = from_dict(TINY, {
-        "training.n_seeds": 1,
-        "shifts.params": [{"field": "length", "schedule": {"kind": "abrupt", "values": [0.5, 1.0], "steps": [300]}}],
-    })
+    cfg = from_dict(
+        TINY,
+        {
+            "training.n_seeds": 1,
+            "shifts.params": [
+                {
+                    "field": "length",
+                    "schedule": {"kind": "abrupt", "values": [0.5, 1.0], "steps": [300]},
+                }
+            ],
+        },
+    )
     summary = runner.run_experiment(cfg, tmp_path, progress=False, wandb_mode="disabled")
     assert summary["boundaries"] == [300]
     (adapt,) = summary["members"][0]["adaptation"]

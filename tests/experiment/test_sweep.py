@@ -24,7 +24,9 @@ def test_grid_is_cartesian_product_in_written_order():
 
 
 def test_nested_parameters_flatten_to_dotted_paths():
-    flat = flatten_parameters({"agent": {"parameters": {"rule": {"parameters": {"lr": {"value": 1}}}}}})
+    flat = flatten_parameters(
+        {"agent": {"parameters": {"rule": {"parameters": {"lr": {"value": 1}}}}}}
+    )
     assert flat == {"agent.rule.lr": {"value": 1}}
 
 
@@ -62,7 +64,10 @@ def test_random_sweep_count_bounds_and_reproducibility():
         ({"method": "gird", "parameters": {}}, "Did you mean 'grid'"),
         ({"method": "grid", "paramters": {}}, "Did you mean 'parameters'"),
         ({"method": "random", "parameters": {"x": {"values": [1]}}}, "sweep.count"),
-        ({"method": "grid", "parameters": {"x": {"min": 0.0, "max": 1.0}}}, "only works with method 'random'"),
+        (
+            {"method": "grid", "parameters": {"x": {"min": 0.0, "max": 1.0}}},
+            "only works with method 'random'",
+        ),
         (
             {"method": "random", "count": 1, "parameters": {"x": {"distribution": "unifrom"}}},
             "Did you mean 'uniform'",

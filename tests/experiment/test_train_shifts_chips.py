@@ -8,7 +8,9 @@ from neurorl.errors import UnsupportedOnChipError
 from neurorl.experiment.train import TrainConfig, make_train
 from neurorl.hardware.constraints import weight_grid
 
-SHIFTS = {"tasks": {"tasks": [{"length": 0.5}, {"length": 1.0}, {"length": 0.25}], "steps_per_task": 160}}
+SHIFTS = {
+    "tasks": {"tasks": [{"length": 0.5}, {"length": 1.0}, {"length": 0.25}], "steps_per_task": 160}
+}
 
 
 def test_task_sequence_ids_follow_total_env_steps():
@@ -20,8 +22,15 @@ def test_task_sequence_ids_follow_total_env_steps():
 
 
 def _run(off_chip):
-    cfg = TrainConfig(agent="eprop_ac", n_steps=320, n_envs=4, substeps=2, chip="loihi2",
-                      off_chip_learning=off_chip, agent_kwargs={"n_rec": 8, "lr": 1e-3})
+    cfg = TrainConfig(
+        agent="eprop_ac",
+        n_steps=320,
+        n_envs=4,
+        substeps=2,
+        chip="loihi2",
+        off_chip_learning=off_chip,
+        agent_kwargs={"n_rec": 8, "lr": 1e-3},
+    )
     train = make_train(cfg)
     rs0 = train.init(jax.random.key(0))
     rs, _ = train.run_chunk(rs0, 320)
@@ -58,5 +67,8 @@ def test_off_chip_learning_trains_float_shadow_weights():
 def test_plasticity_on_a_chip_without_on_chip_learning_is_an_error():
     with pytest.raises(UnsupportedOnChipError, match="truenorth"):
         make_train(TrainConfig(agent="eprop_ac", n_steps=32, n_envs=4, chip="truenorth"))
-    make_train(TrainConfig(agent="eprop_ac", n_steps=32, n_envs=4, chip="truenorth",
-                           off_chip_learning=True))
+    make_train(
+        TrainConfig(
+            agent="eprop_ac", n_steps=32, n_envs=4, chip="truenorth", off_chip_learning=True
+        )
+    )
