@@ -141,6 +141,9 @@ class TrainingSection(_Strict):
     chunk_steps: int = Field(10_000, ge=1)
     episode_window: int = Field(100, ge=1)
     threshold: float | None = None
+    # adaptation after a shift: recovered once the rolling return is back to this fraction of
+    # its pre-shift level (metrics.continual.adaptation_time's theta)
+    adaptation_fraction: float = Field(0.9, gt=0.0, le=1.0)
 
 
 class LoggingSection(_Strict):

@@ -97,6 +97,13 @@ def energy_per_step(
     return float(e.total)
 
 
+def chip_step_time(chip: str, substeps: int) -> float:
+    """Chip time of one env step in seconds: ``substeps x dt`` of ``chip`` (model time step)."""
+    from neurorl.hardware.chips import get_chip
+
+    return substeps * get_chip(chip).dt_ms * 1e-3
+
+
 def chunk_records(
     metrics: Mapping[str, Any],
     start_step: int,
@@ -351,7 +358,14 @@ def _json_default(x):
 def summarize_run(
     run_dir: str | Path, cfg: C.ExperimentConfig, members: Sequence[Mapping[str, Any]]
 ) -> dict:
-    """Final return, steps to threshold, energy and continual metrics per member."""
+    """Final return, steps to threshold, energy and continual metrics per member.
+
+    Adaptation after each shift boundary (:func:`neurorl.metrics.continual.adaptation_time`,
+    window ``min(10, pre-shift episodes)``, fraction ``training.adaptation_fraction``) is given as
+    post-shift episodes, env steps, chip time (env steps x substeps x the chip's dt) and energy
+    (each post-shift episode's length x its logged energy per env step, summed until recovery);
+    ``None`` where not recovered within the segment (``censored``).
+    """
     from neurorl.experiment.logging import read_jsonl
     from neurorl.metrics.continual import adaptation_time
 
@@ -359,6 +373,7 @@ def summarize_run(
     chunks = read_jsonl(Path(run_dir) / "chunks.jsonl")
     bounds = shiftspec.boundaries(C.to_dict(cfg)["shifts"], cfg.training.steps)
     W = cfg.training.episode_window
+    chip_step_s = chip_step_time(cfg.hardware.chip, cfg.agent.substeps)
     out = []
     for m in range(len(members)):
         eps = sorted((e for e in episodes if e["member"] == m), key=lambda e: e["env_step"])
@@ -386,6 +401,11 @@ def summarize_run(
             s["spikes_per_step"] = float(np.mean([c["spikes_per_step"] for c in mc]))
             e = [c["energy_per_step_j"] for c in mc if c.get("energy_per_step_j") is not None]
             s["energy_per_step_j"] = float(np.mean(e)) if e else None
+        # energy per env step of each episode as logged (None for runs without an energy model)
+        e_ep = [e.get("energy_per_step_j") for e in eps]
+        step_energy = (
+            np.array(e_ep, dtype=float) if e_ep and all(x is not None for x in e_ep) else None
+        )
         adapt = []
         for b in bounds:
             shift_ep = int(np.searchsorted(steps, b, side="left"))
@@ -395,16 +415,22 @@ def summarize_run(
                         rets,
                         shift_ep,
                         window=min(10, shift_ep),
+                        theta=cfg.training.adaptation_fraction,
                         lengths=lengths,
                         reference_min=_reference_min(cfg.env.id),
+                        chip_step_s=chip_step_s,
+                        step_energy=step_energy,
                     )
                     adapt.append(
                         {
                             "shift_step": b,
                             "episodes": _finite(r.tau_episodes),
                             "steps": _finite(r.tau_steps),
+                            "chip_time_s": _finite(r.tau_chip_s),
+                            "energy_j": _finite(r.energy_j),
                             "censored": bool(r.censored),
                             "drop": _finite(r.drop),
+                            "fraction": cfg.training.adaptation_fraction,
                         }
                     )
                 except ConfigError as err:

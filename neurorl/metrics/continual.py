@@ -409,6 +409,12 @@ class AdaptationResult(NamedTuple):
         recovery_area_steps: the same weighted by episode length (return x steps) or ``None``.
         threshold: the raw-return level that counted as recovered,
             ``r_min + theta * (P_pre - r_min)``.
+        tau_chip_s: chip time of ``tau_steps``: ``tau_steps * chip_step_s`` seconds, where
+            ``chip_step_s = substeps * dt`` is the chip time of one env step (``math.inf`` if
+            censored; ``None`` without ``lengths`` or ``chip_step_s``).
+        energy_j: energy spent from the shift until recovery, ``sum_e length_e * E_e`` over the
+            same ``tau`` post-shift episodes, ``E_e`` the energy per env step during episode
+            ``e`` (``math.inf`` if censored; ``None`` without ``lengths`` or ``step_energy``).
     """
 
     tau_episodes: float
@@ -419,6 +425,8 @@ class AdaptationResult(NamedTuple):
     recovery_area: float
     recovery_area_steps: float | None
     threshold: float
+    tau_chip_s: float | None = None
+    energy_j: float | None = None
 
 
 def adaptation_time(
@@ -431,6 +439,8 @@ def adaptation_time(
     target: float | None = None,
     lengths: Array | None = None,
     end_episode: int | None = None,
+    chip_step_s: float | None = None,
+    step_energy: Array | None = None,
 ) -> AdaptationResult:
     """Time to recover after a shift: ``tau = min{k : MA_W(k) - r_min >= theta (P_pre - r_min)}``.
 
@@ -452,9 +462,21 @@ def adaptation_time(
         lengths: optional ``[E]`` episode lengths in steps, for ``tau_steps``.
         end_episode: episode index where the post-shift segment ends (exclusive; e.g. the next
             shift). Defaults to ``E``.
+        chip_step_s: chip time of one env step in seconds, ``substeps * dt`` (e.g. 5 substeps of
+            Loihi 2's 1 ms step: 0.005), for ``tau_chip_s``; needs ``lengths``. This is the time
+            one network instance needs to play those env steps one after another.
+        step_energy: ``[E]`` energy per env step in joules during each episode (the chip energy
+            model's per-step figure logged with each episode), for ``energy_j``; needs
+            ``lengths``.
 
     Returns:
         An :class:`AdaptationResult`.
+
+    Example:
+        Three pre-shift episodes of return 100 (bar 90), post-shift returns 40, 80, 150 with
+        lengths 40, 80, 150 and 1e-6 J per step: the moving average reaches 90 at the third
+        post-shift episode, so ``tau_steps = 270``, ``tau_chip_s = 270 * 0.005 = 1.35`` s with
+        ``chip_step_s=0.005``, and ``energy_j = 270e-6`` J.
     """
     r = np.asarray(returns, dtype=np.float64)
     if r.ndim != 1:
@@ -499,7 +521,11 @@ def adaptation_time(
     tau = math.inf if censored else float(hit[0] + 1)
 
     deficit = np.maximum(pre - post, 0.0)
-    tau_steps = area_steps = None
+    if (chip_step_s is not None or step_energy is not None) and lengths is None:
+        raise ConfigError(
+            "lengths", None, "episode lengths in env steps (needed for chip time and energy)"
+        )
+    tau_steps = area_steps = tau_chip = energy_j = None
     if lengths is not None:
         ln = np.asarray(lengths, dtype=np.float64)
         if ln.shape != r.shape:
@@ -507,6 +533,19 @@ def adaptation_time(
         post_len = ln[shift_episode:end]
         tau_steps = math.inf if censored else float(post_len[: int(tau)].sum())
         area_steps = float((deficit * post_len).sum())
+        if chip_step_s is not None:
+            if not (math.isfinite(chip_step_s) and chip_step_s > 0):
+                raise ConfigError("chip_step_s", chip_step_s, "a float > 0 (seconds per env step)")
+            tau_chip = math.inf if censored else tau_steps * float(chip_step_s)
+        if step_energy is not None:
+            en = np.asarray(step_energy, dtype=np.float64)
+            if en.shape != r.shape:
+                raise ShapeError("step_energy", r.shape, en.shape)
+            if not np.all(np.isfinite(en) & (en >= 0)):
+                raise ConfigError("step_energy", "non-finite or negative", "energies >= 0 J")
+            post_en = en[shift_episode:end]
+            n = 0 if censored else int(tau)
+            energy_j = math.inf if censored else float((post_len[:n] * post_en[:n]).sum())
     return AdaptationResult(
         tau_episodes=tau,
         tau_steps=tau_steps,
@@ -516,6 +555,8 @@ def adaptation_time(
         recovery_area=float(deficit.sum()),
         recovery_area_steps=area_steps,
         threshold=threshold,
+        tau_chip_s=tau_chip,
+        energy_j=energy_j,
     )
 
 

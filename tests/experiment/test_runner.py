@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
+from neurorl.errors import ConfigError
 from neurorl.experiment import runner
 from neurorl.experiment.cli import main
 from neurorl.experiment.config import from_dict
@@ -173,3 +174,37 @@ def test_summary_has_adaptation_time_per_shift(tmp_path):
     (adapt,) = summary["members"][0]["adaptation"]
     assert adapt["shift_step"] == 300 and set(adapt) >= {"episodes", "steps", "censored", "drop"}
     assert adapt["censored"] or adapt["episodes"] >= 1
+
+
+def test_adaptation_in_chip_time_and_energy(tmp_path):
+    # Loihi 2 energy model; a tiny recovery fraction so the first post-shift episode recovers
+    cfg = from_dict(
+        TINY,
+        {
+            "training.n_seeds": 1,
+            "training.adaptation_fraction": 0.01,
+            "hardware.chip": "loihi2",
+            "hardware.off_chip_learning": True,
+            "shifts.params": [
+                {
+                    "field": "length",
+                    "schedule": {"kind": "abrupt", "values": [0.5, 1.0], "steps": [300]},
+                }
+            ],
+        },
+    )
+    summary = runner.run_experiment(cfg, tmp_path, progress=False, wandb_mode="disabled")
+    (adapt,) = summary["members"][0]["adaptation"]
+    eps = sorted(read_jsonl(tmp_path / "episodes.jsonl"), key=lambda e: e["env_step"])
+    first_post = next(e for e in eps if e["env_step"] >= 300)
+    assert adapt["episodes"] == 1 and adapt["fraction"] == 0.01
+    assert adapt["steps"] == first_post["length"]
+    # chip time = env steps x 2 substeps x Loihi 2's 1 ms step
+    assert adapt["chip_time_s"] == pytest.approx(first_post["length"] * 2 * 1e-3)
+    # energy = the episode's length x the energy per env step logged with it (> 0 on Loihi 2)
+    assert first_post["energy_per_step_j"] > 0
+    assert adapt["energy_j"] == pytest.approx(
+        first_post["length"] * first_post["energy_per_step_j"]
+    )
+    with pytest.raises(ConfigError, match="adaptation_fraction"):
+        from_dict(TINY, {"training.adaptation_fraction": 1.5})

@@ -97,6 +97,56 @@ def test_adaptation_time_positive_returns():
     assert cm.adaptation_time(returns, 5, window=3, theta=1.0).tau_episodes == 5
 
 
+def test_adaptation_time_chip_time_and_energy():
+    # pre-shift level 100 (bar 90); post-shift MA: 40, 60, 90 -> tau = 3 episodes
+    returns = [100, 100, 100, 40, 80, 150, 150]
+    lengths = [100, 100, 100, 40, 80, 150, 150]
+    # energy per env step differs per episode (chunks differ), so the sum must weight each
+    # post-shift episode by its own length; the pre-shift and fourth episodes must not count
+    step_energy = [9.0, 9.0, 9.0, 1e-6, 2e-6, 3e-6, 7.0]
+    res = cm.adaptation_time(
+        returns, 3, window=3, lengths=lengths, chip_step_s=0.005, step_energy=step_energy
+    )
+    assert res.tau_episodes == 3 and res.tau_steps == 40 + 80 + 150
+    assert res.tau_chip_s == pytest.approx(270 * 5 * 1e-3)  # 5 substeps x 1 ms
+    assert res.energy_j == pytest.approx(40 * 1e-6 + 80 * 2e-6 + 150 * 3e-6)
+    # a lower fraction recovers earlier and costs less: theta 0.5 -> bar 50, MA 40, 60 -> tau 2
+    low = cm.adaptation_time(
+        returns,
+        3,
+        window=3,
+        theta=0.5,
+        lengths=lengths,
+        chip_step_s=0.005,
+        step_energy=step_energy,
+    )
+    assert low.tau_steps == 120 and low.tau_chip_s == pytest.approx(0.6)
+    assert low.energy_j == pytest.approx(40e-6 + 160e-6)
+    # without the inputs the fields stay None; never recovered -> inf
+    assert cm.adaptation_time(returns, 3, window=3, lengths=lengths).energy_j is None
+    cens = cm.adaptation_time(
+        [100, 100, 100, 10, 20],
+        3,
+        window=3,
+        lengths=[1] * 5,
+        chip_step_s=0.005,
+        step_energy=[1.0] * 5,
+    )
+    assert cens.censored and math.isinf(cens.tau_chip_s) and math.isinf(cens.energy_j)
+
+
+def test_adaptation_time_chip_inputs_are_checked():
+    returns = [100, 100, 100, 95]
+    with pytest.raises(ConfigError, match="lengths"):
+        cm.adaptation_time(returns, 3, window=3, chip_step_s=0.005)
+    with pytest.raises(ConfigError, match="chip_step_s"):
+        cm.adaptation_time(returns, 3, window=3, lengths=[1] * 4, chip_step_s=0.0)
+    with pytest.raises(ShapeError):
+        cm.adaptation_time(returns, 3, window=3, lengths=[1] * 4, step_energy=[1.0] * 3)
+    with pytest.raises(ConfigError, match="step_energy"):
+        cm.adaptation_time(returns, 3, window=3, lengths=[1] * 4, step_energy=[1.0, -1, 1, 1])
+
+
 def test_adaptation_time_censored():
     returns = [100, 100, 100, 10, 20, 30, 40]
     res = cm.adaptation_time(returns, 3, window=3, lengths=[1] * 7)
