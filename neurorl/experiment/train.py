@@ -21,7 +21,7 @@ The config is a frozen dataclass; values derived from it come from functions
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -31,6 +31,7 @@ from flax import struct
 from neurorl.agents import AGENTS, make_agent, spec_from_env
 from neurorl.envs import make
 from neurorl.errors import ConfigError, lookup
+from neurorl.experiment.sharding import member_layout, pad_members, unpad_members
 from neurorl.experiment.shiftspec import build_shifted_env, is_empty
 
 Array = jax.Array
@@ -172,22 +173,30 @@ class RunnerState:
     t: Array
 
 
-def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
+def make_train(
+    cfg: TrainConfig, *, devices: Sequence[Any] | None = None
+) -> Callable[[Array], dict[str, Any]]:
     """Build the jitted training function for ``cfg``.
+
+    With more than one device the seed (member) axis is sharded over a ``Mesh`` (see
+    :mod:`neurorl.experiment.sharding`): the runner state lives sharded between chunks, each
+    device runs its seeds, and the results equal the single-device run of the same seeds.
 
     Args:
         cfg: the run configuration (never mutated).
+        devices: devices for the seed axis (default ``jax.devices()``; one device: unsharded).
 
     Returns:
         ``train(key) -> {"runner_state", "metrics"}`` (jitted, vmapped over ``cfg.n_seeds``),
         with attributes ``train.init(key) -> runner_state``,
         ``train.run_chunk(runner_state, n_steps) -> (runner_state, metrics)`` and
-        ``train.agent`` / ``train.env``.
+        ``train.agent`` / ``train.env`` / ``train.layout`` (the member layout).
 
     Raises:
         ConfigError: for an invalid config, unknown env / agent / hyperparameter (host side).
     """
     validate(cfg)
+    layout = member_layout(cfg.n_seeds, devices)
     env, env_params = make(cfg.env_id, **dict(cfg.env_kwargs))
     spec = spec_from_env(env, env_params, cfg.n_envs, cfg.substeps, cfg.obs_range)
     agent = make_agent(cfg.agent, spec, **dict(cfg.agent_kwargs))
@@ -298,9 +307,26 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
         rs, m = jax.lax.scan(window, rs, None, length=n_iter // U)
         return rs, jax.tree.map(lambda x: x.reshape((n_iter,) + x.shape[2:]), m)
 
-    @jax.jit
-    def _init(keys: Array) -> RunnerState:
-        return jax.vmap(init_one)(keys)
+    def _run_impl(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:
+        return jax.vmap(lambda r: run_one(r, n_iter), out_axes=(0, 1))(rs)
+
+    def _run_members(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:
+        """The vmapped chunk; on a mesh, padded to ``layout.padded`` members and sharded."""
+        if not layout.sharded:
+            return _run_impl(rs, n_iter)
+        rs = jax.lax.with_sharding_constraint(pad_members(rs, layout), layout.spec(0))
+        rs, m = _run_impl(rs, n_iter)
+        rs = jax.lax.with_sharding_constraint(rs, layout.spec(0))
+        m = jax.lax.with_sharding_constraint(m, layout.spec(1))
+        return unpad_members(rs, layout), unpad_members(m, layout, 1)
+
+    def _out(shardings: Any) -> dict[str, Any]:
+        """``out_shardings`` for jit on a mesh; nothing on one device (the unsharded path)."""
+        return {"out_shardings": shardings} if layout.sharded else {}
+
+    st_sh = layout.state_sharding if layout.sharded else None
+    m_sh = layout.metrics_sharding if layout.sharded else None
+    _init = jax.jit(lambda keys: jax.vmap(init_one)(keys), **_out(st_sh))
 
     def init(key: Array) -> RunnerState:
         """Runner state for ``n_seeds`` runs: one key (split) or a batch of ``n_seeds`` keys."""
@@ -309,23 +335,23 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
             raise ConfigError("keys", tuple(keys.shape), f"one key or {cfg.n_seeds} keys")
         return _init(keys)
 
-    def _run_impl(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:
-        return jax.vmap(lambda r: run_one(r, n_iter), out_axes=(0, 1))(rs)
-
-    _run = jax.jit(_run_impl, static_argnums=1)
+    _run = jax.jit(_run_members, static_argnums=1, **_out((st_sh, m_sh)))
 
     def run_chunk(rs: RunnerState, n_steps: int) -> tuple[RunnerState, dict[str, Array]]:
         if not isinstance(n_steps, int) or n_steps < B * U or n_steps % (B * U):
             raise ConfigError(
                 "n_steps", n_steps, f"a positive multiple of n_envs x update_every = {B * U}"
             )
+        if layout.sharded:  # a restored checkpoint (host arrays) goes onto the mesh
+            rs = jax.device_put(rs, st_sh)
         return _run(rs, n_steps // B)
 
-    @jax.jit
-    def _train(key: Array) -> dict[str, Any]:
+    def _train_impl(key: Array) -> dict[str, Any]:
         rs = jax.vmap(init_one)(jax.random.split(key, cfg.n_seeds))
-        rs, metrics = _run_impl(rs, n_iterations(cfg))
+        rs, metrics = _run_members(rs, n_iterations(cfg))
         return {"runner_state": rs, "metrics": metrics}
+
+    _train = jax.jit(_train_impl, **_out({"runner_state": st_sh, "metrics": m_sh}))
 
     def train(key: Array) -> dict[str, Any]:
         return _train(key)
@@ -335,6 +361,7 @@ def make_train(cfg: TrainConfig) -> Callable[[Array], dict[str, Any]]:
     train.agent = agent  # type: ignore[attr-defined]
     train.env = env  # type: ignore[attr-defined]
     train.config = cfg  # type: ignore[attr-defined]
+    train.layout = layout  # type: ignore[attr-defined]
     train.jitted = _train  # type: ignore[attr-defined]
     return train
 
