@@ -138,7 +138,31 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("sweep")
     p.add_argument("--out", default=None)
     p.add_argument("--wandb", choices=["online", "offline", "disabled"], default=None)
-    p.add_argument("--launcher", choices=["local", "ray"], default="local")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override every member (after its sweep values), e.g. training.steps=4096",
+    )
+    p.add_argument(
+        "--launcher",
+        choices=["local", "ray"],
+        default="local",
+        help="local: groups one after another here; ray: one Ray task per group",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster address (default: RAY_ADDRESS or a new local instance)",
+    )
+    p.add_argument(
+        "--ray-cpus-per-group",
+        type=float,
+        default=1.0,
+        help="CPUs Ray reserves for each group's task",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=lambda a: _runner().cmd_sweep(a))
 

@@ -631,8 +631,15 @@ def _label(overrides: Mapping[str, Any]) -> str:
 
 
 def load_sweep(
-    path: str | Path,
+    path: str | Path, overrides: Sequence[str] = ()
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Expand a sweep file into ``(base config dict, members, groups)``, every group validated.
+
+    Args:
+        path: the sweep YAML (wandb sweep schema plus ``base:``, the experiment config).
+        overrides: ``--set KEY=VALUE`` items applied to every member after its sweep values
+            (so they also replace a swept value, e.g. ``training.steps`` to shorten a sweep).
+    """
     from neurorl.experiment.sweep import expand_sweep
 
     sweep = C.load_yaml(path)
@@ -645,12 +652,24 @@ def load_sweep(
         (Path(path).parent / base_path) if not Path(base_path).is_absolute() else Path(base_path)
     )
     base = C.load_yaml(base_file)
-    members = expand_sweep(sweep)
+    sets = dict(C.parse_override(o) for o in overrides)
+    members = [{**m, **sets} for m in expand_sweep(sweep)]
     groups = sweep_groups(base, members)
-    # validate every group before running anything
+    varying = _varying_keys(members)
     for g in groups:
-        group_config(base, g)
+        g["label"] = _label({k: v for k, v in g["overrides"].items() if k in varying})
+        group_config(base, g)  # validate every group before running anything
     return base, members, groups
+
+
+def _varying_keys(members: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Override keys (other than the seed) whose value is not the same in every member."""
+    keys = {k for m in members for k in m} - {"training.seed"}
+
+    def seen(k: str) -> set[str]:
+        return {json.dumps([k in m, m.get(k)], sort_keys=True, default=str) for m in members}
+
+    return {k for k in keys if len(seen(k)) > 1}
 
 
 def group_config(base: Mapping[str, Any], g: Mapping[str, Any]) -> C.ExperimentConfig:
@@ -661,7 +680,11 @@ def group_config(base: Mapping[str, Any], g: Mapping[str, Any]) -> C.ExperimentC
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    base, members, groups = load_sweep(args.sweep)
+    base, members, groups = load_sweep(args.sweep, getattr(args, "overrides", ()))
+    if args.launcher == "ray":
+        from neurorl.experiment.launch_ray import import_ray, run_sweep_ray
+
+        import_ray()  # a missing extra is a clear error before anything is written
     sweep_name = Path(args.sweep).stem
     out = (
         Path(args.out)
@@ -679,7 +702,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     atomic_write_text(out / "config.yaml", yaml.safe_dump(base, sort_keys=False))
     print(f"sweep {sweep_name}: {len(members)} members in {len(groups)} compiled group(s) -> {out}")
     if args.launcher == "ray":
-        raise ConfigError("--launcher", "ray", "'local' (the Ray launcher is not built yet)")
+        run_sweep_ray(
+            base,
+            groups,
+            out,
+            sweep_name,
+            wandb_mode=args.wandb,
+            address=getattr(args, "ray_address", None),
+            cpus_per_group=getattr(args, "ray_cpus_per_group", 1.0),
+        )
     else:
         for gi, g in enumerate(groups):
             run_group(
@@ -701,7 +732,7 @@ def run_group(
 ) -> dict[str, Any]:
     cfg = group_config(base, g)
     cfg = C.from_dict(C.to_dict(cfg), {"logging.group": sweep_name, "name": f"{sweep_name}-g{gi}"})
-    label = _label(g["overrides"])
+    label = g.get("label") or _label(g["overrides"])
     members = [
         {
             "name": f"{sweep_name}-{label}-s{seed}",
