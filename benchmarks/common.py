@@ -9,11 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# ``run_all.py --out DIR`` sets NEURORL_BENCH_RESULTS for benchmarks it runs as subprocesses
+RESULTS = Path(
+    os.environ.get("NEURORL_BENCH_RESULTS") or Path(__file__).resolve().parent / "results"
+)
 
 
 def machine() -> dict[str, Any]:
-    """CPU model (from /proc/cpuinfo), core counts, accelerator, Python / jax / numpy versions."""
+    """CPU model (from /proc/cpuinfo), core counts, load average, accelerator, Python / jax /
+    numpy / gymnasium versions."""
     cpu = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -30,13 +34,24 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
     }
     try:
+        info["loadavg_1_5_15"] = [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        pass
+    try:
         import jax
         import numpy as np
 
         info["jax"] = jax.__version__
+        info["jax_backend"] = jax.default_backend()
         info["numpy"] = np.__version__
         info["jax_devices"] = [str(d) for d in jax.devices()]
     except Exception:  # pragma: no cover - benchmarks without jax
+        pass
+    try:
+        from importlib.metadata import version
+
+        info["gymnasium"] = version("gymnasium")
+    except Exception:  # gymnasium is optional
         pass
     return info
 
@@ -59,12 +74,18 @@ def _fmt(v: Any) -> str:
 
 
 def write_results(
-    name: str, result: dict[str, Any], rows: list[dict[str, Any]], notes: str = ""
+    name: str,
+    result: dict[str, Any],
+    rows: list[dict[str, Any]],
+    notes: str = "",
+    out: Path | str | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``results/<name>.json`` (everything) and ``results/<name>.md`` (table + machine)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    js = RESULTS / f"{name}.json"
-    md = RESULTS / f"{name}.md"
+    """Write ``<out>/<name>.json`` (everything) and ``<out>/<name>.md`` (table + machine);
+    ``out`` defaults to :data:`RESULTS`."""
+    folder = Path(out) if out is not None else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    js = folder / f"{name}.json"
+    md = folder / f"{name}.md"
     js.write_text(json.dumps(result, indent=2, default=str) + "\n")
     m = result.get("machine", {})
     text = [f"# {name}", "", markdown_table(rows), ""]

@@ -19,14 +19,14 @@ Usage::
 
     .venv/bin/python benchmarks/envs_throughput.py            # sizes 1 64 1024 8192
     .venv/bin/python benchmarks/envs_throughput.py --sizes 1 64 --budget 1
+    .venv/bin/python benchmarks/envs_throughput.py --quick    # smoke: sizes 1 64, short runs
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -35,41 +35,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neurorl.envs import make
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> dict:
-    """CPU model, cores, load and library versions of this run."""
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    try:
-        load = [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        load = None
-    return {
-        "cpu_model": model,
-        "cpu_count": os.cpu_count(),
-        "usable_cores": usable,
-        "loadavg_1_5_15": load,
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "jax_backend": jax.default_backend(),
-        "jax_devices": [str(d) for d in jax.devices()],
-        "numpy": np.__version__,
-        "gymnasium": gymnasium.__version__,
-    }
+from benchmarks.common import RESULTS, machine  # noqa: E402
+from neurorl.envs import make  # noqa: E402
 
 
 def neurorl_sps(
@@ -163,7 +132,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000, help="scan length for neurorl")
     ap.add_argument("--budget", type=float, default=2.0, help="seconds per gymnasium measurement")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--quick", action="store_true", help="smoke run: sizes 1 64, short runs")
     args = ap.parse_args()
+    if args.quick:
+        args.sizes, args.steps, args.budget = [1, 64], 200, 0.3
 
     info = machine()
     rows = []
@@ -189,7 +161,7 @@ def main() -> None:
             f"ratio {nr / vec:8.1f}x / {nr / loop:8.1f}x  (step_env w/o auto-reset {raw:10.3e})",
             flush=True,
         )
-    info["loadavg_after"] = machine()["loadavg_1_5_15"]
+    info["loadavg_after"] = machine().get("loadavg_1_5_15")
     result = {
         "benchmark": "envs_throughput",
         "env": "CartPole-v1",
@@ -204,9 +176,9 @@ def main() -> None:
     lines = [
         "# CartPole-v1 throughput (random policy, auto-reset), steps per second",
         "",
-        f"Machine: {info['cpu_model']}, {info['usable_cores']} usable cores "
-        f"of {info['cpu_count']}, "
-        f"load average {info['loadavg_1_5_15']} (before) / {info['loadavg_after']} (after); "
+        f"Machine: {info['cpu']}, {info['usable_cores']} usable cores "
+        f"of {info['logical_cores']}, "
+        f"load average {info.get('loadavg_1_5_15')} (before) / {info['loadavg_after']} (after); "
         f"jax {info['jax']} ({info['jax_backend']}), numpy {info['numpy']}, "
         f"gymnasium {info['gymnasium']}, Python {info['python']}.",
         "",
