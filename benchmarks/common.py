@@ -56,6 +56,25 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def provenance() -> dict[str, Any]:
+    """The git commit the benchmark ran on and the library files that differed from it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    dirty = [ln[3:] for ln in git("status", "--porcelain", "--", "neurorl").splitlines()]
+    commit = git("rev-parse", "--short", "HEAD").strip()
+    return {"commit": commit or None, "neurorl_uncommitted": dirty}
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """A GitHub markdown table from a list of dicts with the same keys."""
     if not rows:

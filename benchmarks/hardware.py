@@ -44,7 +44,7 @@ def main(
     seeds: int | None = None,
     chips: list[str] | None = None,
 ) -> dict:
-    from benchmarks.common import machine
+    from benchmarks.common import machine, provenance
     from neurorl.experiment import config as C
     from neurorl.experiment.runner import run_experiment
 
@@ -130,6 +130,7 @@ def main(
         "adaptation_fraction": FRACTION,
         "substeps": base["agent"]["substeps"],
         "machine": machine(),
+        "provenance": provenance(),
         "rows": rows,
     }
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -3,15 +3,31 @@
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/run_all.py             # everything (under an hour on 2 CPU cores)
-    .venv/bin/python benchmarks/run_all.py --quick     # smoke run, minutes
+    .venv/bin/python benchmarks/run_all.py --quick     # smoke run, minutes -> results/quick/
     .venv/bin/python benchmarks/run_all.py --quick --only throughput
 
 Every benchmark module present in ``benchmarks/`` from :data:`SUITE` runs in turn. A module with
 ``main(quick: bool) -> dict`` is imported and called in this process (``out=`` is passed too when
-its ``main`` takes it); any other module runs as a subprocess (``--quick`` added in quick mode when
-the module accepts it). A failing benchmark is recorded in the report and the suite goes on; the
-exit status is 1 if any failed. The report (machine description, a status table and each
-benchmark's markdown) is assembled by :mod:`report` from ``results/*.json`` / ``*.md``.
+its ``main`` takes it); any other module runs as a subprocess with the suite's budget for it
+(:data:`SUITE_ARGS`; otherwise ``--quick`` in quick mode when the module accepts it), ``--out``
+when it accepts one, and ``NEURORL_BENCH_RESULTS`` set for ``common.write_results``. A failing
+benchmark is recorded in the report and the suite goes on; the exit status is 1 if any failed.
+The report (machine description, a status table and each benchmark's markdown) is assembled by
+:mod:`report` from ``results/*.json`` / ``*.md``.
+
+Suite budgets (so that the full suite fits in an hour on the 2-core CPU):
+
+* ``learning`` is **not rerun**: ``benchmarks/learning.py`` takes over an hour by itself (7 cases x
+  5 seeds, up to 1M env steps each); the suite reuses ``results/learning.{json,md}`` written by it
+  (copied when ``--out`` is another folder) and marks the row "reused". Without them it is skipped.
+* ``distal_reward`` simulates 300 s of model time (the paper's 3,600 s take about an hour here:
+  ``python -m benchmarks.distal_reward``); 10 s in quick mode.
+* ``cuba`` runs with the interpreter of ``.venv-bench`` when this one lacks Brian2 (Brian2 needs
+  numpy < 2.4; see benchmarks/README.md); quick mode simulates 200 ms instead of 1 s.
+* ``hardware``, ``robustness`` and ``continual`` document their budgets in their docstrings.
+
+Quick mode writes to ``results/quick/`` unless ``--out`` says otherwise, so a smoke run never
+overwrites the reported results.
 """
 
 from __future__ import annotations
@@ -20,6 +36,7 @@ import argparse
 import importlib.util
 import inspect
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -33,9 +50,27 @@ RESULTS = HERE / "results"
 
 # benchmark modules in run order (cheap, foundational ones first)
 SUITE = (
-    "cuba", "envs_throughput", "throughput", "learning", "distal_reward", "hardware",
-    "robustness", "continual",
+    "cuba",
+    "envs_throughput",
+    "throughput",
+    "learning",
+    "distal_reward",
+    "hardware",
+    "robustness",
+    "continual",
 )
+# extra command-line arguments of subprocess benchmarks per mode (the suite's budget for them)
+SUITE_ARGS: dict[str, dict[str, list[str]]] = {
+    "cuba": {
+        "quick": ["--duration-ms", "200", "--copies", "4", "--vmap-duration-ms", "100"],
+        "full": [],
+    },
+    "distal_reward": {"quick": ["--seconds", "10"], "full": ["--seconds", "300"]},
+}
+# benchmarks too long for the suite: their results in RESULTS are reused, never rerun here
+REUSE = {"learning": "benchmarks/learning.py takes over an hour by itself (7 cases x 5 seeds)"}
+# separate interpreters for benchmarks whose baseline needs other packages
+VENVS = {"cuba": (ROOT / ".venv-bench" / "bin" / "python", "brian2")}
 
 
 def _load(name: str, path: Path):
@@ -54,8 +89,42 @@ def available() -> dict[str, Path]:
     return {n: HERE / f"{n}.py" for n in SUITE if (HERE / f"{n}.py").exists()}
 
 
+def reuse(name: str, out: Path) -> dict[str, Any]:
+    """Reuse ``RESULTS/<name>.{json,md}`` (copied into ``out`` when it is another folder)."""
+    src = RESULTS / f"{name}.json"
+    if not src.exists():
+        return {
+            "status": "skipped",
+            "seconds": None,
+            "note": f"no {src.name} to reuse: run benchmarks/{name}.py ({REUSE[name]})",
+        }
+    if out.resolve() != RESULTS.resolve():
+        out.mkdir(parents=True, exist_ok=True)
+        for ext in ("json", "md"):
+            if (RESULTS / f"{name}.{ext}").exists():
+                shutil.copyfile(RESULTS / f"{name}.{ext}", out / f"{name}.{ext}")
+    return {
+        "status": "reused",
+        "seconds": 0.0,
+        "mode": "reused",
+        "note": f"not rerun ({REUSE[name]}): results of benchmarks/{name}.py from "
+        f"benchmarks/results/{name}.json",
+    }
+
+
+def interpreter(name: str) -> str:
+    """The Python to run a subprocess benchmark with (a separate venv for extra baselines)."""
+    if name in VENVS:
+        venv, module = VENVS[name]
+        if importlib.util.find_spec(module) is None and venv.exists():
+            return str(venv)
+    return sys.executable
+
+
 def run_one(name: str, path: Path, quick: bool, out: Path) -> dict[str, Any]:
-    """Run one benchmark; returns ``{"status", "seconds", "mode", "error"?}``."""
+    """Run one benchmark; returns ``{"status", "seconds", "mode", "error"?, "note"?}``."""
+    if name in REUSE:
+        return reuse(name, out)
     source = path.read_text()
     t0 = time.perf_counter()
     if "def main(quick" in source:
@@ -68,20 +137,37 @@ def run_one(name: str, path: Path, quick: bool, out: Path) -> dict[str, Any]:
             return {"status": "ok", "seconds": time.perf_counter() - t0, "mode": "in-process"}
         except Exception as err:  # the suite goes on; the report shows what failed
             traceback.print_exc()
-            return {"status": "failed", "seconds": time.perf_counter() - t0,
-                    "mode": "in-process", "error": f"{type(err).__name__}: {err}"}
-    cmd = [sys.executable, str(path)]
+            return {
+                "status": "failed",
+                "seconds": time.perf_counter() - t0,
+                "mode": "in-process",
+                "error": f"{type(err).__name__}: {err}",
+            }
+    cmd = [interpreter(name), str(path)]
     note = ""
-    if quick:
+    extra = SUITE_ARGS.get(name, {}).get("quick" if quick else "full")
+    if extra is not None:
+        cmd += extra
+        note = f"suite budget: {' '.join(extra)}" if extra else ""
+    elif quick:
         if "--quick" in source:
             cmd.append("--quick")
         else:
             note = "no --quick option: ran in full"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
+    if '"--out"' in source:
+        cmd += ["--out", str(out)]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+        NEURORL_BENCH_RESULTS=str(out),
+    )
     proc = subprocess.run(cmd, cwd=ROOT, env=env)
-    result = {"status": "ok" if proc.returncode == 0 else "failed",
-              "seconds": time.perf_counter() - t0, "mode": "subprocess", "note": note}
+    result = {
+        "status": "ok" if proc.returncode == 0 else "failed",
+        "seconds": time.perf_counter() - t0,
+        "mode": "subprocess",
+        "note": note,
+    }
     if proc.returncode != 0:
         result["error"] = f"exit status {proc.returncode}"
     return result
@@ -92,8 +178,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: minutes, not an hour")
     ap.add_argument("--only", nargs="+", metavar="NAME", help=f"a subset of {list(SUITE)}")
-    ap.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default results/, quick mode results/quick/)",
+    )
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = RESULTS / "quick" if args.quick else RESULTS
 
     present = available()
     names = list(present)
@@ -113,12 +206,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     for n in names:
         print(f"=== {n} ({'quick' if args.quick else 'full'}) ===", flush=True)
         status[n] = run_one(n, present[n], args.quick, args.out)
-        print(f"=== {n}: {status[n]['status']} in {status[n]['seconds']:.0f} s ===", flush=True)
+        sec = status[n]["seconds"]
+        print(f"=== {n}: {status[n]['status']} in {sec or 0:.0f} s ===", flush=True)
     status = {n: status[n] for n in SUITE if n in status}
 
     report = _load("report", HERE / "report.py")
-    machine = _load("common", HERE / "common.py").machine() if (HERE / "common.py").exists() \
-        else None
+    machine = (
+        _load("common", HERE / "common.py").machine() if (HERE / "common.py").exists() else None
+    )
     path = report.write_report(args.out, machine=machine, status=status, quick=args.quick)
     print(f"wrote {path}")
     return status

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from neurorl.errors import ConfigError
@@ -71,3 +72,57 @@ def test_run_all_quick_only_throughput_writes_json(run_all, throughput, tmp_path
 def test_run_all_unknown_benchmark_names_the_closest(run_all, tmp_path):
     with pytest.raises(ConfigError, match="throughput"):
         run_all.main(["--quick", "--only", "througput", "--out", str(tmp_path)])
+
+
+def test_run_all_reuses_learning_results_and_quick_writes_elsewhere(run_all, tmp_path):
+    # learning is never rerun by the suite: its results are copied and marked "reused"
+    status = run_all.main(["--quick", "--only", "learning", "--out", str(tmp_path)])
+    if (run_all.RESULTS / "learning.json").exists():
+        assert status["learning"]["status"] == "reused"
+        assert (tmp_path / "learning.json").read_text() == (
+            run_all.RESULTS / "learning.json"
+        ).read_text()
+        assert "reused" in (tmp_path / "REPORT.md").read_text()
+    else:
+        assert status["learning"]["status"] == "skipped"
+    # subprocess benchmarks get the suite's budget, never the paper-length default
+    assert run_all.SUITE_ARGS["distal_reward"]["full"] == ["--seconds", "300"]
+
+
+@pytest.fixture(scope="module")
+def robustness(run_all):
+    return run_all._load("robustness", BENCH / "robustness.py")
+
+
+def test_frozen_evaluation_conditions(robustness):
+    import jax
+
+    from neurorl.envs import make
+    from neurorl.envs import shifts as S
+    from neurorl.experiment.train import TrainConfig, make_train
+
+    train = make_train(
+        TrainConfig(
+            "CartPole-v1",
+            "eprop_ac",
+            {"n_rec": 8, "n_rf": 3},
+            n_steps=64,
+            n_envs=4,
+            substeps=2,
+            n_seeds=2,
+        )
+    )
+    states = train.init(jax.random.key(0)).agent_state
+    _, base = make("CartPole-v1")
+    noise = S.Shifts(obs=(S.GaussianNoise(S.constant(0.0)),))
+    loud = S.Shifts(obs=(S.GaussianNoise(S.constant(1.0)),))
+    conds = robustness.condition_params([base] * 3, [noise, noise, loud])
+    mean_ret, n_ep = jax.device_get(
+        robustness.make_evaluate(train, 300)(states, conds, jax.random.key(1))
+    )
+    assert mean_ret.shape == (3, 2) and n_ep.shape == (3, 2)
+    # same seeds and keys: a repeated condition gives the same returns; heavy noise changes them
+    np.testing.assert_array_equal(mean_ret[0], mean_ret[1])
+    assert not np.array_equal(mean_ret[0], mean_ret[2])
+    # CartPole returns are episode lengths: completed episodes fit in 300 steps x 4 envs
+    assert np.all(n_ep > 0) and np.all(mean_ret >= 1) and np.all(mean_ret * n_ep <= 300 * 4)
