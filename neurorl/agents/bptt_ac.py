@@ -61,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "rec_scale": 0.5,
     "out_scale": 0.1,
     "lr": 1e-3,
+    "lr_decay_steps": 0,  # > 0: lr decays linearly to 0 over this many optimizer steps
     "max_grad_norm": 0.5,
     "rollout": 32,  # env steps per env per update (truncation window)
     "epochs": 10,
@@ -128,7 +129,11 @@ def make_bptt_ac(spec: AgentSpec, **hyper: Any) -> Agent:
     consts = _rsnn.make_consts(n_in, n_rec, n_alif, h["tau_mem"], h["tau_adapt"], h["tau_out"],
                                h["beta"], h["v_th"])
     spike = get_surrogate(h["surrogate"]).spike
-    tx = optax.chain(optax.clip_by_global_norm(h["max_grad_norm"]), optax.adam(h["lr"], eps=1e-5))
+    # optimizer steps = updates x epochs x n_minibatches (rl-zoo's tuned CartPole PPO anneals
+    # the lr linearly to 0 over training)
+    lr = (optax.linear_schedule(h["lr"], 0.0, int(h["lr_decay_steps"]))
+          if h["lr_decay_steps"] else h["lr"])
+    tx = optax.chain(optax.clip_by_global_norm(h["max_grad_norm"]), optax.adam(lr, eps=1e-5))
     gamma, lam = h["gamma"], h["gae_lambda"]
     a_low = jnp.asarray(spec.action_low or (0.0,), jnp.float32)
     a_high = jnp.asarray(spec.action_high or (0.0,), jnp.float32)

@@ -148,3 +148,28 @@ def test_agent_errors_are_for_people():
     env2, params2 = make("Pendulum-v1")
     with pytest.raises(ConfigError, match="discrete"):
         make_agent("rstdp", spec_from_env(env2, params2))
+
+
+def test_rstdp_decision_feedback_signs_the_step_eligibility():
+    """One act from zero eligibility: "none" gives the plain STDP increment; "action" keeps it
+    on the chosen population only; "signed" keeps the winners' and negates the losers' (divided
+    by n_actions - 1), Urbanczik & Senn (2009). Same key, so the spikes are identical."""
+    env, params = make("CartPole-v1")
+    obs = jnp.asarray([[0.01, 0.3, -0.02, -0.4], [-0.2, -0.1, 0.05, 0.5]], jnp.float32)
+    out = {}
+    for gate in ("none", "action", "signed"):
+        spec = spec_from_env(env, params, n_envs=2, substeps=6)
+        agent = make_agent("rstdp", spec, n_rf=3, pop=2, gate=gate, noise_std=2.0, a_minus=0.5)
+        state = agent.init(jax.random.key(0))
+        a, state = agent.act(state, obs, jax.random.key(5))
+        out[gate] = (np.asarray(a), np.asarray(state.carry.elig))
+    a, e_none = out["none"]
+    assert np.abs(e_none).max() > 0  # something to gate
+    for b in range(2):
+        win = (np.arange(4) // 2) == a[b]
+        np.testing.assert_allclose(out["action"][1][b][:, win], e_none[b][:, win], rtol=1e-6)
+        np.testing.assert_array_equal(out["action"][1][b][:, ~win], 0.0)
+        np.testing.assert_allclose(out["signed"][1][b][:, win], e_none[b][:, win], rtol=1e-6)
+        np.testing.assert_allclose(out["signed"][1][b][:, ~win], -e_none[b][:, ~win], rtol=1e-6)
+    with pytest.raises(ConfigError, match="gate"):
+        make_agent("rstdp", spec, gate="sign")
