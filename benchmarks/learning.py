@@ -12,9 +12,10 @@ spikes per env step. Writes benchmarks/results/learning.json and learning.md.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 
@@ -22,7 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neurorl.experiment.train import TrainConfig, make_train
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import machine, provenance  # noqa: E402
+from neurorl.experiment.train import TrainConfig, make_train  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "results")
@@ -53,14 +57,16 @@ CASES: dict[str, tuple[TrainConfig, float | None, int]] = {
 SEEDS = (0, 1, 2, 3, 4)
 
 
-def run_case(name: str) -> dict:
+def run_case(name: str, seeds: tuple[int, ...] = SEEDS) -> dict:
     cfg, thr, chunk = CASES[name]
+    cfg = dataclasses.replace(cfg, n_seeds=len(seeds))
     train = make_train(cfg)
-    keys = jax.vmap(jax.random.key)(jnp.asarray(SEEDS))
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
     t0 = time.time()
     rs = train.init(keys)
-    returns = [[] for _ in SEEDS]
-    reach = [None for _ in SEEDS]
+    returns = [[] for _ in seeds]
+    reach = [None for _ in seeds]
+    peak = [float("-inf") for _ in seeds]
     spikes, steps = [], 0
     while steps < cfg.n_steps:
         n = min(chunk, cfg.n_steps - steps)
@@ -68,13 +74,15 @@ def run_case(name: str) -> dict:
         m = jax.device_get(m)
         spikes.append(float(np.mean(m["spikes"])))
         T = m["done"].shape[0]
-        for s in range(len(SEEDS)):
+        for s in range(len(seeds)):
             d, r = m["done"][:, s], m["episode_return"][:, s]
             for t, b in zip(*np.nonzero(d), strict=False):
                 returns[s].append(float(r[t, b]))
-                if thr is not None and reach[s] is None and len(returns[s]) >= 100 \
-                        and np.mean(returns[s][-100:]) >= thr:
-                    reach[s] = steps + (int(t) + 1) * cfg.n_envs
+                if len(returns[s]) >= 100:
+                    m100 = float(np.mean(returns[s][-100:]))
+                    peak[s] = max(peak[s], m100)
+                    if thr is not None and reach[s] is None and m100 >= thr:
+                        reach[s] = steps + (int(t) + 1) * cfg.n_envs
         steps += T * cfg.n_envs
         last = [float(np.mean(r[-100:])) if r else float("nan") for r in returns]
         print(f"{name} {steps:8d} t={time.time() - t0:6.0f}s last100={np.round(last, 1)} "
@@ -84,48 +92,78 @@ def run_case(name: str) -> dict:
     return {
         "env_id": cfg.env_id, "agent": cfg.agent, "agent_kwargs": dict(cfg.agent_kwargs),
         "n_steps": cfg.n_steps, "n_envs": cfg.n_envs, "substeps": cfg.substeps,
-        "seeds": list(SEEDS), "threshold": thr,
+        "seeds": list(seeds), "threshold": thr,
         "last100_per_seed": last.tolist(),
         "last100_median": float(np.median(last)),
         "last100_min": float(last.min()), "last100_max": float(last.max()),
         "steps_to_threshold_per_seed": reach,
         "seeds_reaching_threshold": sum(r is not None for r in reach),
+        "peak_last100_per_seed": peak,
         "episodes_per_seed": [len(r) for r in returns],
         "wall_time_s": wall,
         "spikes_per_env_step": float(np.mean(spikes)),
     }
 
 
-def machine() -> str:
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores (shared "
-            f"with other jobs), jax {jax.__version__} on {jax.default_backend()}")
-
-
-def write(results: dict) -> None:
+def write(results: dict, seeds: tuple[int, ...]) -> None:
+    """Merge ``results`` into learning.json and regenerate learning.md (seeds 0-4 only; other
+    seeds, used for tuning, go to learning_tuning.json)."""
     os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, "learning.json")
+    reported = tuple(seeds) == SEEDS
+    path = os.path.join(OUT, "learning.json" if reported else "learning_tuning.json")
     old = json.load(open(path)) if os.path.exists(path) else {"cases": {}}
     old["cases"].update(results)
     old["machine"] = machine()
+    old["provenance"] = provenance()
     json.dump(old, open(path, "w"), indent=1)
+    if not reported:
+        return
+    m = old["machine"]
     lines = [
         "# Learning benchmarks (seeds 0-4, online training returns)", "",
-        f"Machine: {old['machine']}.", "",
-        "| case | env | agent | budget (env steps) | last-100 mean: median [min, max] | "
-        "threshold | seeds reaching | steps to threshold (per seed) | wall s | spikes/step |",
-        "|---|---|---|---:|---|---:|---:|---|---:|---:|",
+        f"Machine: {m.get('cpu')}, {m.get('usable_cores')} usable cores, jax {m.get('jax')} on "
+        f"{m.get('jax_backend')}; load average at the end {m.get('loadavg_1_5_15')} (other jobs "
+        "shared the cores, so wall times are upper bounds).", "",
+        "A seed *reaches* the threshold when the mean return of its last 100 episodes first gets "
+        "to it within the budget; a bar is met when the median seed reaches it (3 of 5). "
+        "*Final* is the last-100 mean at the end of the budget, *peak* the best last-100 mean "
+        "during training.", "",
+        "| case | env | agent | budget (env steps) | final last-100: median [min, max] | "
+        "peak last-100: median [min, max] | threshold | seeds reaching | steps to threshold "
+        "(per seed) | bar | wall s | spikes/step |",
+        "|---|---|---|---:|---|---|---:|---:|---|---|---:|---:|",
     ]
     for k, r in old["cases"].items():
+        pk = r.get("peak_last100_per_seed")
+        peak = (f"{np.median(pk):.1f} [{min(pk):.1f}, {max(pk):.1f}]" if pk else "n/a")
+        n_reach = r["seeds_reaching_threshold"]
+        bar = ("n/a" if r["threshold"] is None
+               else ("met" if n_reach >= 3 else "not met"))
         lines.append(
             f"| {k} | {r['env_id']} | {r['agent']} | {r['n_steps']:,} | "
             f"{r['last100_median']:.1f} [{r['last100_min']:.1f}, {r['last100_max']:.1f}] | "
-            f"{r['threshold']} | {r['seeds_reaching_threshold']}/5 | "
-            f"{r['steps_to_threshold_per_seed']} | {r['wall_time_s']:.0f} | "
+            f"{peak} | {r['threshold']} | {n_reach}/5 | "
+            f"{r['steps_to_threshold_per_seed']} | {bar} | {r['wall_time_s']:.0f} | "
             f"{r['spikes_per_env_step']:.1f} |")
+    notes = os.path.join(HERE, "learning_notes.md")
+    if os.path.exists(notes):
+        lines += ["", open(notes).read().strip()]
     open(os.path.join(OUT, "learning.md"), "w").write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(CASES)
-    for n in names:
-        write({n: run_case(n)})
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("cases", nargs="*", help=f"some of {list(CASES)} (default: all)")
+    ap.add_argument("--seeds", default="0-4",
+                    help="seed range 'a-b' or list 'a,b,c' (tuning used 100-104; only 0-4 "
+                         "go to learning.md)")
+    args = ap.parse_args()
+    if "-" in args.seeds:
+        lo, hi = (int(x) for x in args.seeds.split("-"))
+        seeds = tuple(range(lo, hi + 1))
+    else:
+        seeds = tuple(int(x) for x in args.seeds.split(","))
+    for n in args.cases or list(CASES):
+        if n not in CASES:
+            sys.exit(f"unknown case {n!r}; choose from {sorted(CASES)}")
+        write({n: run_case(n, seeds)}, seeds)
