@@ -61,7 +61,7 @@ def group_curves(
     n_points: int = 200,
     window: int = 20,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Per-label stacks of member curves on a shared env-step grid: ``grid, {label: [members, G]}``."""
+    """Per-label stacks of member curves on a shared env-step grid: ``grid, {label: [S, G]}``."""
     max_step = max((e["env_step"] for e in episodes), default=1)
     grid = np.linspace(0, max_step, n_points)
     by_label: dict[str, list[np.ndarray]] = {}
@@ -74,13 +74,17 @@ def group_curves(
 
 
 def _band(ax, grid: np.ndarray, curves: np.ndarray, label: str, color=None) -> None:
+    """Median over seeds with the interquartile range as a band (one statistic family, so the
+    line always lies inside its band; a mean can leave the IQR with few seeds)."""
     with warnings.catch_warnings():  # all-NaN columns before the first episode ends
         warnings.simplefilter("ignore", category=RuntimeWarning)
-        mean = np.nanmean(curves, axis=0)
-        lo = np.nanpercentile(curves, 25, axis=0) if curves.shape[0] > 1 else mean
-        hi = np.nanpercentile(curves, 75, axis=0) if curves.shape[0] > 1 else mean
-    (line,) = ax.plot(grid, mean, label=f"{label} (n={curves.shape[0]})", color=color)
-    if curves.shape[0] > 1:
+        mid = np.nanmedian(curves, axis=0)
+        lo = np.nanpercentile(curves, 25, axis=0)
+        hi = np.nanpercentile(curves, 75, axis=0)
+    n = curves.shape[0]
+    text = f"{label} (median of {n} seeds, band: IQR)" if n > 1 else f"{label} (1 seed)"
+    (line,) = ax.plot(grid, mid, label=text, color=color)
+    if n > 1:
         ax.fill_between(grid, lo, hi, alpha=0.25, color=line.get_color(), linewidth=0)
 
 
@@ -92,26 +96,36 @@ def plot_lifelong(
     task_names: Sequence[str] | None = None,
     title: str = "lifelong learning",
     threshold: float | None = None,
+    window: int = 20,
 ) -> Path:
-    """Lifelong-learning curve: rolling return vs env step, a band (IQR) over seeds per label,
-    shift/task boundaries as dashed vertical lines."""
+    """Lifelong-learning curve: rolling return vs env step, the median over seeds per label with
+    its IQR band, shift/task boundaries as dashed vertical lines with each task's name."""
     plt = _plt()
-    grid, curves = group_curves(episodes, labels)
+    grid, curves = group_curves(episodes, labels, window=window)
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for label, c in curves.items():
         _band(ax, grid, c, label)
-    for i, b in enumerate(boundaries):
-        ax.axvline(b, color="k", ls="--", lw=0.8, alpha=0.6)
-        if task_names is not None and i + 1 < len(task_names):
-            ax.text(b, ax.get_ylim()[1], f" {task_names[i + 1]}", va="top", fontsize=8)
-    if task_names:
-        ax.text(0, ax.get_ylim()[1], f" {task_names[0]}", va="top", fontsize=8)
     if threshold is not None:
         ax.axhline(threshold, color="tab:green", ls=":", lw=1, label=f"threshold {threshold:g}")
-    ax.set_xlabel("env step")
-    ax.set_ylabel("episode return (rolling mean)")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + 0.08 * (hi - lo))  # room for the task names
+    starts = [0, *boundaries]
+    for b in boundaries:
+        ax.axvline(b, color="k", ls="--", lw=0.8, alpha=0.6)
+    for i, name in enumerate(task_names or []):
+        if i < len(starts):  # x in data, y in axes coordinates: stays at the top
+            ax.text(
+                starts[i],
+                0.985,
+                f" {name}",
+                va="top",
+                fontsize=8,
+                transform=ax.get_xaxis_transform(),
+            )
+    ax.set_xlabel("env steps (per seed, summed over its parallel envs)")
+    ax.set_ylabel(f"episode return (rolling mean of {window} episodes)")
     ax.set_title(title)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)
     return _save(plt, fig, path)
 
 
@@ -120,19 +134,21 @@ def plot_rules_side_by_side(
     episodes: Sequence[Mapping[str, Any]],
     labels: Mapping[int, str],
     boundaries: Sequence[int] = (),
+    window: int = 20,
 ) -> Path:
-    """One panel per label (e.g. learning rule), same y-axis, band over seeds."""
+    """One panel per label (e.g. learning rule), same axes, median and IQR band over seeds."""
     plt = _plt()
-    grid, curves = group_curves(episodes, labels)
+    grid, curves = group_curves(episodes, labels, window=window)
     n = max(len(curves), 1)
     fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.6), sharey=True, squeeze=False)
     for ax, (label, c) in zip(axes[0], curves.items(), strict=False):
         _band(ax, grid, c, label)
         for b in boundaries:
             ax.axvline(b, color="k", ls="--", lw=0.8, alpha=0.6)
-        ax.set_title(label)
-        ax.set_xlabel("env step")
-    axes[0][0].set_ylabel("episode return (rolling mean)")
+        n_seeds = c.shape[0]
+        ax.set_title(f"{label}: median of {n_seeds}, band IQR" if n_seeds > 1 else label)
+        ax.set_xlabel("env steps (per seed)")
+    axes[0][0].set_ylabel(f"episode return (rolling mean of {window})")
     return _save(plt, fig, path)
 
 
@@ -140,19 +156,32 @@ def plot_return_vs_energy(
     path: str | os.PathLike,
     points: Sequence[Mapping[str, Any]],
     xlabel: str = "energy per env step (J)",
+    x: str = "energy_per_step_j",
 ) -> Path:
-    """Scatter of final return against energy per env step; one point per member, coloured by label."""
+    """Scatter of final return against energy per env step (or another cost ``x``, e.g.
+    ``synops_per_step`` for a chip without an energy model); one point per member, coloured by
+    label, with each label's median marked."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    labels = sorted({p["label"] for p in points})
+    labels = list(dict.fromkeys(p["label"] for p in points))  # first-seen order, as the panels
     for label in labels:
-        xs = [p["energy_per_step_j"] for p in points if p["label"] == label]
-        ys = [p["final_return"] for p in points if p["label"] == label]
-        ax.scatter(xs, ys, label=label, alpha=0.8)
-    if points and all((p["energy_per_step_j"] or 0) > 0 for p in points):
+        xs = np.array([p[x] for p in points if p["label"] == label], dtype=float)
+        ys = np.array([p["final_return"] for p in points if p["label"] == label], dtype=float)
+        sc = ax.scatter(xs, ys, label=f"{label} (n={xs.size})", alpha=0.7)
+        ax.scatter(
+            [np.median(xs)],
+            [np.median(ys)],
+            marker="X",
+            s=90,
+            color=sc.get_facecolor()[0],
+            edgecolor="k",
+            linewidth=0.6,
+        )
+    if points and all((p[x] or 0) > 0 for p in points):
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("final return (last episodes)")
+    ax.set_ylabel("final return (mean of the last episodes)")
+    ax.set_title("return vs cost per env step (X: median)", fontsize=9)
     ax.legend(fontsize=8)
     return _save(plt, fig, path)
 

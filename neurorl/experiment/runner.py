@@ -104,6 +104,15 @@ def chip_step_time(chip: str, substeps: int) -> float:
     return substeps * get_chip(chip).dt_ms * 1e-3
 
 
+def has_energy_model(chip: str) -> bool:
+    """Whether ``chip`` has any located energy constant (the ``float`` reference has none)."""
+    from neurorl.hardware.chips import get_chip
+
+    spec = get_chip(chip)
+    fields = ("e_synop_pj", "e_neuron_pj", "e_learn_pj", "static_power_w")
+    return any(getattr(spec, f, None) is not None for f in fields)
+
+
 def chunk_records(
     metrics: Mapping[str, Any],
     start_step: int,
@@ -280,7 +289,11 @@ def run_experiment(
     neurons = _neuron_count(train, one)
     n_weights = int(sum(np.size(w) for w in jax.tree.leaves(train.agent.weights(one))))
     chip = cfg.hardware.chip
-    efn = lambda syn: energy_per_step(chip, syn, neurons, cfg.agent.substeps, n_weights)  # noqa: E731
+    efn = (  # None: the chip has no energy model (the float reference), energy is not logged
+        (lambda syn: energy_per_step(chip, syn, neurons, cfg.agent.substeps, n_weights))
+        if has_energy_model(chip)
+        else None
+    )
 
     t_start = time.perf_counter()
     steps_at_start = done_steps
@@ -399,6 +412,8 @@ def summarize_run(
         mc = [c for c in chunks if c["member"] == m]
         if mc:
             s["spikes_per_step"] = float(np.mean([c["spikes_per_step"] for c in mc]))
+            syn = [c["synops_per_step"] for c in mc if c.get("synops_per_step") is not None]
+            s["synops_per_step"] = float(np.mean(syn)) if syn else None
             e = [c["energy_per_step_j"] for c in mc if c.get("energy_per_step_j") is not None]
             s["energy_per_step_j"] = float(np.mean(e)) if e else None
         # energy per env step of each episode as logged (None for runs without an energy model)
@@ -407,13 +422,16 @@ def summarize_run(
             np.array(e_ep, dtype=float) if e_ep and all(x is not None for x in e_ep) else None
         )
         adapt = []
-        for b in bounds:
-            shift_ep = int(np.searchsorted(steps, b, side="left"))
-            if 0 < shift_ep < rets.size:
+        # each post-shift segment ends at the next shift (its drop and recovery are its own)
+        shift_eps = [int(np.searchsorted(steps, b, side="left")) for b in bounds]
+        for j, (b, shift_ep) in enumerate(zip(bounds, shift_eps, strict=True)):
+            end_ep = shift_eps[j + 1] if j + 1 < len(shift_eps) else rets.size
+            if 0 < shift_ep < end_ep:
                 try:
                     r = adaptation_time(
                         rets,
                         shift_ep,
+                        end_episode=end_ep,
                         window=min(10, shift_ep),
                         theta=cfg.training.adaptation_fraction,
                         lengths=lengths,
@@ -439,7 +457,14 @@ def summarize_run(
             s["adaptation"] = adapt
         tid = [e.get("task_id") for e in eps]
         if bounds and cfg.shifts.tasks is not None and any(t is not None for t in tid):
-            s["tasks"] = _task_metrics(rets, np.array([t if t is not None else -1 for t in tid]), W)
+            s["tasks"] = _task_metrics(
+                rets,
+                _same_task_ids(np.array([t if t is not None else -1 for t in tid]), cfg),
+                W,
+                lengths=lengths,
+                reference_min=_reference_min(cfg.env.id) or 0.0,
+                reference_max=cfg.training.threshold,
+            )
         out.append(s)
     return {
         "name": cfg.name,
@@ -469,25 +494,80 @@ def _reference_min(env_id: str) -> float | None:
     }.get(env_id, 0.0)
 
 
-def _task_metrics(rets: np.ndarray, tids: np.ndarray, window: int) -> dict[str, Any]:
-    """Per-task performance at the end of each task visit, and forgetting on revisited tasks."""
-    visits: list[tuple[int, float]] = []
+def _same_task_ids(tids: np.ndarray, cfg: C.ExperimentConfig) -> np.ndarray:
+    """Task indices with repeated tasks merged: an entry of the task list whose parameters equal
+    an earlier entry's (e.g. ``short again``) gets that entry's id, so it counts as a revisit."""
+    tasks = cfg.shifts.tasks.tasks if cfg.shifts.tasks is not None else []
+    canon = [next(j for j in range(i + 1) if tasks[j] == tasks[i]) for i in range(len(tasks))]
+    return np.array([canon[t] if 0 <= t < len(canon) else t for t in tids], dtype=int)
+
+
+def _task_metrics(
+    rets: np.ndarray,
+    tids: np.ndarray,
+    window: int,
+    lengths: np.ndarray | None = None,
+    reference_min: float = 0.0,
+    reference_max: float | None = None,
+) -> dict[str, Any]:
+    """Per task visit: the return at its end and its AUC; forgetting and transfer on revisits.
+
+    * ``start_return`` / ``end_return``: mean return of the visit's first / last ``window``
+      episodes.
+    * ``auc``: Continual World's area under the task's own training curve, over env steps: the
+      mean of the normalised return ``min((R - reference_min) / (reference_max - reference_min),
+      1)`` with each episode weighted by its length (the env steps it covers). Only with
+      ``reference_max`` (the config's ``training.threshold``).
+    * ``forgetting_on_return[task]``: end return of the task's first visit minus the end return
+      of its last visit (Continual World's end-of-task minus end-of-sequence; positive = forgot;
+      the last visit's end includes relearning).
+    * ``drop_on_return[task]``: end return of the first visit minus the *start* return of the
+      first revisit (what was lost before any relearning).
+    * ``transfer_on_return[task]``: Continual World forward transfer of the first revisit with
+      the first, from-scratch visit as the baseline, ``(AUC_revisit - AUC_first) /
+      (1 - AUC_first)`` (positive: the earlier training made the task faster to do well on).
+
+    References:
+        Wołczyk et al., "Continual World", NeurIPS 2021 (forgetting; forward transfer, Eq. 2).
+    """
+    lengths = np.ones_like(rets) if lengths is None else np.asarray(lengths, dtype=float)
+    visits: list[dict[str, Any]] = []
     start = 0
     for i in range(1, rets.size + 1):
         if i == rets.size or tids[i] != tids[start]:
             seg = rets[start:i]
-            visits.append((int(tids[start]), float(seg[-window:].mean())))
+            v: dict[str, Any] = {
+                "task": int(tids[start]),
+                "episodes": int(seg.size),
+                "start_return": float(seg[:window].mean()),
+                "end_return": float(seg[-window:].mean()),
+            }
+            if reference_max is not None and reference_max > reference_min:
+                perf = np.minimum((seg - reference_min) / (reference_max - reference_min), 1.0)
+                v["auc"] = float(np.average(perf, weights=lengths[start:i]))
+            visits.append(v)
             start = i
-    end_of_task = {}
-    forgetting = {}
-    for k, (task, perf) in enumerate(visits):
-        if task in end_of_task and k > 0:
-            forgetting[str(task)] = end_of_task[task] - visits[k][1]
-        end_of_task.setdefault(task, perf)
-    return {
-        "visits": [{"task": t, "end_return": p} for t, p in visits],
+    first: dict[int, dict[str, Any]] = {}
+    forgetting: dict[str, float] = {}
+    drop: dict[str, float] = {}
+    transfer: dict[str, float | None] = {}
+    for v in visits:
+        task = v["task"]
+        if task in first:
+            forgetting[str(task)] = first[task]["end_return"] - v["end_return"]
+            drop.setdefault(str(task), first[task]["end_return"] - v["start_return"])
+            if "auc" in v and str(task) not in transfer:
+                base = first[task]["auc"]
+                transfer[str(task)] = None if base >= 1.0 else (v["auc"] - base) / (1.0 - base)
+        first.setdefault(task, v)
+    out: dict[str, Any] = {
+        "visits": visits,
         "forgetting_on_return": forgetting,
+        "drop_on_return": drop,
     }
+    if reference_max is not None:
+        out["transfer_on_return"] = transfer
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -802,6 +882,27 @@ def _collect(run_dir: Path) -> tuple[list[dict], dict[int, str], list[dict], lis
     return episodes, labels, summaries, bounds, threshold
 
 
+def _task_names(run_dir: Path, n_boundaries: int) -> list[str] | None:
+    """Names of the task sequence's tasks (``shifts.tasks.names``, else ``task i: params``)."""
+    cfgs = sorted(run_dir.glob("group-*/config.yaml")) or [run_dir / "config.yaml"]
+    if not cfgs[0].exists():
+        return None
+    tasks = (yaml.safe_load(cfgs[0].read_text()).get("shifts") or {}).get("tasks")
+    if not tasks:
+        return None
+    names = tasks.get("names") or [
+        f"task {i}: " + ", ".join(f"{k}={v:g}" for k, v in t.items())
+        for i, t in enumerate(tasks["tasks"])
+    ]
+    n = n_boundaries + 1  # a cycling sequence repeats its names
+    return [names[i % len(names)] for i in range(n)]
+
+
+def _title(summaries: Sequence[Mapping[str, Any]], run_dir: Path) -> str:
+    agents = ", ".join(dict.fromkeys(str(s["agent"]) for s in summaries))
+    return f"{run_dir.name}: {agents}"
+
+
 def report(run_dir: str | Path) -> dict[str, Path]:
     """Draw the lifelong curve, the side-by-side comparison, return vs energy, and a markdown table."""
     from neurorl.experiment import plots
@@ -816,20 +917,36 @@ def report(run_dir: str | Path) -> dict[str, Path]:
     pd = run_dir / "plots"
     if episodes:
         out["lifelong"] = plots.plot_lifelong(
-            pd / "lifelong.png", episodes, labels, bounds, title=run_dir.name, threshold=threshold
+            pd / "lifelong.png",
+            episodes,
+            labels,
+            bounds,
+            task_names=_task_names(run_dir, len(bounds)),
+            title=_title(summaries, run_dir),
+            threshold=threshold,
         )
         out["rules"] = plots.plot_rules_side_by_side(pd / "compare.png", episodes, labels, bounds)
     pts = [
         {
             "label": s["label"],
             "energy_per_step_j": s.get("energy_per_step_j"),
+            "synops_per_step": s.get("synops_per_step"),
             "final_return": s.get("final_return"),
         }
         for s in summaries
-        if s.get("energy_per_step_j") is not None and s.get("final_return") is not None
+        if s.get("final_return") is not None
     ]
-    if pts:
+    if pts and all((p["energy_per_step_j"] or 0) > 0 for p in pts):
         out["energy"] = plots.plot_return_vs_energy(pd / "return_vs_energy.png", pts)
+    elif pts and all(p["synops_per_step"] is not None for p in pts):
+        # no energy model (the float reference): synaptic events per step, what energy scales with
+        chips = sorted({s["chip"] for s in summaries})
+        out["energy"] = plots.plot_return_vs_energy(
+            pd / "return_vs_energy.png",
+            pts,
+            x="synops_per_step",
+            xlabel=f"synaptic events per env step (chip {', '.join(chips)}: no energy model)",
+        )
     rows = [
         "| member | label | chip | episodes | final return | best rolling | steps to threshold | spikes/step | energy/step (J) |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
