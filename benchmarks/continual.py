@@ -306,6 +306,8 @@ def main(
     from benchmarks.common import machine, provenance
     from neurorl.errors import lookup
 
+    prov = provenance()  # the code as loaded, before the (long) run
+
     budget = dict(QUICK if quick else FULL)
     if steps_per_task is not None:
         budget["steps_per_task"] = int(steps_per_task)
@@ -332,7 +334,7 @@ def main(
         "adaptation_fraction": FRACTION,
         "wall_s": time.perf_counter() - t0,
         "machine": machine(),
-        "provenance": provenance(),
+        "provenance": prov,
         "rows": rows,
     }
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -349,14 +351,16 @@ def markdown(result: dict) -> str:
         return "-" if x is None else format(x, spec)
 
     rows = result["rows"]
-    per_task = rows[0]["steps_per_task"] if rows else b["steps_per_task"]
     lines = [
         "# Continual: lifelong CartPole (pole half-length 0.5 -> 1.0 -> 0.25 -> 0.5)",
         "",
-        f"{per_task:,} env steps per task per seed, {b['seeds']} seeds, online learning through "
-        f"the sequence (`{result['config']}`, steps per task reduced for the suite). Every "
-        f"{rows[0]['eval_every'] if rows else '?':,} steps the frozen policy is evaluated on every "
-        f"task ({b['eval_steps']} steps x 8 envs, sampled actions); performance = (R - random) / "
+        f"{b['steps_per_task']:,} env steps per task per seed (rounded down to a multiple of each "
+        f"rule's update window: "
+        + ", ".join(f"{r['rule']} {r['steps_per_task']:,}" for r in rows)
+        + f"), {b['seeds']} seeds, online learning through the sequence (`{result['config']}`, "
+        f"steps per task reduced for the suite). {b['evals_per_task']} times per task the frozen "
+        f"policy is evaluated on every task ({b['eval_steps']} steps x 8 envs, sampled actions); "
+        "performance = (R - random) / "
         f"(500 - random) per task. Continual World metrics with end points averaged over the last "
         f"{b['k']} evaluations; forward transfer (FT) against from-scratch runs on each task, GEM "
         "FWT against the untrained policy; means over seeds. Energy on "

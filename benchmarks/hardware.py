@@ -48,6 +48,8 @@ def main(
     from neurorl.experiment import config as C
     from neurorl.experiment.runner import run_experiment
 
+    prov = provenance()  # the code as loaded, before the (long) run
+
     steps = steps or (16_000 if quick else 100_000)
     seeds = seeds or (2 if quick else 5)
     chips = chips or CHIPS
@@ -130,7 +132,7 @@ def main(
         "adaptation_fraction": FRACTION,
         "substeps": base["agent"]["substeps"],
         "machine": machine(),
-        "provenance": provenance(),
+        "provenance": prov,
         "rows": rows,
     }
     results_dir.mkdir(parents=True, exist_ok=True)

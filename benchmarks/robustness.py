@@ -256,6 +256,8 @@ def main(
     from neurorl.errors import ConfigError, lookup
     from neurorl.metrics.neuromorphic import robustness_index
 
+    prov = provenance()  # the code as loaded, before the (long) run
+
     budget = QUICK if quick else FULL
     names_ = {k: k for k in AGENT_CONFIGS}
     agents = [lookup(names_, a, "agent", field="agents") for a in agents or AGENT_CONFIGS]
@@ -321,7 +323,7 @@ def main(
         "budget": budget,
         "wall_s": time.perf_counter() - t_all,
         "machine": machine(),
-        "provenance": provenance(),
+        "provenance": prov,
         "rows": rows,
     }
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -366,9 +368,12 @@ def markdown(result: dict) -> str:
         )
         + f"; total {result['wall_s']:.0f} s.",
         "",
-        f"Machine: {result['machine']}",
-        "",
     ]
+    prov = result.get("provenance")
+    if prov:
+        dirty = ", ".join(prov["neurorl_uncommitted"]) or "none"
+        lines += [f"Code: commit {prov['commit']}; uncommitted library files: {dirty}.", ""]
+    lines += [f"Machine: {result['machine']}", ""]
     return "\n".join(lines)
 
 
