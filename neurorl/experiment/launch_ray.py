@@ -49,10 +49,26 @@ def import_ray() -> Any:
 
 
 def pack_dir(path: Path) -> bytes:
-    """A directory as gzip'd tar bytes (paths relative to it)."""
+    """A directory as gzip'd tar bytes (paths relative to it).
+
+    Symbolic links are replaced by the file they point to (wandb links ``debug-core.log`` to its
+    cache under the worker's home, an absolute path that means nothing on the driver); dangling
+    links are left out.
+    """
+    path = Path(path)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        tar.add(path, arcname=".")
+        for root, dirs, files in os.walk(path, followlinks=False):
+            dirs.sort()
+            for name in sorted(dirs) + sorted(files):
+                p = Path(root) / name
+                arc = str(p.relative_to(path))
+                if p.is_symlink():
+                    target = p.resolve()
+                    if target.is_file():
+                        tar.add(target, arcname=arc, recursive=False)
+                    continue
+                tar.add(p, arcname=arc, recursive=False)
     return buf.getvalue()
 
 
@@ -143,12 +159,12 @@ def run_sweep_ray(
             gi = pending.pop(ready[0])
             try:
                 res = ray.get(ready[0])
-            except Exception as e:  # a task's error is reported, the rest go on
+                unpack_dir(res["data"], out / f"group-{gi:03d}")
+            except Exception as e:  # a group's error is reported, the rest go on
                 cause = getattr(e, "cause", None) or e
                 failed[gi] = f"{type(cause).__name__}: {cause}"
                 print(f"ray: group {gi} failed: {failed[gi]}", flush=True)
                 continue
-            unpack_dir(res["data"], out / f"group-{gi:03d}")
             done.append(gi)
             label = groups[gi].get("label") or gi
             print(

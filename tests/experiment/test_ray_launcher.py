@@ -93,3 +93,25 @@ def test_sweep_set_overrides_every_member_and_labels_name_what_varies(sweep_file
     assert len(members) == 4 and all(m["training.steps"] == 400 for m in members)
     assert [g["label"] for g in groups] == ["lr=0.01", "lr=0.05"]
     assert all(g["overrides"]["agent.hyper.n_rf"] == 4 for g in groups)
+
+
+def test_group_directories_travel_packed_with_links_resolved(tmp_path):
+    from neurorl.experiment.launch_ray import pack_dir, unpack_dir
+
+    src, outside = tmp_path / "src", tmp_path / "outside.log"
+    (src / "wandb" / "logs").mkdir(parents=True)
+    (src / "summary.json").write_text("{}")
+    (src / "wandb" / "run.wandb").write_bytes(b"\x00\x01")
+    outside.write_text("core log")
+    # wandb links its core log to a cache file by absolute path; a link may also dangle
+    (src / "wandb" / "logs" / "debug-core.log").symlink_to(outside.resolve())
+    (src / "wandb" / "logs" / "gone.log").symlink_to(tmp_path / "missing")
+    dest = tmp_path / "out" / "group-000"
+    dest.mkdir(parents=True)
+    (dest / "stale.txt").write_text("from an earlier attempt")
+    unpack_dir(pack_dir(src), dest)
+    assert _files(dest) == ["summary.json", "wandb/logs/debug-core.log", "wandb/run.wandb"]
+    assert (dest / "wandb" / "run.wandb").read_bytes() == b"\x00\x01"
+    log = dest / "wandb" / "logs" / "debug-core.log"
+    assert not log.is_symlink() and log.read_text() == "core log"
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["group-000"]  # no partial left
