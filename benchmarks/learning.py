@@ -118,6 +118,8 @@ def write(results: dict, seeds: tuple[int, ...]) -> None:
     path = os.path.join(OUT, "learning.json" if reported else "learning_tuning.json")
     old = json.load(open(path)) if os.path.exists(path) else {"cases": {}}
     old["cases"].update(results)
+    # cases no longer defined (older configurations) are dropped, not reported
+    old["cases"] = {k: v for k, v in old["cases"].items() if k in CASES}
     old["machine"] = machine()
     old["provenance"] = provenance()
     json.dump(old, open(path, "w"), indent=1)
