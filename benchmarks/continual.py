@@ -398,9 +398,12 @@ def markdown(result: dict) -> str:
         "",
         f"Total wall time {result['wall_s']:.0f} s.",
         "",
-        f"Machine: {result['machine']}",
-        "",
     ]
+    prov = result.get("provenance")
+    if prov:
+        dirty = ", ".join(prov["neurorl_uncommitted"]) or "none"
+        lines += [f"Code: commit {prov['commit']}; uncommitted library files: {dirty}.", ""]
+    lines += [f"Machine: {result['machine']}", ""]
     return "\n".join(lines)
 
 
