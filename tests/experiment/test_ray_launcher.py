@@ -1,4 +1,7 @@
-"""``neurorl sweep --launcher ray`` on a local Ray instance writes what the local sweep writes."""
+"""``neurorl sweep --launcher ray`` on a local Ray instance writes what the local sweep writes.
+
+Runs where Ray is installed (``pip install -e ".[test,ray]"``); skipped otherwise.
+"""
 
 import json
 import sys
@@ -39,7 +42,7 @@ def _files(d):
     return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
 
 
-@pytest.mark.slow  # about 45 s of CPU: 2 local compiles, Ray start, 2 compiles on the workers
+@pytest.mark.slow  # 2 local compiles, Ray start, 2 worker compiles: 109 s on a busy 2-core box
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # Ray's fork+exec of its processes
 def test_ray_sweep_writes_the_same_outputs_as_the_local_sweep(sweep_file, tmp_path, capsys):
     ray = pytest.importorskip("ray")
