@@ -85,8 +85,8 @@ def test_run_all_reuses_learning_results_and_quick_writes_elsewhere(run_all, tmp
         assert "reused" in (tmp_path / "REPORT.md").read_text()
     else:
         assert status["learning"]["status"] == "skipped"
-    # subprocess benchmarks get the suite's budget, never the paper-length default
-    assert run_all.SUITE_ARGS["distal_reward"]["full"] == ["--seconds", "300"]
+    # subprocess benchmarks get the suite's budget explicitly (distal reward: the paper's hour)
+    assert run_all.SUITE_ARGS["distal_reward"]["full"] == ["--seconds", "3600"]
 
 
 @pytest.fixture(scope="module")

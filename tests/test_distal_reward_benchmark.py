@@ -1,0 +1,112 @@
+"""The full-size distal reward benchmark (benchmarks/distal_reward.py) follows the paper's code.
+
+Izhikevich (2007) daspnet conventions, one ms per step: a spike enters its targets' current in the
+same step; LTP reads the pre trace one ms back at a post spike (+0.1 * 0.95^(dt-1), dt >= 1);
+LTD reads the post trace now at a pre spike (-0.15 * 0.95^(-dt), dt <= 0); a reward (DA += 0.5)
+follows an n1 -> n2 pairing within 20 ms by 1-3 s. Forced spikes in a silent network (no thalamic
+noise) check each convention; the event-driven update is checked against the all-synapse form.
+The learning effect itself is the benchmark's result (results/distal_reward.md) and, at small
+size, tests/plasticity/test_rstdp_learning.py::test_distal_reward_small.
+"""
+
+import numpy as np
+import pytest
+
+from benchmarks import distal_reward as dr
+
+
+@pytest.fixture(scope="module")
+def net():
+    return dr.build(0)
+
+
+def _silent_run(net, spikes: dict[int, list[int]], steps: int):
+    """Run ``steps`` ms with zero noise, forcing neuron n to spike at the steps in spikes[n]."""
+    st = dr.init_state(net, 0)
+    zero = np.zeros(dr.N)
+    fired_log = []
+    for t in range(steps):
+        for n, times in spikes.items():
+            if t in times:
+                st["v"][n] = 30.0
+        fired_log.append(dr.step(net, st, zero, update_weights=False))
+    return st, fired_log
+
+
+def test_sparse_events_match_dense(net):
+    rng = np.random.default_rng(3)
+    for p in (0.001, 0.01, 0.05):
+        mask = rng.random(dr.N) < p
+        mask[0] = True
+        s = net["s"].copy()
+        s[: dr.N_E] = rng.random((dr.N_E, dr.M)) * dr.SM
+        sd = rng.normal(size=(dr.N + 1, dr.M))
+        x = np.append(rng.random(dr.N) * 0.1, 0.0)
+        x_prev = np.append(rng.random(dr.N) * 0.1, 0.0)
+        cur_d, sd_d = dr.dense_events(net, mask, s, sd, x, x_prev)
+        sd_s = sd.copy()
+        cur_s = dr.sparse_events(net, np.flatnonzero(mask), s, sd_s, x, x_prev)
+        np.testing.assert_allclose(cur_s, cur_d, atol=1e-12)
+        np.testing.assert_allclose(sd_s[: dr.N], sd_d[: dr.N], atol=1e-12)
+
+
+@pytest.mark.parametrize("dt", [-5, -1, 0, 1, 2, 7])
+def test_stdp_window_of_the_chosen_synapse(net, dt):
+    n2 = net["n2"]
+    t_pre = 10
+    st, fired = _silent_run(net, {0: [t_pre], n2: [t_pre + dt]}, 30)
+    assert [sorted(f) for f in fired if f.size] == (
+        [sorted({0, n2})] if dt == 0 else [[0], [n2]] if dt > 0 else [[n2], [0]]
+    )
+    expected = 0.1 * 0.95 ** (dt - 1) if dt >= 1 else -0.15 * 0.95 ** (-dt)
+    np.testing.assert_allclose(st["sd"][0, 0], expected, rtol=1e-12)
+
+
+def test_spike_enters_current_in_the_same_step(net):
+    n2 = net["n2"]
+    st = dr.init_state(net, 0)
+    st["s"][0, 0] = 4.0
+    quiet = dr.init_state(net, 0)
+    st["v"][0] = 30.0
+    dr.step(net, st, np.zeros(dr.N), False)
+    dr.step(net, quiet, np.zeros(dr.N), False)
+    # two half steps of 0.5 * I each: the 4 pA input raises v by 4 (to first order)
+    assert 3.0 < st["v"][n2] - quiet["v"][n2] < 5.0
+
+
+@pytest.mark.parametrize("lag, rewarded", [(5, True), (19, True), (20, False), (0, False)])
+def test_reward_follows_pairing_by_one_to_three_seconds(net, lag, rewarded):
+    n2 = net["n2"]
+    st = dr.init_state(net, 0)
+    zero = np.zeros(dr.N)
+    da = []
+    for t in range(3100):
+        if t == 50:
+            st["v"][0] = 30.0
+        if t == 50 + lag:
+            st["v"][n2] = 30.0
+        dr.step(net, st, zero, update_weights=False)
+        da.append(st["da"])
+    jumps = np.flatnonzero(np.diff(da) > 0.4) + 1
+    if rewarded:
+        assert st["n_rewards"] == 1 and len(jumps) == 1
+        assert 50 + lag + 1001 <= jumps[0] <= 50 + lag + 3000
+        np.testing.assert_allclose(da[jumps[0]] - 0.995 * da[jumps[0] - 1], dr.DA_PULSE)
+    else:
+        assert st["n_rewards"] == 0 and len(jumps) == 0
+
+
+def test_weight_update_every_ten_ms_uses_dopamine(net):
+    st = dr.init_state(net, 0)
+    st["sd"][:] = 0.0
+    st["sd"][5, 3] = 1.0
+    st["sd"][dr.N_E + 1, 0] = 1.0  # inhibitory synapses are not plastic
+    st["da"] = 0.3
+    w0 = st["s"].copy()
+    dr.step(net, st, np.zeros(dr.N), update_weights=True)
+    np.testing.assert_allclose(st["s"][5, 3], w0[5, 3] + dr.TONIC_DA + 0.3 * 0.995)
+    assert st["s"][dr.N_E + 1, 0] == w0[dr.N_E + 1, 0] == -1.0
+    np.testing.assert_allclose(st["sd"][5, 3], 0.99)
+    st["sd"][5, 3] = 100.0
+    dr.step(net, st, np.zeros(dr.N), update_weights=True)
+    assert st["s"][5, 3] == dr.SM
