@@ -377,7 +377,8 @@ def summarize_run(
     window ``min(10, pre-shift episodes)``, fraction ``training.adaptation_fraction``) is given as
     post-shift episodes, env steps, chip time (env steps x substeps x the chip's dt) and energy
     (each post-shift episode's length x its logged energy per env step, summed until recovery);
-    ``None`` where not recovered within the segment (``censored``).
+    ``None`` where not recovered within the segment (``censored``). Post-shift episodes are those
+    that *started* at or after the shift; the ones straddling it count on neither side.
     """
     from neurorl.experiment.logging import read_jsonl
     from neurorl.metrics.continual import adaptation_time
@@ -422,22 +423,28 @@ def summarize_run(
             np.array(e_ep, dtype=float) if e_ep and all(x is not None for x in e_ep) else None
         )
         adapt = []
-        # each post-shift segment ends at the next shift (its drop and recovery are its own)
-        shift_eps = [int(np.searchsorted(steps, b, side="left")) for b in bounds]
-        for j, (b, shift_ep) in enumerate(zip(bounds, shift_eps, strict=True)):
-            end_ep = shift_eps[j + 1] if j + 1 < len(shift_eps) else rets.size
-            if 0 < shift_ep < end_ep:
+        # Episodes that straddle a shift are neither pre- nor post-shift: with n_envs parallel
+        # envs the first n_envs episodes to end after it were mostly played before it (an
+        # episode of length L ending at total step S started at S - L * n_envs). Pre-shift:
+        # ended by the shift; post-shift: started at or after it and ended before the next shift
+        # (each segment's drop and recovery are its own).
+        starts = steps - lengths * cfg.training.n_envs
+        for j, b in enumerate(bounds):
+            nxt = bounds[j + 1] if j + 1 < len(bounds) else None
+            pre = np.nonzero(steps <= b)[0]
+            post = np.nonzero((starts >= b) & (True if nxt is None else steps <= nxt))[0]
+            if pre.size and post.size:
+                sel = np.concatenate([pre, post])
                 try:
                     r = adaptation_time(
-                        rets,
-                        shift_ep,
-                        end_episode=end_ep,
-                        window=min(10, shift_ep),
+                        rets[sel],
+                        int(pre.size),
+                        window=min(10, int(pre.size)),
                         theta=cfg.training.adaptation_fraction,
-                        lengths=lengths,
+                        lengths=lengths[sel],
                         reference_min=_reference_min(cfg.env.id),
                         chip_step_s=chip_step_s,
-                        step_energy=step_energy,
+                        step_energy=None if step_energy is None else step_energy[sel],
                     )
                     adapt.append(
                         {

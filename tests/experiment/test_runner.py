@@ -196,7 +196,10 @@ def test_adaptation_in_chip_time_and_energy(tmp_path):
     summary = runner.run_experiment(cfg, tmp_path, progress=False, wandb_mode="disabled")
     (adapt,) = summary["members"][0]["adaptation"]
     eps = sorted(read_jsonl(tmp_path / "episodes.jsonl"), key=lambda e: e["env_step"])
-    first_post = next(e for e in eps if e["env_step"] >= 300)
+    # the first episode played wholly after the shift (an episode straddling it is not counted:
+    # it started at env_step - length * n_envs)
+    n_envs = cfg.training.n_envs
+    first_post = next(e for e in eps if e["env_step"] - e["length"] * n_envs >= 300)
     assert adapt["episodes"] == 1 and adapt["fraction"] == 0.01
     assert adapt["steps"] == first_post["length"]
     # chip time = env steps x 2 substeps x Loihi 2's 1 ms step
