@@ -1,6 +1,6 @@
 """``neurorl sweep --launcher ray`` on a local Ray instance writes what the local sweep writes.
 
-Runs where Ray is installed (``pip install -e ".[test,ray]"``); skipped otherwise.
+The `test` extra installs Ray, so the README test command runs it; without Ray it is skipped.
 """
 
 import json
