@@ -207,19 +207,24 @@ def run_rule(rule: str, budget: dict[str, Any]) -> dict[str, Any]:
         lens = np.array([e[2] for e in eps[s]])
         en = np.array([e[3] for e in eps[s]])
         adapt = []
+        # as in the runner's summary: pre-switch episodes ended by the switch, post-switch ones
+        # started at or after it (an episode of length L ending at total step S started at
+        # S - L * n_envs); the ones straddling it count on neither side
+        starts = ends - lens * n_envs
         for b, nxt in zip(bounds, bounds[1:] + [None], strict=True):
-            shift_ep = int(np.searchsorted(ends, b, side="left"))
-            end_ep = None if nxt is None else int(np.searchsorted(ends, nxt, side="left"))
+            pre = np.nonzero(ends <= b)[0]
+            post = np.nonzero((starts >= b) & (True if nxt is None else ends <= nxt))[0]
+            sel = np.concatenate([pre, post])
+            shift_ep = int(pre.size)
             try:
                 a = cm.adaptation_time(
-                    rets,
+                    rets[sel],
                     shift_ep,
                     window=min(WINDOW, shift_ep),
                     theta=FRACTION,
-                    lengths=lens,
-                    end_episode=end_ep,
+                    lengths=lens[sel],
                     chip_step_s=chip_s,
-                    step_energy=en,
+                    step_energy=en[sel],
                 )
                 adapt.append(
                     {
