@@ -107,7 +107,7 @@ def reuse(name: str, out: Path) -> dict[str, Any]:
         "status": "reused",
         "seconds": 0.0,
         "mode": "reused",
-        "note": f"not rerun ({REUSE[name]}): results of benchmarks/{name}.py from "
+        "note": f"not rerun, {REUSE[name]}; results of benchmarks/{name}.py from "
         f"benchmarks/results/{name}.json",
     }
 
