@@ -77,7 +77,7 @@ DEFAULTS: dict[str, Any] = {
     "tau_minus": 20.0,  # ms, postsynaptic STDP trace
     "tau_e": 200.0,  # ms, eligibility
     "a_plus": 1.0,
-    "a_minus": 0.0,  # LTD amplitude; chosen 0 on seeds 100-104 (see the class docstring)
+    "a_minus": 0.0,  # LTD amplitude; chosen 0 on seeds 100-104 (see the module docstring)
     "lr": 3e-5,  # chosen on seeds 100-104 (1e-4 and 3e-4 peaked, then drifted down)
     "lr_critic": 1e-2,
     "gamma": 0.99,
