@@ -207,13 +207,9 @@ def run_rule(rule: str, budget: dict[str, Any]) -> dict[str, Any]:
         lens = np.array([e[2] for e in eps[s]])
         en = np.array([e[3] for e in eps[s]])
         adapt = []
-        # as in the runner's summary: pre-switch episodes ended by the switch, post-switch ones
-        # started at or after it (an episode of length L ending at total step S started at
-        # S - L * n_envs); the ones straddling it count on neither side
-        starts = ends - lens * n_envs
-        for b, nxt in zip(bounds, bounds[1:] + [None], strict=True):
-            pre = np.nonzero(ends <= b)[0]
-            post = np.nonzero((starts >= b) & (True if nxt is None else ends <= nxt))[0]
+        # as in the runner's summary: post-switch episodes started at or after the switch
+        segments = cm.shift_segments(ends, lens, n_envs, bounds)
+        for b, (pre, post) in zip(bounds, segments, strict=True):
             sel = np.concatenate([pre, post])
             shift_ep = int(pre.size)
             try:

@@ -381,7 +381,7 @@ def summarize_run(
     that *started* at or after the shift; the ones straddling it count on neither side.
     """
     from neurorl.experiment.logging import read_jsonl
-    from neurorl.metrics.continual import adaptation_time
+    from neurorl.metrics.continual import adaptation_time, shift_segments
 
     episodes = read_jsonl(Path(run_dir) / "episodes.jsonl")
     chunks = read_jsonl(Path(run_dir) / "chunks.jsonl")
@@ -423,16 +423,9 @@ def summarize_run(
             np.array(e_ep, dtype=float) if e_ep and all(x is not None for x in e_ep) else None
         )
         adapt = []
-        # Episodes that straddle a shift are neither pre- nor post-shift: with n_envs parallel
-        # envs the first n_envs episodes to end after it were mostly played before it (an
-        # episode of length L ending at total step S started at S - L * n_envs). Pre-shift:
-        # ended by the shift; post-shift: started at or after it and ended before the next shift
-        # (each segment's drop and recovery are its own).
-        starts = steps - lengths * cfg.training.n_envs
-        for j, b in enumerate(bounds):
-            nxt = bounds[j + 1] if j + 1 < len(bounds) else None
-            pre = np.nonzero(steps <= b)[0]
-            post = np.nonzero((starts >= b) & (True if nxt is None else steps <= nxt))[0]
+        # post-shift episodes started at or after the shift; straddling ones count on neither side
+        segments = shift_segments(steps, lengths, cfg.training.n_envs, bounds)
+        for b, (pre, post) in zip(bounds, segments, strict=True):
             if pre.size and post.size:
                 sel = np.concatenate([pre, post])
                 try:

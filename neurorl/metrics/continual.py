@@ -574,6 +574,33 @@ def adaptation_times(
     ]
 
 
+def shift_segments(
+    end_steps: Array, lengths: Array, n_envs: int, boundaries: Sequence[int]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Pre- and post-shift episode indices for each shift boundary of a multi-env run.
+
+    An episode of length ``L`` that ended at total env step ``S`` (summed over ``n_envs``
+    parallel envs) started at ``S - L * n_envs``. Pre-shift: episodes that ended by the
+    boundary. Post-shift: episodes that *started* at or after it and ended by the next boundary
+    (each segment's drop and recovery are its own). Episodes straddling the boundary count on
+    neither side: with ``n_envs`` envs the first ``n_envs`` episodes to end after a shift were
+    mostly played before it.
+
+    Returns:
+        ``[(pre_idx, post_idx), ...]``, one pair per boundary; feed
+        ``returns[concat(pre, post)]`` with ``shift_episode = len(pre)`` to
+        :func:`adaptation_time`.
+    """
+    ends = np.asarray(end_steps)
+    starts = ends - np.asarray(lengths) * int(n_envs)
+    bounds = [int(b) for b in boundaries]
+    out = []
+    for b, nxt in zip(bounds, bounds[1:] + [None], strict=True):
+        post = (starts >= b) if nxt is None else (starts >= b) & (ends <= nxt)
+        out.append((np.nonzero(ends <= b)[0], np.nonzero(post)[0]))
+    return out
+
+
 def episode_returns(
     rewards: Array, dones: Array, step_marks: Sequence[int] = ()
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:

@@ -268,3 +268,16 @@ def test_performance_matrix_and_backward_transfer():
             "forward_transfer": (1 / 18 + 1 / 3) / 2,
         }
     )
+
+
+def test_shift_segments_leave_out_episodes_straddling_a_shift():
+    from neurorl.metrics.continual import shift_segments
+
+    # 2 envs; (end step, length): started at end - 2 * length
+    ends = np.array([40, 60, 110, 130, 200, 260, 320])
+    lens = np.array([20, 30, 30, 10, 40, 20, 20])  # starts 0, 0, 50, 110, 120, 220, 280
+    (pre1, post1), (pre2, post2) = shift_segments(ends, lens, 2, [100, 250])
+    np.testing.assert_array_equal(pre1, [0, 1])  # ended by 100
+    np.testing.assert_array_equal(post1, [3, 4])  # started >= 100, ended by 250 (2 straddles)
+    np.testing.assert_array_equal(pre2, [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(post2, [6])  # episode 5 started at 220 < 250
