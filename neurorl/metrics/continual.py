@@ -595,7 +595,7 @@ def shift_segments(
     starts = ends - np.asarray(lengths) * int(n_envs)
     bounds = [int(b) for b in boundaries]
     out = []
-    for b, nxt in zip(bounds, bounds[1:] + [None], strict=True):
+    for b, nxt in zip(bounds, [*bounds[1:], None][: len(bounds)], strict=True):
         post = (starts >= b) if nxt is None else (starts >= b) & (ends <= nxt)
         out.append((np.nonzero(ends <= b)[0], np.nonzero(post)[0]))
     return out

@@ -281,3 +281,4 @@ def test_shift_segments_leave_out_episodes_straddling_a_shift():
     np.testing.assert_array_equal(post1, [3, 4])  # started >= 100, ended by 250 (2 straddles)
     np.testing.assert_array_equal(pre2, [0, 1, 2, 3, 4])
     np.testing.assert_array_equal(post2, [6])  # episode 5 started at 220 < 250
+    assert shift_segments(ends, lens, 2, []) == []
