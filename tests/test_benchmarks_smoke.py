@@ -57,6 +57,22 @@ def test_wrong_numpy_model_is_caught(throughput):
     assert res["plain"]["first_mismatch"] is not None
 
 
+def test_blocked_rollout_computes_the_same_as_one_vmap(throughput):
+    # 6 agents in blocks of 4 (one full block, one remainder): the blocked rollout must give
+    # every agent exactly the spikes and episodes of the all-agents vmap, and the same weights
+    n, steps = 6, 30
+    vmapped = throughput.time_neurorl(n, steps, True, repeats=1)
+    blocked = throughput.time_neurorl(n, steps, True, repeats=1, block=4)
+    check = throughput.same_result(blocked, vmapped)
+    assert check["same"], check
+    assert sum(vmapped["first_call"]["spikes"]) > 0
+    # and the check can fail: another agent population gives other counts
+    other = dict(vmapped, first_call=dict(vmapped["first_call"]))
+    other["first_call"]["spikes"] = list(reversed(vmapped["first_call"]["spikes"]))
+    other["first_call"]["w1_checksum"] = [w * 1.001 for w in vmapped["first_call"]["w1_checksum"]]
+    assert not throughput.same_result(blocked, other)["same"]
+
+
 @pytest.mark.slow
 def test_run_all_quick_only_throughput_writes_json(run_all, throughput, tmp_path):
     status = run_all.main(["--quick", "--only", "throughput", "--out", str(tmp_path)])
@@ -65,6 +81,12 @@ def test_run_all_quick_only_throughput_writes_json(run_all, throughput, tmp_path
     assert result["agreement"]["agree"]
     assert [r["agents"] for r in result["rows"]] == [1, 64]
     assert all(r["fused_steps_per_s"] > 0 and r["numpy_steps_per_s"] > 0 for r in result["rows"])
+    at_64 = result["rows"][1]
+    assert at_64["fused_blocked_steps_per_s"] > 0  # 64 agents in blocks of 16
+    if (result["machine"].get("usable_cores") or 1) > 1:  # agents split over host devices
+        assert at_64["fused_sharded_steps_per_s"] > 0
+        assert at_64["variants_agree"]["sharded_vs_vmap"]["same"]
+    assert all(c["same"] for c in at_64["variants_agree"].values())
     report = (tmp_path / "REPORT.md").read_text()
     assert "Machine:" in report and "Reference spiking agent" in report
 
@@ -85,8 +107,12 @@ def test_run_all_reuses_learning_results_and_quick_writes_elsewhere(run_all, tmp
         assert "reused" in (tmp_path / "REPORT.md").read_text()
     else:
         assert status["learning"]["status"] == "skipped"
-    # subprocess benchmarks get the suite's budget explicitly (distal reward: the paper's hour)
-    assert run_all.SUITE_ARGS["distal_reward"]["full"] == ["--seconds", "3600"]
+    # subprocess benchmarks get the suite's budget explicitly (distal reward: the paper's hour,
+    # for the 4 seeds of the committed table, so the suite does not overwrite it with fewer)
+    full = run_all.SUITE_ARGS["distal_reward"]["full"]
+    assert full[full.index("--seconds") + 1] == "3600"
+    seeds = full[full.index("--seeds") + 1 : full.index("--jobs")]
+    assert seeds == ["0", "1", "2", "3"]
 
 
 @pytest.fixture(scope="module")
