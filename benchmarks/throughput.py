@@ -37,7 +37,7 @@ Implementations, all in this process:
 * ``neurorl fused, sharded``: the blocked rollout with the agents split by ``shard_map`` over one
   CPU host device per usable core (``--xla_force_host_platform_device_count``, set in a child
   process because it is fixed when jax starts). XLA's intra-op threads use the second core for
-  only ~1.3x; one device per core gives ~1.4x on top of blocking.
+  only ~1.3x; one device per core gives another ~1.3x on top of blocking.
 
 All variants are checked to give the same per-agent spike and episode counts (and W within
 float32 rounding) from the same initial agents and keys before their timings are reported.
@@ -301,7 +301,7 @@ def _agents_run(n_steps: int, fused: bool, block: int | None):
     """``run(agents, env_states, obs, keys)`` of a population: each agent scans ``n_steps``.
 
     ``block=None``: ``vmap`` over all agents inside the scan, so every env step touches every
-    agent's weights and eligibilities (86 KB each; 88 MB at 1024 agents, beyond the caches).
+    agent's weights and eligibilities (43 KB each; 44 MB at 1024 agents, beyond the caches).
     ``block=b``: ``jax.lax.map(..., batch_size=b)`` runs the vmapped scan over ``b`` agents at a
     time, so a block's weights and eligibilities stay in cache for all ``n_steps`` steps (agents
     are independent, so the order of blocks does not change any agent's result).
