@@ -98,14 +98,19 @@ def write_results(
     rows: list[dict[str, Any]],
     notes: str = "",
     out: Path | str | None = None,
+    markdown: str | None = None,
 ) -> tuple[Path, Path]:
     """Write ``<out>/<name>.json`` (everything) and ``<out>/<name>.md`` (table + machine);
-    ``out`` defaults to :data:`RESULTS`."""
+    ``out`` defaults to :data:`RESULTS`. ``markdown``: a benchmark's own report section, written
+    as the ``.md`` instead of the generic table of ``rows``."""
     folder = Path(out) if out is not None else RESULTS
     folder.mkdir(parents=True, exist_ok=True)
     js = folder / f"{name}.json"
     md = folder / f"{name}.md"
     js.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if markdown is not None:
+        md.write_text(markdown)
+        return js, md
     m = result.get("machine", {})
     text = [f"# {name}", "", markdown_table(rows), ""]
     if notes:

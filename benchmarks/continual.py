@@ -34,7 +34,6 @@ Usage: python benchmarks/continual.py [--quick] [--rules eprop_ac] [--steps-per-
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -304,7 +303,7 @@ def main(
     steps_per_task: int | None = None,
 ) -> dict:
     """Run every rule through the sequence; write ``continual.{json,md}`` to ``out``."""
-    from benchmarks.common import machine, provenance
+    from benchmarks.common import machine, provenance, write_results
     from neurorl.errors import lookup
 
     prov = provenance()  # the code as loaded, before the (long) run
@@ -338,9 +337,7 @@ def main(
         "provenance": prov,
         "rows": rows,
     }
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "continual.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (results_dir / "continual.md").write_text(markdown(result))
+    write_results("continual", result, rows, out=results_dir, markdown=markdown(result))
     return result
 
 

@@ -36,7 +36,6 @@ Usage: python benchmarks/robustness.py [--quick] [--agents eprop_ac rstdp] [--ou
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -252,7 +251,7 @@ def main(
     """Train, evaluate frozen under every condition, write ``robustness.{json,md}`` to ``out``."""
     import jax
 
-    from benchmarks.common import machine, provenance
+    from benchmarks.common import machine, provenance, write_results
     from neurorl.errors import ConfigError, lookup
     from neurorl.metrics.neuromorphic import robustness_index
 
@@ -326,9 +325,7 @@ def main(
         "provenance": prov,
         "rows": rows,
     }
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "robustness.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (results_dir / "robustness.md").write_text(markdown(result))
+    write_results("robustness", result, rows, out=results_dir, markdown=markdown(result))
     return result
 
 
