@@ -75,6 +75,12 @@ def provenance() -> dict[str, Any]:
     return {"commit": commit or None, "neurorl_uncommitted": dirty}
 
 
+def provenance_line(prov: dict[str, Any]) -> str:
+    """:func:`provenance` as one markdown sentence for a results section."""
+    dirty = ", ".join(prov["neurorl_uncommitted"]) or "none"
+    return f"Code: commit {prov['commit']}; uncommitted library files: {dirty}."
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """A GitHub markdown table from a list of dicts with the same keys."""
     if not rows:

@@ -399,8 +399,9 @@ def markdown(result: dict) -> str:
     ]
     prov = result.get("provenance")
     if prov:
-        dirty = ", ".join(prov["neurorl_uncommitted"]) or "none"
-        lines += [f"Code: commit {prov['commit']}; uncommitted library files: {dirty}.", ""]
+        from benchmarks.common import provenance_line
+
+        lines += [provenance_line(prov), ""]
     lines += [f"Machine: {result['machine']}", ""]
     return "\n".join(lines)
 

@@ -38,7 +38,13 @@ import time
 
 import numpy as np
 
-from benchmarks.common import machine, markdown_table, provenance, write_results
+from benchmarks.common import (
+    machine,
+    markdown_table,
+    provenance,
+    provenance_line,
+    write_results,
+)
 
 N_E, N_I, M = 800, 200, 100
 N = N_E + N_I
@@ -298,8 +304,7 @@ def main(
         notes += ["", "All seeds (final values):", "", markdown_table(result["seeds"])]
     notes += [
         "",
-        f"Commit {prov['commit']}; uncommitted library files: "
-        f"{prov['neurorl_uncommitted'] or 'none'}.",
+        provenance_line(prov),
     ]
     write_results("distal_reward", result, rows, notes="\n".join(notes), out=out)
     return result
