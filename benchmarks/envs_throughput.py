@@ -25,7 +25,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, machine  # noqa: E402
+from benchmarks.common import RESULTS, machine, write_results  # noqa: E402
 from neurorl.envs import make  # noqa: E402
 
 
@@ -171,8 +170,6 @@ def main() -> None:
         "machine": info,
         "rows": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "envs_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "# CartPole-v1 throughput (random policy, auto-reset), steps per second",
         "",
@@ -204,7 +201,7 @@ def main() -> None:
         "auto-reset; the gap to the first neurorl column is the cost of drawing a reset state "
         "with per-env threefry keys at every step (gymnax-style auto-reset).",
     ]
-    (args.out / "envs_throughput.md").write_text("\n".join(lines) + "\n")
+    write_results("envs_throughput", result, rows, out=args.out, markdown="\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -18,7 +18,6 @@ Usage: python benchmarks/hardware.py [--quick] [--steps N] [--seeds S] [--chips 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ def main(
     seeds: int | None = None,
     chips: list[str] | None = None,
 ) -> dict:
-    from benchmarks.common import machine, provenance
+    from benchmarks.common import machine, provenance, write_results
     from neurorl.experiment import config as C
     from neurorl.experiment.runner import run_experiment
 
@@ -135,8 +134,6 @@ def main(
         "provenance": prov,
         "rows": rows,
     }
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "hardware.json").write_text(json.dumps(result, indent=2, default=str))
     substeps = base["agent"]["substeps"]
     md = [
         "# Hardware: e-prop actor-critic on CartPole-v1 under chip constraints",
@@ -180,8 +177,8 @@ def main(
             f"Bar: 8-bit (Loihi 2) learning reaches >= 95% of the float return: **{verdict}** "
             f"({fmt(l2['relative_to_float'], '.2f')}).",
         ]
-    md += ["", f"Machine: {machine()}"]
-    (results_dir / "hardware.md").write_text("\n".join(md) + "\n")
+    md += ["", f"Machine: {result['machine']}"]
+    write_results("hardware", result, rows, out=results_dir, markdown="\n".join(md) + "\n")
     return result
 
 

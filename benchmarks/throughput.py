@@ -696,12 +696,18 @@ def bandwidth_floor(n: int, n_steps: int, repeats: int) -> dict:
 
 
 # --- machine, results ---------------------------------------------------------------------------
-def machine() -> dict:
-    """``benchmarks/common.py``'s machine description plus load, jax backend and gymnasium."""
+@functools.cache
+def _common():
+    """``benchmarks/common.py`` (loaded by path: this script also runs outside the package)."""
     spec = importlib.util.spec_from_file_location("_bench_common", RESULTS.parent / "common.py")
     common = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(common)
-    info = common.machine()
+    return common
+
+
+def machine() -> dict:
+    """``benchmarks/common.py``'s machine description plus load, jax backend and gymnasium."""
+    info = _common().machine()
     info["loadavg_1_5_15"] = _loadavg()
     info["jax_backend"] = jax.default_backend()
     info["gymnasium"] = gymnasium.__version__
@@ -881,9 +887,7 @@ def main(quick: bool = False, out: Path | str | None = None, sizes: list[int] | 
             f"(bar >= 30x: {'met' if x >= 30 else 'NOT met'}; aim >= 100x: "
             f"{'met' if x >= 100 else 'not met'})."
         )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "throughput.md").write_text(markdown(result))
+    _common().write_results("throughput", result, rows, out=out, markdown=markdown(result))
     return result
 
 
