@@ -58,7 +58,7 @@ import optax
 
 from neurorl.core import connectivity as cx
 from neurorl.core.monitors import Monitor, PotentialMonitor, SpikeMonitor
-from neurorl.core.neurons import NeuronModel, get_neuron, make_params
+from neurorl.core.neurons import NON_SPIKING, NeuronModel, get_neuron, make_params
 from neurorl.errors import ConfigError, ShapeError, closest, lookup
 
 Array = jax.Array
@@ -69,6 +69,28 @@ STORAGES = ("auto", "dense", "sparse")
 SIMULATOR_BACKENDS = ("jax", "float")
 _DENSE_MAX = 65_536  # entries of a dense matrix before "auto" considers sparse storage
 _DENSE_MIN_DENSITY = 0.1  # above this density a masked matmul beats the padded gather
+
+
+class NeuronView:
+    """What a learning rule sees of its postsynaptic group: the model, its parameters and its
+    state (attribute access falls through to the state: ``view.v``, ``view.thr``).
+
+    ``view.psi`` is the model's pseudo-derivative (Bellec et al. 2020, Eq. 6), ``view.decay`` its
+    membrane decay ``exp(-dt / tau_mem)``. In a staged simulation the state has a leading time
+    axis ``[T, n]``.
+    """
+
+    __slots__ = ("model", "params", "state")
+
+    def __init__(self, model: NeuronModel, params: Any, state: Any) -> None:
+        self.model, self.params, self.state = model, params, state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.state, name)
+
+    @property
+    def psi(self) -> Array:
+        return self.model.pseudo_derivative(self.params, self.state)
 
 
 def available_backends() -> list[str]:
@@ -155,7 +177,8 @@ class Connection:
         tau_syn: synaptic time constant (ms) for ``synapse="exponential"``.
         weight: a number, an initialiser name or ``{"init": name, **hyper}``, a callable
             ``init(key, shape, fan_in, fan_out)``, or an array (dense ``[n_pre, n_post]``).
-        delay: transmission delay in steps (int >= 1, per connection), an int array
+        delay: transmission delay in steps (int >= 0, per connection; 0 = the source's spikes of
+            this step, for feed-forward stages: input -> hidden -> readout), an int array
             ``[n_pre, n_post]`` (per synapse), or ``(low, high)`` for per-synapse delays drawn
             uniformly from ``low..high`` at compile time.
         sign: "excitatory" / "inhibitory" keeps the weights' sign (Dale's law); default: the
@@ -219,8 +242,12 @@ class Connection:
 
     def _check_delay(self, delay: Any) -> Any:
         if isinstance(delay, (int, np.integer)) and not isinstance(delay, bool):
-            if delay < 1:
-                raise ConfigError("Connection.delay", delay, "an integer number of steps >= 1")
+            if delay < 0:
+                raise ConfigError("Connection.delay", delay, "an integer number of steps >= 0 "
+                                  "(0: same step, feed-forward)")
+            if delay == 0 and self.source is self.target:
+                raise ConfigError("Connection.delay", 0, "a delay >= 1 for a recurrent "
+                                  f"connection ({self.source.name} -> itself)")
             return int(delay)
         if isinstance(delay, tuple) and len(delay) == 2:
             lo, hi = delay
@@ -499,9 +526,71 @@ class CompiledNetwork:
             "tau_syn": {n: jnp.asarray(c.tau_syn if c.tau_syn else 1.0, jnp.float32)
                         for n, c in self.connections.items()},
         }
+        self._schedule(net)
         self._init_jit = jax.jit(self._init)
         self._step_jit = jax.jit(self._step)
         self._run_jit = jax.jit(self._run, static_argnames="steps")
+        self._simulate_jit = jax.jit(self._simulate, static_argnames="steps")
+
+    def _schedule(self, net: Network) -> None:
+        """Update order within a step (delay-0 edges: source before target) and the stages of
+        the staged simulator (strongly connected components of the connection graph, in
+        topological order; a per-synapse-delay connection keeps its two ends in one stage)."""
+        names = list(self.groups)
+        idx = {g: i for i, g in enumerate(names)}
+        self._in_conns = {g: [] for g in names}
+        self._ff_in = {g: [] for g in names}
+        for n, c in self.connections.items():
+            self._in_conns[c.target.name].append(n)
+            if c.delay == 0:
+                self._ff_in[c.target.name].append(n)
+        # feed-forward order of delay-0 edges (Kahn); a cycle of them has no order
+        indeg = {g: len({self.connections[n].source.name for n in self._ff_in[g]}) for g in names}
+        succ = {g: set() for g in names}
+        for g in names:
+            for n in self._ff_in[g]:
+                succ[self.connections[n].source.name].add(g)
+        ready = [g for g in names if indeg[g] == 0]
+        order = []
+        while ready:
+            g = ready.pop(0)
+            order.append(g)
+            for t in sorted(succ[g], key=idx.get):
+                indeg[t] -= 1
+                if indeg[t] == 0:
+                    ready.append(t)
+        if len(order) != len(names):
+            cyc = [g for g in names if g not in order]
+            raise ConfigError("Connection.delay", 0, "delay-0 connections that form no cycle "
+                              f"(groups {cyc} feed each other within one step; give one of "
+                              "those connections delay >= 1)")
+        self.order = order
+        # strongly connected components by mutual reachability (networks have few groups)
+        n = len(names)
+        reach = np.eye(n, dtype=bool)
+        for name, c in self.connections.items():
+            a, b = idx[c.source.name], idx[c.target.name]
+            reach[a, b] = True
+            if self._conf[name]["per_synapse_delay"]:
+                reach[b, a] = True
+        for k in range(n):
+            reach |= reach[:, [k]] & reach[[k], :]
+        comp, stages = {}, []
+        for g in order:
+            if g in comp:
+                continue
+            members = [h for h in order if reach[idx[g], idx[h]] and reach[idx[h], idx[g]]]
+            for h in members:
+                comp[h] = len(stages)
+            stages.append(members)
+        # topological order of the components (a component after everything that reaches it)
+        stage_order = sorted(range(len(stages)), key=lambda i: (
+            sum(reach[idx[h], idx[stages[i][0]]] for h in names), i))
+        self.stages = [stages[i] for i in stage_order]
+        self._plastic = {r.connection.name for r in net.rules}
+        self._keep_states = ({r.connection.target.name for r in net.rules}
+                             | {m.group.name for m in net.monitors
+                                if not isinstance(m, SpikeMonitor)})
 
     # ------------------------------------------------------------------ info
     def n_synapses(self) -> dict[str, int]:
@@ -600,57 +689,127 @@ class CompiledNetwork:
         return {"neurons": neurons, "history": history, "syn": syn, "weights": weights,
                 "rules": rules, "t": jnp.zeros((), jnp.int32)}
 
-    def _step(self, params: Any, structure: Any, state: Any, ext: Any, mods: Any):
-        drive = {n: params["bias"][n] + ext.get(n, 0.0) for n in self.groups}
-        arriving = {}
-        new_syn = {}
-        for n, c in self.connections.items():
-            conf, s, w = self._conf[n], structure[n], state["weights"][n]
-            hist = state["history"][c.source.name]
-            if conf["per_synapse_delay"]:
-                if conf["storage"] == "dense":
-                    a = hist[s["delay"] - 1, jnp.arange(c.source.n)[:, None]]  # [n_pre, n_post]
-                    cur = jnp.sum(a * w, axis=0)
-                else:
-                    a = hist[s["delay"] - 1, s["idx"]]  # [n_post, k_max]
-                    cur = jnp.sum(a * w, axis=1)
-            else:
-                a = hist[c.delay - 1]
-                arriving[n] = a
-                if conf["storage"] == "dense":
-                    cur = a @ w
-                else:
-                    cur = jnp.sum(a[s["idx"]] * w, axis=1)
+    # ---- building blocks shared by the step-by-step and the staged simulators
+    def _current(self, name: str, a: Array, w: Array, s: Any) -> Array:
+        """Synaptic current into the target from arriving spikes ``a`` (``[..., n_pre]``)."""
+        if self._conf[name]["storage"] == "dense":
+            return a @ w
+        return jnp.sum(a[..., s["idx"]] * w, axis=-1)
+
+    def _delayed_current(self, name: str, s: Any, w: Array, hist: Array) -> tuple[Array, Any]:
+        """Current of a delayed connection read from its source's ring buffer; also the
+        arriving spike vector (None for per-synapse delays)."""
+        c, conf = self.connections[name], self._conf[name]
+        if conf["per_synapse_delay"]:
+            if conf["storage"] == "dense":
+                a = hist[s["delay"] - 1, jnp.arange(c.source.n)[:, None]]  # [n_pre, n_post]
+                return jnp.sum(a * w, axis=0), None
+            a = hist[s["delay"] - 1, s["idx"]]  # [n_post, k_max]
+            return jnp.sum(a * w, axis=1), None
+        a = hist[c.delay - 1]
+        return self._current(name, a, w, s), a
+
+    def _syn_decay(self, params: Any, name: str) -> Array:
+        c = self.connections[name]
+        dt = jnp.asarray(getattr(params["neurons"][c.target.name], "dt", 1.0), jnp.float32)
+        return jnp.exp(-dt / params["tau_syn"][name])
+
+    def _advance(self, params: Any, structure: Any, weights: Any, dyn: Any, ext: Any,
+                 groups: Any = None, drive0: Any = None):
+        """One synchronous step of ``groups`` (default all) with fixed weights.
+
+        Connections with delay >= 1 read the ring buffers; delay-0 connections deliver the spikes
+        their source emitted in this same step (groups are stepped in feed-forward order).
+        ``drive0`` (staged simulation): precomputed drive per group, replacing bias + input.
+
+        Returns:
+            ``(dyn, spikes, arriving)``; ``arriving[conn]`` is the presynaptic vector each
+            single-delay connection delivered (the ``pre`` of its learning rule).
+        """
+        order = self.order if groups is None else [g for g in self.order if g in groups]
+        inside = set(order)
+        if drive0 is None:
+            drive = {n: params["bias"][n] + ext.get(n, 0.0) for n in order}
+        else:
+            drive = dict(drive0)
+        conns = [n for n, c in self.connections.items()
+                 if c.source.name in inside and c.target.name in inside]
+        arriving, new_syn, neurons, spikes = {}, {}, {}, {}
+
+        def deliver(n: str, cur: Array) -> None:
+            c = self.connections[n]
             if c.synapse == "exponential":
-                dt = jnp.asarray(getattr(params["neurons"][c.target.name], "dt", 1.0), jnp.float32)
-                cur = jnp.exp(-dt / params["tau_syn"][n]) * state["syn"][n] + cur
+                cur = self._syn_decay(params, n) * dyn["syn"][n] + cur
                 new_syn[n] = cur
             drive[c.target.name] = drive[c.target.name] + cur
-        neurons, spikes = {}, {}
-        for n, g in self.groups.items():
-            z, ns = g.model.step(params["neurons"][n], state["neurons"][n], drive[n])
-            neurons[n], spikes[n] = ns, z
-        history = {n: jnp.concatenate([spikes[n][None], state["history"][n][:-1]], axis=0)
-                   for n in self.groups}
-        weights = dict(state["weights"])
-        rules = {}
+
+        for n in conns:
+            if self.connections[n].delay != 0:
+                cur, a = self._delayed_current(n, structure[n], weights[n],
+                                               dyn["history"][self.connections[n].source.name])
+                if a is not None:
+                    arriving[n] = a
+                deliver(n, cur)
+        for g in order:
+            for n in self._ff_in[g]:
+                if n in conns:
+                    a = spikes[self.connections[n].source.name]
+                    arriving[n] = a
+                    deliver(n, self._current(n, a, weights[n], structure[n]))
+            grp = self.groups[g]
+            z, ns = grp.model.step(params["neurons"][g], dyn["neurons"][g], drive[g])
+            neurons[g], spikes[g] = ns, z
+        history = {g: jnp.concatenate([spikes[g][None], dyn["history"][g][:-1]], axis=0)
+                   for g in order}
+        syn = {n: new_syn.get(n, v) for n, v in dyn["syn"].items() if n in conns}
+        return ({"neurons": neurons, "history": history, "syn": syn, "t": dyn["t"] + 1},
+                spikes, arriving)
+
+    def _view(self, params: Any, group: str, state: Any) -> NeuronView:
+        g = self.groups[group]
+        return NeuronView(g.model, params["neurons"][group], state)
+
+    def _apply(self, structure: Any, weights: Any, opt: Any, grads: Any) -> tuple[Any, Any]:
+        """Optimizer step per rule, then Dale's sign, the structural mask and the projection."""
+        weights, new_opt = dict(weights), {}
         for n, r in self.rules.items():
-            c = r.connection
-            cn = c.name
-            rs = r.rule.accumulate(state["rules"][n]["rule"], arriving[cn], spikes[c.target.name],
-                                   neurons[c.target.name])
-            grads, rs = r.rule.update(rs, mods[n], weights[cn])
-            updates, opt = r.optimizer.update(grads, state["rules"][n]["opt"], weights[cn])
+            cn = r.connection.name
+            updates, new_opt[n] = r.optimizer.update(grads[n], opt[n], weights[cn])
             w = optax.apply_updates(weights[cn], updates)
             w = self._dale(cn, w) * structure[cn]["mask"]
             weights[cn] = self._project(cn, w)
-            rules[n] = {"rule": rs, "opt": opt}
-        new_state = {"neurons": neurons, "history": history, "syn": new_syn, "weights": weights,
-                     "rules": rules, "t": state["t"] + 1}
+        return weights, new_opt
+
+    def _rule_grads(self, traces: Any, weights: Any, mods: Any) -> tuple[Any, Any]:
+        grads, new = {}, {}
+        for n, r in self.rules.items():
+            cn = r.connection.name
+            g, new[n] = r.rule.update(traces[n], mods[n], weights[cn])
+            grads[n] = g * self.structure[cn]["mask"]  # no synapse, no update
+        return grads, new
+
+    def _step(self, params: Any, structure: Any, state: Any, ext: Any, mods: Any):
+        dyn = {k: state[k] for k in ("neurons", "history", "syn", "t")}
+        dyn, spikes, arriving = self._advance(params, structure, state["weights"], dyn, ext)
+        traces = {}
+        for n, r in self.rules.items():
+            c = r.connection
+            view = self._view(params, c.target.name, dyn["neurons"][c.target.name])
+            traces[n] = r.rule.accumulate(state["rules"][n]["rule"], arriving[c.name],
+                                          spikes[c.target.name], view)
+        weights = state["weights"]
+        if self.rules:
+            grads, traces = self._rule_grads(traces, weights, mods)
+            opt = {n: state["rules"][n]["opt"] for n in self.rules}
+            weights, opt = self._apply(structure, weights, opt, grads)
+            rules = {n: {"rule": traces[n], "opt": opt[n]} for n in self.rules}
+        else:
+            rules = {}
+        new_state = {**dyn, "weights": weights, "rules": rules}
         out = {}
         for n, m in self.monitors.items():
             out[n] = spikes[m.group.name] if isinstance(m, SpikeMonitor) else getattr(
-                neurons[m.group.name], m.field)
+                dyn["neurons"][m.group.name], m.field)
         return new_state, out
 
     def _run(self, params: Any, structure: Any, state: Any, ext: Any, mods: Any, steps: int):
@@ -659,6 +818,174 @@ class CompiledNetwork:
             return self._step(params, structure, st, e, m)
 
         return jax.lax.scan(body, state, (ext, mods), length=steps)
+
+    # ---- the staged simulator (fixed weights): one scan per strongly connected stage
+    def _sequence_from(self, hist: Array, seq: Array, delay: int) -> Array:
+        """What a connection of ``delay`` steps delivers at each of the T steps, given the
+        source's ring buffer before them (``hist[h]`` = spikes h+1 steps ago) and its T new
+        outputs ``seq``."""
+        if delay == 0:
+            return seq
+        T, H = seq.shape[0], hist.shape[0]
+        full = jnp.concatenate([hist[::-1], seq], axis=0)  # oldest first, [H + T, n]
+        return jax.lax.dynamic_slice_in_dim(full, H - delay, T, axis=0)
+
+    def _simulate(self, params: Any, structure: Any, weights: Any, dyn: Any, traces: Any,
+                  ext: Any, steps: int):
+        T = steps
+        seqs: dict[str, Array] = {}  # group -> outputs [T, n]
+        states: dict[str, Any] = {}  # group -> neuron states [T, ...] (rule targets, monitors)
+        arrive: dict[str, Array] = {}  # plastic connection -> pre [T, n_pre]
+        last_neurons, last_syn = {}, {}
+        keep = self._keep_states
+        for stage in self.stages:
+            inside = set(stage)
+            drive = {}
+            for g in stage:
+                d = jnp.broadcast_to(params["bias"][g] + ext.get(g, jnp.zeros((T, 1))),
+                                     (T, self.groups[g].n))
+                for n in self._in_conns[g]:
+                    c = self.connections[n]
+                    if c.source.name in inside:
+                        continue
+                    a = self._sequence_from(dyn["history"][c.source.name], seqs[c.source.name],
+                                            c.delay)
+                    if n in self._plastic:
+                        arrive[n] = a
+                    cur = self._current(n, a, weights[n], structure[n])
+                    if c.synapse == "exponential":
+                        dec = self._syn_decay(params, n)
+                        last, cur = jax.lax.scan(lambda i, x, dec=dec: (dec * i + x, dec * i + x),
+                                                 dyn["syn"][n], cur)
+                        last_syn[n] = last
+                    d = d + cur
+                drive[g] = d
+            g0 = stage[0]
+            if (len(stage) == 1 and self.groups[g0].model.name == "Input"
+                    and not any(self.connections[n].source.name == g0
+                                for n in self._in_conns[g0])):
+                # a relay needs no scan: its outputs are its drive
+                seqs[g0] = drive[g0]
+                st = type(dyn["neurons"][g0])(v=drive[g0], z=drive[g0])
+                last_neurons[g0] = jax.tree.map(lambda x: x[-1], st)
+                if g0 in keep:
+                    states[g0] = st
+                continue
+            sub = {"neurons": {g: dyn["neurons"][g] for g in stage},
+                   "history": {g: dyn["history"][g] for g in stage},
+                   "syn": {n: v for n, v in dyn["syn"].items()
+                           if self.connections[n].source.name in inside
+                           and self.connections[n].target.name in inside},
+                   "t": dyn["t"]}
+            plastic_inside = [n for n in self._plastic
+                              if self.connections[n].source.name in inside
+                              and self.connections[n].target.name in inside]
+
+            def body(carry, drive_t, stage=stage, plastic_inside=plastic_inside):
+                carry, spikes, arriving = self._advance(params, structure, weights, carry, None,
+                                                        groups=stage, drive0=drive_t)
+                out = {"z": spikes, "a": {n: arriving[n] for n in plastic_inside},
+                       "s": {g: carry["neurons"][g] for g in stage if g in keep}}
+                return carry, out
+
+            sub, out = jax.lax.scan(body, sub, drive, length=T)
+            for g in stage:
+                seqs[g] = out["z"][g]
+                last_neurons[g] = sub["neurons"][g]
+            states.update(out["s"])
+            arrive.update(out["a"])
+            last_syn.update(sub["syn"])
+        history = {}
+        for g, h in dyn["history"].items():
+            H = h.shape[0]
+            full = jnp.concatenate([h[::-1], seqs[g]], axis=0)
+            history[g] = full[::-1][:H]
+        new_dyn = {"neurons": last_neurons, "history": history,
+                   "syn": {n: last_syn.get(n, v) for n, v in dyn["syn"].items()},
+                   "t": dyn["t"] + T}
+        new_traces = {}
+        for n, r in self.rules.items():
+            c = r.connection
+            pre, post = arrive[c.name], seqs[c.target.name]
+            view = self._view(params, c.target.name, states[c.target.name])
+            if r.rule.accumulate_block is not None:
+                new_traces[n] = r.rule.accumulate_block(traces[n], pre, post, view)
+            else:
+                def acc(rs, xs, r=r, tgt=c.target.name):
+                    p, q, st = xs
+                    return r.rule.accumulate(rs, p, q, self._view(params, tgt, st)), None
+
+                new_traces[n] = jax.lax.scan(acc, traces[n], (pre, post, states[c.target.name]))[0]
+        records = {}
+        for n, m in self.monitors.items():
+            g = m.group.name
+            records[n] = seqs[g] if isinstance(m, SpikeMonitor) else getattr(states[g], m.field)
+        counts = {g: jnp.sum(seqs[g], axis=0) for g in self.groups
+                  if self.groups[g].model.name not in NON_SPIKING}
+        return new_dyn, new_traces, records, counts
+
+    # ---- public pure functions for agents and training loops (vmap / jit freely)
+    @staticmethod
+    def dynamic(state: Mapping[str, Any]) -> dict[str, Any]:
+        """The per-instance part of a state: neurons, spike ring buffers, synaptic currents,
+        time (no weights, no rule states) -- what each of several environments sharing one set
+        of weights keeps."""
+        return {k: state[k] for k in ("neurons", "history", "syn", "t")}
+
+    @staticmethod
+    def traces(state: Mapping[str, Any]) -> dict[str, Any]:
+        """Rule states (eligibility traces) by rule name."""
+        return {n: r["rule"] for n, r in state["rules"].items()}
+
+    @staticmethod
+    def optimizer_states(state: Mapping[str, Any]) -> dict[str, Any]:
+        """Optimizer states by rule name."""
+        return {n: r["opt"] for n, r in state["rules"].items()}
+
+    def simulate(self, weights: Any, dyn: Any, traces: Any, inputs: Any = None, *,
+                 steps: int | None = None) -> tuple[Any, Any, dict, dict]:
+        """Simulate T steps with fixed weights; learning rules only accumulate their traces.
+
+        The network is cut into stages (strongly connected groups of neuron groups, in
+        feed-forward order): each stage is one ``lax.scan`` over the T steps, and the currents a
+        stage receives from earlier stages are computed for all T steps in one matrix product.
+        Rules with an ``accumulate_block`` (STDP, R-STDP, e-prop on LIF/LI targets) update
+        their traces once for the T steps (a rank-T product instead of T rank-1 updates).
+        The result equals T calls of the step-by-step simulator (tested).
+
+        Args:
+            weights: dict connection -> weights (``state["weights"]``).
+            dyn: ``CompiledNetwork.dynamic(state)``.
+            traces: ``CompiledNetwork.traces(state)``.
+            inputs: dict input group -> ``[T, n]`` (or one array for a single input group).
+            steps: T when there are no inputs.
+
+        Returns:
+            ``(dyn, traces, records, counts)``: records dict monitor -> ``[T, n]``; counts
+            dict spiking group -> spikes per neuron ``[n]`` summed over the T steps.
+
+        Raises:
+            ShapeError / ConfigError: inputs of the wrong shape or group.
+        """
+        ext, T = self._check_inputs(inputs, time_major=True, steps=steps)
+        return self._simulate_jit(self.params, self.structure, weights, dyn, traces, ext,
+                                  steps=T)
+
+    def rule_updates(self, weights: Any, traces: Any, modulators: Any = None
+                     ) -> tuple[dict, dict]:
+        """``rule.update`` of every rule: ``(grads, traces)`` with ``grads[rule] = -Delta w``.
+
+        Args:
+            modulators: dict rule -> third factor: a scalar (reward, TD error) or one value per
+                postsynaptic neuron ``[n_post]`` (e-prop's learning signal L_j).
+        """
+        mods = self._check_mods(modulators, None, per_post=True)
+        return self._rule_grads(traces, weights, mods)
+
+    def apply_updates(self, weights: Any, opt_states: Any, grads: Any) -> tuple[dict, dict]:
+        """Each rule's optimizer on its ``grads`` (-Delta w), then Dale's sign, the structural
+        mask and the backend's projection. Returns ``(weights, opt_states)``."""
+        return self._apply(self.structure, weights, opt_states, grads)
 
     # ------------------------------------------------------------------ host-side validation
     def _check_inputs(self, inputs: Any, time_major: bool, steps: int | None) -> tuple[dict, int]:
@@ -699,7 +1026,8 @@ class CompiledNetwork:
                 raise ShapeError("inputs (time axis)", f"T = steps = {steps}", T)
         return out, T or 0
 
-    def _check_mods(self, modulators: Any, T: int | None) -> dict[str, Array]:
+    def _check_mods(self, modulators: Any, T: int | None, per_post: bool = True
+                    ) -> dict[str, Array]:
         if modulators is None:
             modulators = {}
         elif not isinstance(modulators, Mapping):
@@ -712,13 +1040,23 @@ class CompiledNetwork:
             if n not in self.rules:
                 raise ConfigError(f"modulators[{n!r}]", n, f"one of {list(self.rules)}",
                                   closest(str(n), list(self.rules)))
-        for n in self.rules:
+        for n, r in self.rules.items():
             m = modulators.get(n, 1.0)
             shape = tuple(np.shape(m))
-            if T is not None and shape not in ((), (T,)):
-                raise ShapeError(f"modulators[{n!r}]", f"() or ({T},)", shape)
-            m = jnp.asarray(m, jnp.float32)
+            n_post = r.connection.target.n
             if T is not None:
+                ok = ((), (T,), (T, n_post)) if per_post else ((), (T,))
+                if shape not in ok:
+                    raise ShapeError(f"modulators[{n!r}]", " or ".join(map(str, ok)), shape)
+            elif shape not in ((), (n_post,)):
+                raise ShapeError(f"modulators[{n!r}]", f"() or ({n_post},)", shape)
+            if not isinstance(m, jax.core.Tracer):
+                arr = np.asarray(m)
+                if np.iscomplexobj(arr) or not np.all(np.isfinite(arr)):
+                    raise ConfigError(f"modulators[{n!r}]", "complex or non-finite values",
+                                      "finite real values")
+            m = jnp.asarray(m, jnp.float32)
+            if T is not None and m.ndim < 1:
                 m = jnp.broadcast_to(m, (T,))
             out[n] = m
         return out

@@ -94,6 +94,8 @@ class LIFParams:
         integration: "direct" or "exponential" (static).
         surrogate: surrogate spike function name (static): fast_sigmoid, arctan, triangle.
         surrogate_hyper: extra surrogate hyperparameters as ((name, value), ...) (static).
+        detach_reset: no gradient through the reset term (static; True as in Bellec et al.
+            2020's BPTT baseline and snnTorch), which makes e-prop exact for one layer.
     """
 
     tau_mem: Any = 20.0
@@ -109,6 +111,7 @@ class LIFParams:
     integration: str = struct.field(pytree_node=False, default="direct")
     surrogate: str = struct.field(pytree_node=False, default="triangle")
     surrogate_hyper: tuple = struct.field(pytree_node=False, default=())
+    detach_reset: bool = struct.field(pytree_node=False, default=True)
 
     def validate(self) -> LIFParams:
         """Host-side checks; returns self so it can be chained."""
@@ -155,7 +158,7 @@ def _lif_core(params: LIFParams, state: LIFState, drive: Array, adaptive: bool) 
         inp = (1.0 - alpha) * params.r * drive
     else:
         inp = drive
-    z_prev = state.z
+    z_prev = jax.lax.stop_gradient(state.z) if params.detach_reset else state.z
     if params.reset == "subtract":
         v = alpha * state.v + inp - params.v_th * z_prev
     else:
@@ -305,6 +308,87 @@ def _izh_pseudo_derivative(params: IzhikevichParams, state: IzhikevichState) -> 
 
 
 # ----------------------------------------------------------------------------------------------
+# Input (relay) and LI (leaky integrator readout)
+# ----------------------------------------------------------------------------------------------
+
+
+@struct.dataclass
+class InputParams:
+    """Input group: its output at every step is its external drive (spikes or currents).
+
+    Attributes:
+        dt: time step (ms); only read for consistency with the other groups.
+    """
+
+    dt: Any = 1.0
+
+    def validate(self) -> InputParams:
+        _check_positive("InputParams", self, ("dt",))
+        return self
+
+
+@struct.dataclass
+class RelayState:
+    """State of an Input group: ``v`` and ``z`` both hold this step's drive."""
+
+    v: Array
+    z: Array
+
+
+def _input_init(params: InputParams, n: int) -> RelayState:
+    zeros = jnp.zeros((n,), jnp.float32)
+    return RelayState(v=zeros, z=zeros)
+
+
+def _input_step(params: InputParams, state: RelayState, current: Array) -> tuple[Array, RelayState]:
+    """Relay: the drive passes through unchanged (an encoder's spikes or currents)."""
+    x = jnp.asarray(current, jnp.float32) * jnp.ones_like(state.v)
+    return x, RelayState(v=x, z=x)
+
+
+def _input_pseudo_derivative(params: InputParams, state: RelayState) -> Array:
+    return jnp.zeros_like(state.v)
+
+
+@struct.dataclass
+class LIParams:
+    """Leaky integrator (non-spiking readout): ``v_t = kappa v_{t-1} + I_t``.
+
+    ``kappa = exp(-dt / tau_mem)``: the readout of Bellec et al. 2020 (Methods, Eq. 3,
+    ``y_t = kappa y_{t-1} + sum_j W_out z_j``; bias added by the decoder) and NIR's ``LI`` node
+    with ``r = 1`` in the direct (e-prop / snnTorch) integration form.
+
+    Attributes:
+        tau_mem: readout time constant (ms), ``tau_out`` in e-prop.
+        dt: time step (ms).
+    """
+
+    tau_mem: Any = 20.0
+    dt: Any = 1.0
+
+    def validate(self) -> LIParams:
+        _check_positive("LIParams", self, ("tau_mem", "dt"))
+        return self
+
+
+def _li_step(params: LIParams, state: RelayState, current: Array) -> tuple[Array, RelayState]:
+    """Leaky integration, no spikes (``z`` stays 0)."""
+    kappa = jnp.exp(-jnp.asarray(params.dt, jnp.float32) / params.tau_mem)
+    v = kappa * state.v + current
+    return jnp.zeros_like(v), RelayState(v=v, z=jnp.zeros_like(v))
+
+
+def _li_pseudo_derivative(params: LIParams, state: RelayState) -> Array:
+    """dv_t / dI_t = 1: a readout's 'eligibility' is its kappa-filtered input (Bellec Eq. 28)."""
+    return jnp.ones_like(state.v)
+
+
+def decay(params: Any) -> Array:
+    """Membrane decay per step ``exp(-dt / tau_mem)`` of a LIF/ALIF/CubaLIF/LI group."""
+    return jnp.exp(-jnp.asarray(params.dt, jnp.float32) / params.tau_mem)
+
+
+# ----------------------------------------------------------------------------------------------
 # Registry
 # ----------------------------------------------------------------------------------------------
 
@@ -325,13 +409,20 @@ CubaLIF = NeuronModel("CubaLIF", LIFParams, _lif_init, _cuba_step, _lif_pseudo_d
 Izhikevich = NeuronModel(
     "Izhikevich", IzhikevichParams, _izh_init, _izh_step, _izh_pseudo_derivative
 )
+Input = NeuronModel("Input", InputParams, _input_init, _input_step, _input_pseudo_derivative)
+LI = NeuronModel("LI", LIParams, _input_init, _li_step, _li_pseudo_derivative)
 
 NEURONS: dict[str, NeuronModel] = {
     "LIF": LIF,
     "ALIF": ALIF,
     "CubaLIF": CubaLIF,
     "Izhikevich": Izhikevich,
+    "Input": Input,
+    "LI": LI,
 }
+
+# models whose output is not a spike train (no surrogate, no spike counts for energy)
+NON_SPIKING = ("Input", "LI")
 
 
 def get_neuron(name: str) -> NeuronModel:

@@ -29,22 +29,27 @@ class PlasticityRule(NamedTuple):
             called every time step.
         update: ``(rule_state, modulator, weights) -> (grads, rule_state)`` with
             ``grads = -Delta w`` so that an optax optimizer (and constraints) can follow.
+            The modulator is a scalar or one value per postsynaptic neuron ``[n_post]``.
+        accumulate_block: optional ``(rule_state, pre [T, n_pre], post [T, n_post],
+            post_view) -> rule_state``, equal to T calls of ``accumulate`` with fixed weights
+            but computed at once (a rank-T product); the staged simulator uses it.
     """
 
     init: Callable[[Array], Any]
     accumulate: Callable[[Any, Array, Array, Any], Any]
     update: Callable[[Any, Array, Array], tuple[Array, Any]]
+    accumulate_block: Callable[[Any, Array, Array, Any], Any] | None = None
 
 
-from neurorl.plasticity import bptt, eprop  # noqa: E402  (modules: e-prop network, BPTT)
-from neurorl.plasticity.eprop import eprop_rule  # noqa: E402
+from neurorl.plasticity import bptt  # noqa: E402  (jax.grad through a CompiledNetwork)
+from neurorl.plasticity.eprop import eprop, eprop_rule  # noqa: E402
 from neurorl.plasticity.rstdp import RSTDPState, rstdp  # noqa: E402
 from neurorl.plasticity.stdp import STDPState, stdp  # noqa: E402
 
 RULES: dict[str, Callable[..., PlasticityRule]] = {
     "stdp": stdp,
     "rstdp": rstdp,
-    "eprop": eprop_rule,
+    "eprop": eprop,
 }
 
 __all__ = [

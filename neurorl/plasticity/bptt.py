@@ -1,71 +1,55 @@
-"""Surrogate-gradient BPTT: the non-local baseline for e-prop (Bellec et al. 2020, Methods).
+"""Surrogate-gradient BPTT: ``jax.grad`` through the compiled network (the non-local baseline).
 
-Same forward network as :mod:`neurorl.plasticity.eprop` (LIF/ALIF, leaky readout), spikes through
-the triangle surrogate (``neurorl.core.surrogate``, custom JVP), the reset term under
-``stop_gradient`` (as in the e-prop paper's BPTT comparison), the loss summed over the sequence,
-gradients by ``jax.grad`` and the step by an optax optimizer.
+The forward pass is the N-HAL simulator itself (``CompiledNetwork.simulate``): spikes through the
+neuron model's surrogate (``core.surrogate``, custom JVP), the reset term detached
+(``LIFParams.detach_reset``, as in Bellec et al. 2020's BPTT comparison and snnTorch), so that for
+a non-recurrent layer with symmetric feedback the e-prop rule's summed updates equal this
+gradient exactly (tests/plasticity/test_eprop.py).
+
+References:
+    Neftci, Mostafa & Zenke (2019). Surrogate gradient learning in spiking neural networks.
+    IEEE Signal Process. Mag. 36(6).
+    Bellec et al. (2020). Nat. Commun. 11:3625 (Methods: BPTT baseline).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
-import jax.numpy as jnp
-import optax
 from jax import Array
 
-from neurorl.core.surrogate import get_surrogate
-from neurorl.plasticity.eprop import (
-    LOSSES,
-    EpropConfig,
-    EpropParams,
-    _decays,
-    neuron_step,
-)
-from neurorl.plasticity.stdp import check_choice
+
+def value_and_grads(net: Any, loss: Callable[[dict[str, Array]], Array], weights: Any,
+                    state: Any, inputs: Any, *, steps: int | None = None
+                    ) -> tuple[Array, Any]:
+    """``(loss, dloss/dweights)`` of a sequence simulated by ``net`` from ``state``.
+
+    Args:
+        net: a ``CompiledNetwork``.
+        loss: ``records -> scalar``; records are the network's monitors ``[T, n]`` (a
+            ``PotentialMonitor`` on a leaky readout gives its outputs).
+        weights: dict connection -> weights to differentiate.
+        state: a full network state (``net.init(key)``); its weights are ignored.
+        inputs: dict input group -> ``[T, n]``.
+
+    Returns:
+        ``(loss value, grads)`` with grads shaped like ``weights``.
+    """
+    dyn, traces = net.dynamic(state), net.traces(state)
+
+    def f(w: Any) -> Array:
+        _, _, records, _ = net.simulate(w, dyn, traces, inputs, steps=steps)
+        return loss(records)
+
+    return jax.value_and_grad(f)(weights)
 
 
-def forward(params: EpropParams, cfg: EpropConfig, xs: Array) -> tuple[Array, Array]:
-    """Differentiable forward pass. xs [T, n_in] -> (ys [T, n_out], zs [T, n_rec])."""
-    _, _, kappa = _decays(cfg)
-    sur = get_surrogate("triangle", gamma=cfg.gamma_pd)
-    n_rec = params.w_in.shape[1]
-    zero = jnp.zeros((n_rec,), jnp.float32)
-
-    def body(carry, x):
-        v, a, z, ref, y = carry
-        v, a, z, ref, _ = neuron_step(params, cfg, v, a, z, ref, x, spike_fn=sur.spike,
-                                      z_reset=jax.lax.stop_gradient(z))
-        ref = jax.lax.stop_gradient(ref)
-        y = kappa * y + z @ params.w_out + params.b_out
-        return (v, a, z, ref, y), (y, z)
-
-    init = (zero, zero, zero, zero, jnp.zeros((params.w_out.shape[1],), jnp.float32))
-    _, (ys, zs) = jax.lax.scan(body, init, jnp.asarray(xs, jnp.float32))
-    return ys, zs
+def grads(net: Any, loss: Callable[[dict[str, Array]], Array], weights: Any, state: Any,
+          inputs: Any, *, steps: int | None = None) -> Any:
+    """BPTT gradient only (see :func:`value_and_grads`)."""
+    return value_and_grads(net, loss, weights, state, inputs, steps=steps)[1]
 
 
-def loss_fn(params: EpropParams, cfg: EpropConfig, xs: Array, targets: Array,
-            loss: str = "mse") -> Array:
-    """E = 1/2 sum_t ||y_t - y*_t||^2 (``"mse"``) or sum_t CE(softmax(y_t), y*_t)."""
-    ys, _ = forward(params, cfg, xs)
-    if loss == "cross_entropy":
-        return -jnp.sum(targets * jax.nn.log_softmax(ys, axis=-1))
-    return 0.5 * jnp.sum((ys - targets) ** 2)
-
-
-def grads(params: EpropParams, cfg: EpropConfig, xs: Array, targets: Array,
-          loss: str = "mse") -> EpropParams:
-    """BPTT gradient of :func:`loss_fn` (B gets a zero gradient)."""
-    check_choice("bptt.loss", loss, LOSSES)
-    g = jax.grad(loss_fn)(params, cfg, xs, targets, loss)
-    return g.replace(B=jnp.zeros_like(params.B))
-
-
-def train_step(params: EpropParams, opt_state: optax.OptState, tx: optax.GradientTransformation,
-               cfg: EpropConfig, xs: Array, targets: Array, loss: str = "mse"
-               ) -> tuple[EpropParams, optax.OptState, Array]:
-    """One optax step on the BPTT gradient. Returns (params, opt_state, loss)."""
-    value, g = jax.value_and_grad(loss_fn)(params, cfg, xs, targets, loss)
-    g = g.replace(B=jnp.zeros_like(params.B))
-    updates, opt_state = tx.update(g, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, value
+__all__ = ["grads", "value_and_grads"]

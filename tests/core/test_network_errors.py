@@ -44,7 +44,9 @@ def test_negative_time_constants_and_bad_sizes():
     with pytest.raises(ConfigError, match="NeuronGroup.n"):
         NeuronGroup(0)
     with pytest.raises(ConfigError, match="delay"):
-        Connection(a, b, delay=0)
+        Connection(a, b, delay=-1)
+    with pytest.raises(ConfigError, match="recurrent"):  # same-step self-loop has no order
+        Connection(a, a, delay=0)
 
 
 @pytest.mark.parametrize("p", [-0.1, 1.01, float("nan")])
