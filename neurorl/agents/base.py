@@ -138,6 +138,8 @@ class Agent(NamedTuple):
             training loop calls after every ``update_every`` act/learn steps with the current
             observation (for bootstrapping). Kept out of ``act`` on purpose: a ``lax.cond``
             under ``vmap`` over seeds would run both branches on every step.
+        runtime: the agent's :class:`~neurorl.agents.network_agent.NetworkRuntime` (its
+            compiled N-HAL network), for export, energy and inspection.
     """
 
     name: str
@@ -148,6 +150,7 @@ class Agent(NamedTuple):
     weights: Callable[[Any], Any]
     update_every: int = 1
     update: Callable[[Any, Array, Array], Any] | None = None
+    runtime: Any = None
 
 
 def reset_where(done: Array, state: Any, init_state: Any) -> Any:

@@ -1,25 +1,26 @@
-"""Reward-based e-prop actor-critic: a recurrent LIF/ALIF network that learns online, every step.
+"""Reward-based e-prop actor-critic, as a recipe on an N-HAL network.
 
-Network: observation -> Gaussian receptive fields (current injection) -> recurrent LIF/ALIF
-layer (``_rsnn``) -> two leaky readouts from the same spikes: policy (softmax logits, or the
-mean of a Gaussian for continuous actions) and value ``V``. K substeps of network time per env
-step; the action is sampled from the readout after the K-th substep.
+Network (built by :func:`eprop_network`, or any user network whose rules are e-prop): observation
+-> Gaussian receptive fields (currents into an ``"Input"`` group) -> recurrent LIF/ALIF group ->
+leaky ``"LI"`` readout with ``n_actions + 1`` units (policy logits or Gaussian means, and the
+value ``V``), every connection carrying the ``eprop`` rule of :mod:`neurorl.plasticity.eprop`.
+K substeps of network time per env step; the action is sampled from the readout after the K-th.
 
 Learning (Bellec et al. 2020, Eq. 5 and Methods "reward-based e-prop"):
 
-* per synapse, every substep, the e-prop eligibility trace ``e_ji^t = psi_j^t zbar_i^t``
-  (LIF) or ``psi_j^t (zbar_i^t - beta eps_ji,a^t)`` (ALIF, Eq. 25), with ``zbar`` the
-  ``alpha``-filtered presynaptic spikes and ``psi`` the triangle pseudo-derivative;
-  ``ebar = F_kappa(e)`` matches the readout filter;
-* once per env step, the learning signal ``L_j = sum_k B_jk dOut_k`` with symmetric feedback
-  ``B = W_out^T`` (the gradient of ``log pi(a)`` and of ``V`` w.r.t. the readout) gives the
-  per-step gradient estimate ``g = L_j ebar_ji`` (readout weights use ``F_kappa(z_j)``);
-* the per-synapse actor-critic tag filters these by ``gamma * lambda`` (the ``F_gamma`` filter
-  of Eq. 5; TD(lambda) eligibility of Sutton & Barto Sec. 13.5):
-  ``tag <- gamma lambda tag + g_logpi + c_V g_V``;
+* the simulator keeps every rule's eligibility trace ``ebar_ji`` (block-updated once per env
+  step by the staged simulator);
+* once per env step, the learning signal of each rule's postsynaptic group is the feedback of
+  the readout error: ``L_j = sum_k B_jk dOut_k`` with ``dOut`` the gradient of ``log pi(a)``
+  (and ``c_V`` times that of ``V``) w.r.t. the readout and ``B`` the weights from that group to
+  the readout (symmetric feedback) or a fixed random matrix (``feedback="random"``, Lillicrap
+  et al. 2016); on connections into the readout ``L = dOut`` itself. ``g = L_j ebar_ji`` is the
+  rule's ``update``;
+* the per-synapse actor-critic tag filters these by ``gamma * lambda`` (TD(lambda) eligibility,
+  Sutton & Barto Sec. 13.5): ``tag <- gamma lambda tag + g_logpi + c_V g_V``;
 * the TD error ``delta_t = r_t + gamma V_{t+1} - V_t`` gates the tag:
   ``grad = -(delta * tag) - c_H g_entropy`` (optax descent sign), averaged over the agent's
-  parallel envs, followed by Adam (``optax.adam``, as in Bellec's Atari code).
+  parallel envs, followed by Adam (as in Bellec's Atari code), then the backend's constraints.
 
 ``delta_t`` needs ``V_{t+1}``, which exists only after the next ``act``; so ``learn`` at step
 ``t+1`` applies the update of step ``t`` (one step of delay, exact online TD). Truncated
@@ -29,8 +30,7 @@ References:
     Bellec, Scherr, Subramoney, Hajek, Salaj, Legenstein & Maass (2020). A solution to the
     learning dilemma for recurrent networks of spiking neurons. Nat. Commun. 11:3625
     (Eq. 1, 5, 25; Methods on reward-based e-prop).
-    Sutton & Barto (2018). Reinforcement Learning: An Introduction, 2nd ed., Sec. 13.5
-    (actor-critic with eligibility traces).
+    Sutton & Barto (2018). Reinforcement Learning: An Introduction, 2nd ed., Sec. 13.5.
 """
 
 from __future__ import annotations
@@ -39,21 +39,24 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
-from neurorl.agents import _rsnn
 from neurorl.agents.base import (
     Agent,
     AgentSpec,
     AgentStats,
     check_hyper,
     positive,
-    reset_where,
     unit_interval,
 )
-from neurorl.core.surrogate import get_surrogate
+from neurorl.agents.network_agent import AgentNetwork, NetworkRuntime, reset_envs
+from neurorl.agents.policy import log_prob_entropy, sample_action
+from neurorl.core.monitors import SpikeMonitor
+from neurorl.core.network import Connection, LearningRule, Network, NeuronGroup
 from neurorl.encoding import gaussian_rf
+from neurorl.errors import ConfigError
 
 Array = jax.Array
 
@@ -71,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
     "in_scale": 1.0,  # init std x sqrt(n_in) of input weights
     "rec_scale": 0.5,
     "out_scale": 0.1,
+    "feedback": "symmetric",  # or "random" (fixed random feedback, feedback alignment)
     "lr": 1e-4,
     "lr_decay_steps": 0,  # > 0: lr decays linearly to 0 over this many learn calls
     "adam_eps": 1e-5,
@@ -83,30 +87,57 @@ DEFAULTS: dict[str, Any] = {
     "log_std0": -0.5,  # continuous actions: initial log std
 }
 
+# hyperparameters that shape the built-in network (ignored for a user's network)
+NETWORK_KEYS = ("n_rec", "n_alif", "n_rf", "in_gain", "tau_mem", "tau_adapt", "tau_out", "beta",
+                "v_th", "gamma_pd", "in_scale", "rec_scale", "out_scale")
 
-@struct.dataclass
-class EpropCarry:
-    """Per-env carry: network, filtered presynaptic spikes ``zbar`` [n_pre], ALIF eligibility
-    vector ``eps_a`` and kappa-filtered eligibility ``ebar`` [n_pre, n_rec], readout presyn
-    trace ``zk`` [n_rec]."""
 
-    net: _rsnn.RSNNCarry
-    zbar: Array
-    eps_a: Array
-    ebar: Array
-    zk: Array
+def eprop_network(spec: AgentSpec, **hyper: Any) -> AgentNetwork:
+    """The built-in e-prop agent's network: RF input -> recurrent LIF/ALIF -> LI readout.
+
+    Connection names: ``"input"``, ``"recurrent"``, ``"output"``; groups ``"obs"``,
+    ``"hidden"``, ``"readout"`` (``n_actions + 1`` units: policy head then value).
+    """
+    h = {**DEFAULTS, **hyper}
+    n_rec, n_alif = int(h["n_rec"]), int(h["n_alif"])
+    enc = gaussian_rf(spec.obs_low, spec.obs_high, int(h["n_rf"]), spec.substeps,
+                      gain=h["in_gain"])
+    n_in, n_out = enc.n_in, spec.n_actions + 1
+    hid_p: dict[str, Any] = {"tau_mem": h["tau_mem"], "v_th": h["v_th"],
+                             "surrogate": "triangle",
+                             "surrogate_hyper": (("gamma", float(h["gamma_pd"])),)}
+    if n_alif:
+        beta = np.zeros(n_rec, np.float32)
+        beta[n_rec - n_alif:] = h["beta"]
+        hid_p.update(beta=beta, tau_adapt=h["tau_adapt"])
+    obs = NeuronGroup(n_in, "Input", name="obs")
+    hid = NeuronGroup(n_rec, "ALIF" if n_alif else "LIF", hid_p, name="hidden")
+    out = NeuronGroup(n_out, "LI", {"tau_mem": h["tau_out"]}, name="readout")
+    std = lambda s, n: {"init": "normal", "std": float(s) / float(np.sqrt(n))}
+    c_in = Connection(obs, hid, weight=std(h["in_scale"], n_in), delay=0, name="input")
+    c_rec = Connection(hid, hid, "all_to_all", allow_self=False,
+                       weight=std(h["rec_scale"], n_rec), delay=1, name="recurrent")
+    c_out = Connection(hid, out, weight=std(h["out_scale"], n_rec), delay=0, name="output")
+    rules = [LearningRule(c, "eprop", {"tau_out": h["tau_out"]}, name=c.name)
+             for c in (c_in, c_rec, c_out)]
+    net = Network(obs, hid, out, c_in, c_rec, c_out, *rules, SpikeMonitor(hid, "hidden"))
+    return AgentNetwork(net, enc, input="obs", output="readout")
 
 
 @struct.dataclass
 class EpropState:
-    """Agent state. ``params`` shared; everything else has a leading env axis [B]."""
+    """Agent state: shared ``params`` (plastic weights by rule, readout bias, log std) and
+    network weights; per-env [B] dynamic states, traces, tags and TD bookkeeping."""
 
-    params: _rsnn.RSNNParams
+    params: Any
+    weights: Any
     opt_state: Any
-    carry: EpropCarry
-    tag: _rsnn.RSNNParams  # gamma*lambda-filtered (g_logpi + c_V g_V), per env
-    g_now: _rsnn.RSNNParams  # this step's g_logpi + c_V g_V
-    gh_now: _rsnn.RSNNParams  # this step's entropy gradient
+    feedback: Any
+    dyn: Any
+    traces: Any
+    tag: Any  # per env: gamma-lambda filtered gradient estimates (w: [B, n_pre, n_post])
+    g_now: Any  # per env: this step's learning signals (w: [B, n_post]) and readout grads
+    gh_now: Any  # the same for the entropy bonus
     v_now: Array
     v_prev: Array
     r_prev: Array
@@ -117,31 +148,54 @@ class EpropState:
     stats: AgentStats
 
 
-def make_eprop_ac(spec: AgentSpec, **hyper: Any) -> Agent:
+def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: str = "jax",
+                  compile_kwargs: dict | None = None, **hyper: Any) -> Agent:
     """Build the e-prop actor-critic for ``spec`` (hyperparameters: see ``DEFAULTS``).
 
+    Args:
+        spec: what the agent sees and does.
+        network: a user's :class:`AgentNetwork` whose learning rules are all ``eprop`` and whose
+            output is an ``"LI"`` group of ``n_actions + 1`` units; default the built-in
+            :func:`eprop_network`.
+        backend: compile backend (``"jax"`` or a chip name).
+        compile_kwargs: extra arguments of ``Network.compile``.
+
     Raises:
-        ConfigError: unknown or invalid hyperparameter (host side, before any trace).
+        ConfigError: unknown or invalid hyperparameter, or a network e-prop cannot train
+            (host side, before any trace).
     """
     h = check_hyper("eprop_ac", hyper, DEFAULTS)
     positive("eprop_ac", **{k: h[k] for k in ("n_rec", "n_rf", "tau_mem", "tau_adapt", "tau_out",
                                               "v_th", "lr", "gamma_pd", "reward_scale")})
     unit_interval("eprop_ac", gamma=h["gamma"], lam=h["lam"])
-    n_rec, n_alif = int(h["n_rec"]), int(h["n_alif"])
-    if not 0 <= n_alif <= n_rec:
-        from neurorl.errors import ConfigError
-
-        raise ConfigError("agent.eprop_ac.n_alif", n_alif, f"an integer in [0, n_rec={n_rec}]")
-    enc = gaussian_rf(spec.obs_low, spec.obs_high, int(h["n_rf"]), spec.substeps,
-                      gain=h["in_gain"])
-    n_in, n_act, B = enc.n_in, spec.n_actions, spec.n_envs
+    if not 0 <= int(h["n_alif"]) <= int(h["n_rec"]):
+        raise ConfigError("agent.eprop_ac.n_alif", h["n_alif"],
+                          f"an integer in [0, n_rec={h['n_rec']}]")
+    if h["feedback"] not in ("symmetric", "random"):
+        raise ConfigError("agent.eprop_ac.feedback", h["feedback"], "'symmetric' or 'random'")
+    an = network if network is not None else eprop_network(spec, **h)
+    rt = NetworkRuntime(an, spec.n_envs, spec.substeps, backend, **(compile_kwargs or {}))
+    net = rt.net
+    n_act, B = spec.n_actions, spec.n_envs
     n_out = n_act + 1
     n_std = 0 if spec.discrete else n_act
-    consts = _rsnn.make_consts(n_in, n_rec, n_alif, h["tau_mem"], h["tau_adapt"], h["tau_out"],
-                               h["beta"], h["v_th"])
-    # e-prop never differentiates the network, the triangle surrogate only defines psi.
-    sg = get_surrogate("triangle", gamma=h["gamma_pd"])
-    heaviside = lambda x: (x > 0).astype(jnp.float32)
+    out_g = an.output
+    if net.groups[out_g].model.name != "LI" or net.groups[out_g].n != n_out:
+        raise ConfigError("agent.network.output", out_g,
+                          f"an 'LI' readout group of n_actions + 1 = {n_out} units")
+    bad = [n for n, r in net.rules.items() if r.rule_name != "eprop"]
+    if bad or not net.rules:
+        raise ConfigError("agent.network.rules", bad or [], "e-prop rules on the plastic "
+                          "connections (and at least one)")
+    to_out = {c.source.name: n for n, c in net.connections.items() if c.target.name == out_g}
+    rule_conn = {n: r.connection.name for n, r in net.rules.items()}
+    targets = {n: r.connection.target.name for n, r in net.rules.items()}
+    for n, tgt in targets.items():
+        if tgt != out_g and tgt not in to_out and h["feedback"] == "symmetric":
+            raise ConfigError(f"agent.network.rules.{n}", tgt, "a target group with a "
+                              f"connection to the readout {out_g!r} (symmetric feedback), or "
+                              "feedback: random")
+    hidden = sorted({t for t in targets.values() if t != out_g})
     lr = (optax.linear_schedule(h["lr"], 0.0, int(h["lr_decay_steps"]))
           if h["lr_decay_steps"] else h["lr"])
     tx = optax.chain(optax.clip_by_global_norm(h["max_grad_norm"]),
@@ -150,65 +204,70 @@ def make_eprop_ac(spec: AgentSpec, **hyper: Any) -> Agent:
     a_low = jnp.asarray(spec.action_low or (0.0,), jnp.float32)
     a_high = jnp.asarray(spec.action_high or (0.0,), jnp.float32)
     v_onehot = jax.nn.one_hot(n_act, n_out, dtype=jnp.float32)
-    n_pre = n_in + n_rec
-
-    def init_carry() -> EpropCarry:
-        m = jnp.zeros((n_pre, n_rec), jnp.float32)
-        return EpropCarry(_rsnn.init_carry(n_rec, n_out), jnp.zeros((n_pre,), jnp.float32), m, m,
-                          jnp.zeros((n_rec,), jnp.float32))
 
     def batch(tree: Any) -> Any:
         return jax.tree.map(lambda x: jnp.broadcast_to(x, (B,) + x.shape), tree)
 
+    def params_of(weights: Any, b_out: Array, log_std: Array) -> dict[str, Any]:
+        return {"w": {n: weights[c] for n, c in rule_conn.items()}, "b_out": b_out,
+                "log_std": log_std}
+
     def init(key: Array) -> EpropState:
-        p = _rsnn.init_params(key, n_in, n_rec, n_out, n_std, h["in_scale"], h["rec_scale"],
-                              h["out_scale"], consts.rec_mask, h["log_std0"])
+        k_net, k_fb = jax.random.split(key)
+        weights, dyn, traces = rt.init(k_net)
+        p = params_of(weights, jnp.zeros((n_out,), jnp.float32),
+                      jnp.full((n_std,), h["log_std0"], jnp.float32))
+        fb = {g: jax.random.normal(jax.random.fold_in(k_fb, i), (net.groups[g].n, n_out))
+              / np.sqrt(net.groups[g].n) for i, g in enumerate(hidden)}
         zeros = jax.tree.map(jnp.zeros_like, p)
+        sig = {"w": {n: jnp.zeros((net.groups[t].n,), jnp.float32) for n, t in targets.items()},
+               "b_out": zeros["b_out"], "log_std": zeros["log_std"]}
         f = jnp.zeros((B,), jnp.float32)
         b = jnp.zeros((B,), bool)
-        return EpropState(p, tx.init(p), batch(init_carry()), batch(zeros), batch(zeros),
-                          batch(zeros), f, f, f, b, b, b, b, AgentStats(f, f))
+        return EpropState(p, weights, tx.init(p), fb, dyn, traces, batch(zeros), batch(sig),
+                          batch(sig), f, f, f, b, b, b, b, AgentStats(f, f))
 
-    def substep(p: _rsnn.RSNNParams, ec: EpropCarry, x: Array) -> tuple[EpropCarry, Array]:
-        net, pre, v, thr = _rsnn.substep(p, consts, ec.net, x, heaviside)
-        zbar = consts.alpha * ec.zbar + pre
-        psi = sg.derivative((v - thr) / consts.v_th) / consts.v_th  # Bellec Eq. 24 / NEST
-        beta = consts.beta[None, :]
-        e = psi[None, :] * (zbar[:, None] - beta * ec.eps_a)  # Eq. 25 (LIF: beta = 0)
-        eps_a = psi[None, :] * zbar[:, None] + (consts.rho - psi[None, :] * beta) * ec.eps_a
-        ebar = consts.kappa * ec.ebar + e
-        zk = consts.kappa * ec.zk + net.z
-        return EpropCarry(net, zbar, eps_a, ebar, zk), jnp.sum(net.z)
+    def signals(weights: Any, fb: Any, d_out: Array) -> dict[str, Array]:
+        """Learning signal of every rule's postsynaptic group (Bellec Eq. 4)."""
+        out = {}
+        for n, tgt in targets.items():
+            if tgt == out_g:
+                out[n] = d_out
+            elif h["feedback"] == "symmetric":
+                out[n] = weights[to_out[tgt]] @ d_out
+            else:
+                out[n] = fb[tgt] @ d_out
+        return out
 
-    def grads_of(p: _rsnn.RSNNParams, ec: EpropCarry, d_out: Array, d_ls: Array
-                 ) -> _rsnn.RSNNParams:
-        learning_signal = p.w_out @ d_out  # symmetric feedback B = W_out^T, [n_rec]
-        gw = ec.ebar * learning_signal[None, :] * consts.rec_mask
-        return _rsnn.RSNNParams(gw, ec.zk[:, None] * d_out[None, :], d_out, d_ls)
-
-    def act_one(p: _rsnn.RSNNParams, ec: EpropCarry, obs: Array, key: Array):
-        xs = enc.encode(obs, None)
-        ec, counts = jax.lax.scan(lambda c, x: substep(p, c, x), ec, xs)
-        out = ec.net.u + p.b_out
-        raw, _ = _rsnn.sample_action(key, out, p.log_std, spec.discrete, n_act)
-        lp = lambda o, ls: _rsnn.log_prob_entropy(o, ls, raw, spec.discrete, n_act)[0]
-        ent = lambda o, ls: _rsnn.log_prob_entropy(o, ls, raw, spec.discrete, n_act)[1]
-        dlp_o, dlp_ls = jax.grad(lp, argnums=(0, 1))(out, p.log_std)
-        dh_o, dh_ls = jax.grad(ent, argnums=(0, 1))(out, p.log_std)
-        g = grads_of(p, ec, dlp_o + c_v * v_onehot, dlp_ls)
-        gh = grads_of(p, ec, dh_o, dh_ls)
+    def act_one(p: Any, weights: Any, fb: Any, dyn: Any, traces: Any, obs: Array, key: Array):
+        dyn, traces, _, counts = rt.step_one(weights, dyn, traces, obs, None)
+        out = dyn["neurons"][out_g].v + p["b_out"]
+        raw, _ = sample_action(key, out, p["log_std"], spec.discrete, n_act)
+        lp = lambda o, ls: log_prob_entropy(o, ls, raw, spec.discrete, n_act)[0]
+        ent = lambda o, ls: log_prob_entropy(o, ls, raw, spec.discrete, n_act)[1]
+        dlp_o, dlp_ls = jax.grad(lp, argnums=(0, 1))(out, p["log_std"])
+        dh_o, dh_ls = jax.grad(ent, argnums=(0, 1))(out, p["log_std"])
+        d_out = dlp_o + c_v * v_onehot
+        # learning signals only ([n_post] per rule): the per-synapse products L_j ebar_ji are
+        # formed in ``learn``, fused with the tag update, instead of being stored
+        g = {"w": signals(weights, fb, d_out), "b_out": d_out, "log_std": dlp_ls}
+        gh = {"w": signals(weights, fb, dh_o), "b_out": dh_o, "log_std": dh_ls}
         action = raw if spec.discrete else jnp.clip(raw, a_low, a_high)
-        spikes = jnp.sum(counts)
-        return ec, action, g, gh, out[n_act], spikes
+        return dyn, traces, action, g, gh, out[n_act], counts
 
     def act(state: EpropState, obs: Array, key: Array) -> tuple[Array, EpropState]:
-        carry = reset_where(state.reset_next, state.carry, batch(init_carry()))
+        dyn0, tr0 = rt.fresh()
+        dyn = reset_envs(state.reset_next, state.dyn, dyn0)
+        traces = reset_envs(state.reset_next, state.traces, tr0)
         keys = jax.random.split(key, B)
-        carry, action, g, gh, v, spikes = jax.vmap(act_one, in_axes=(None, 0, 0, 0))(
-            state.params, carry, obs, keys)
-        synops = spikes * float(n_rec + n_out)
-        return action, state.replace(carry=carry, g_now=g, gh_now=gh, v_now=v,
-                                     stats=AgentStats(spikes, synops))
+        dyn, traces, action, g, gh, v, counts = jax.vmap(
+            act_one, in_axes=(None, None, None, 0, 0, 0, 0))(
+            state.params, state.weights, state.feedback, dyn, traces, obs, keys)
+        spikes = sum(jnp.sum(counts[gr], axis=-1) for gr in rt._counted)
+        synops = sum(counts[gr] @ jnp.asarray(rt._fan_out[gr]) for gr in rt._counted
+                     if gr in rt._fan_out)
+        return action, state.replace(dyn=dyn, traces=traces, g_now=g, gh_now=gh, v_now=v,
+                                     stats=AgentStats(spikes + 0.0 * v, synops + 0.0 * v))
 
     def learn(state: EpropState, reward: Array, terminated: Array, truncated: Array
               ) -> EpropState:
@@ -216,27 +275,45 @@ def make_eprop_ac(spec: AgentSpec, **hyper: Any) -> Agent:
         boot = jnp.where(trunc_p & ~term_p, state.v_prev, state.v_now)
         delta = state.r_prev + gamma * (1.0 - term_p.astype(jnp.float32)) * boot - state.v_prev
         delta = jnp.where(state.has_prev, delta, 0.0)
+        keep = gamma * lam * (1.0 - (term_p | trunc_p).astype(jnp.float32))
+        # synapses: grad = -mean_b(delta_b tag_b) - c_H mean_b(L^H_b ebar_b); the tag then
+        # takes this step's L_b ebar_b (Bellec Eq. 5 with a TD(lambda) filter)
+        grads_w, tag_w = {}, {}
+        for n, c in rule_conn.items():
+            ebar, mask = state.traces[n].ebar, net.structure[c]["mask"]
+            grads_w[n] = mask * (-jnp.einsum("b,bij->ij", delta, state.tag["w"][n]) / B
+                                 - c_ent * jnp.einsum("bij,bj->ij", ebar, state.gh_now["w"][n])
+                                 / B)
+            tag_w[n] = (keep[:, None, None] * state.tag["w"][n]
+                        + ebar * state.g_now["w"][n][:, None, :])
 
         def descent(tag: Array, gh: Array) -> Array:
             d = delta.reshape((B,) + (1,) * (tag.ndim - 1))
             return -jnp.mean(d * tag, axis=0) - c_ent * jnp.mean(gh, axis=0)
 
-        grads = jax.tree.map(descent, state.tag, state.gh_now)
+        grads = {"w": grads_w, "b_out": descent(state.tag["b_out"], state.gh_now["b_out"]),
+                 "log_std": descent(state.tag["log_std"], state.gh_now["log_std"])}
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        keep = gamma * lam * (1.0 - (term_p | trunc_p).astype(jnp.float32))
+        weights = dict(state.weights)
+        for n, c in rule_conn.items():
+            weights[c] = params["w"][n]
+        weights = net.constrain(weights)
+        params = params_of(weights, params["b_out"], params["log_std"])
 
         def retag(tag: Array, g: Array) -> Array:
             return keep.reshape((B,) + (1,) * (tag.ndim - 1)) * tag + g
 
-        tag = jax.tree.map(retag, state.tag, state.g_now)
+        tag = {"w": tag_w, "b_out": retag(state.tag["b_out"], state.g_now["b_out"]),
+               "log_std": retag(state.tag["log_std"], state.g_now["log_std"])}
         return state.replace(
-            params=params, opt_state=opt_state, tag=tag, v_prev=state.v_now,
+            params=params, weights=weights, opt_state=opt_state, tag=tag, v_prev=state.v_now,
             r_prev=h["reward_scale"] * reward.astype(jnp.float32),
             term_prev=terminated.astype(bool), trunc_prev=truncated.astype(bool),
             has_prev=jnp.ones((B,), bool), reset_next=terminated | truncated)
 
-    def weights(state: EpropState) -> Any:
-        return {"w": state.params.w, "w_out": state.params.w_out}
+    def weights_of(state: EpropState) -> Any:
+        return state.weights
 
-    return Agent("eprop_ac", spec, init, act, learn, weights)
+    agent = Agent("eprop_ac", spec, init, act, learn, weights_of)
+    return agent._replace(runtime=rt)

@@ -58,7 +58,7 @@ import optax
 
 from neurorl.core import connectivity as cx
 from neurorl.core.monitors import Monitor, PotentialMonitor, SpikeMonitor
-from neurorl.core.neurons import NON_SPIKING, NeuronModel, get_neuron, make_params
+from neurorl.core.neurons import NeuronModel, get_neuron, make_params
 from neurorl.errors import ConfigError, ShapeError, closest, lookup
 
 Array = jax.Array
@@ -921,7 +921,7 @@ class CompiledNetwork:
             g = m.group.name
             records[n] = seqs[g] if isinstance(m, SpikeMonitor) else getattr(states[g], m.field)
         counts = {g: jnp.sum(seqs[g], axis=0) for g in self.groups
-                  if self.groups[g].model.name not in NON_SPIKING}
+                  if self.groups[g].model.name != "LI"}
         return new_dyn, new_traces, records, counts
 
     # ---- public pure functions for agents and training loops (vmap / jit freely)
@@ -962,7 +962,8 @@ class CompiledNetwork:
 
         Returns:
             ``(dyn, traces, records, counts)``: records dict monitor -> ``[T, n]``; counts
-            dict spiking group -> spikes per neuron ``[n]`` summed over the T steps.
+            dict group -> outputs per neuron ``[n]`` summed over the T steps (spike counts;
+            for an Input group the summed drive; leaky readouts have none).
 
         Raises:
             ShapeError / ConfigError: inputs of the wrong shape or group.
@@ -981,6 +982,23 @@ class CompiledNetwork:
         """
         mods = self._check_mods(modulators, None, per_post=True)
         return self._rule_grads(traces, weights, mods)
+
+    def constrain(self, weights: Any) -> dict[str, Array]:
+        """Dale's sign, the structural mask and the backend's projection of every connection's
+        weights (what ``apply_updates`` does after its optimizer step); for recipes that run
+        their own optimizer on the network's weights."""
+        out = dict(weights)
+        for n in self.connections:
+            w = weights[n]
+            if self._conf[n]["storage"] == "dense":
+                w = self._dale(n, w) * self.structure[n]["mask"]
+            out[n] = self._project(n, w)
+        return out
+
+    def out_degrees(self) -> dict[str, np.ndarray]:
+        """Outgoing synapses of each presynaptic neuron, per connection (``[n_pre]``, host)."""
+        return {n: np.bincount(c["pre"], minlength=self.connections[n].source.n)
+                for n, c in self._conf.items()}
 
     def apply_updates(self, weights: Any, opt_states: Any, grads: Any) -> tuple[dict, dict]:
         """Each rule's optimizer on its ``grads`` (-Delta w), then Dale's sign, the structural
