@@ -5,9 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from neurorl.agents import AGENTS, _rsnn, make_agent, spec_from_env
-from neurorl.core.surrogate import get_surrogate
-from neurorl.encoding import gaussian_rf
+from neurorl.agents import AGENTS, make_agent, spec_from_env
+from neurorl.agents.policy import log_prob_entropy
 from neurorl.envs import make
 from neurorl.errors import ConfigError
 
@@ -70,21 +69,25 @@ def test_agent_contract_jit_eager_no_recompile_and_reset(name):
     if upd is not None:
         assert upd._cache_size() == 1
 
-    # carries reset on done with jnp.where: env 0 flagged done must restart from the fresh carry
+    # per-env network states reset on done with jnp.where: env 0 flagged done must restart
+    # from the fresh state
+    per_env = ("dyn", "traces") if hasattr(s_jit, "dyn") else ("carry",)
+    carry = lambda st: [getattr(st, f) for f in per_env]
     obs = jnp.tile(jnp.array([[0.01, 0.2, -0.03, 0.1]], jnp.float32), (2, 1))
     dirty = s_jit.replace(reset_next=jnp.array([True, False]))
-    fresh = agent.init(jax.random.key(1)).replace(params=getattr(s_jit, "params", None)) \
-        if hasattr(s_jit, "params") else agent.init(jax.random.key(1)).replace(w=s_jit.w)
-    fresh = fresh.replace(reset_next=jnp.array([True, True]))
+    init = agent.init(jax.random.key(1))
+    fresh = dirty.replace(**{f: getattr(init, f) for f in per_env},
+                          reset_next=jnp.array([True, True]))
     _, s_dirty = act(dirty, obs, jax.random.key(9))
     _, s_fresh = act(fresh, obs, jax.random.key(9))
-    for x, y in zip(jax.tree.leaves(s_dirty.carry), jax.tree.leaves(s_fresh.carry), strict=False):
+    for x, y in zip(jax.tree.leaves(carry(s_dirty)), jax.tree.leaves(carry(s_fresh)),
+                    strict=True):
         np.testing.assert_allclose(np.asarray(x[0]), np.asarray(y[0]), rtol=1e-6, atol=1e-6)
     # without the reset the carried state would differ (the test can fail)
     s_noreset, _ = act(dirty.replace(reset_next=jnp.array([False, False])), obs,
                        jax.random.key(9))[1], None
     diff = [np.abs(np.asarray(x[0]) - np.asarray(y[0])).max()
-            for x, y in zip(jax.tree.leaves(s_noreset.carry), jax.tree.leaves(s_fresh.carry),
+            for x, y in zip(jax.tree.leaves(carry(s_noreset)), jax.tree.leaves(carry(s_fresh)),
                             strict=True)]
     assert max(diff) > 1e-4
 
@@ -93,13 +96,17 @@ def test_eprop_tag_resets_after_the_episode_end():
     env, params, agent = _setup("eprop_ac")
     s, _ = _rollout(agent._replace(act=jax.jit(agent.act), learn=jax.jit(agent.learn)),
                     env, params, jax.random.key(0), n=4)
-    # step 4 learned with term_prev[0] = True: env 0's tag restarts at its current g
-    np.testing.assert_allclose(np.asarray(s.tag.w[0]), np.asarray(s.g_now.w[0]), atol=1e-7)
-    assert np.abs(np.asarray(s.tag.w[1]) - np.asarray(s.g_now.w[1])).max() > 0
+    # step 4 learned with term_prev[0] = True: env 0's tag restarts at its current L ebar
+    for n in ("input", "recurrent", "output"):
+        g = np.asarray(s.traces[n].ebar) * np.asarray(s.g_now["w"][n])[:, None, :]
+        tag = np.asarray(s.tag["w"][n])
+        np.testing.assert_allclose(tag[0], g[0], atol=1e-7)
+    assert np.abs(tag[1] - g[1]).max() > 0  # env 1 kept its filtered history
 
 
 def _eprop_vs_autodiff(rec_scale, gamma_ref):
-    """Agent's per-step e-prop gradient of log pi(a) + c_v V vs jax.grad through the network."""
+    """Agent's per-step e-prop gradient of log pi(a) + c_v V vs jax.grad through the agent's own
+    network (built with pseudo-derivative dampening ``gamma_ref``)."""
     env, params = make("CartPole-v1")
     spec = spec_from_env(env, params, n_envs=1, substeps=6)
     hyper = dict(n_rec=6, n_alif=3, n_rf=3, rec_scale=rec_scale, in_scale=1.5, out_scale=1.0,
@@ -108,30 +115,32 @@ def _eprop_vs_autodiff(rec_scale, gamma_ref):
     state = agent.init(jax.random.key(2))
     obs = jnp.array([[0.1, -0.4, 0.05, 0.3]], jnp.float32)
     action, state = jax.jit(agent.act)(state, obs, jax.random.key(5))
+    ref_agent = make_agent("eprop_ac", spec, **{**hyper, "gamma_pd": gamma_ref})
+    rt = ref_agent.runtime
+    dyn0, tr0 = rt.fresh()
+    w0 = agent.init(jax.random.key(2)).weights
 
-    enc = gaussian_rf(spec.obs_low, spec.obs_high, 3, 6)
-    consts = _rsnn.make_consts(enc.n_in, 6, 3, 10.0, 200.0, 4.0, 0.3, 1.0)
-    spike = get_surrogate("triangle", gamma=gamma_ref).spike
-
-    def objective(p):
-        _, out, _ = _rsnn.forward(p, consts, _rsnn.init_carry(6, 3), enc.encode(obs[0]), spike)
-        lp, _ = _rsnn.log_prob_entropy(out, p.log_std, action[0], True, 2)
+    def objective(w, b_out):
+        dyn, _, _, _ = rt.step_one(w, dyn0, tr0, obs[0], None)
+        out = dyn["neurons"]["readout"].v + b_out
+        lp, _ = log_prob_entropy(out, jnp.zeros((0,)), action[0], True, 2)
         return lp + 0.5 * out[2]
 
-    ref = jax.grad(objective)(state.params)
-    return state.g_now, ref
+    gw, gb = jax.grad(objective, argnums=(0, 1))(w0, jnp.zeros((3,), jnp.float32))
+    g = {n: np.asarray(state.traces[n].ebar[0]) * np.asarray(state.g_now["w"][n][0])[None, :]
+         for n in ("input", "output")}
+    return g, np.asarray(state.g_now["b_out"][0]), gw, np.asarray(gb)
 
 
 def test_eprop_equals_autodiff_without_recurrence_and_wrong_models_are_caught():
-    g, ref = _eprop_vs_autodiff(rec_scale=0.0, gamma_ref=0.3)
-    assert np.abs(np.asarray(ref.w)).max() > 1e-3  # the network is active
-    np.testing.assert_allclose(np.asarray(g.w[0]), np.asarray(ref.w), rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(g.w_out[0]), np.asarray(ref.w_out), rtol=1e-4,
-                               atol=1e-6)
-    np.testing.assert_allclose(np.asarray(g.b_out[0]), np.asarray(ref.b_out), rtol=1e-5)
+    g, gb_e, ref, gb = _eprop_vs_autodiff(rec_scale=0.0, gamma_ref=0.3)
+    assert np.abs(np.asarray(ref["input"])).max() > 1e-3  # the network is active
+    for n in ("input", "output"):
+        np.testing.assert_allclose(g[n], np.asarray(ref[n]), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gb_e, gb, rtol=1e-5)
     # a wrong pseudo-derivative scale is caught
-    g, ref = _eprop_vs_autodiff(rec_scale=0.0, gamma_ref=0.5)
-    assert not np.allclose(np.asarray(g.w[0]), np.asarray(ref.w), rtol=1e-2, atol=1e-4)
+    g, _, ref, _ = _eprop_vs_autodiff(rec_scale=0.0, gamma_ref=0.5)
+    assert not np.allclose(g["input"], np.asarray(ref["input"]), rtol=1e-2, atol=1e-4)
 
 
 def test_agent_errors_are_for_people():
