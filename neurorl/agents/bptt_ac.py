@@ -1,5 +1,6 @@
-"""BPTT actor-critic baseline: the same recurrent LIF/ALIF network as the e-prop agent, trained
-with surrogate gradients through ``jax.grad`` (non-local) by PPO on n-step rollouts.
+"""BPTT actor-critic baseline: the e-prop agent's N-HAL network (the same description, without
+local rules), trained with surrogate gradients through ``jax.grad`` of the compiled network's
+simulation (non-local) by PPO on n-step rollouts.
 
 The agent collects ``rollout`` env steps from each of its ``n_envs`` parallel envs (weights
 shared), then runs ``epochs`` x ``n_minibatches`` PPO updates (minibatches split the env axis,
@@ -31,7 +32,6 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from neurorl.agents import _rsnn
 from neurorl.agents.base import (
     Agent,
     AgentSpec,
@@ -40,8 +40,9 @@ from neurorl.agents.base import (
     positive,
     unit_interval,
 )
-from neurorl.core.surrogate import get_surrogate
-from neurorl.encoding import gaussian_rf
+from neurorl.agents.eprop_ac import NETWORK_KEYS, eprop_network
+from neurorl.agents.network_agent import AgentNetwork, NetworkRuntime
+from neurorl.agents.policy import log_prob_entropy, sample_action
 from neurorl.errors import ConfigError
 
 Array = jax.Array
@@ -92,20 +93,30 @@ class Rollout:
 
 @struct.dataclass
 class BpttState:
-    """Agent state; ``carry``/``carry0``/``reset_next`` have a leading env axis [B]."""
+    """Agent state: shared ``params`` (network weights, readout bias, log std); per-env [B]
+    network states ``dyn`` (now) and ``dyn0`` (at the rollout's start), the rollout buffer."""
 
-    params: _rsnn.RSNNParams
+    params: Any
     opt_state: Any
-    carry: _rsnn.RSNNCarry
-    carry0: _rsnn.RSNNCarry
+    dyn: Any
+    dyn0: Any
     buf: Rollout
     ptr: Array
     reset_next: Array
     stats: AgentStats
 
 
-def make_bptt_ac(spec: AgentSpec, **hyper: Any) -> Agent:
+def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: str = "jax",
+                 compile_kwargs: dict | None = None, **hyper: Any) -> Agent:
     """Build the BPTT (surrogate-gradient PPO) actor-critic (hyperparameters: ``DEFAULTS``).
+
+    Args:
+        spec: what the agent sees and does.
+        network: a user's :class:`AgentNetwork` with an ``"LI"`` readout of ``n_actions + 1``
+            units (its learning rules, if any, are ignored: BPTT trains every connection);
+            default the e-prop agent's network without rules.
+        backend: compile backend (``"jax"`` or a chip name).
+        compile_kwargs: extra arguments of ``Network.compile``.
 
     Raises:
         ConfigError: unknown or invalid hyperparameter, or ``n_minibatches`` not dividing
@@ -120,15 +131,26 @@ def make_bptt_ac(spec: AgentSpec, **hyper: Any) -> Agent:
     n_mb, epochs = int(h["n_minibatches"]), int(h["epochs"])
     if B % n_mb:
         raise ConfigError("agent.bptt_ac.n_minibatches", n_mb, f"a divisor of n_envs={B}")
-    n_rec, n_alif = int(h["n_rec"]), int(h["n_alif"])
-    enc = gaussian_rf(spec.obs_low, spec.obs_high, int(h["n_rf"]), spec.substeps,
-                      gain=h["in_gain"])
-    n_in, n_act = enc.n_in, spec.n_actions
+    if not 0 <= int(h["n_alif"]) <= int(h["n_rec"]):
+        raise ConfigError("agent.bptt_ac.n_alif", h["n_alif"],
+                          f"an integer in [0, n_rec={h['n_rec']}]")
+    from neurorl.core.surrogate import SURROGATES
+    from neurorl.errors import lookup
+
+    lookup(SURROGATES, h["surrogate"], "surrogate", field="agent.bptt_ac.surrogate")
+    if network is None:
+        network = eprop_network(spec, rule=None, surrogate=h["surrogate"],
+                                **{k: h[k] for k in NETWORK_KEYS if k in h})
+    rt = NetworkRuntime(network, B, spec.substeps, backend, **(compile_kwargs or {}))
+    net, out_g = rt.net, network.output
+    n_act = spec.n_actions
     n_out = n_act + 1
+    if net.groups[out_g].model.name != "LI" or net.groups[out_g].n != n_out:
+        raise ConfigError("agent.network.output", out_g,
+                          f"an 'LI' readout group of n_actions + 1 = {n_out} units")
     n_std = 0 if spec.discrete else n_act
-    consts = _rsnn.make_consts(n_in, n_rec, n_alif, h["tau_mem"], h["tau_adapt"], h["tau_out"],
-                               h["beta"], h["v_th"])
-    spike = get_surrogate(h["surrogate"]).spike
+    masks = {n: net.structure[n]["mask"] for n in net.connections
+             if net.storage()[n] == "dense"}
     # optimizer steps = updates x epochs x n_minibatches (rl-zoo's tuned CartPole PPO anneals
     # the lr linearly to 0 over training)
     lr = (optax.linear_schedule(h["lr"], 0.0, int(h["lr_decay_steps"]))
@@ -139,37 +161,36 @@ def make_bptt_ac(spec: AgentSpec, **hyper: Any) -> Agent:
     a_high = jnp.asarray(spec.action_high or (0.0,), jnp.float32)
     raw_shape = () if spec.discrete else (n_act,)
     raw_dtype = jnp.int32 if spec.discrete else jnp.float32
-
-    def batch(tree: Any, n: int = B) -> Any:
-        return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), tree)
-
-    init_c = lambda: _rsnn.init_carry(n_rec, n_out)
+    dyn_fresh, tr_fresh = rt.fresh()
 
     def init(key: Array) -> BpttState:
-        p = _rsnn.init_params(key, n_in, n_rec, n_out, n_std, h["in_scale"], h["rec_scale"],
-                              h["out_scale"], consts.rec_mask, h["log_std0"])
+        weights, dyn, _ = rt.init(key)
+        p = {"w": weights, "b_out": jnp.zeros((n_out,), jnp.float32),
+             "log_std": jnp.full((n_std,), h["log_std0"], jnp.float32)}
         z = lambda *s, d=jnp.float32: jnp.zeros((T, B) + s, d)
         buf = Rollout(z(spec.obs_dim), z(*raw_shape, d=raw_dtype), z(), z(), z(), z(d=bool),
                       z(d=bool), z(d=bool))
         f = jnp.zeros((B,), jnp.float32)
-        return BpttState(p, tx.init(p), batch(init_c()), batch(init_c()), buf,
-                         jnp.zeros((), jnp.int32), jnp.zeros((B,), bool), AgentStats(f, f))
+        return BpttState(p, tx.init(p), dyn, dyn, buf, jnp.zeros((), jnp.int32),
+                         jnp.zeros((B,), bool), AgentStats(f, f))
 
-    def step_net(p: _rsnn.RSNNParams, carry: _rsnn.RSNNCarry, obs: Array, reset: Array):
-        carry = jax.tree.map(lambda n, o: jnp.where(reset, n, o), init_c(), carry)
-        return _rsnn.forward(p, consts, carry, enc.encode(obs, None), spike)
+    def step_net(p: Any, dyn: Any, obs: Array, reset: Array):
+        """One env, one env step: reset if the last episode ended, K substeps, readout."""
+        dyn = jax.tree.map(lambda n, o: jnp.where(reset, n, o), dyn_fresh, dyn)
+        dyn, _, _, counts = rt.step_one(p["w"], dyn, tr_fresh, obs, None)
+        return dyn, dyn["neurons"][out_g].v + p["b_out"], counts
 
-    def replay(p: _rsnn.RSNNParams, carry0: _rsnn.RSNNCarry, obs: Array, raw: Array,
-               reset: Array) -> tuple[Array, Array, Array]:
+    def replay(p: Any, dyn0: Any, obs: Array, raw: Array, reset: Array
+               ) -> tuple[Array, Array, Array]:
         """One env's sequence: ``obs[T]`` -> ``(logp[T], entropy[T], value[T])``."""
 
-        def body(carry, inp):
+        def body(dyn, inp):
             o, r, rs = inp
-            carry, out, _ = step_net(p, carry, o, rs)
-            lp, ent = _rsnn.log_prob_entropy(out, p.log_std, r, spec.discrete, n_act)
-            return carry, (lp, ent, out[n_act])
+            dyn, out, _ = step_net(p, dyn, o, rs)
+            lp, ent = log_prob_entropy(out, p["log_std"], r, spec.discrete, n_act)
+            return dyn, (lp, ent, out[n_act])
 
-        _, (lp, ent, v) = jax.lax.scan(body, carry0, (obs, raw, reset))
+        _, (lp, ent, v) = jax.lax.scan(body, dyn0, (obs, raw, reset))
         return lp, ent, v
 
     def gae(buf: Rollout, v_boot: Array) -> tuple[Array, Array]:
@@ -188,9 +209,9 @@ def make_bptt_ac(spec: AgentSpec, **hyper: Any) -> Agent:
         _, adv = jax.lax.scan(body, jnp.zeros((B,), jnp.float32), (delta, cont), reverse=True)
         return adv, adv + buf.value
 
-    def loss_fn(p, carry0, buf: Rollout, adv, ret):
+    def loss_fn(p, dyn0, buf: Rollout, adv, ret):
         lp, ent, v = jax.vmap(replay, in_axes=(None, 0, 1, 1, 1), out_axes=1)(
-            p, carry0, buf.obs, buf.raw, buf.reset)
+            p, dyn0, buf.obs, buf.raw, buf.reset)
         ratio = jnp.exp(lp - buf.logp)
         a = (adv - adv.mean()) / (adv.std() + 1e-8)
         pg = -jnp.mean(jnp.minimum(ratio * a, jnp.clip(ratio, 1 - h["clip_eps"],
@@ -201,7 +222,7 @@ def make_bptt_ac(spec: AgentSpec, **hyper: Any) -> Agent:
 
     def update(state: BpttState, obs: Array, key: Array) -> BpttState:
         _, out, _ = jax.vmap(step_net, in_axes=(None, 0, 0, 0))(
-            state.params, state.carry, obs, state.reset_next)
+            state.params, state.dyn, obs, state.reset_next)
         adv, ret = gae(state.buf, out[:, n_act])
         mb = B // n_mb
 
@@ -213,26 +234,28 @@ def make_bptt_ac(spec: AgentSpec, **hyper: Any) -> Agent:
                 p, opt = carry
                 sel = lambda x: jnp.take(x, idx, axis=1)
                 sub = jax.tree.map(sel, state.buf)
-                c0 = jax.tree.map(lambda x: x[idx], state.carry0)
-                g = jax.grad(loss_fn)(p, c0, sub, sel(adv), sel(ret))
+                d0 = jax.tree.map(lambda x: x[idx], state.dyn0)
+                g = jax.grad(loss_fn)(p, d0, sub, sel(adv), sel(ret))
+                g = {**g, "w": {n: g["w"][n] * masks[n] if n in masks else g["w"][n]
+                                for n in g["w"]}}  # no synapse, no gradient
                 upd, opt = tx.update(g, opt, p)
-                return (optax.apply_updates(p, upd), opt), None
+                p = optax.apply_updates(p, upd)
+                return (dict(p, w=net.constrain(p["w"])), opt), None
 
             return jax.lax.scan(minibatch, (p, opt), perm)[0], None
 
         (p, opt), _ = jax.lax.scan(epoch, (state.params, state.opt_state),
                                    jax.random.split(key, epochs))
         return state.replace(params=p, opt_state=opt, ptr=jnp.zeros((), jnp.int32),
-                             carry0=state.carry)
+                             dyn0=state.dyn)
 
     def act(state: BpttState, obs: Array, key: Array) -> tuple[Array, BpttState]:
-        k_act = key
-        carry, out, spikes = jax.vmap(step_net, in_axes=(None, 0, 0, 0))(
-            state.params, state.carry, obs, state.reset_next)
-        ls = state.params.log_std
-        raw, _ = jax.vmap(lambda k, o: _rsnn.sample_action(k, o, ls, spec.discrete, n_act))(
-            jax.random.split(k_act, B), out)
-        lp, _ = jax.vmap(lambda o, r: _rsnn.log_prob_entropy(o, ls, r, spec.discrete, n_act))(
+        dyn, out, counts = jax.vmap(step_net, in_axes=(None, 0, 0, 0))(
+            state.params, state.dyn, obs, state.reset_next)
+        ls = state.params["log_std"]
+        raw, _ = jax.vmap(lambda k, o: sample_action(k, o, ls, spec.discrete, n_act))(
+            jax.random.split(key, B), out)
+        lp, _ = jax.vmap(lambda o, r: log_prob_entropy(o, ls, r, spec.discrete, n_act))(
             out, raw)
         i = state.ptr
         buf = state.buf.replace(
@@ -240,8 +263,12 @@ def make_bptt_ac(spec: AgentSpec, **hyper: Any) -> Agent:
             logp=state.buf.logp.at[i].set(lp), value=state.buf.value.at[i].set(out[:, n_act]),
             reset=state.buf.reset.at[i].set(state.reset_next))
         action = raw if spec.discrete else jnp.clip(raw, a_low, a_high)
-        stats = AgentStats(spikes, spikes * float(n_rec + n_out))
-        return action, state.replace(carry=carry, buf=buf, stats=stats)
+        spikes = sum(jnp.sum(counts[g], axis=-1) for g in rt._counted)
+        synops = sum(counts[g] @ jnp.asarray(rt._fan_out[g]) for g in rt._counted
+                     if g in rt._fan_out)
+        zero = jnp.zeros((B,), jnp.float32)
+        return action, state.replace(dyn=dyn, buf=buf,
+                                     stats=AgentStats(zero + spikes, zero + synops))
 
     def learn(state: BpttState, reward: Array, terminated: Array, truncated: Array
               ) -> BpttState:
@@ -252,6 +279,6 @@ def make_bptt_ac(spec: AgentSpec, **hyper: Any) -> Agent:
         return state.replace(buf=buf, ptr=i + 1, reset_next=terminated | truncated)
 
     def weights(state: BpttState) -> Any:
-        return {"w": state.params.w, "w_out": state.params.w_out}
+        return state.params["w"]
 
-    return Agent("bptt_ac", spec, init, act, learn, weights, T, update)
+    return Agent("bptt_ac", spec, init, act, learn, weights, T, update, runtime=rt)

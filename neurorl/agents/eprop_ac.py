@@ -92,20 +92,33 @@ NETWORK_KEYS = ("n_rec", "n_alif", "n_rf", "in_gain", "tau_mem", "tau_adapt", "t
                 "v_th", "gamma_pd", "in_scale", "rec_scale", "out_scale")
 
 
-def eprop_network(spec: AgentSpec, **hyper: Any) -> AgentNetwork:
-    """The built-in e-prop agent's network: RF input -> recurrent LIF/ALIF -> LI readout.
+def eprop_network(spec: AgentSpec, rule: str | None = "eprop", surrogate: str = "triangle",
+                  surrogate_hyper: tuple | None = None, **hyper: Any) -> AgentNetwork:
+    """The built-in actor-critic network: RF input -> recurrent LIF/ALIF -> LI readout.
 
+    The same description serves e-prop (``rule="eprop"`` on every connection) and the BPTT
+    baseline (``rule=None``: no local rule, the weights are trained by ``jax.grad``).
     Connection names: ``"input"``, ``"recurrent"``, ``"output"``; groups ``"obs"``,
     ``"hidden"``, ``"readout"`` (``n_actions + 1`` units: policy head then value).
+
+    Args:
+        spec: the agent spec (observation bounds, actions, substeps).
+        rule: learning rule on every connection, or None.
+        surrogate: the hidden neurons' surrogate spike derivative (e-prop: the triangle
+            pseudo-derivative with dampening ``gamma_pd``).
+        surrogate_hyper: its hyperparameters (default ``(("gamma", gamma_pd),)`` for the
+            triangle, none otherwise).
+        hyper: the ``DEFAULTS`` keys in ``NETWORK_KEYS``.
     """
     h = {**DEFAULTS, **hyper}
+    if surrogate_hyper is None:
+        surrogate_hyper = (("gamma", float(h["gamma_pd"])),) if surrogate == "triangle" else ()
     n_rec, n_alif = int(h["n_rec"]), int(h["n_alif"])
     enc = gaussian_rf(spec.obs_low, spec.obs_high, int(h["n_rf"]), spec.substeps,
                       gain=h["in_gain"])
     n_in, n_out = enc.n_in, spec.n_actions + 1
     hid_p: dict[str, Any] = {"tau_mem": h["tau_mem"], "v_th": h["v_th"],
-                             "surrogate": "triangle",
-                             "surrogate_hyper": (("gamma", float(h["gamma_pd"])),)}
+                             "surrogate": surrogate, "surrogate_hyper": tuple(surrogate_hyper)}
     if n_alif:
         beta = np.zeros(n_rec, np.float32)
         beta[n_rec - n_alif:] = h["beta"]
@@ -118,8 +131,9 @@ def eprop_network(spec: AgentSpec, **hyper: Any) -> AgentNetwork:
     c_rec = Connection(hid, hid, "all_to_all", allow_self=False,
                        weight=std(h["rec_scale"], n_rec), delay=1, name="recurrent")
     c_out = Connection(hid, out, weight=std(h["out_scale"], n_rec), delay=0, name="output")
-    rules = [LearningRule(c, "eprop", {"tau_out": h["tau_out"]}, name=c.name)
-             for c in (c_in, c_rec, c_out)]
+    rules = [] if rule is None else [
+        LearningRule(c, rule, {"tau_out": h["tau_out"]} if rule == "eprop" else {}, name=c.name)
+        for c in (c_in, c_rec, c_out)]
     net = Network(obs, hid, out, c_in, c_rec, c_out, *rules, SpikeMonitor(hid, "hidden"))
     return AgentNetwork(net, enc, input="obs", output="readout")
 
@@ -173,7 +187,8 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
                           f"an integer in [0, n_rec={h['n_rec']}]")
     if h["feedback"] not in ("symmetric", "random"):
         raise ConfigError("agent.eprop_ac.feedback", h["feedback"], "'symmetric' or 'random'")
-    an = network if network is not None else eprop_network(spec, **h)
+    an = network if network is not None else eprop_network(
+        spec, **{k: h[k] for k in NETWORK_KEYS})
     rt = NetworkRuntime(an, spec.n_envs, spec.substeps, backend, **(compile_kwargs or {}))
     net = rt.net
     n_act, B = spec.n_actions, spec.n_envs

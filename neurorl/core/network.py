@@ -58,7 +58,7 @@ import optax
 
 from neurorl.core import connectivity as cx
 from neurorl.core.monitors import Monitor, PotentialMonitor, SpikeMonitor
-from neurorl.core.neurons import NeuronModel, get_neuron, make_params
+from neurorl.core.neurons import NeuronModel, decay, get_neuron, make_params
 from neurorl.errors import ConfigError, ShapeError, closest, lookup
 
 Array = jax.Array
@@ -694,7 +694,8 @@ class CompiledNetwork:
         """Synaptic current into the target from arriving spikes ``a`` (``[..., n_pre]``)."""
         if self._conf[name]["storage"] == "dense":
             return a @ w
-        return jnp.sum(a[..., s["idx"]] * w, axis=-1)
+        g = a[..., s["idx"]]  # [..., n_post, k_max]
+        return jnp.sum(g * w.reshape((1,) * (g.ndim - 2) + w.shape), axis=-1)
 
     def _delayed_current(self, name: str, s: Any, w: Array, hist: Array) -> tuple[Array, Any]:
         """Current of a delayed connection read from its source's ring buffer; also the
@@ -867,6 +868,21 @@ class CompiledNetwork:
                 # a relay needs no scan: its outputs are its drive
                 seqs[g0] = drive[g0]
                 st = type(dyn["neurons"][g0])(v=drive[g0], z=drive[g0])
+                last_neurons[g0] = jax.tree.map(lambda x: x[-1], st)
+                if g0 in keep:
+                    states[g0] = st
+                continue
+            if (len(stage) == 1 and self.groups[g0].model.name == "LI" and T <= 1024
+                    and not any(self.connections[n].source.name == g0
+                                for n in self._in_conns[g0])):
+                # a leaky readout is a linear filter: v_t = sum_s kappa^(t-s) I_s + kappa^t v_0
+                kappa = decay(params["neurons"][g0])
+                e = np.arange(T)[:, None] - np.arange(T)[None, :]
+                A = jnp.where(e >= 0, kappa ** np.maximum(e, 0), 0.0)
+                pw = kappa ** jnp.arange(1, T + 1, dtype=jnp.float32)
+                v = A @ drive[g0] + pw[:, None] * dyn["neurons"][g0].v[None, :]
+                st = type(dyn["neurons"][g0])(v=v, z=jnp.zeros_like(v))
+                seqs[g0] = st.z
                 last_neurons[g0] = jax.tree.map(lambda x: x[-1], st)
                 if g0 in keep:
                     states[g0] = st
