@@ -2,6 +2,7 @@
 on simulated neuromorphic hardware. Public API re-exports only."""
 
 from neurorl import agents, envs, hardware, metrics, plasticity
+from neurorl.agents import AgentNetwork, make_agent
 from neurorl.core import (
     CompiledNetwork,
     Connection,
@@ -27,6 +28,7 @@ from neurorl.plasticity import RULES
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentNetwork",
     "CHIPS",
     "ENVS",
     "NEURONS",
@@ -53,6 +55,7 @@ __all__ = [
     "hardware",
     "izhikevich_regime",
     "make",
+    "make_agent",
     "make_params",
     "make_train",
     "metrics",

@@ -338,8 +338,13 @@ class Network:
         self.monitors: list[Monitor] = []
         self.add(*objects)
 
-    def add(self, *objects: Any) -> Network:
-        """Add objects (or iterables of objects); returns self for chaining."""
+    def add(self, *objects: Any) -> Any:
+        """Add groups, connections, rules, monitors (or iterables of them).
+
+        Returns:
+            The object added (``inp = net.add(NeuronGroup(...))``), a tuple when several were
+            given.
+        """
         for obj in objects:
             if isinstance(obj, NeuronGroup):
                 self.groups.append(obj)
@@ -354,7 +359,7 @@ class Network:
             else:
                 raise ConfigError("Network.add", obj, "NeuronGroup, Connection, LearningRule, "
                                   "SpikeMonitor or PotentialMonitor objects")
-        return self
+        return objects[0] if len(objects) == 1 else objects
 
     def _assign_names(self) -> None:
         for i, g in enumerate(self.groups):

@@ -122,6 +122,9 @@ class AgentSection(_Strict):
     substeps: int = Field(5, ge=1, le=1000)
     obs_range: list[float] | None = None
     hyper: dict[str, Any] = Field(default_factory=dict)
+    # the agent's own N-HAL network (groups, connections, rules; neurorl.agents.description),
+    # trained by the recipe ``name``; None: the recipe's built-in network
+    network: dict[str, Any] | None = None
 
 
 class HardwareSection(_Strict):

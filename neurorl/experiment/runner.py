@@ -51,6 +51,7 @@ def train_config(cfg: C.ExperimentConfig, n_seeds: int | None = None):
         shifts=cfg.shifts.model_dump(mode="json"),
         chip=None if cfg.hardware.chip == "float" else cfg.hardware.chip,
         off_chip_learning=cfg.hardware.off_chip_learning,
+        network=cfg.agent.network,
     )
 
 
@@ -67,13 +68,15 @@ def build(cfg: C.ExperimentConfig):
 
 
 def _neuron_count(train: Any, agent_state_one: Any) -> int:
+    """Neurons the chip updates every step: every group of the agent's compiled network but
+    its input relays (counted group by group, so equal-sized layers each count)."""
     import jax
 
-    posts = set()
-    for w in jax.tree.leaves(train.agent.weights(agent_state_one)):
-        if np.ndim(w) >= 2:
-            posts.add(int(np.shape(w)[-1]))
-    return int(sum(posts))
+    rt = getattr(train.agent, "runtime", None)
+    if rt is not None:
+        return int(sum(g.n for g in rt.net.groups.values() if g.model.name != "Input"))
+    return int(sum(int(np.shape(w)[-1]) for w in jax.tree.leaves(
+        train.agent.weights(agent_state_one)) if np.ndim(w) >= 2))
 
 
 def energy_per_step(

@@ -60,6 +60,10 @@ class TrainConfig:
             otherwise a chip without on-chip support for the rule is an error.
         chip_w_scale: each weight matrix's grid covers ``chip_w_scale x max|w_init|`` (a
             per-projection scale, like Loihi's weight exponent).
+        network: the agent's network when not the recipe's own: an
+            :class:`~neurorl.agents.AgentNetwork`, a function ``spec -> AgentNetwork`` (a
+            Python recipe) or the YAML mapping of ``agent.network``; ``agent`` then names the
+            learning recipe that trains it (``"eprop_ac"``, ``"rstdp"``, ``"bptt_ac"``).
     """
 
     env_id: str = "CartPole-v1"
@@ -75,6 +79,7 @@ class TrainConfig:
     chip: str | None = None
     off_chip_learning: bool = False
     chip_w_scale: float = 2.0
+    network: Any = None
 
 
 def n_iterations(cfg: TrainConfig, n_steps: int | None = None) -> int:
@@ -199,7 +204,7 @@ def make_train(
     layout = member_layout(cfg.n_seeds, devices)
     env, env_params = make(cfg.env_id, **dict(cfg.env_kwargs))
     spec = spec_from_env(env, env_params, cfg.n_envs, cfg.substeps, cfg.obs_range)
-    agent = make_agent(cfg.agent, spec, **dict(cfg.agent_kwargs))
+    agent = make_agent(cfg.agent, spec, network=cfg.network, **dict(cfg.agent_kwargs))
     B = cfg.n_envs
     shifted = not is_empty(cfg.shifts)
     if shifted:
