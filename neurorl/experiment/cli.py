@@ -171,6 +171,16 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=lambda a: _runner().cmd_resume(a))
 
+    p = sub.add_parser("export", help="write the trained network of one seed of a run to NIR",
+                       description="Export the network a run trained (groups, connections and "
+                       "the learned weights of one seed) to a NIR file, e.g. "
+                       "`neurorl export runs/quickstart-... --to nir --seed 0`.")
+    p.add_argument("run_dir", help="a run directory written by `neurorl run`")
+    p.add_argument("--to", default="nir", help="output format (nir)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="which seed of the run (default: its first)")
+    p.add_argument("--out", default=None, help="output file (default RUN_DIR/export/seed<N>.nir)")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("report", help="plots and a summary table of a run or sweep directory")
     p.add_argument("run_dir")
     p.set_defaults(func=lambda a: _runner().cmd_report(a))
@@ -207,6 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _experiment_commands(sub)
     return parser
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from neurorl.experiment.export import export_run
+
+    path = export_run(args.run_dir, seed=args.seed, to=args.to, out=args.out)
+    print(f"wrote {path}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
