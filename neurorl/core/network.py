@@ -18,6 +18,9 @@ Time step semantics (one call of ``step``, all groups updated synchronously):
 1. every connection reads the spikes its source emitted ``delay`` steps ago (``delay >= 1``: a
    spike emitted at step t reaches its targets at step t + delay, as in Brian2 where ``on_pre``
    effects enter the next state update) from a ring buffer of past spikes kept per source group;
+   ``delay = 0`` delivers the source's output of this same step (feed-forward stages: encoder
+   -> hidden -> readout): groups are stepped in the order of their delay-0 edges, which must
+   form no cycle;
 2. synapse: ``"delta"`` adds ``W^T s`` to the target current; ``"exponential"`` keeps a current
    ``i <- exp(-dt / tau_syn) i + W^T s`` per connection (current-based exponential synapse, as in
    the CUBA model of Vogels & Abbott 2005) and adds ``i``;
@@ -39,6 +42,14 @@ GPUs without atomics. ``storage="auto"`` picks dense for small or dense projecti
 fastest there) and sparse when the dense matrix would exceed 65,536 entries at density < 10%
 (a batched masked matvec of a p = 0.02 projection was 6x slower than the gather under vmap).
 Plastic connections are dense, because learning rules work on ``[n_pre, n_post]`` weights.
+
+Two simulators share these building blocks: ``step``/``run`` advance all groups synchronously
+and let every rule update the weights at every step (with ``modulators``); ``simulate(weights,
+dyn, traces, inputs[T])`` keeps the weights fixed for T steps and is staged -- one ``lax.scan``
+per strongly connected stage of the connection graph, the currents from earlier stages computed
+for all T steps in one product, rules accumulating their traces once per block
+(``accumulate_block``). Agents run every env step's K substeps through ``simulate``; the two
+give identical results (tests/core/test_network.py).
 
 Structure (edges, masks, per-synapse delays) is sampled on the host with a numpy seed at compile
 time -- it fixes the traced shapes. Weights are sampled in ``init(key)``; new keys, weights,

@@ -1,4 +1,9 @@
-"""Spiking neuron models: LIF, ALIF (adaptive threshold), current-based LIF, Izhikevich.
+"""Neuron models: LIF, ALIF (adaptive threshold), current-based LIF, Izhikevich, and the two
+non-spiking groups agents need: ``Input`` (a relay whose output is its drive: an encoder's
+spikes or currents) and ``LI`` (a leaky-integrator readout, Bellec et al. 2020 Eq. 3).
+
+This module is the only place neuron equations are written: the simulator, every learning rule
+(through ``core.network.NeuronView``), every agent and the BPTT baseline use these functions.
 
 Every model is a :class:`NeuronModel` -- a pair of pure functions over flax.struct pytrees::
 
