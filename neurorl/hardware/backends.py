@@ -147,8 +147,8 @@ class Backend:
     # ------------------------------------------------------------------ limits
     @property
     def on_chip(self) -> bool:
-        """Whether the attached rules learn on the chip (False for the simulator)."""
-        return False
+        """Whether the attached rules learn where the network runs (not ``off_chip_learning``)."""
+        return not self.off_chip_learning
 
     def supports_learning(self, rule: Any) -> bool:
         """Whether ``rule`` (a name or ``LearningRule``) can learn on this backend's chip."""
@@ -343,11 +343,6 @@ class ChipBackend(Backend):
         self._grids: dict[str | None, WeightGrid | None] = {
             None: weight_grid(spec, w_max if _positive(w_max) else 1.0)}
 
-    @property
-    def on_chip(self) -> bool:
-        """Whether the attached rules learn on the chip (not ``off_chip_learning``)."""
-        return not self.off_chip_learning
-
     def check_rules(self, rules: Any) -> None:
         """Raise ``UnsupportedOnChipError`` for a rule the chip cannot run, unless off-chip."""
         for r in rules:
@@ -409,7 +404,8 @@ class ChipBackend(Backend):
     def project_state(self, x: Array, which: str = "membrane", scale: Any = 1.0) -> Array:
         """State ``x`` as the chip's fixed point number (identity where the width is not set).
 
-        ``x / scale`` is stored in ``membrane_bits`` (or ``trace_bits``) two's complement bits
+        ``x / scale`` is stored in ``membrane_bits`` (or ``trace_bits``; at most 31, beyond
+        float32's precision anyway) two's complement bits
         with 4 integer bits (range +-8 in units of ``scale``, the group's threshold),
         saturating or wrapping as ``ChipSpec.membrane_overflow`` says
         (:func:`neurorl.hardware.constraints.fixed_point`).
@@ -420,6 +416,7 @@ class ChipBackend(Backend):
         bits = self.chip.membrane_bits if which == "membrane" else self.chip.trace_bits
         if bits is None:
             return x
+        bits = min(bits, 31)  # float32 state holds no more (fixed_point's range)
         mode = self.chip.membrane_overflow if which == "membrane" else "saturate"
         return fixed_point(x / scale, bits, max(bits - 4, 0), mode) * scale
 
