@@ -432,7 +432,10 @@ class CompiledNetwork:
         params: pytree of traced parameters: ``{"neurons": {group: params}, "bias": {group: b}}``.
         structure: pytree of static-shaped int arrays (edges, delays, masks) passed to the jitted
             functions as arguments (not baked-in constants).
-        project: the weight projection hook (identity for the "jax" backend).
+        project: the weight projection hook ``project(w, name=None)`` (None for "jax").
+        hardware: the backend (``neurorl.hardware.backends``): limits, projections, counts and
+            energy (``hardware.counts(records)``, ``hardware.energy(counts)``).
+        mapping: the chip placement (``MappingReport``; None for the simulator).
         input_groups: names of the groups that take external input, in order.
     """
 
