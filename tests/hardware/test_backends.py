@@ -319,7 +319,7 @@ def _layers():
 
 def test_energy_counts_every_layer_including_equal_sized_ones():
     cn = _layers().compile(backend="loihi")
-    T = 60
+    T = 30
     x = (np.random.default_rng(0).random((T, 4)) < 0.5).astype(np.float32) * 1.5
     s0 = cn.init(jax.random.PRNGKey(0))
     s, rec = cn.run(s0, x)
