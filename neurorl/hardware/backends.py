@@ -440,6 +440,8 @@ class ChipBackend(Backend):
 
         def precise_step(params: Any, state: Any, current: Array) -> tuple[Array, Any]:
             z, ns = step(params, state, current)
+            if not hasattr(ns, "v"):  # a custom model without a membrane field
+                return z, ns
             scale = getattr(params, "v_th", None)
             if scale is None:
                 scale = jnp.abs(getattr(params, "v_peak", 1.0))
