@@ -419,32 +419,49 @@ class Network:
         *,
         seed: int = 0,
         project: Callable[[Array], Array] | None = None,
-        w_max: float = 1.0,
+        w_max: Any = 1.0,
+        off_chip_learning: bool = False,
+        state_precision: bool = True,
     ) -> CompiledNetwork:
         """Validate everything on the host, build the structure and return a CompiledNetwork.
 
+        A chip backend (``neurorl.hardware.backends``) enforces the chip's limits here, before
+        anything is traced: on-chip learning of every rule, fan-in, fan-out, synapse memory and
+        cores (the neurons are placed with ``hardware.mapping``); its weight grid is applied at
+        init and after every learning update, its membrane width after every neuron step.
+
         Args:
             backend: "jax" / "float" (unconstrained simulator) or a chip name from
-                ``neurorl.hardware.CHIPS`` (then weights are projected on the chip's grid).
+                ``neurorl.hardware.CHIPS``.
             seed: numpy seed for connectivity structure and per-synapse delays.
             project: optional ``project(W) -> W`` applied to dense weights at init and after
-                every plasticity update (overrides the chip's projection).
-            w_max: weight magnitude mapped to the chip's largest level (chip backends).
+                every plasticity update (replaces the chip's weight projection).
+            w_max: chip backends: weight magnitude mapped to the chip's largest level -- a
+                float, a mapping connection name -> float, or "auto" (2 x max|w_init| per
+                connection).
+            off_chip_learning: chip backends: the rules learn on the host (float shadow weights
+                in the optimizer state; the network runs on their projection). Needed for rules
+                the chip cannot run (YAML: ``hardware.off_chip_learning: true``).
+            state_precision: chip backends: apply the chip's membrane width to ``v``.
+
+        Raises:
+            ConfigError: unknown backend (closest name), invalid network or ``w_max``.
+            UnsupportedOnChipError: a rule the chip cannot learn on chip, learning not off-chip.
+            ChipCapacityError: the network exceeds one of the chip's limits (names group, core,
+                limit and the amount over).
         """
-        backends = available_backends()
-        if not isinstance(backend, str) or backend.lower() not in [b.lower() for b in backends]:
-            raise ConfigError("Network.compile.backend", backend,
-                              f"one of {backends}", closest(str(backend), backends))
-        backend = next(b for b in backends if b.lower() == backend.lower())
+        from neurorl.hardware.backends import make_backend
+
+        hardware = make_backend(backend, off_chip_learning=off_chip_learning, w_max=w_max,
+                                state_precision=state_precision)
         self._validate()
         if not self.groups:
             raise ConfigError("Network.groups", [], "at least one NeuronGroup")
-        if project is None and backend not in SIMULATOR_BACKENDS:
-            from neurorl.hardware.constraints import chip_projection
-
-            chip_project = chip_projection(backend, w_max)
-            project = lambda w: chip_project(w)  # noqa: E731
-        return CompiledNetwork(self, backend, seed, project)
+        hardware.check_rules(self.rules)
+        if project is not None:
+            user_project = project
+            project = lambda w, name=None: user_project(w)  # noqa: E731
+        return CompiledNetwork(self, hardware.name, seed, project, hardware=hardware)
 
 
 def _stable_seed(seed: int, i: int) -> int:
@@ -458,13 +475,18 @@ class CompiledNetwork:
         params: pytree of traced parameters: ``{"neurons": {group: params}, "bias": {group: b}}``.
         structure: pytree of static-shaped int arrays (edges, delays, masks) passed to the jitted
             functions as arguments (not baked-in constants).
-        project: the weight projection hook (identity for the "jax" backend).
+        project: the weight projection hook ``project(w, name=None)`` (None for "jax").
+        hardware: the backend (``neurorl.hardware.backends``): limits, projections, counts and
+            energy (``hardware.counts(records)``, ``hardware.energy(counts)``).
+        mapping: the chip placement (``MappingReport``; None for the simulator).
         input_groups: names of the groups that take external input, in order.
     """
 
-    def __init__(self, net: Network, backend: str, seed: int, project: Callable | None) -> None:
+    def __init__(
+        self, net: Network, backend: str, seed: int, project: Callable | None,
+        hardware: Any = None,
+    ) -> None:
         self.backend = backend
-        self.project = project
         self.groups = {g.name: g for g in net.groups}
         self.connections = {c.name: c for c in net.connections}
         self.rules = {r.name: r for r in net.rules}
@@ -536,6 +558,18 @@ class CompiledNetwork:
                 per_synapse_delay=delay_e is not None,
                 sign=SIGNS[c.effective_sign],
             )
+        # backend: chip limits checked on the host (ChipCapacityError / UnsupportedOnChipError),
+        # then its hooks: weight projection, membrane precision, on-chip / off-chip learning
+        if hardware is None:
+            from neurorl.hardware.backends import make_backend
+
+            hardware = make_backend(backend)
+        self.hardware = hardware
+        self.mapping = hardware.check(self)
+        if project is None and hardware.projects:
+            project = hardware.project_weights
+            self.groups, self.rules = hardware.adapt(self.groups, self.rules)
+        self.project = project
         self.params = {
             "neurons": {n: g.params for n, g in self.groups.items()},
             "bias": {n: jnp.asarray(g.bias, jnp.float32) for n, g in self.groups.items()},
@@ -656,8 +690,14 @@ class CompiledNetwork:
         return w
 
     def _project(self, name: str, w: Array) -> Array:
-        if self.project is not None and self._conf[name]["storage"] == "dense":
-            w = self.project(w) * self.structure_mask(name)
+        """The weight projection hook (init and after every learning update): the backend's
+        grid on every connection, a user ``project`` on dense ones."""
+        if self.project is None:
+            return w
+        if self._conf[name]["storage"] == "dense":
+            return self.project(w, name) * self.structure_mask(name)
+        if self.project == self.hardware.project_weights:
+            return self.project(w, name) * self.structure[name]["valid"]
         return w
 
     def structure_mask(self, name: str) -> Array:

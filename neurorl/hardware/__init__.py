@@ -1,5 +1,6 @@
 """neurorl.hardware: chip profiles, weight/state constraints, memristive devices, energy."""
 
+from neurorl.hardware.backends import Backend, ChipBackend, NetworkCounts, make_backend
 from neurorl.hardware.chips import CHIPS, ChipSpec, describe_chips, get_chip
 from neurorl.hardware.constraints import (
     chip_constraint,
@@ -20,6 +21,10 @@ from neurorl.hardware.nir import NIRImport, from_nir, to_nir, write_nir
 
 __all__ = [
     "CHIPS",
+    "Backend",
+    "ChipBackend",
+    "NetworkCounts",
+    "make_backend",
     "ActivityCounts",
     "NIRImport",
     "from_nir",

@@ -456,12 +456,24 @@ def chip_constraint(
 
 
 def require_on_chip_learning(chip: ChipSpec | str, rule: str, off_chip: bool = False) -> None:
-    """Raise ``UnsupportedOnChipError`` if ``rule`` cannot run on ``chip`` (unless ``off_chip``)."""
+    """Raise ``UnsupportedOnChipError`` if ``rule`` cannot run on ``chip`` (unless ``off_chip``).
+
+    The message names the keys a user writes to learn off-chip instead: the YAML key
+    ``hardware.off_chip_learning`` and the Python arguments ``compile(..., off_chip_learning=True)``
+    / ``TrainConfig(off_chip_learning=True)``, and the chips that can run the rule on chip.
+    """
     chip = get_chip(chip)
     if off_chip or chip.supports_learning(rule):
         return
+    from neurorl.hardware.chips import CHIPS
+
     supported = ", ".join(chip.on_chip_learning) or "none"
+    able = [n for n, c in CHIPS.items() if n != "float" and c.supports_learning(rule)]
     raise UnsupportedOnChipError(
-        f"chip {chip.name!r} cannot run plasticity rule {rule!r} on chip (supports: {supported}); "
-        "train off-chip and mark the rule off_chip=True, or choose a chip that supports it"
+        f"chip {chip.name!r} cannot run plasticity rule {rule!r} on chip (its on_chip_learning: "
+        f"{supported}). Learn off-chip (the host keeps float weights, the chip runs their "
+        "projection): set `hardware.off_chip_learning: true` in the experiment YAML, or pass "
+        "off_chip_learning=True in Python (Network.compile(backend=..., off_chip_learning=True) "
+        f"or TrainConfig(off_chip_learning=True)); or choose a chip that learns {rule!r} on "
+        f"chip: {', '.join(able) or 'none'}"
     )

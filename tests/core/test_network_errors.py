@@ -98,3 +98,27 @@ def test_weight_and_delay_array_shapes():
         Connection(a, b, delay=np.ones((4, 4), np.int32))
     with pytest.raises(ConfigError, match="weight"):
         Connection(a, b, weight={"init": "gauss"})
+
+
+def test_chip_backend_errors_name_what_the_user_writes():
+    """compile(backend=chip) checks the chip on the host and says which key to change."""
+    from neurorl.core import LearningRule
+    from neurorl.errors import ChipCapacityError, UnsupportedOnChipError
+
+    a, b = NeuronGroup(300, "LIF", name="a"), NeuronGroup(2, "LIF", name="b")
+    c = Connection(a, b, weight=0.1)
+    with pytest.raises(ChipCapacityError, match=r"'b' neuron 0 \(core 1\) has fan-in 300 through "
+                                                r"'a->b'; truenorth allows max_fan_in=256"):
+        Network(a, b, c).compile(backend="truenorth")
+    a, b, c = _small()
+    net = Network(a, b, c, LearningRule(c, "stdp"))
+    with pytest.raises(UnsupportedOnChipError) as err:
+        net.compile(backend="truenorth")
+    assert "hardware.off_chip_learning: true" in str(err.value)  # the YAML key (issue 19)
+    assert "compile(backend=..., off_chip_learning=True)" in str(err.value)  # the Python one
+    assert "off_chip=True" not in str(err.value)  # the old hint named a key that does not exist
+    net.compile(backend="truenorth", off_chip_learning=True)
+    with pytest.raises(ConfigError, match=r"w_max.*Did you mean 'a->b'"):
+        net.compile(backend="loihi2", w_max={"a->c": 0.5})
+    with pytest.raises(ConfigError, match="w_max"):
+        net.compile(backend="loihi2", w_max=float("nan"))
