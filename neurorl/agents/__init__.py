@@ -18,6 +18,7 @@ from neurorl.agents.base import (
 )
 from neurorl.agents.bptt_ac import make_bptt_ac
 from neurorl.agents.eprop_ac import make_eprop_ac
+from neurorl.agents.reference import make_reference_agent
 from neurorl.agents.rstdp_agent import make_rstdp_agent
 from neurorl.errors import lookup
 
@@ -25,6 +26,7 @@ AGENTS: dict[str, Callable[..., Agent]] = {
     "eprop_ac": make_eprop_ac,
     "bptt_ac": make_bptt_ac,
     "rstdp": make_rstdp_agent,
+    "reference": make_reference_agent,
 }
 
 
@@ -41,6 +43,7 @@ __all__ = [
     "make_agent",
     "make_bptt_ac",
     "make_eprop_ac",
+    "make_reference_agent",
     "make_rstdp_agent",
     "reset_where",
     "spec_from_env",
