@@ -266,12 +266,14 @@ def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backe
         return action, state.replace(dyn=dyn, traces=traces, phi_now=phi, v_now=v,
                                      stats=AgentStats(spikes, synops))
 
-    def consume(live: Array, snap: Array, upd: Array) -> Array:
+    def consume(live: Array, snap: Array, upd: Array, fresh: Array) -> Array:
         """What ``update`` did to the snapshot, done to the live state: a cleared accumulator
-        loses exactly the consumed part; untouched leaves stay bit-identical."""
+        loses exactly the consumed part (unless the env restarted from a fresh state since the
+        snapshot); untouched leaves stay bit-identical."""
         if live.ndim == 1:  # per-env scalars (reward baseline, dopamine): the updated value
             return upd
-        return jnp.where(upd == snap, live, live - snap + upd)
+        keep = (upd == snap) | fresh.reshape((-1,) + (1,) * (live.ndim - 1))
+        return jnp.where(keep, live, live - snap + upd)
 
     def learn(state: RstdpState, reward: Array, terminated: Array, truncated: Array
               ) -> RstdpState:
@@ -301,7 +303,9 @@ def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backe
                 # population
                 dw = dw - jnp.mean(dw, axis=0, keepdims=True)
             weights[c] = jnp.clip(weights[c] + dw, -h["w_max"], h["w_max"])
-            traces[n] = jax.tree.map(consume, state.traces[n], state.snap[n], upd)
+            # envs reset by the last act (reset_next) hold no part of the snapshot
+            traces[n] = jax.tree.map(lambda a, b, c: consume(a, b, c, state.reset_next),
+                                     state.traces[n], state.snap[n], upd)
         weights = net.constrain(weights)
         w_c = state.w_c + h["lr_critic"] * jnp.mean(delta[:, None] * state.e_c, axis=0)
         done_p = (term_p | trunc_p).astype(jnp.float32)

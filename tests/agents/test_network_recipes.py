@@ -52,13 +52,17 @@ def test_rstdp_recipe_trains_a_user_network_with_stdp_and_rstdp_rules():
     for t in range(6):
         a, state = act(state, obs, jax.random.key(10 + t))
         before = jax.tree.map(np.asarray, (state.traces["r1"], state.snap["r1"]))
+        fresh = np.asarray(state.reset_next)  # envs this act restarted from a fresh state
         obs, es, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(jax.random.key(100 + t), 2), es, a, params)
+        term = term.at[0].set(term[0] | (t == 2))  # env 0 restarts at the next act
         state = learn(state, r.astype(jnp.float32), term, trunc)
-        # stdp's update consumed the snapshot's LTP sum: the live sum keeps only what came after
+        # stdp's update consumed the snapshot's LTP sum: the live sum keeps only what came
+        # after (all of it in an env that restarted since the snapshot)
         live, snap = before
-        np.testing.assert_allclose(np.asarray(state.traces["r1"].ltp), live.ltp - snap.ltp,
-                                   atol=1e-6)
+        want = np.where(fresh[:, None, None], live.ltp, live.ltp - snap.ltp)
+        np.testing.assert_allclose(np.asarray(state.traces["r1"].ltp), want, atol=1e-6)
+        assert np.asarray(state.traces["r1"].ltp).min() >= -1e-6
     assert a.shape == (2,) and a.dtype == jnp.int32
     assert float(jnp.sum(state.stats.spikes)) > 0
     for c in ("c1", "c2"):
