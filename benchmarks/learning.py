@@ -8,6 +8,9 @@ spikes per env step. Writes benchmarks/results/learning.json and learning.md.
 
     .venv/bin/python benchmarks/learning.py                 # all cases
     .venv/bin/python benchmarks/learning.py eprop_cartpole  # some cases
+    # a shorter budget (a before/after check under load): results only to --json, never to
+    # learning.md / learning.json
+    .venv/bin/python benchmarks/learning.py rstdp_cartpole --budget 200000 --json /tmp/r.json
 """
 
 from __future__ import annotations
@@ -63,9 +66,11 @@ CASES: dict[str, tuple[TrainConfig, float | None, int]] = {
 SEEDS = (0, 1, 2, 3, 4)
 
 
-def run_case(name: str, seeds: tuple[int, ...] = SEEDS) -> dict:
+def run_case(name: str, seeds: tuple[int, ...] = SEEDS, budget: int | None = None) -> dict:
     cfg, thr, chunk = CASES[name]
     cfg = dataclasses.replace(cfg, n_seeds=len(seeds))
+    if budget is not None:  # a multiple of the chunk's granularity (n_envs)
+        cfg = dataclasses.replace(cfg, n_steps=budget - budget % cfg.n_envs)
     train = make_train(cfg)
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
     t0 = time.time()
@@ -165,13 +170,25 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", default="0-4",
                     help="seed range 'a-b' or list 'a,b,c' (tuning used 100-104; only 0-4 "
                          "go to learning.md)")
+    ap.add_argument("--budget", type=int, default=None,
+                    help="env steps per seed instead of the case's budget (results go only to "
+                         "--json)")
+    ap.add_argument("--json", default=None, help="write the results of this run to this file")
     args = ap.parse_args()
     if "-" in args.seeds:
         lo, hi = (int(x) for x in args.seeds.split("-"))
         seeds = tuple(range(lo, hi + 1))
     else:
         seeds = tuple(int(x) for x in args.seeds.split(","))
+    if args.budget is not None and not args.json:
+        sys.exit("--budget needs --json (a shortened run never goes to learning.md)")
+    done = {}
     for n in args.cases or list(CASES):
         if n not in CASES:
             sys.exit(f"unknown case {n!r}; choose from {sorted(CASES)}")
-        write({n: run_case(n, seeds)}, seeds)
+        done[n] = run_case(n, seeds, args.budget)
+        if args.json:
+            json.dump({"cases": done, "machine": machine(), "provenance": provenance()},
+                      open(args.json, "w"), indent=1)
+        if args.budget is None:
+            write({n: done[n]}, seeds)

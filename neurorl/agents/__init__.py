@@ -18,6 +18,7 @@ from neurorl.agents.base import (
 )
 from neurorl.agents.bptt_ac import make_bptt_ac
 from neurorl.agents.eprop_ac import make_eprop_ac
+from neurorl.agents.reference import make_reference_agent
 from neurorl.agents.rstdp_agent import make_rstdp_agent
 from neurorl.agents.description import network_from_config
 from neurorl.agents.network_agent import AgentNetwork, NetworkRuntime
@@ -27,6 +28,7 @@ AGENTS: dict[str, Callable[..., Agent]] = {
     "eprop_ac": make_eprop_ac,
     "bptt_ac": make_bptt_ac,
     "rstdp": make_rstdp_agent,
+    "reference": make_reference_agent,
 }
 
 
@@ -80,6 +82,7 @@ __all__ = [
     "make_agent",
     "make_bptt_ac",
     "make_eprop_ac",
+    "make_reference_agent",
     "make_rstdp_agent",
     "reset_where",
     "spec_from_env",

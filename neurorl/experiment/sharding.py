@@ -16,6 +16,21 @@ depend on the device count.
 
 One device (or one member): no mesh, and the training code takes its unsharded path unchanged.
 
+On a CPU, JAX sees one device however many cores there are, and XLA's intra-op threads use a
+second core for only ~1.3x. :func:`enable_host_devices` (called when
+:mod:`neurorl.experiment.train` is imported, before JAX starts its backend) asks XLA for one
+host device per usable core (``--xla_force_host_platform_device_count``), so the members of a
+run are split over the cores like over GPUs. It does nothing when the backend is already running,
+when ``XLA_FLAGS`` already sets a device count, or with ``NEURORL_HOST_DEVICES=0``
+(``NEURORL_HOST_DEVICES=n`` asks for ``n``).
+
+Cache blocking (:func:`member_block`): every env step reads and writes each member's state
+(weights, eligibilities, network state); vmapped over many members, a step streams the whole
+population through DRAM. When the members of one device outgrow ``CACHE_BYTES``, the training
+loop runs them ``jax.lax.map(..., batch_size=block)``: blocks of ``block`` members (a power of
+two, at least ``MIN_BLOCK``) whose state fits the cache, each block scanning all its env steps
+while its state stays resident. Members are independent, so blocking changes no member's result.
+
 References:
     JAX distributed arrays and automatic parallelization:
     https://docs.jax.dev/en/latest/notebooks/Distributed_arrays_and_automatic_parallelization.html
@@ -25,6 +40,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +53,63 @@ from jax.sharding import PartitionSpec as P
 from neurorl.errors import ConfigError
 
 MEMBER_AXIS = "members"
+CACHE_BYTES = 4 * 2**20  # per-device cache budget for a block of members' state (L2 + L3 share)
+MIN_BLOCK = 16  # fewer members per block vectorise poorly: below this, no blocking
+_DEVICE_FLAG = "xla_force_host_platform_device_count"
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (affinity), at least 1."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return max(os.cpu_count() or 1, 1)
+
+
+def enable_host_devices(n: int | None = None) -> int | None:
+    """Ask XLA for ``n`` CPU host devices (default: one per usable core) if JAX has not started.
+
+    Args:
+        n: devices; default ``NEURORL_HOST_DEVICES`` or :func:`usable_cores`.
+
+    Returns:
+        The device count requested, or None when nothing was changed (backend already
+        initialised, a count already in ``XLA_FLAGS``, ``NEURORL_HOST_DEVICES=0``, one core).
+    """
+    env = os.environ.get("NEURORL_HOST_DEVICES", "").strip()
+    if env in ("0", "off", "false"):
+        return None
+    flags = os.environ.get("XLA_FLAGS", "")
+    if _DEVICE_FLAG in flags:
+        return None
+    try:
+        from jax._src import xla_bridge
+
+        if xla_bridge.backends_are_initialized():
+            return None
+    except (ImportError, AttributeError):  # a jax without this helper: leave it alone
+        return None
+    if n is None:
+        n = int(env) if re.fullmatch(r"\d+", env) else usable_cores()
+    if n <= 1:
+        return None
+    os.environ["XLA_FLAGS"] = f"{flags} --{_DEVICE_FLAG}={int(n)}".strip()
+    return int(n)
+
+
+def member_block(per_device: int, bytes_per_member: int, cache_bytes: int = CACHE_BYTES
+                 ) -> int | None:
+    """Members per cache-resident block, or None when one vmap over them all is better.
+
+    The block is the largest power of two whose state fits ``cache_bytes``; blocking applies
+    when the device's members do not fit and a block still holds ``MIN_BLOCK`` members or more.
+    """
+    if per_device * bytes_per_member <= cache_bytes:
+        return None
+    block = 2 ** int(math.floor(math.log2(max(cache_bytes // max(bytes_per_member, 1), 1))))
+    if block < MIN_BLOCK or block >= per_device:
+        return None
+    return block
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,4 +195,5 @@ def unpad_members(tree: Any, layout: MemberLayout, member_dim: int = 0) -> Any:
     return jax.tree.map(lambda x: x[sl], tree)
 
 
-__all__ = ["MEMBER_AXIS", "MemberLayout", "member_layout", "pad_members", "unpad_members"]
+__all__ = ["CACHE_BYTES", "MEMBER_AXIS", "MIN_BLOCK", "MemberLayout", "enable_host_devices",
+           "member_block", "member_layout", "pad_members", "unpad_members", "usable_cores"]

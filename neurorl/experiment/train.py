@@ -26,15 +26,26 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from neurorl.agents import AGENTS, make_agent, spec_from_env
 from neurorl.envs import make
 from neurorl.errors import ConfigError, lookup
-from neurorl.experiment.sharding import member_layout, pad_members, unpad_members
+from neurorl.experiment.sharding import (
+    MEMBER_AXIS,
+    enable_host_devices,
+    member_block,
+    member_layout,
+    pad_members,
+    unpad_members,
+)
 from neurorl.experiment.shiftspec import build_shifted_env, is_empty
 
 Array = jax.Array
+
+# one CPU host device per core, if jax has not started yet (see neurorl.experiment.sharding)
+enable_host_devices()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +116,7 @@ def validate(cfg: TrainConfig) -> None:
 
 
 # learning rule each agent runs, for the chip's on-chip learning check
-AGENT_RULES = {"eprop_ac": "eprop", "bptt_ac": "bptt", "rstdp": "rstdp"}
+AGENT_RULES = {"eprop_ac": "eprop", "bptt_ac": "bptt", "rstdp": "rstdp", "reference": "rstdp"}
 
 
 def replace_weights(agent: Any, state: Any, new_weights: Any) -> Any:
@@ -179,17 +190,27 @@ class RunnerState:
 
 
 def make_train(
-    cfg: TrainConfig, *, devices: Sequence[Any] | None = None
+    cfg: TrainConfig, *, devices: Sequence[Any] | None = None, block: int | str | None = "auto"
 ) -> Callable[[Array], dict[str, Any]]:
     """Build the jitted training function for ``cfg``.
 
-    With more than one device the seed (member) axis is sharded over a ``Mesh`` (see
-    :mod:`neurorl.experiment.sharding`): the runner state lives sharded between chunks, each
-    device runs its seeds, and the results equal the single-device run of the same seeds.
+    How the seeds (members) run, chosen automatically (:mod:`neurorl.experiment.sharding`):
+
+    * with more than one device (GPUs, or one CPU host device per core, which importing this
+      module requests) the seed axis is sharded over a ``Mesh``: the runner state lives sharded
+      between chunks, each device runs its seeds, and the results equal the single-device run;
+    * on each device the seeds are vmapped; when their state outgrows the cache budget
+      (``sharding.CACHE_BYTES``, e.g. more than ~64 reference agents) they run in
+      cache-resident blocks, ``jax.lax.map(..., batch_size=block)``, each block scanning all
+      its env steps (same results, fewer DRAM round trips);
+    * inside each env step the network simulator fuses the K substeps (feed-forward stages for
+      all K at once, block eligibility updates).
 
     Args:
         cfg: the run configuration (never mutated).
         devices: devices for the seed axis (default ``jax.devices()``; one device: unsharded).
+        block: members per cache-resident block: ``"auto"`` (the rule above), an int, or None
+            (one vmap over all members).
 
     Returns:
         ``train(key) -> {"runner_state", "metrics"}`` (jitted, vmapped over ``cfg.n_seeds``),
@@ -312,15 +333,40 @@ def make_train(
         rs, m = jax.lax.scan(window, rs, None, length=n_iter // U)
         return rs, jax.tree.map(lambda x: x.reshape((n_iter,) + x.shape[2:]), m)
 
+    per_device = layout.padded // layout.n_devices
+    if block == "auto":
+        shapes = jax.eval_shape(init_one, jax.random.key(0))
+        nbytes = sum(int(np.prod(x.shape)) * _itemsize(x.dtype) for x in jax.tree.leaves(shapes))
+        mblock = member_block(per_device, nbytes)
+    elif block is None or (isinstance(block, int) and block >= per_device):
+        mblock = None
+    elif isinstance(block, int) and not isinstance(block, bool) and block >= 1:
+        mblock = block
+    else:
+        raise ConfigError("block", block, "'auto', None or an integer >= 1")
+
     def _run_impl(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:
-        return jax.vmap(lambda r: run_one(r, n_iter), out_axes=(0, 1))(rs)
+        one = lambda r: run_one(r, n_iter)  # noqa: E731
+        S = jax.tree.leaves(rs)[0].shape[0]
+        if mblock is None or S <= mblock:
+            return jax.vmap(one, out_axes=(0, 1))(rs)
+        # cache-resident blocks (members are independent: same results as one vmap)
+        rs, m = jax.lax.map(one, rs, batch_size=mblock)
+        return rs, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), m)
+
+    def _run_sharded(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:
+        """Each device blocks its own members (``shard_map``: the block size is per device)."""
+        spec = jax.sharding.PartitionSpec(MEMBER_AXIS)
+        mspec = jax.sharding.PartitionSpec(None, MEMBER_AXIS)
+        return jax.shard_map(lambda r: _run_impl(r, n_iter), mesh=layout.mesh, in_specs=spec,
+                             out_specs=(spec, mspec), check_vma=False)(rs)
 
     def _run_members(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:
         """The vmapped chunk; on a mesh, padded to ``layout.padded`` members and sharded."""
         if not layout.sharded:
             return _run_impl(rs, n_iter)
         rs = jax.lax.with_sharding_constraint(pad_members(rs, layout), layout.spec(0))
-        rs, m = _run_impl(rs, n_iter)
+        rs, m = _run_sharded(rs, n_iter) if mblock is not None else _run_impl(rs, n_iter)
         rs = jax.lax.with_sharding_constraint(rs, layout.spec(0))
         m = jax.lax.with_sharding_constraint(m, layout.spec(1))
         return unpad_members(rs, layout), unpad_members(m, layout, 1)
@@ -367,8 +413,16 @@ def make_train(
     train.env = env  # type: ignore[attr-defined]
     train.config = cfg  # type: ignore[attr-defined]
     train.layout = layout  # type: ignore[attr-defined]
+    train.block = mblock  # type: ignore[attr-defined]
     train.jitted = _train  # type: ignore[attr-defined]
     return train
+
+
+def _itemsize(dtype: Any) -> int:
+    try:
+        return int(np.dtype(dtype).itemsize)
+    except TypeError:  # PRNG key arrays
+        return 8
 
 
 __all__ = ["RunnerState", "TrainConfig", "make_train", "n_iterations", "validate"]

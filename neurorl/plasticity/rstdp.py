@@ -1,13 +1,23 @@
 """Reward-modulated STDP: three-factor rule with a per-synapse eligibility trace.
 
-Eligibility (Izhikevich 2007, Cereb. Cortex 17:2443, Eqs. 1-2; Florian 2007, Neural Comput.
-19:1468, MSTDPET Eqs. 9-10), discretised with step dt (ms):
+Eligibility in the discrete-time form of Florian 2007 (Neural Comput. 19:1468, MSTDPET,
+Sec. 4: the traces ``P+``/``P-`` take this step's spikes, then pair with them) -- the structure
+of Izhikevich 2007 (Cereb. Cortex 17:2443, Eqs. 1-2) -- with step dt (ms)::
 
-    c_ji <- exp(-dt / tau_c) * c_ji + A_plus x_i post_j - A_minus pre_i y_j     (STDP increments)
-    Delta w_ji = lr * d * c_ji                                                   (at each update)
+    x_i <- exp(-dt / tau_plus) x_i + pre_i          (presynaptic trace, this step included)
+    y_j <- exp(-dt / tau_minus) y_j + post_j        (postsynaptic trace, this step included)
+    c_ji <- exp(-dt / tau_c) c_ji + A_plus x_i post_j - A_minus pre_i y_j
+    Delta w_ji = lr * d * c_ji                                            (at each update)
 
-with x, y the pre/post traces of :mod:`neurorl.plasticity.stdp`. The third factor ``d`` is built
-from the ``modulator`` passed to ``update`` according to ``modulator_kind``:
+A pre and a post spike in the same step therefore pair both ways (``A_plus - A_minus``; they
+cancel for ``A_plus = A_minus``, the reference agent's setting). On a delay-0 (feed-forward)
+connection the presynaptic spike of a step is part of the drive that made the postsynaptic
+neuron fire in that step, so the causal (LTP) half must see it. (Plain :mod:`~.stdp` keeps the
+Song / Morrison convention in which same-step spikes do not pair.) Nearest-spike pairing sets a
+trace to 1 at a spike instead of adding (Izhikevich's code).
+
+The third factor ``d`` is built from the ``modulator`` passed to ``update`` according to
+``modulator_kind``:
 
     * ``"raw"``: d = m (e.g. Florian's MSTDPET with r(t) = m).
     * ``"reward_baseline"``: d = m - b, then b <- b + baseline_rate (m - b)  (Legenstein et al.
@@ -16,19 +26,33 @@ from the ``modulator`` passed to ``update`` according to ``modulator_kind``:
       2013). Numerically identical to ``"raw"``; named so configs say what they feed in.
     * ``"dopamine"``: Izhikevich's extracellular dopamine, D <- exp(-dt/tau_d) D + m and
       d = tonic_da + D (tau_d = 200 ms, tonic 0.002 in the paper's code).
+
+``accumulate_block`` (all-to-all pairing) computes T steps with fixed weights at once: the traces
+of the T steps from a decay matrix, and the T rank-1 increments as one rank-2T product::
+
+    c_T = dc^T c_0 + [D X; D S_pre]^T [A_plus S_post; -A_minus Y],   D_k = dc^(T-1-k)
+
+equal to T calls of ``accumulate`` (tested); nearest-spike pairing scans.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from flax import struct
 from jax import Array
 
 from neurorl.errors import ConfigError
-from neurorl.plasticity.stdp import check_choice, check_nonneg, stdp_pairing_step
-from neurorl.plasticity.traces import check_tau, decay_factor
+from neurorl.plasticity.stdp import check_choice, check_nonneg
+from neurorl.plasticity.traces import (
+    BLOCK_MAX,
+    block_traces,
+    check_tau,
+    decay_factor,
+    trace_update,
+)
 
 MODULATOR_KINDS = ("reward_baseline", "td", "raw", "dopamine")
 
@@ -73,7 +97,8 @@ def rstdp(a_plus: float = 1.0, a_minus: float = 1.0, tau_plus: float = 20.0,
         pairing: ``"all_to_all"`` or ``"nearest"`` (Izhikevich's code resets traces at spikes).
 
     Returns:
-        PlasticityRule(init, accumulate, update); ``update`` returns ``-lr d c`` (descent sign).
+        PlasticityRule(init, accumulate, update, accumulate_block); ``update`` returns
+        ``-lr d c`` (descent sign).
     """
     from neurorl.plasticity import PlasticityRule
 
@@ -98,10 +123,30 @@ def rstdp(a_plus: float = 1.0, a_minus: float = 1.0, tau_plus: float = 20.0,
 
     def accumulate(state: RSTDPState, pre: Array, post: Array, neuron_state: Any = None
                    ) -> RSTDPState:
-        x, y, ltp, ltd = stdp_pairing_step(state.x_pre, state.y_post, pre.astype(jnp.float32),
-                                           post.astype(jnp.float32), dp, dm, pairing)
-        c = dc * state.eligibility + a_plus * ltp - a_minus * ltd
+        pre, post = pre.astype(jnp.float32), post.astype(jnp.float32)
+        mode = "set" if pairing == "nearest" else "add"
+        x = trace_update(state.x_pre, pre, dp, 1.0, mode)  # this step's spikes first (Florian)
+        y = trace_update(state.y_post, post, dm, 1.0, mode)
+        c = (dc * state.eligibility + a_plus * x[:, None] * post[None, :]
+             - a_minus * pre[:, None] * y[None, :])
         return state.replace(x_pre=x, y_post=y, eligibility=c)
+
+    def accumulate_block(state: RSTDPState, pre: Array, post: Array, neuron_state: Any = None
+                         ) -> RSTDPState:
+        pre, post = pre.astype(jnp.float32), post.astype(jnp.float32)
+        T = pre.shape[0]
+        if pairing == "nearest" or T > BLOCK_MAX:
+            def body(s: RSTDPState, pq: tuple[Array, Array]) -> tuple[RSTDPState, None]:
+                return accumulate(s, pq[0], pq[1]), None
+
+            return jax.lax.scan(body, state, (pre, post))[0]
+        x = block_traces(state.x_pre, pre, dp)  # [T, n_pre]
+        y = block_traces(state.y_post, post, dm)  # [T, n_post]
+        d = dc ** jnp.arange(T - 1, -1, -1, dtype=jnp.float32)  # dc^(T-1-k)
+        left = jnp.concatenate([d[:, None] * x, d[:, None] * pre], axis=0)  # [2T, n_pre]
+        right = jnp.concatenate([a_plus * post, -a_minus * y], axis=0)  # [2T, n_post]
+        c = dc**T * state.eligibility + left.T @ right
+        return state.replace(x_pre=x[-1], y_post=y[-1], eligibility=c)
 
     def update(state: RSTDPState, modulator: Array, weights: Array) -> tuple[Array, RSTDPState]:
         m = jnp.asarray(modulator, jnp.float32)
@@ -116,4 +161,4 @@ def rstdp(a_plus: float = 1.0, a_minus: float = 1.0, tau_plus: float = 20.0,
             d = m
         return -lr * d * state.eligibility, state
 
-    return PlasticityRule(init, accumulate, update)
+    return PlasticityRule(init, accumulate, update, accumulate_block)

@@ -17,18 +17,31 @@ Variants:
 The rule is optax-shaped (see :class:`neurorl.plasticity.PlasticityRule`): ``accumulate`` adds the
 pairings of one step, ``update`` returns ``grads = -modulator * Delta w`` (descent sign) and clears
 the accumulator. For plain STDP the modulator is a gate / learning-rate scale (1.0 by default).
+
+``accumulate_block`` (all-to-all pairing) adds the pairings of T steps with fixed weights at once:
+the traces of all T steps come from a decay matrix (:func:`~neurorl.plasticity.traces.block_traces`)
+and the T rank-1 pairings are one product each, ``LTP += A+ Xdec^T S_post`` and
+``LTD += A- S_pre^T Ydec`` (``Xdec_k = X_k - s_k``: the trace before this step's spike). It equals
+T calls of ``accumulate`` (tested); nearest-spike pairing (traces reset, not linear) scans.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from flax import struct
 from jax import Array
 
 from neurorl.errors import ConfigError, closest
-from neurorl.plasticity.traces import check_tau, decay_factor, trace_update
+from neurorl.plasticity.traces import (
+    BLOCK_MAX,
+    block_traces,
+    check_tau,
+    decay_factor,
+    trace_update,
+)
 
 STDP_VARIANTS = ("additive", "multiplicative")
 PAIRINGS = ("all_to_all", "nearest")
@@ -103,7 +116,7 @@ def stdp(a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 20.0,
         pairing: ``"all_to_all"`` (traces add) or ``"nearest"`` (traces reset to 1 at a spike).
 
     Returns:
-        PlasticityRule(init, accumulate, update).
+        PlasticityRule(init, accumulate, update, accumulate_block).
     """
     from neurorl.plasticity import PlasticityRule
 
@@ -129,6 +142,20 @@ def stdp(a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 20.0,
                                            post.astype(jnp.float32), dp, dm, pairing)
         return STDPState(x, y, state.ltp + a_plus * ltp, state.ltd + a_minus * ltd)
 
+    def accumulate_block(state: STDPState, pre: Array, post: Array, neuron_state: Any = None
+                         ) -> STDPState:
+        pre, post = pre.astype(jnp.float32), post.astype(jnp.float32)
+        if pairing == "nearest" or pre.shape[0] > BLOCK_MAX:
+            def body(s: STDPState, pq: tuple[Array, Array]) -> tuple[STDPState, None]:
+                return accumulate(s, pq[0], pq[1]), None
+
+            return jax.lax.scan(body, state, (pre, post))[0]
+        x = block_traces(state.x_pre, pre, dp)  # [T, n_pre], this step's spikes included
+        y = block_traces(state.y_post, post, dm)
+        ltp = (x - pre).T @ post  # traces read before this step's spikes: no dt = 0 pairing
+        ltd = pre.T @ (y - post)
+        return STDPState(x[-1], y[-1], state.ltp + a_plus * ltp, state.ltd + a_minus * ltd)
+
     def update(state: STDPState, modulator: Array, weights: Array) -> tuple[Array, STDPState]:
         if variant == "multiplicative":
             dw = state.ltp * (w_max - weights) - state.ltd * (weights - w_min)
@@ -138,4 +165,4 @@ def stdp(a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 20.0,
         zero = jnp.zeros_like(state.ltp)
         return grads, state.replace(ltp=zero, ltd=zero)
 
-    return PlasticityRule(init, accumulate, update)
+    return PlasticityRule(init, accumulate, update, accumulate_block)

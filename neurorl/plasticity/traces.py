@@ -55,3 +55,35 @@ def trace_update(trace: Array, spikes: Array, decay: Array, amount: float | Arra
     if mode == "set":
         return jnp.where(spikes > 0, amount, decayed)
     return decayed + amount * spikes
+
+
+BLOCK_MAX = 1024  # longest block computed with a [T, T] decay matrix; longer blocks scan
+
+
+def decay_matrix(decay: float | Array, T: int) -> Array:
+    """``L[k, j] = decay^(k - j)`` for ``j <= k``, else 0 (``[T, T]`` float32)."""
+    import numpy as np
+
+    e = np.arange(T)[:, None] - np.arange(T)[None, :]
+    d = jnp.asarray(decay, jnp.float32)
+    return jnp.where(jnp.asarray(e >= 0), d ** jnp.asarray(np.maximum(e, 0), jnp.float32), 0.0)
+
+
+def block_traces(x0: Array, spikes: Array, decay: float | Array) -> Array:
+    """All T values of an additive trace at once (``mode="add"``, amount 1).
+
+    ``x_k = decay x_{k-1} + s_k`` for k = 0..T-1 from ``x_{-1} = x0``, i.e.
+    ``X = L S + decay^(k+1) x0`` with the decay matrix ``L`` (:func:`decay_matrix`).
+
+    Args:
+        x0: ``[n]`` trace before the block.
+        spikes: ``[T, n]`` spikes of the T steps.
+        decay: ``exp(-dt / tau)``.
+
+    Returns:
+        ``[T, n]``: the trace after each step (this step's spike included).
+    """
+    T = spikes.shape[0]
+    d = jnp.asarray(decay, jnp.float32)
+    powers = d ** jnp.arange(1, T + 1, dtype=jnp.float32)
+    return decay_matrix(d, T) @ spikes.astype(jnp.float32) + powers[:, None] * x0[None, :]

@@ -14,6 +14,7 @@ SMALL = {
     "eprop_ac": dict(n_rec=8, n_alif=2, n_rf=3),
     "bptt_ac": dict(n_rec=8, n_alif=2, n_rf=3, rollout=3, epochs=1, n_minibatches=1),
     "rstdp": dict(n_rf=3, pop=2),
+    "reference": dict(n_rf=3, n_hidden=8),
 }
 
 
@@ -69,6 +70,8 @@ def test_agent_contract_jit_eager_no_recompile_and_reset(name):
     if upd is not None:
         assert upd._cache_size() == 1
 
+    if not hasattr(s_jit, "reset_next"):
+        return  # the reference agent keeps its network state across episodes by design
     # per-env network states reset on done with jnp.where: env 0 flagged done must restart
     # from the fresh state
     per_env = ("dyn", "traces") if hasattr(s_jit, "dyn") else ("carry",)
@@ -171,7 +174,7 @@ def test_rstdp_decision_feedback_signs_the_step_eligibility():
         agent = make_agent("rstdp", spec, n_rf=3, pop=2, gate=gate, noise_std=2.0, a_minus=0.5)
         state = agent.init(jax.random.key(0))
         a, state = agent.act(state, obs, jax.random.key(5))
-        out[gate] = (np.asarray(a), np.asarray(state.carry.elig))
+        out[gate] = (np.asarray(a), np.asarray(state.traces["input"].eligibility))
     a, e_none = out["none"]
     assert np.abs(e_none).max() > 0  # something to gate
     for b in range(2):

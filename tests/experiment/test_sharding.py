@@ -98,9 +98,9 @@ def runs(tmp_path_factory):
         text=True,
     )
     try:
-        # the same 5 seeds (same keys) on this process's single device, unsharded
-        assert len(jax.devices()) == 1
-        train = make_train(TrainConfig(**CFG, n_seeds=N_KEYS))
+        # the same 5 seeds (same keys) on one device of this process, unsharded (importing
+        # train may have given this process one host device per core)
+        train = make_train(TrainConfig(**CFG, n_seeds=N_KEYS), devices=jax.devices()[:1])
         assert not train.layout.sharded
         rs = train.init(jax.random.split(jax.random.key(0), N_KEYS))
         rs, m1 = train.run_chunk(rs, CHUNK)

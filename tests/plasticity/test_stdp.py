@@ -94,16 +94,69 @@ def test_rstdp_eligibility_matches_numpy_loop():
         return s, (s.eligibility, g)
 
     _, (elig, grads) = jax.lax.scan(body, rule.init(w), (pre, post, mods))
-    # Plain loop of Izhikevich 2007 / Florian 2007 (MSTDPET) with reward-minus-baseline.
+    # Plain loop of Florian 2007 (MSTDPET, discrete time: the traces P+/P- take this step's
+    # spikes, then pair with them) with reward-minus-baseline.
     x, y, c, b = np.zeros(n_pre), np.zeros(n_post), np.zeros((n_pre, n_post)), 0.0
     ec, eg = [], []
     for t in range(T):
-        x, y = x * np.exp(-1 / 20), y * np.exp(-1 / 20)
+        x, y = x * np.exp(-1 / 20) + pre[t], y * np.exp(-1 / 20) + post[t]
         c = c * np.exp(-1 / 100) + 1.0 * np.outer(x, post[t]) - 1.5 * np.outer(pre[t], y)
-        x, y = x + pre[t], y + post[t]
         d = mods[t] - b
         b = b + 0.1 * d
         ec.append(c.copy())
         eg.append(-0.1 * d * c)
     np.testing.assert_allclose(np.asarray(elig), np.array(ec), atol=1e-5, rtol=1e-4)
     np.testing.assert_allclose(np.asarray(grads), np.array(eg), atol=1e-6, rtol=1e-4)
+
+
+def test_rstdp_same_step_pairing():
+    """A pre and a post spike in the same step pair both ways (A+ - A-): on a delay-0 connection
+    the pre spike is part of what made the post neuron fire."""
+    rule = rstdp(a_plus=1.0, a_minus=0.25, tau_c=100.0, modulator_kind="raw")
+    w = jnp.zeros((1, 1))
+    s = rule.accumulate(rule.init(w), jnp.ones(1), jnp.ones(1))
+    np.testing.assert_allclose(np.asarray(s.eligibility), [[0.75]], rtol=1e-6)
+
+
+def _random_block(seed, T, n_pre, n_post, p=0.2):
+    rng = np.random.default_rng(seed)
+    pre = (rng.random((T, n_pre)) < p).astype(np.float32)
+    post = (rng.random((T, n_post)) < p).astype(np.float32)
+    return jnp.asarray(pre), jnp.asarray(post)
+
+
+@pytest.mark.parametrize("name", ["stdp", "rstdp"])
+def test_block_accumulation_equals_step_by_step(name):
+    """The rank-2T block update (decay-matrix traces, one product for LTP and LTD) equals T
+    calls of ``accumulate``, from a state with non-zero traces and eligibility."""
+    kw = dict(a_plus=0.7, a_minus=1.3, tau_plus=15.0, tau_minus=25.0)
+    rule = stdp(**kw) if name == "stdp" else rstdp(**kw, tau_c=40.0)
+    w = jnp.zeros((6, 4))
+    warm, _ = _random_block(0, 12, 6, 4)
+    s0 = rule.init(w)
+    for t in range(12):  # non-zero starting traces
+        s0 = rule.accumulate(s0, warm[t], warm[t, :4])
+    pre, post = _random_block(1, 10, 6, 4)
+    block = rule.accumulate_block(s0, pre, post, None)
+    step = s0
+    for t in range(10):
+        step = rule.accumulate(step, pre[t], post[t], None)
+    assert float(jnp.sum(pre)) > 0 and float(jnp.sum(post)) > 0
+    for a, b in zip(jax.tree.leaves(block), jax.tree.leaves(step), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
+    # the comparison can fail: halving the post spikes changes the accumulated pairings
+    wrong = rule.accumulate_block(s0, pre, post * 0.5, None)
+    field = "eligibility" if name == "rstdp" else "ltp"
+    assert not np.allclose(np.asarray(getattr(wrong, field)), np.asarray(getattr(step, field)))
+
+
+def test_nearest_pairing_block_scans():
+    rule = rstdp(pairing="nearest", a_minus=0.5)
+    w = jnp.zeros((3, 2))
+    pre, post = _random_block(2, 8, 3, 2, p=0.4)
+    block = rule.accumulate_block(rule.init(w), pre, post, None)
+    step = rule.init(w)
+    for t in range(8):
+        step = rule.accumulate(step, pre[t], post[t], None)
+    np.testing.assert_allclose(np.asarray(block.eligibility), np.asarray(step.eligibility),
+                               atol=1e-6)
