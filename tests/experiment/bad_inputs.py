@@ -174,7 +174,7 @@ def cases() -> list[Case]:
              sets=("agent.name=bptt_ac", "agent.hyper={n_minibatches: 3}")),
         Case("rstdp bad modulator", ("agent.hyper.modulator", "tdd"),
              sets=("agent.name=rstdp", "agent.hyper={modulator: tdd}")),
-        Case("run_cap negative", ("agent.hyper.run_cap", "-1"),
+        Case("rstdp unknown hyper run_cap", ("agent.hyper.run_cap", "-1"),
              sets=("agent.name=rstdp", "agent.hyper={run_cap: -1}")),
         Case("adaptation_fraction 0", ("training.adaptation_fraction", "0"),
              sets=("training.adaptation_fraction=0",)),

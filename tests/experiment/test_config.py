@@ -93,7 +93,7 @@ def test_suggestions_name_the_closest_registry_entry():
 def test_host_side_checks_of_agent_hyper_env_params_and_shift_fields():
     from neurorl.experiment.runner import build
 
-    with pytest.raises(ConfigError, match=r"agent.eprop_ac.n_recc.*Did you mean 'n_rec'"):
+    with pytest.raises(ConfigError, match=r"agent.hyper.n_recc.*Did you mean 'n_rec'"):
         build(from_dict(BASE, {"agent.hyper.n_recc": 8}))
     with pytest.raises(ConfigError, match=r"masspole"):
         build(from_dict(BASE, {"env.params.masspole": -1.0}))
