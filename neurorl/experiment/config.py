@@ -177,9 +177,9 @@ class ExperimentConfig(_Strict):
 # ----------------------------------------------------------------------------------------------
 
 
-def _model_at(path: Sequence[Any]) -> type[BaseModel] | None:
+def _model_at(path: Sequence[Any], root: type[BaseModel] | None = None) -> type[BaseModel] | None:
     """The pydantic model class that owns the last element of ``path`` (for typo suggestions)."""
-    model: Any = ExperimentConfig
+    model: Any = root or ExperimentConfig
     for part in path[:-1]:
         if isinstance(part, int) or model is None:
             continue
@@ -201,7 +201,9 @@ def _find_model(ann: Any) -> type[BaseModel] | None:
     return None
 
 
-def _describe(err: Mapping[str, Any]) -> tuple[str, str, str | None]:
+def _describe(
+    err: Mapping[str, Any], root: type[BaseModel] | None = None
+) -> tuple[str, str, str | None]:
     """(field path, allowed text, suggestion) for one pydantic error."""
     loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
     # pydantic adds the union member name (e.g. 'ScheduleSpec', 'float') to the location
@@ -217,7 +219,7 @@ def _describe(err: Mapping[str, Any]) -> tuple[str, str, str | None]:
     kind = err["type"]
     suggestion = None
     if kind == "extra_forbidden":
-        model = _model_at(loc)
+        model = _model_at(loc, root)
         fields = list(model.model_fields) if model is not None else []
         suggestion = closest(str(loc[-1]), fields) if fields else None
         allowed = f"one of the keys {fields}" if fields else "no such key"
@@ -233,14 +235,16 @@ def _describe(err: Mapping[str, Any]) -> tuple[str, str, str | None]:
     return path or "config", allowed, suggestion
 
 
-def _from_validation_error(e: ValidationError, source: str = "") -> ConfigError:
+def _from_validation_error(
+    e: ValidationError, source: str = "", root: type[BaseModel] | None = None
+) -> ConfigError:
     errs = e.errors()
     # a typo'd key also makes the real key "missing": report the typo (with its closest valid
     # name) first, then wrong choices and values, "Field required" last
     rank = {"extra_forbidden": 0, "literal_error": 1, "missing": 3}
     errs = sorted(errs, key=lambda er: rank.get(er["type"], 2))
     err = errs[0]
-    path, allowed, suggestion = _describe(err)
+    path, allowed, suggestion = _describe(err, root)
     ce = ConfigError(path, err.get("input"), allowed, suggestion)
     if len(errs) > 1:
         ce.args = (

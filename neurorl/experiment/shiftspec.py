@@ -82,7 +82,9 @@ def _schedule_extremes(spec: Any) -> list[float]:
     return [v for v in vals if v is not None]
 
 
-def _check_step(field: str, value: Any, total_steps: int, n_envs: int, *, start: bool) -> None:
+def _check_step(
+    field: str, value: Any, total_steps: int, n_envs: int, *, start: bool, name: str
+) -> None:
     """A step count in total env steps: a whole number >= 0 (``start``: inside the run)."""
     if value is None:
         return
@@ -92,7 +94,7 @@ def _check_step(field: str, value: Any, total_steps: int, n_envs: int, *, start:
         raise ConfigError(
             field,
             value,
-            f"a step inside the run, < training.steps = {total_steps} (a change after the run "
+            f"a step inside the run, < {name} = {total_steps} (a change after the run "
             "ends never happens)",
         )
 
@@ -105,6 +107,8 @@ def check_shifts(
     total_steps: int,
     n_envs: int,
     prefix: str = "shifts",
+    steps_name: str = "training.steps",
+    envs_name: str = "training.n_envs",
 ) -> None:
     """Host-side checks of a ``shifts`` section that the schedules alone cannot make.
 
@@ -155,14 +159,20 @@ def check_shifts(
                 v = spec.get(k)
                 for j, x in enumerate(v if isinstance(v, (list, tuple)) else [v]):
                     sub = f"{f}.schedule.{k}" + (f"[{j}]" if isinstance(v, (list, tuple)) else "")
-                    _check_step(sub, x, total_steps, n_envs, start=k != "t1")
+                    _check_step(sub, x, total_steps, n_envs, start=k != "t1", name=steps_name)
+            t0, t1 = spec.get("t0"), spec.get("t1")
+            if isinstance(t0, int) and isinstance(t1, int) and t1 <= t0:
+                raise ConfigError(f"{f}.schedule.t1", t1, f"a step > t0 = {t0}")
+            st = spec.get("steps")
+            if isinstance(st, (list, tuple)) and any(b <= a for a, b in zip(st, st[1:])):
+                raise ConfigError(f"{f}.schedule.steps", list(st), "strictly increasing steps")
             for k in ("period", "every"):
                 v = spec.get(k)
                 if v is not None and (not _finite(v) or v < n_envs):
                     raise ConfigError(
                         f"{f}.schedule.{k}",
                         v,
-                        f"at least one step per env: >= training.n_envs = {n_envs} total env steps",
+                        f"at least one step per env: >= {envs_name} = {n_envs} total env steps",
                     )
         for v in _schedule_extremes(spec):
             if not _finite(v):
@@ -195,7 +205,7 @@ def check_shifts(
                     f"{f}.steps_per_task",
                     steps,
                     f"task boundaries inside the run: task {late[0]} would start at env step "
-                    f"{int(starts[late[0] - 1])}, but training.steps = {total_steps} (tasks "
+                    f"{int(starts[late[0] - 1])}, but {steps_name} = {total_steps} (tasks "
                     f"{late} never run)",
                 )
 
@@ -203,8 +213,8 @@ def check_shifts(
         for i, o in enumerate(shifts.get(kind) or []):
             f = f"{prefix}.{kind}[{i}]"
             start, end = o.get("start", 0), o.get("end")
-            _check_step(f"{f}.start", start, total_steps, n_envs, start=True)
-            _check_step(f"{f}.end", end, total_steps, n_envs, start=False)
+            _check_step(f"{f}.start", start, total_steps, n_envs, start=True, name=steps_name)
+            _check_step(f"{f}.end", end, total_steps, n_envs, start=False, name=steps_name)
             if end is not None and end <= (start or 0):
                 raise ConfigError(f"{f}.end", end, f"a step > start = {start}, or null (never)")
             k = o.get("kind")
@@ -256,8 +266,12 @@ def build_shifted_env(env: Any, shifts: Mapping[str, Any], n_envs: int, obs_dim:
                 )
             )
         except KeyError as e:
+            sched = p.get("schedule")
+            if isinstance(sched, Mapping):  # what the user wrote, not the schema's None defaults
+                sched = {k: v for k, v in sched.items() if v is not None}
             raise ConfigError(
-                f"shifts.params[{i}].schedule", p.get("schedule"), f"a value for {e}"
+                f"shifts.params[{i}].schedule", sched, f"a value for {e} (kind {sched['kind']!r})"
+                if isinstance(sched, Mapping) and "kind" in sched else f"a value for {e}"
             ) from None
         except ConfigError as e:
             if str(e.field).startswith("shifts."):
