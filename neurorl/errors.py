@@ -110,8 +110,12 @@ class CheckpointError(NeurorlError):
     """A checkpoint is missing, damaged, crafted, of an old format or of another config."""
 
 
-class NonFiniteError(NeurorlError):
-    """A run produced a non-finite number; names the quantity, member and env step.
+class NumericFaultError(NeurorlError):
+    """A run stopped on a numeric fault (non-finite numbers or diverging weights)."""
+
+
+class NonFiniteError(NumericFaultError):
+    """A run produced a non-finite number (or diverged); names the quantity, member and step.
 
     Attributes:
         quantity: what became non-finite (``"weights"``, ``"agent state ..."``, ``"return"``).
@@ -127,8 +131,9 @@ class NonFiniteError(NeurorlError):
         self.member = member
         self.env_step = env_step
         self.checkpoint_step = checkpoint_step
+        what = quantity if quantity.startswith("diverg") else f"non-finite {quantity}"
         super().__init__(
-            f"non-finite {quantity} in member {member} at env step {env_step}{where}; the run "
+            f"{what} in member {member} at env step {env_step}{where}; the run "
             f"stopped and keeps its last good checkpoint (env step {checkpoint_step}). Lower the "
             "learning rate or check the inputs (e.g. agent.hyper.in_gain)."
         )

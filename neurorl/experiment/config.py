@@ -143,10 +143,13 @@ class TrainingSection(_Strict):
     n_seeds: int = Field(1, ge=1, le=4096)
     chunk_steps: int = Field(10_000, ge=1)
     episode_window: int = Field(100, ge=1)
-    threshold: float | None = None
+    threshold: float | None = Field(None, allow_inf_nan=False)
     # adaptation after a shift: recovered once the rolling return is back to this fraction of
     # its pre-shift level (metrics.continual.adaptation_time's theta)
     adaptation_fraction: float = Field(0.9, gt=0.0, le=1.0)
+    # a numeric fault: the run stops (exit code 3) once a member's weight norm exceeds this many
+    # times its initial norm (null: never); NaN/inf anywhere always stops it
+    max_weight_growth: float | None = Field(1000.0, gt=1.0, allow_inf_nan=False)
 
 
 class LoggingSection(_Strict):

@@ -299,14 +299,20 @@ def config_fingerprint(cfg: C.ExperimentConfig) -> str:
 
 
 def first_non_finite(
-    metrics: Mapping[str, Any], rs: Any, start_step: int, n_envs: int, agent: Any = None
+    metrics: Mapping[str, Any],
+    rs: Any,
+    start_step: int,
+    n_envs: int,
+    initial_norm: Any = None,
+    max_growth: float | None = None,
 ) -> tuple[str, int, int] | None:
-    """The first non-finite quantity of a chunk: ``(quantity, member, env_step)`` or ``None``.
+    """The first numeric fault of a chunk: ``(quantity, member, env_step)`` or ``None``.
 
     Checked host side at the chunk boundary, from the chunk's per-step metrics (the weight norm
-    and finished episodes' returns, whose step is known to the env step) and then from every
-    floating leaf of the runner state (weights, traces, optimizer and env state) at the chunk's
-    end.
+    and finished episodes' returns, so the env step is exact) and then from every floating leaf
+    of the runner state (weights, traces, optimizer and env state) at the chunk's end. With
+    ``initial_norm`` (per member) and ``max_growth``, a weight norm above ``max_growth x`` the
+    initial one is a fault too (diverging weights, e.g. a learning rate of 1e3).
     """
     import jax
 
@@ -317,6 +323,18 @@ def first_non_finite(
     if bad.any():
         t, s = np.argwhere(bad)[0]
         candidates.append((int(t), "weights (weight norm)", int(s)))
+    if initial_norm is not None and max_growth is not None:
+        w0 = np.maximum(np.asarray(initial_norm, dtype=np.float64), 1e-12)  # [S]
+        with np.errstate(invalid="ignore"):
+            big = np.isfinite(wn) & (wn > max_growth * w0[None, :])
+        if big.any():
+            t, s = np.argwhere(big)[0]
+            candidates.append((
+                int(t),
+                f"diverging weights: weight norm {wn[t, s]:.4g} = {wn[t, s] / w0[s]:,.0f} x its "
+                f"initial {w0[s]:.4g} (limit training.max_weight_growth = {max_growth:g})",
+                int(s),
+            ))
     ret = np.asarray(metrics["episode_return"], dtype=np.float64)  # [T, S, B]
     bad = ~np.isfinite(ret)
     if bad.any():
@@ -513,8 +531,10 @@ def _run_experiment(
                 wandb_ids=meta.get("wandb_ids") or None,
             )
             logger.restore_positions(meta["positions"])
+            initial_norm = meta.get("initial_weight_norm")
         else:
             rs = train.init(keys)
+            initial_norm = _weight_norms(train, rs)
             done_steps, chunks_done = 0, 0
             history = [[] for _ in range(cfg.training.n_seeds)]
             for name in ("episodes.jsonl", "chunks.jsonl", "summary.json"):
@@ -549,7 +569,10 @@ def _run_experiment(
                     n = min(chunk, total - done_steps)
                     new_rs, metrics = train.run_chunk(rs, n)
                     metrics = jax.device_get(metrics)
-                    fault = first_non_finite(metrics, new_rs, done_steps, tc.n_envs)
+                    fault = first_non_finite(
+                        metrics, new_rs, done_steps, tc.n_envs, initial_norm,
+                        cfg.training.max_weight_growth,
+                    )
                     if fault is not None:
                         break  # the chunk is not logged and not checkpointed
                     rs = new_rs
@@ -580,6 +603,7 @@ def _run_experiment(
                             "wandb_ids": logger.wandb_ids,
                             "history": strict_json(history),
                             "config_sha256": fingerprint,
+                            "initial_weight_norm": initial_norm,
                         },
                     )
                     checkpoint_step = done_steps
@@ -625,6 +649,16 @@ def _run_experiment(
                 quantity, member, step, checkpoint_step, where=f" (run directory {run_dir})"
             )
         return summary
+
+
+def _weight_norms(train: Any, rs: Any) -> list[float]:
+    """L2 norm of each member's learnable weights (as the ``weight_norm`` metric)."""
+    import jax
+
+    ws = jax.tree.leaves(jax.vmap(train.agent.weights)(rs.agent_state))
+    sq = sum(np.sum(np.asarray(w, dtype=np.float64) ** 2, axis=tuple(range(1, np.ndim(w))))
+             for w in ws)
+    return [float(x) for x in np.sqrt(sq)]
 
 
 def _shell_quote(p: Path) -> str:
