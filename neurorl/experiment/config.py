@@ -210,21 +210,17 @@ def _describe(
     """(field path, allowed text, suggestion) for one pydantic error."""
     loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
     # pydantic adds the union member name (e.g. 'ScheduleSpec', 'float') to the location
-    loc = [
-        p
-        for p in loc
-        if not (
-            isinstance(p, str)
-            and (p[:1].isupper() or p in ("float", "int", "str", "bool", "list[int]"))
-        )
-    ]
+    tags = {m.__name__ for m in _Strict.__subclasses__()} | {
+        "float", "int", "str", "bool", "list[int]", "list[float]", "none"
+    }
+    loc = [p for p in loc if not (isinstance(p, str) and p in tags)]
     path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
     kind = err["type"]
     suggestion = None
     if kind == "extra_forbidden":
         model = _model_at(loc, root)
         fields = list(model.model_fields) if model is not None else []
-        suggestion = closest(str(loc[-1]), fields) if fields else None
+        suggestion = closest(str(loc[-1]), fields) if fields and loc else None
         allowed = f"one of the keys {fields}" if fields else "no such key"
     elif kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
