@@ -41,6 +41,12 @@ Array = jax.Array
 class TrainConfig:
     """One training run (per seed), plain and frozen.
 
+    Every field is checked by :func:`validate` before anything is built (a ``ConfigError``
+    naming the field, e.g. ``agent_kwargs.lr`` or ``shifts.param`` with the closest name).
+    Seeds: ``train.init(key)`` with one key splits it into ``n_seeds`` keys; to make member *i*
+    identical to a single run with seed ``s + i`` pass one key per member,
+    ``jax.vmap(jax.random.key)(jnp.arange(s, s + n_seeds))``, as the experiment runner does.
+
     Attributes:
         env_id: environment id, e.g. ``"CartPole-v1"``.
         agent: agent name in ``neurorl.agents.AGENTS`` (``"eprop_ac"``, ``"bptt_ac"``,
