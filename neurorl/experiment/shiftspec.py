@@ -164,7 +164,9 @@ def check_shifts(
             if isinstance(t0, int) and isinstance(t1, int) and t1 <= t0:
                 raise ConfigError(f"{f}.schedule.t1", t1, f"a step > t0 = {t0}")
             st = spec.get("steps")
-            if isinstance(st, (list, tuple)) and any(b <= a for a, b in zip(st, st[1:])):
+            if isinstance(st, (list, tuple)) and any(
+                b <= a for a, b in zip(st, st[1:], strict=False)
+            ):
                 raise ConfigError(f"{f}.schedule.steps", list(st), "strictly increasing steps")
             for k in ("period", "every"):
                 v = spec.get(k)

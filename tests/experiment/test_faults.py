@@ -154,7 +154,8 @@ def test_sweep_group_members_match_single_runs_end_to_end(tmp_path):
     g = runner.run_experiment(from_dict(tiny(n_seeds=3, steps=256)), tmp_path / "g",
                               progress=False, wandb_mode="disabled")
     assert g["status"] == "finished"
-    group_eps = [json.loads(x) for x in (tmp_path / "g" / "episodes.jsonl").read_text().splitlines()]
+    group_eps = [json.loads(x) for x in (tmp_path / "g" / "episodes.jsonl").read_text().splitlines()
+                 ]
     s = runner.run_experiment(from_dict(tiny(steps=256), {"training.seed": 2}), tmp_path / "s2",
                               progress=False, wandb_mode="disabled")
     assert s["status"] == "finished"
