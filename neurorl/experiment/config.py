@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -533,7 +534,7 @@ def check_hyper_values(agent: str, hyper: Mapping[str, Any], prefix: str) -> Non
             )
         d = defaults[k]
         if isinstance(d, bool):
-            if not isinstance(v, bool):
+            if not isinstance(v, (bool, np.bool_)):
                 raise ConfigError(f, v, "true or false")
             continue
         if isinstance(d, str):
@@ -541,7 +542,7 @@ def check_hyper_values(agent: str, hyper: Mapping[str, Any], prefix: str) -> Non
                 raise ConfigError(f, v, f"a name (string), default {d!r}")
             continue
         if isinstance(d, (int, float)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
                 raise ConfigError(f, v, f"a number (default {d!r})")
             if not math.isfinite(v):
                 raise ConfigError(f, v, f"a finite number (default {d!r})")
