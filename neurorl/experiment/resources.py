@@ -141,9 +141,12 @@ def check_memory(
     """
     est = estimate_memory(tc, chunk_steps)
     if not est.fits():
+        from neurorl.experiment.config import agent_defaults
+
         names = names or {}
+        n_rec = dict(tc.agent_kwargs).get("n_rec", agent_defaults(tc.agent).get("n_rec"))
         sizes = (
-            f"{names.get('n_rec', 'n_rec')}={dict(tc.agent_kwargs).get('n_rec', 'default')}, "
+            f"{names.get('n_rec', 'n_rec')}={n_rec}, "
             f"{names.get('n_envs', 'n_envs')}={tc.n_envs}, "
             f"{names.get('n_seeds', 'n_seeds')}={tc.n_seeds}"
         )
