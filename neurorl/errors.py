@@ -95,3 +95,78 @@ def lookup(registry: Mapping[str, Any], name: str, kind: str, field: str | None 
         f"one of the registered {kind} names {sorted(registry)}",
         closest(name, registry),
     )
+
+
+# Exit codes of the ``neurorl`` command line (documented in docs/architecture.md).
+EXIT_OK = 0
+EXIT_USER_ERROR = 2  # a bad config, argument, file or checkpoint (NeurorlError)
+EXIT_NON_FINITE = 3  # the run stopped: a weight, state or return became NaN/inf
+EXIT_FILESYSTEM = 4  # the filesystem refused a read or write (read-only, full, permissions)
+EXIT_LOCKED = 5  # another process holds the run directory's lock
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), after the last checkpoint was kept
+
+
+class CheckpointError(NeurorlError):
+    """A checkpoint is missing, damaged, crafted, of an old format or of another config."""
+
+
+class NumericFaultError(NeurorlError):
+    """A run stopped on a numeric fault (non-finite numbers or diverging weights)."""
+
+
+class NonFiniteError(NumericFaultError):
+    """A run produced a non-finite number (or diverged); names the quantity, member and step.
+
+    Attributes:
+        quantity: what became non-finite (``"weights"``, ``"agent state ..."``, ``"return"``).
+        member: the member (seed index) where it was first seen.
+        env_step: the first env step (per member, total over its envs) where it was seen.
+        checkpoint_step: env steps of the last good checkpoint kept on disk.
+    """
+
+    def __init__(
+        self, quantity: str, member: int, env_step: int, checkpoint_step: int, where: str = ""
+    ) -> None:
+        self.quantity = quantity
+        self.member = member
+        self.env_step = env_step
+        self.checkpoint_step = checkpoint_step
+        what = quantity if quantity.startswith("diverg") else f"non-finite {quantity}"
+        super().__init__(
+            f"{what} in member {member} at env step {env_step}{where}; the run "
+            f"stopped and keeps its last good checkpoint (env step {checkpoint_step}). Lower the "
+            "learning rate or check the inputs (e.g. agent.hyper.in_gain)."
+        )
+
+
+class RunLockedError(NeurorlError):
+    """Another process is writing the same run directory."""
+
+
+class RunFileError(NeurorlError):
+    """The filesystem refused a read or write (read-only, full, permission denied)."""
+
+
+class RunInterrupted(NeurorlError):
+    """Ctrl-C during a run: where it stopped and the command that resumes it."""
+
+
+def check_key(key: object, name: str = "key") -> None:
+    """A JAX PRNG key (``jax.random.key(seed)``), not a raw int or array of ints.
+
+    Raises:
+        ConfigError: naming what was given and how to make a key.
+    """
+    import jax
+    import numpy as np
+
+    ok = isinstance(key, jax.Array) and (
+        jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+        or (key.dtype == np.uint32 and key.shape[-1:] == (2,))
+    )
+    if not ok:
+        raise ConfigError(
+            name,
+            key if np.ndim(key) == 0 else f"{type(key).__name__} of shape {np.shape(key)}",
+            "a JAX PRNG key, e.g. jax.random.key(0) (or a batch jax.vmap(jax.random.key)(seeds))",
+        )

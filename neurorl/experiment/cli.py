@@ -233,11 +233,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Run a subcommand; every expected failure is one line on stderr and a documented code.
+
+    Exit codes (``neurorl.errors``): 0 done; 2 a bad config, argument, file or checkpoint;
+    3 the run stopped on a non-finite weight, state or return; 4 the filesystem refused a read
+    or write; 5 another process holds the run directory; 130 interrupted (Ctrl-C), with the
+    ``neurorl resume`` command to continue.
+    """
+    from neurorl import errors as E
+
+    def fail(msg: str, code: int) -> int:
+        print(f"neurorl: error: {msg}", file=sys.stderr)
+        return code
+
     try:
         return int(args.func(args) or 0)
+    except E.RunInterrupted as e:
+        print(f"neurorl: {e}", file=sys.stderr)
+        return E.EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("neurorl: interrupted (nothing was running that needs resuming)", file=sys.stderr)
+        return E.EXIT_INTERRUPTED
+    except E.NonFiniteError as e:
+        return fail(str(e), E.EXIT_NON_FINITE)
+    except E.RunLockedError as e:
+        return fail(str(e), E.EXIT_LOCKED)
+    except E.RunFileError as e:
+        return fail(str(e), E.EXIT_FILESYSTEM)
     except NeurorlError as e:
-        print(f"neurorl: error: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e), E.EXIT_USER_ERROR)
+    except OSError as e:
+        from neurorl.experiment.runner import file_error_message
+
+        return fail(file_error_message(e), E.EXIT_FILESYSTEM)
 
 
 if __name__ == "__main__":

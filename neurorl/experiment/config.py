@@ -19,11 +19,15 @@ the same x-axis as the logs; they are converted to per-env steps for the jitted 
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -143,10 +147,13 @@ class TrainingSection(_Strict):
     n_seeds: int = Field(1, ge=1, le=4096)
     chunk_steps: int = Field(10_000, ge=1)
     episode_window: int = Field(100, ge=1)
-    threshold: float | None = None
+    threshold: float | None = Field(None, allow_inf_nan=False)
     # adaptation after a shift: recovered once the rolling return is back to this fraction of
     # its pre-shift level (metrics.continual.adaptation_time's theta)
     adaptation_fraction: float = Field(0.9, gt=0.0, le=1.0)
+    # a numeric fault: the run stops (exit code 3) once a member's weight norm exceeds this many
+    # times its initial norm (null: never); NaN/inf anywhere always stops it
+    max_weight_growth: float | None = Field(1000.0, gt=1.0, allow_inf_nan=False)
 
 
 class LoggingSection(_Strict):
@@ -177,9 +184,9 @@ class ExperimentConfig(_Strict):
 # ----------------------------------------------------------------------------------------------
 
 
-def _model_at(path: Sequence[Any]) -> type[BaseModel] | None:
+def _model_at(path: Sequence[Any], root: type[BaseModel] | None = None) -> type[BaseModel] | None:
     """The pydantic model class that owns the last element of ``path`` (for typo suggestions)."""
-    model: Any = ExperimentConfig
+    model: Any = root or ExperimentConfig
     for part in path[:-1]:
         if isinstance(part, int) or model is None:
             continue
@@ -201,25 +208,23 @@ def _find_model(ann: Any) -> type[BaseModel] | None:
     return None
 
 
-def _describe(err: Mapping[str, Any]) -> tuple[str, str, str | None]:
+def _describe(
+    err: Mapping[str, Any], root: type[BaseModel] | None = None
+) -> tuple[str, str, str | None]:
     """(field path, allowed text, suggestion) for one pydantic error."""
     loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
     # pydantic adds the union member name (e.g. 'ScheduleSpec', 'float') to the location
-    loc = [
-        p
-        for p in loc
-        if not (
-            isinstance(p, str)
-            and (p[:1].isupper() or p in ("float", "int", "str", "bool", "list[int]"))
-        )
-    ]
+    tags = {m.__name__ for m in _Strict.__subclasses__()} | {
+        "float", "int", "str", "bool", "list[int]", "list[float]", "none"
+    }
+    loc = [p for p in loc if not (isinstance(p, str) and p in tags)]
     path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
     kind = err["type"]
     suggestion = None
     if kind == "extra_forbidden":
-        model = _model_at(loc)
+        model = _model_at(loc, root)
         fields = list(model.model_fields) if model is not None else []
-        suggestion = closest(str(loc[-1]), fields) if fields else None
+        suggestion = closest(str(loc[-1]), fields) if fields and loc else None
         allowed = f"one of the keys {fields}" if fields else "no such key"
     elif kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
@@ -233,11 +238,16 @@ def _describe(err: Mapping[str, Any]) -> tuple[str, str, str | None]:
     return path or "config", allowed, suggestion
 
 
-def _from_validation_error(e: ValidationError, source: str = "") -> ConfigError:
+def _from_validation_error(
+    e: ValidationError, source: str = "", root: type[BaseModel] | None = None
+) -> ConfigError:
     errs = e.errors()
-    # report the first error; with a Union the most specific is usually the first
+    # a typo'd key also makes the real key "missing": report the typo (with its closest valid
+    # name) first, then wrong choices and values, "Field required" last
+    rank = {"extra_forbidden": 0, "literal_error": 1, "missing": 3}
+    errs = sorted(errs, key=lambda er: rank.get(er["type"], 2))
     err = errs[0]
-    path, allowed, suggestion = _describe(err)
+    path, allowed, suggestion = _describe(err, root)
     ce = ConfigError(path, err.get("input"), allowed, suggestion)
     if len(errs) > 1:
         ce.args = (
@@ -253,14 +263,24 @@ def _from_validation_error(e: ValidationError, source: str = "") -> ConfigError:
 
 
 def parse_override(item: str) -> tuple[str, Any]:
-    """``"agent.hyper.lr=1e-3"`` -> ``("agent.hyper.lr", 0.001)`` (value parsed as YAML)."""
-    if "=" not in item:
+    """``"agent.hyper.lr=1e-3"`` -> ``("agent.hyper.lr", 0.001)`` (value parsed as YAML).
+
+    Raises:
+        ConfigError: no ``=``, an empty key, or a value YAML cannot parse (named with its key).
+    """
+    if not isinstance(item, str) or "=" not in item:
         raise ConfigError("--set", item, "KEY=VALUE with a dotted key, e.g. agent.hyper.lr=1e-3")
     key, raw = item.split("=", 1)
     key = key.strip()
     if not key:
         raise ConfigError("--set", item, "a non-empty dotted key")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        problem = str(getattr(e, "problem", "") or e).split("\n")[0]
+        raise ConfigError(
+            f"--set {key}", raw, f"a YAML value, e.g. 3, 1e-3, true, [1, 2] ({problem})"
+        ) from None
     if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
         for conv in (int, float):
             try:
@@ -270,27 +290,90 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key, value
 
 
+def _split_path(dotted: str) -> list[str]:
+    """``"shifts.params[0].schedule"`` / ``"shifts.params.0.schedule"`` -> its parts."""
+    parts = dotted.replace("[", ".").replace("]", "").split(".")
+    if any(p == "" for p in parts):
+        raise ConfigError(dotted, None, "a dotted key such as agent.hyper.lr or shifts.params.0.x")
+    return parts
+
+
+def _join(parts: Sequence[str]) -> str:
+    return ".".join(parts).replace(".[", "[") if parts else "config"
+
+
 def set_path(tree: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    """Return a copy of ``tree`` with ``dotted`` set to ``value`` (intermediate dicts created)."""
+    """Return a copy of ``tree`` with ``dotted`` set to ``value`` (intermediate dicts created).
+
+    List entries are reached by index: ``shifts.params.0.schedule.steps`` or
+    ``shifts.params[0].schedule.steps``.
+
+    Raises:
+        ConfigError: a path through a scalar, an index into a non-list, or past a list's end.
+    """
     out = copy.deepcopy(tree)
-    node = out
-    parts = dotted.split(".")
-    for p in parts[:-1]:
-        if not isinstance(node.get(p, {}), dict):
-            raise ConfigError(dotted, value, f"{p!r} is not a section")
-        node = node.setdefault(p, {})
-    node[parts[-1]] = value
+    node: Any = out
+    parts = _split_path(dotted)
+    seen: list[str] = []
+    for i, p in enumerate(parts):
+        last = i == len(parts) - 1
+        here = _join(seen) if seen else "config"
+        if isinstance(node, list):
+            if not p.lstrip("-").isdigit():
+                raise ConfigError(dotted, value, f"{here} is a list: index it, e.g. {here}.0")
+            k = int(p)
+            if not 0 <= k < len(node):
+                raise ConfigError(
+                    f"{here}[{p}]", value, f"an index in [0, {len(node) - 1}] ({here} has "
+                    f"{len(node)} entries)" if node else f"no index ({here} is empty)"
+                )
+            if last:
+                node[k] = value
+            else:
+                node = node[k]
+            seen.append(f"[{k}]")
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(dotted, value, f"{here!r} is not a section (it is {node!r})")
+        if last:
+            node[p] = value
+        else:
+            if node.get(p) is None:
+                node[p] = {}
+            node = node[p]
+        seen.append(p)
     return out
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read an experiment (or sweep) YAML file into a dict.
+
+    Raises:
+        ConfigError: a missing file, a directory, an unreadable or empty file, invalid YAML, or
+            anything but a mapping at the top level.
+    """
     p = Path(path)
     if not p.exists():
         raise ConfigError("config", str(path), "an existing YAML file")
+    if p.is_dir():
+        raise ConfigError(
+            "config", str(path), "a YAML file, not a directory (e.g. experiments/quickstart.yaml)"
+        )
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError("config", str(path), f"a readable UTF-8 text file ({e})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError("config", str(path), f"valid YAML ({e})") from None
+    if data is None:
+        raise ConfigError(
+            "config",
+            str(path),
+            "a YAML mapping with at least one section; the file is empty (an empty config would "
+            "silently run every default: copy experiments/quickstart.yaml instead)",
+        )
     if not isinstance(data, dict):
         raise ConfigError("config", type(data).__name__, "a YAML mapping at the top level")
     return data
@@ -327,12 +410,17 @@ def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
 
 
 def check_registries(cfg: ExperimentConfig) -> None:
-    """Names that live in registries, and cross-field constraints (host side, before tracing)."""
+    """Names that live in registries, and cross-field constraints (host side, before tracing).
+
+    Everything here is named by its YAML path (``agent.hyper.lr``, ``shifts.params[0]...``) and
+    runs before anything is created on disk.
+    """
     from neurorl.agents import AGENTS
     from neurorl.envs import ENVS
     from neurorl.errors import lookup
     from neurorl.hardware.chips import CHIPS
 
+    check_name(cfg.name, "name")
     lookup(ENVS, cfg.env.id, "environment", field="env.id")
     lookup(AGENTS, cfg.agent.name, "agent", field="agent.name")
     lookup(CHIPS, cfg.hardware.chip, "chip", field="hardware.chip")
@@ -343,8 +431,128 @@ def check_registries(cfg: ExperimentConfig) -> None:
         raise ConfigError(
             "training.chunk_steps", t.chunk_steps, f"a multiple of training.n_envs={t.n_envs}"
         )
-    if cfg.agent.obs_range is not None and any(r <= 0 for r in cfg.agent.obs_range):
-        raise ConfigError("agent.obs_range", cfg.agent.obs_range, "positive half-widths")
+    if t.threshold is not None and not math.isfinite(t.threshold):
+        raise ConfigError("training.threshold", t.threshold, "a finite return, or null for none")
+    env_params = check_env_params(cfg.env.id, dict(cfg.env.params), "env.params")
+    check_obs_range(cfg.env.id, cfg.agent.obs_range, "agent.obs_range", env_params)
+    check_hyper_values(cfg.agent.name, dict(cfg.agent.hyper), "agent.hyper")
+    from neurorl.experiment.shiftspec import check_shifts
+
+    check_shifts(
+        cfg.shifts.model_dump(mode="python"),
+        cfg.env.id,
+        dict(cfg.env.params),
+        total_steps=t.steps,
+        n_envs=t.n_envs,
+        prefix="shifts",
+    )
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=,-]*$")
+
+
+def check_name(name: Any, field: str) -> None:
+    """A run name is one directory name inside ``logging.dir`` (no ``/``, ``..`` or ``~``).
+
+    Raises:
+        ConfigError: a name that is empty, a path, or would leave ``logging.dir``.
+    """
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+        raise ConfigError(
+            field,
+            name,
+            "one directory name inside logging.dir: letters, digits and _ . + = , - "
+            "(no '/', '..', leading '.' or spaces)",
+        )
+
+
+def check_env_params(env_id: str, params: Mapping[str, Any], prefix: str) -> Any:
+    """Validated env params (the env's own physical checks), errors named ``prefix.<field>``."""
+    from neurorl.envs import make_params
+
+    try:
+        return make_params(env_id, **dict(params))
+    except ConfigError as e:
+        field = str(e.field).rsplit(".", 1)[-1] if "params" in str(e.field) else str(e.field)
+        if field == "params":  # unknown field: the value is the name
+            raise ConfigError(f"{prefix}.{e.value}", params.get(e.value), e.allowed,
+                              e.suggestion) from None
+        raise ConfigError(f"{prefix}.{field}", e.value, e.allowed, e.suggestion) from None
+
+
+def check_obs_range(env_id: str, obs_range: Any, field: str, env_params: Any = None) -> None:
+    """``obs_range``: one positive finite half-width, or one per observation dimension."""
+    if obs_range is None:
+        return
+    from neurorl.envs import make
+
+    env, params = make(env_id)
+    params = env_params if env_params is not None else params
+    obs_dim = int(np.prod(env.observation_space(params).shape))
+    vals = [obs_range] if isinstance(obs_range, (int, float)) else obs_range
+    try:
+        a = np.asarray(vals, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(field, obs_range, f"{obs_dim} positive numbers") from None
+    if a.ndim != 1 or a.size not in (1, obs_dim):
+        raise ConfigError(
+            field, obs_range, f"one half-width or {obs_dim} (one per observation dim of {env_id})"
+        )
+    if not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise ConfigError(field, obs_range, "positive finite half-widths")
+
+
+def agent_defaults(agent: str) -> dict[str, Any]:
+    """The agent's ``DEFAULTS`` hyperparameters (from its factory's module)."""
+    import sys
+
+    from neurorl.agents import AGENTS
+    from neurorl.errors import lookup
+
+    factory = lookup(AGENTS, agent, "agent", field="agent.name")
+    return dict(getattr(sys.modules[factory.__module__], "DEFAULTS", {}))
+
+
+def check_hyper_values(agent: str, hyper: Mapping[str, Any], prefix: str) -> None:
+    """Hyperparameters by their default's kind: known name, same type, finite, sign.
+
+    Every numeric hyperparameter whose default is >= 0 must be >= 0 (rates, time constants,
+    sizes, epsilons, clip norms); integer ones (sizes, step counts) must be whole numbers. The
+    agent's own range checks (``> 0``, ``[0, 1]``) follow in its factory.
+
+    Raises:
+        ConfigError: named ``<prefix>.<key>`` with the value, what is allowed, the closest name.
+    """
+    if not isinstance(hyper, Mapping):
+        raise ConfigError(prefix, hyper, "a mapping of hyperparameter names to values")
+    defaults = agent_defaults(agent)
+    if not defaults:
+        return
+    for k, v in hyper.items():
+        f = f"{prefix}.{k}"
+        if k not in defaults:
+            raise ConfigError(
+                f, v, f"one of the {agent} hyperparameters {sorted(defaults)}",
+                closest(str(k), defaults),
+            )
+        d = defaults[k]
+        if isinstance(d, bool):
+            if not isinstance(v, (bool, np.bool_)):
+                raise ConfigError(f, v, "true or false")
+            continue
+        if isinstance(d, str):
+            if not isinstance(v, str):
+                raise ConfigError(f, v, f"a name (string), default {d!r}")
+            continue
+        if isinstance(d, (int, float)):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+                raise ConfigError(f, v, f"a number (default {d!r})")
+            if not math.isfinite(v):
+                raise ConfigError(f, v, f"a finite number (default {d!r})")
+            if d >= 0 and v < 0:
+                raise ConfigError(f, v, f"a number >= 0 (default {d!r})")
+            if isinstance(d, int) and float(v) != int(v):
+                raise ConfigError(f, v, f"a whole number (default {d!r})")
 
 
 def run_name(cfg: ExperimentConfig) -> str:

@@ -55,11 +55,62 @@ def train_config(cfg: C.ExperimentConfig, n_seeds: int | None = None):
     )
 
 
-def build(cfg: C.ExperimentConfig):
-    """Validate everything that can be validated on the host and build the training function."""
+# TrainConfig / agent field names -> the YAML paths a user wrote
+_YAML_PATHS = {
+    "n_steps": "training.steps",
+    "n_envs": "training.n_envs",
+    "n_seeds": "training.n_seeds",
+    "substeps": "agent.substeps",
+    "obs_range": "agent.obs_range",
+    "chip": "hardware.chip",
+    "agent": "agent.name",
+    "env_id": "env.id",
+}
+
+
+def yaml_field(cfg: C.ExperimentConfig, field: str) -> str:
+    """The YAML path of an error field raised below the config layer (``agent.eprop_ac.lr`` ->
+    ``agent.hyper.lr``, ``n_steps`` -> ``training.steps``)."""
+    field = str(field)
+    for prefix in (f"agent.{cfg.agent.name}.", "agent_kwargs."):
+        if field.startswith(prefix):
+            return "agent.hyper." + field[len(prefix) :]
+    if field.startswith(f"{cfg.env.id}.params."):
+        return "env.params." + field[len(f"{cfg.env.id}.params.") :]
+    head, _, rest = field.partition(".")
+    if head in _YAML_PATHS:
+        return _YAML_PATHS[head] + (f".{rest}" if rest else "")
+    return field
+
+
+def build(cfg: C.ExperimentConfig, *, check_memory: bool = True):
+    """Validate everything that can be validated on the host and build the training function.
+
+    Errors raised below the config layer (agent factories, env params, the chip) are renamed to
+    the YAML path the user wrote. With ``check_memory``, a run whose state and metrics cannot fit
+    is refused first (:mod:`neurorl.experiment.resources`), before any agent is built.
+
+    Raises:
+        ConfigError: named by YAML path.
+    """
+    from neurorl.experiment.resources import check_memory as _check_memory
     from neurorl.experiment.train import make_train
 
-    return make_train(train_config(cfg))
+    tc = train_config(cfg)
+    try:
+        if check_memory:
+            _check_memory(
+                tc,
+                min(cfg.training.chunk_steps, cfg.training.steps),
+                names={"n_rec": "agent.hyper.n_rec", "n_envs": "training.n_envs",
+                       "n_seeds": "training.n_seeds"},
+            )
+        return make_train(tc)
+    except ConfigError as e:
+        field = yaml_field(cfg, e.field)
+        if field == e.field:
+            raise
+        raise ConfigError(field, e.value, e.allowed, e.suggestion) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -224,6 +275,148 @@ def members_of(cfg: C.ExperimentConfig, label: str | None = None) -> list[dict[s
     return out
 
 
+def member_keys(seed: int, n_seeds: int):
+    """One PRNG key per member: ``jax.random.key(seed + i)``.
+
+    Member *i* of any group gets the key a single run with ``training.seed = seed + i`` gets, so
+    its initial state and every key it draws are bit-identical to that single run's, whatever it
+    is batched with (not ``split(key(seed), n)[i]``, which depends on the group).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    return jax.vmap(jax.random.key)(jnp.arange(seed, seed + n_seeds, dtype=jnp.uint32))
+
+
+def config_fingerprint(cfg: C.ExperimentConfig) -> str:
+    """SHA-256 of everything that shapes a run's numbers (all but ``logging``/``description``).
+
+    A checkpoint records it; resuming under another config is refused before any log is touched.
+    """
+    import hashlib
+
+    d = C.to_dict(cfg)
+    d.pop("logging", None)
+    d.pop("description", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def first_non_finite(
+    metrics: Mapping[str, Any],
+    rs: Any,
+    start_step: int,
+    n_envs: int,
+    initial_norm: Any = None,
+    max_growth: float | None = None,
+) -> tuple[str, int, int] | None:
+    """The first numeric fault of a chunk: ``(quantity, member, env_step)`` or ``None``.
+
+    Checked host side at the chunk boundary, from the chunk's per-step metrics (the weight norm
+    and finished episodes' returns, so the env step is exact) and then from every floating leaf
+    of the runner state (weights, traces, optimizer and env state) at the chunk's end. With
+    ``initial_norm`` (per member) and ``max_growth``, a weight norm above ``max_growth x`` the
+    initial one is a fault too (diverging weights, e.g. a learning rate of 1e3).
+    """
+    import jax
+
+    T = np.shape(metrics["weight_norm"])[0]
+    candidates = []
+    wn = np.asarray(metrics["weight_norm"], dtype=np.float64)  # [T, S]
+    bad = ~np.isfinite(wn)
+    if bad.any():
+        t, s = np.argwhere(bad)[0]
+        candidates.append((int(t), "weights (weight norm)", int(s)))
+    if initial_norm is not None and max_growth is not None:
+        w0 = np.maximum(np.asarray(initial_norm, dtype=np.float64), 1e-12)  # [S]
+        with np.errstate(invalid="ignore"):
+            big = np.isfinite(wn) & (wn > max_growth * w0[None, :])
+        if big.any():
+            t, s = np.argwhere(big)[0]
+            candidates.append((
+                int(t),
+                f"diverging weights: weight norm {wn[t, s]:.4g} = {wn[t, s] / w0[s]:,.0f} x its "
+                f"initial {w0[s]:.4g} (limit training.max_weight_growth = {max_growth:g})",
+                int(s),
+            ))
+    ret = np.asarray(metrics["episode_return"], dtype=np.float64)  # [T, S, B]
+    bad = ~np.isfinite(ret)
+    if bad.any():
+        t, s, _ = np.argwhere(bad)[0]
+        candidates.append((int(t), "episode return", int(s)))
+    if candidates:
+        t, q, s = min(candidates)
+        return q, s, int(start_step + (t + 1) * n_envs)
+    flat, _ = jax.tree_util.tree_flatten_with_path(rs)
+    for path, x in flat:
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) or not jax.numpy.issubdtype(
+            x.dtype, jax.numpy.inexact
+        ):
+            continue
+        a = np.asarray(x)
+        bad = ~np.isfinite(a)
+        if bad.any():
+            s = int(np.argwhere(bad)[0][0]) if a.ndim else 0
+            name = jax.tree_util.keystr(path)
+            return f"runner state {name}", s, int(start_step + T * n_envs)
+    return None
+
+
+def strict_json(x: Any) -> Any:
+    """``x`` with every non-finite float replaced by ``None`` (strict JSON has no NaN/Infinity)."""
+    if isinstance(x, Mapping):
+        return {k: strict_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [strict_json(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if np.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def dumps(x: Any, **kw: Any) -> str:
+    """Strict JSON text (non-finite floats as ``null``; ``allow_nan=False`` proves it)."""
+    return json.dumps(strict_json(x), allow_nan=False, default=_json_default, **kw)
+
+
+class _RunLock:
+    """An exclusive ``flock`` on ``run_dir/.lock`` for the duration of a run (POSIX advisory)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / ".lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> _RunLock:
+        import fcntl
+        import os
+
+        from neurorl.errors import RunLockedError
+
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            self.fd = None
+            raise RunLockedError(
+                f"run directory {self.path.parent} is in use by another neurorl process "
+                f"(pid {holder}); wait for it, or give this run another --out"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import fcntl
+        import os
+
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
 def run_experiment(
     cfg: C.ExperimentConfig,
     run_dir: str | Path,
@@ -236,6 +429,10 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run (or resume) one experiment config into ``run_dir``; returns the summary.
 
+    Everything that can be checked is checked before the directory is created (config, agent,
+    memory, and on resume the checkpoint against this config). The directory is locked for the
+    run; orphan temp files of a killed run are removed.
+
     Args:
         cfg: validated experiment config.
         run_dir: run directory (created).
@@ -244,118 +441,233 @@ def run_experiment(
         stop_after_chunks: stop (as if killed) after this many chunks -- for tests of resume.
         resume: continue from the checkpoint in ``run_dir``.
         members: member descriptions (names/labels for logging); default one per seed.
-    """
-    import jax
 
-    from neurorl.experiment.logging import RunLogger
+    Raises:
+        NonFiniteError: a weight, state or return became NaN/inf; the last good checkpoint is
+            kept and ``summary.json`` (strict JSON) records the fault.
+        RunInterrupted: Ctrl-C; names the env step and the ``neurorl resume`` command.
+        CheckpointError: on resume, a damaged, crafted or mismatched checkpoint (logs untouched).
+        RunLockedError: another process holds the run directory.
+        RunFileError: the filesystem refused a write (read-only, full).
+    """
+    from neurorl.errors import RunFileError
 
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(C.to_dict(cfg), sort_keys=False))
-    members = members or members_of(cfg)
-    atomic_write_text(run_dir / "members.json", json.dumps(members, indent=2, default=str))
-    mode = wandb_mode or cfg.logging.wandb
-    train = build(cfg)
+    try:
+        return _run_experiment(
+            cfg, run_dir, progress=progress, wandb_mode=wandb_mode,
+            stop_after_chunks=stop_after_chunks, resume=resume, members=members,
+        )
+    except OSError as e:
+        raise RunFileError(file_error_message(e, run_dir)) from None
+
+
+def file_error_message(e: OSError, run_dir: Path | None = None) -> str:
+    """One line for a filesystem error: what, which file, and what to do."""
+    import errno
+
+    hint = {
+        errno.ENOSPC: "the disk is full: free space or choose another --out",
+        errno.EROFS: "the filesystem is read-only: choose a writable --out / logging.dir",
+        errno.EACCES: "permission denied: choose a directory you can write",
+        errno.EDQUOT: "the disk quota is exceeded: free space or choose another --out",
+    }.get(e.errno, "check the path and the filesystem")
+    where = e.filename or run_dir or "?"
+    return f"cannot write or read {where}: {e.strerror or e} ({hint})"
+
+
+def _run_experiment(
+    cfg: C.ExperimentConfig,
+    run_dir: Path,
+    *,
+    progress: bool,
+    wandb_mode: str | None,
+    stop_after_chunks: int | None,
+    resume: bool,
+    members: list[dict[str, Any]] | None,
+) -> dict[str, Any]:
+    import jax
+
+    from neurorl.errors import NonFiniteError, RunInterrupted
+    from neurorl.experiment.checkpoint import clean_temp_files
+    from neurorl.experiment.logging import RunLogger
+
+    train = build(cfg)  # every host-side check, before anything exists on disk
     tc = train.config
     total = cfg.training.steps
     chunk = cfg.training.chunk_steps
-
+    keys = member_keys(cfg.training.seed, cfg.training.n_seeds)
+    fingerprint = config_fingerprint(cfg)
+    restored = None
     if resume and has_checkpoint(run_dir):
-        rs, meta = load_checkpoint(run_dir)
-        done_steps = int(meta["env_steps"])
-        chunks_done = int(meta["chunks"])
-        history = meta["history"]
-        logger = RunLogger(
-            run_dir,
-            members=members,
-            group=cfg.logging.group or cfg.name,
-            wandb_mode=mode,
-            project=cfg.logging.project,
-            wandb_ids=meta.get("wandb_ids") or None,
-        )
-        logger.restore_positions(meta["positions"])
-    else:
-        rs = train.init(jax.random.key(cfg.training.seed))
-        done_steps, chunks_done = 0, 0
-        history = [[] for _ in range(cfg.training.n_seeds)]
-        for name in ("episodes.jsonl", "chunks.jsonl"):
-            (run_dir / name).unlink(missing_ok=True)
-        logger = RunLogger(
-            run_dir,
-            members=members,
-            group=cfg.logging.group or cfg.name,
-            wandb_mode=mode,
-            project=cfg.logging.project,
-        )
+        # verify the checkpoint (format, checksum, config, shapes) before any log is touched
+        template = jax.eval_shape(train.init, keys)
+        restored = load_checkpoint(run_dir, template)
+        got = restored[1].get("config_sha256")
+        if got is not None and got != fingerprint:
+            from neurorl.errors import CheckpointError
 
-    one = jax.tree.map(lambda x: x[0], rs.agent_state)
-    neurons = _neuron_count(train, one)
-    n_weights = int(sum(np.size(w) for w in jax.tree.leaves(train.agent.weights(one))))
-    chip = cfg.hardware.chip
-    efn = (  # None: the chip has no energy model (the float reference), energy is not logged
-        (lambda syn: energy_per_step(chip, syn, neurons, cfg.agent.substeps, n_weights))
-        if has_energy_model(chip)
-        else None
-    )
-
-    t_start = time.perf_counter()
-    steps_at_start = done_steps
-    with _progress(progress and cfg.logging.progress) as bar:
-        task = bar.add_task(cfg.name, total=total, completed=done_steps, sps="-", ret="-")
-        while done_steps < total:
-            n = min(chunk, total - done_steps)
-            rs, metrics = train.run_chunk(rs, n)
-            metrics = jax.device_get(metrics)
-            episodes, chunk_recs = chunk_records(
-                metrics,
-                done_steps,
-                tc.n_envs,
-                energy_fn=efn,
-                window=cfg.training.episode_window,
-                history=history,
-                task_ids=metrics.get("task_id"),
+            raise CheckpointError(
+                f"checkpoint in {run_dir} was written by another config (its config.yaml was "
+                "changed after the checkpoint); not resumed, logs untouched. Restore the "
+                "run's config.yaml or start a new run"
             )
-            done_steps += n
-            chunks_done += 1
-            elapsed = time.perf_counter() - t_start
-            sps = (done_steps - steps_at_start) * cfg.training.n_seeds / max(elapsed, 1e-9)
-            for c in chunk_recs:
-                c["steps_per_s"] = sps
-            logger.log(episodes, chunk_recs)
-            save_checkpoint(
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _RunLock(run_dir):
+        clean_temp_files(run_dir)
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(C.to_dict(cfg), sort_keys=False))
+        members = members or members_of(cfg)
+        atomic_write_text(run_dir / "members.json", dumps(members, indent=2))
+        mode = wandb_mode or cfg.logging.wandb
+        if restored is not None:
+            rs, meta = restored
+            done_steps = int(meta["env_steps"])
+            chunks_done = int(meta["chunks"])
+            history = meta["history"]
+            logger = RunLogger(
                 run_dir,
-                rs,
-                {
-                    "env_steps": done_steps,
-                    "chunks": chunks_done,
-                    "positions": logger.positions(),
-                    "wandb_ids": logger.wandb_ids,
-                    "history": history,
-                },
+                members=members,
+                group=cfg.logging.group or cfg.name,
+                wandb_mode=mode,
+                project=cfg.logging.project,
+                wandb_ids=meta.get("wandb_ids") or None,
             )
-            rets = [c["mean_return"] for c in chunk_recs if c["mean_return"] is not None]
-            bar.update(
-                task,
-                completed=done_steps,
-                sps=f"{sps:,.0f}",
-                ret="-" if not rets else f"{np.mean(rets):.1f}",
+            logger.restore_positions(meta["positions"])
+            initial_norm = meta.get("initial_weight_norm")
+        else:
+            rs = train.init(keys)
+            initial_norm = _weight_norms(train, rs)
+            done_steps, chunks_done = 0, 0
+            history = [[] for _ in range(cfg.training.n_seeds)]
+            for name in ("episodes.jsonl", "chunks.jsonl", "summary.json"):
+                (run_dir / name).unlink(missing_ok=True)
+            logger = RunLogger(
+                run_dir,
+                members=members,
+                group=cfg.logging.group or cfg.name,
+                wandb_mode=mode,
+                project=cfg.logging.project,
             )
-            if (
-                stop_after_chunks is not None
-                and chunks_done >= stop_after_chunks
-                and done_steps < total
-            ):
-                return {"stopped_at": done_steps}
+        checkpoint_step = done_steps
 
-    summary = summarize_run(run_dir, cfg, members)
-    atomic_write_text(
-        run_dir / "summary.json", json.dumps(summary, indent=2, default=_json_default)
-    )
-    if mode != "disabled":
-        switches = [(b, i + 1) for i, b in enumerate(summary["boundaries"])]
-        logger.log_task_switches(switches)
-    logger.finish(summary["members"])
-    return summary
+        one = jax.tree.map(lambda x: x[0], rs.agent_state)
+        neurons = _neuron_count(train, one)
+        n_weights = int(sum(np.size(w) for w in jax.tree.leaves(train.agent.weights(one))))
+        chip = cfg.hardware.chip
+        efn = (  # None: the chip has no energy model (the float reference), energy is not logged
+            (lambda syn: energy_per_step(chip, syn, neurons, cfg.agent.substeps, n_weights))
+            if has_energy_model(chip)
+            else None
+        )
+
+        t_start = time.perf_counter()
+        steps_at_start = done_steps
+        fault = None
+        try:
+            with _progress(progress and cfg.logging.progress) as bar:
+                task = bar.add_task(cfg.name, total=total, completed=done_steps, sps="-",
+                                    ret="-")
+                while done_steps < total:
+                    n = min(chunk, total - done_steps)
+                    new_rs, metrics = train.run_chunk(rs, n)
+                    metrics = jax.device_get(metrics)
+                    fault = first_non_finite(
+                        metrics, new_rs, done_steps, tc.n_envs, initial_norm,
+                        cfg.training.max_weight_growth,
+                    )
+                    if fault is not None:
+                        break  # the chunk is not logged and not checkpointed
+                    rs = new_rs
+                    episodes, chunk_recs = chunk_records(
+                        metrics,
+                        done_steps,
+                        tc.n_envs,
+                        energy_fn=efn,
+                        window=cfg.training.episode_window,
+                        history=history,
+                        task_ids=metrics.get("task_id"),
+                    )
+                    done_steps += n
+                    chunks_done += 1
+                    elapsed = time.perf_counter() - t_start
+                    sps = (done_steps - steps_at_start) * cfg.training.n_seeds / max(elapsed,
+                                                                                     1e-9)
+                    for c in chunk_recs:
+                        c["steps_per_s"] = sps
+                    logger.log(strict_json(episodes), strict_json(chunk_recs))
+                    save_checkpoint(
+                        run_dir,
+                        rs,
+                        {
+                            "env_steps": done_steps,
+                            "chunks": chunks_done,
+                            "positions": logger.positions(),
+                            "wandb_ids": logger.wandb_ids,
+                            "history": strict_json(history),
+                            "config_sha256": fingerprint,
+                            "initial_weight_norm": initial_norm,
+                        },
+                    )
+                    checkpoint_step = done_steps
+                    rets = [c["mean_return"] for c in chunk_recs if c["mean_return"] is not None]
+                    bar.update(
+                        task,
+                        completed=done_steps,
+                        sps=f"{sps:,.0f}",
+                        ret="-" if not rets else f"{np.mean(rets):.1f}",
+                    )
+                    if (
+                        stop_after_chunks is not None
+                        and chunks_done >= stop_after_chunks
+                        and done_steps < total
+                    ):
+                        return {"stopped_at": done_steps}
+        except KeyboardInterrupt:
+            raise RunInterrupted(
+                f"interrupted at env step {done_steps:,} of {total:,}; the last checkpoint "
+                f"(env step {checkpoint_step:,}) is kept. Resume with: neurorl resume "
+                f"{_shell_quote(run_dir)}"
+            ) from None
+
+        summary = summarize_run(run_dir, cfg, members)
+        if fault is not None:
+            quantity, member, step = fault
+            summary["status"] = "non_finite"
+            summary["fault"] = {
+                "quantity": quantity,
+                "member": member,
+                "env_step": step,
+                "checkpoint_env_step": checkpoint_step,
+            }
+        else:
+            summary["status"] = "finished"
+        atomic_write_text(run_dir / "summary.json", dumps(summary, indent=2))
+        if mode != "disabled":
+            switches = [(b, i + 1) for i, b in enumerate(summary["boundaries"])]
+            logger.log_task_switches(switches)
+        logger.finish(strict_json(summary["members"]))
+        if fault is not None:
+            raise NonFiniteError(
+                quantity, member, step, checkpoint_step, where=f" (run directory {run_dir})"
+            )
+        return summary
+
+
+def _weight_norms(train: Any, rs: Any) -> list[float]:
+    """L2 norm of each member's learnable weights (as the ``weight_norm`` metric)."""
+    import jax
+
+    ws = jax.tree.leaves(jax.vmap(train.agent.weights)(rs.agent_state))
+    sq = sum(np.sum(np.asarray(w, dtype=np.float64) ** 2, axis=tuple(range(1, np.ndim(w))))
+             for w in ws)
+    return [float(x) for x in np.sqrt(sq)]
+
+
+def _shell_quote(p: Path) -> str:
+    import shlex
+
+    return shlex.quote(str(p))
 
 
 def _json_default(x):
@@ -611,7 +923,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise ConfigError("RUN_DIR", str(run_dir), "a run directory with config.yaml")
     if (run_dir / "sweep.json").exists():
         return _resume_sweep(run_dir, progress=not args.no_progress)
-    cfg = C.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    cfg = C.from_dict(C.load_yaml(run_dir / "config.yaml"))
     if (run_dir / "summary.json").exists() and not has_checkpoint(run_dir):
         print("run already finished")
         return 0

@@ -52,6 +52,12 @@ enable_host_devices()
 class TrainConfig:
     """One training run (per seed), plain and frozen.
 
+    Every field is checked by :func:`validate` before anything is built (a ``ConfigError``
+    naming the field, e.g. ``agent_kwargs.lr`` or ``shifts.param`` with the closest name).
+    Seeds: ``train.init(key)`` with one key splits it into ``n_seeds`` keys; to make member *i*
+    identical to a single run with seed ``s + i`` pass one key per member,
+    ``jax.vmap(jax.random.key)(jnp.arange(s, s + n_seeds))``, as the experiment runner does.
+
     Attributes:
         env_id: environment id, e.g. ``"CartPole-v1"``.
         agent: agent name in ``neurorl.agents.AGENTS`` (``"eprop_ac"``, ``"bptt_ac"``,
@@ -99,10 +105,20 @@ def n_iterations(cfg: TrainConfig, n_steps: int | None = None) -> int:
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Host-side checks, before any trace (ConfigError naming the field)."""
+    """Host-side checks, before any trace (ConfigError naming the TrainConfig field).
+
+    Checks the sizes, the agent / chip / env names, ``agent_kwargs`` by their defaults' kinds
+    (known name, finite, >= 0 where the default is, whole numbers for sizes), ``env_kwargs``
+    (the env's physical checks), ``obs_range`` (one or ``obs_dim`` positive half-widths) and
+    ``shifts`` (the experiment schema's keys, with the closest name for a typo such as
+    ``"param"``; steps inside ``n_steps``; physically valid values).
+
+    Raises:
+        ConfigError: the first problem, named by its TrainConfig field (``agent_kwargs.lr``).
+    """
     for name in ("n_steps", "n_envs", "substeps", "n_seeds"):
         v = getattr(cfg, name)
-        if not isinstance(v, int) or v < 1:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(name, v, "an integer >= 1")
     if cfg.n_steps % cfg.n_envs:
         raise ConfigError("n_steps", cfg.n_steps, f"a multiple of n_envs={cfg.n_envs}")
@@ -113,6 +129,35 @@ def validate(cfg: TrainConfig) -> None:
         lookup(CHIPS, cfg.chip, "chip", field="chip")
         if not cfg.chip_w_scale > 0:
             raise ConfigError("chip_w_scale", cfg.chip_w_scale, "a float > 0")
+    from neurorl.experiment import config as C
+    from neurorl.experiment.shiftspec import check_shifts
+
+    if not isinstance(cfg.agent_kwargs, Mapping):
+        raise ConfigError("agent_kwargs", cfg.agent_kwargs, "a dict of hyperparameters")
+    if not isinstance(cfg.env_kwargs, Mapping):
+        raise ConfigError("env_kwargs", cfg.env_kwargs, "a dict of env parameters")
+    C.check_hyper_values(cfg.agent, dict(cfg.agent_kwargs), "agent_kwargs")
+    params = C.check_env_params(cfg.env_id, dict(cfg.env_kwargs), "env_kwargs")
+    C.check_obs_range(cfg.env_id, cfg.obs_range, "obs_range", params)
+    if cfg.shifts is not None:
+        if not isinstance(cfg.shifts, Mapping):
+            raise ConfigError("shifts", cfg.shifts, "a dict like an experiment's shifts section")
+        try:
+            shifts = C.ShiftsSection.model_validate(dict(cfg.shifts)).model_dump(mode="python")
+        except C.ValidationError as e:
+            err = C._from_validation_error(e, root=C.ShiftsSection)
+            raise ConfigError(
+                "shifts." + str(err.field), err.value, err.allowed, err.suggestion
+            ) from None
+        check_shifts(
+            shifts,
+            cfg.env_id,
+            dict(cfg.env_kwargs),
+            total_steps=cfg.n_steps,
+            n_envs=cfg.n_envs,
+            steps_name="n_steps",
+            envs_name="n_envs",
+        )
 
 
 # learning rule each agent runs, for the chip's on-chip learning check

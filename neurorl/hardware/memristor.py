@@ -306,11 +306,13 @@ def read(
 
 
 class MemristorTxState(NamedTuple):
-    """State of :func:`memristor_transform`: device state, PRNG key, step counter."""
+    """State of :func:`memristor_transform`: device state, PRNG key, step counter, and the
+    weights the learner intends (its own accumulated updates, never the drifted read-back)."""
 
     devices: DeviceState
     key: Array
     count: Array
+    target: Array
 
 
 def memristor_transform(
@@ -318,24 +320,40 @@ def memristor_transform(
 ) -> optax.GradientTransformation:
     """Memristive weights as the last transformation of an optax chain (single weight matrix).
 
-    Every update programs ``params + updates`` onto the devices at time ``count * dt_s`` and
-    returns updates such that the new params equal what the devices read (drift, and read noise
-    when ``read_noise``), so learning sees the device's non-idealities.
+    The transform keeps the weights the learner *intends* (the initial weights plus every update
+    it asked for, clipped to ``+-w_max``) and at each step programs those onto the devices at time
+    ``count * dt_s``: only devices whose level changes are written, so a zero update writes
+    nothing and the weights follow the devices' pure drift. It returns updates such that the new
+    params equal what the devices read (drift, and read noise when ``read_noise``), so learning
+    sees the device's non-idealities. (Programming the drifted read-back ``params + updates``
+    instead would re-target drifted values and restart every drift clock: weights would decay
+    much faster than drift and devices would be written with no update at all.) Updates smaller
+    than a level accumulate in the intended weights until they cross one, as in mixed-precision
+    in-memory training.
+
+    References:
+        Nandakumar et al., "Mixed-precision deep learning based on computational memory",
+        Frontiers in Neuroscience 14:406 (2020) (high-precision accumulation of updates, device
+        programmed only when the accumulated change exceeds the device granularity).
     """
     dev = get_device(device)
 
     def init_fn(params: Array) -> MemristorTxState:
         k0, k1 = jax.random.split(key)
-        return MemristorTxState(init(k0, params, dev), k1, jnp.zeros((), jnp.int32))
+        target = jnp.clip(jnp.asarray(params), -dev.w_max, dev.w_max)
+        return MemristorTxState(init(k0, params, dev), k1, jnp.zeros((), jnp.int32), target)
 
     def update_fn(updates: Array, state: MemristorTxState, params: Array | None = None):
         if params is None:
-            raise ValueError("memristor_transform needs params: call tx.update(g, s, params)")
+            raise ConfigError(
+                "memristor_transform.update", None, "params: call tx.update(updates, state, params)"
+            )
         k, kp, kr = jax.random.split(state.key, 3)
         count = state.count + 1
         t = count.astype(jnp.float32) * dt_s
-        devices = program(state.devices, params + updates, kp, t, dev)
+        target = jnp.clip(state.target + updates, -dev.w_max, dev.w_max)
+        devices = program(state.devices, target, kp, t, dev)
         w = read(devices, kr if read_noise else None, t, dev)
-        return w - params, MemristorTxState(devices, k, count)
+        return w - params, MemristorTxState(devices, k, count, target)
 
     return optax.GradientTransformation(init_fn, update_fn)

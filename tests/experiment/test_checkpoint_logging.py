@@ -30,7 +30,7 @@ def test_checkpoint_roundtrip_with_typed_and_raw_keys(tmp_path):
     }
     save_checkpoint(tmp_path, state, {"env_steps": 10})
     assert has_checkpoint(tmp_path)
-    loaded, meta = load_checkpoint(tmp_path)
+    loaded, meta = load_checkpoint(tmp_path, state)
     assert meta == {"env_steps": 10}
     assert json.loads((tmp_path / "checkpoint.json").read_text()) == {"env_steps": 10}
     np.testing.assert_array_equal(loaded["w"], state["w"])

@@ -93,7 +93,7 @@ def test_suggestions_name_the_closest_registry_entry():
 def test_host_side_checks_of_agent_hyper_env_params_and_shift_fields():
     from neurorl.experiment.runner import build
 
-    with pytest.raises(ConfigError, match=r"agent.eprop_ac.n_recc.*Did you mean 'n_rec'"):
+    with pytest.raises(ConfigError, match=r"agent.hyper.n_recc.*Did you mean 'n_rec'"):
         build(from_dict(BASE, {"agent.hyper.n_recc": 8}))
     with pytest.raises(ConfigError, match=r"masspole"):
         build(from_dict(BASE, {"env.params.masspole": -1.0}))
@@ -129,3 +129,42 @@ def test_shipped_experiment_configs_validate():
     assert len(files) >= 6
     for f in files:
         build(load_config(f))  # every shipped config validates end to end (no trace)
+
+
+def test_set_reaches_list_entries_by_index():
+    base = {**BASE, "training": {"steps": 640, "n_envs": 2, "chunk_steps": 320},
+            "shifts": {"params": [{"field": "length",
+                                   "schedule": {"kind": "abrupt", "values": [0.5, 1.0],
+                                                "steps": [100]}}]}}
+    for key in ("shifts.params.0.schedule.steps", "shifts.params[0].schedule.steps"):
+        cfg = from_dict(base, [f"{key}=[200]"])
+        assert cfg.shifts.params[0].schedule.steps == [200]
+    cfg = from_dict(base, ["shifts.params.0.schedule.values.1=2.0"])
+    assert cfg.shifts.params[0].schedule.values == [0.5, 2.0]
+    with pytest.raises(ConfigError, match=r"shifts.params\[1\]: got \[200\]; allowed: an index in"):
+        from_dict(base, ["shifts.params.1.schedule.steps=[200]"])
+    with pytest.raises(ConfigError, match=r"shifts.params is a list: index it"):
+        from_dict(base, ["shifts.params.first.schedule=1.0"])
+
+
+def test_empty_file_and_directory_are_config_errors(tmp_path):
+    (tmp_path / "empty.yaml").write_text("")
+    with pytest.raises(ConfigError, match="the file is empty"):
+        load_config(tmp_path / "empty.yaml")
+    with pytest.raises(ConfigError, match="not a directory"):
+        load_config(tmp_path)
+
+
+def test_unparsable_set_value_names_its_key():
+    with pytest.raises(ConfigError, match=r"--set training.steps: got '\[1,'; allowed: a YAML"):
+        parse_override("training.steps=[1,")
+
+
+def test_shift_steps_outside_the_run_are_errors():
+    ab = {"kind": "abrupt", "values": [0.5, 1.0], "steps": [10_000_000]}
+    with pytest.raises(ConfigError, match=r"shifts.params\[0\].schedule.steps\[0\]: got 10000000"
+                       r"; allowed: a step inside the run, < training.steps = 64"):
+        from_dict(BASE, {"shifts.params": [{"field": "length", "schedule": ab}]})
+    with pytest.raises(ConfigError, match="task 1 would start at env step 100000"):
+        from_dict(BASE, {"shifts.tasks": {"tasks": [{"length": 0.5}, {"length": 1.0}],
+                                          "steps_per_task": 100000}})

@@ -39,7 +39,7 @@ def test_cli_run_writes_a_complete_run_directory(tiny_yaml, tmp_path):
         "config.yaml",
         "episodes.jsonl",
         "chunks.jsonl",
-        "checkpoint.pkl",
+        "checkpoint.npz",
         "summary.json",
         "report.md",
         "plots/lifelong.png",

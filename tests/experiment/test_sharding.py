@@ -68,7 +68,7 @@ SHARDED = textwrap.dedent(
         rs, m1 = train.run_chunk(rs, chunk)
         # through a checkpoint (host arrays) and back onto the mesh, as `neurorl resume` does
         save_checkpoint(out + f"-ckpt{n}", rs, {})
-        rs, _ = load_checkpoint(out + f"-ckpt{n}")
+        rs, _ = load_checkpoint(out + f"-ckpt{n}", rs)
         rs, m2 = train.run_chunk(rs, chunk)
         info[n] = {"key": spec(rs.key), "weights": spec(jax.tree.leaves(rs.agent_state)[0]),
                    "reward": spec(m2["reward"]),

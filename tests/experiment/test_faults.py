@@ -1,0 +1,337 @@
+"""Nothing silent, nothing lost (issue 14): numeric faults, hostile files, locks, Ctrl-C, seeds.
+
+Every run here is tiny (CartPole, n_rec 8, a few hundred env steps) and goes through the real
+runner / command line; nothing of neurorl is mocked.
+"""
+
+import json
+import os
+import pickle
+import shutil
+import threading
+import time
+
+import jax
+import numpy as np
+import pytest
+import yaml
+
+from neurorl import errors as E
+from neurorl.experiment import runner
+from neurorl.experiment.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from neurorl.experiment.cli import main
+from neurorl.experiment.config import from_dict
+
+pytestmark = pytest.mark.slow  # each test compiles and runs a real (tiny) experiment
+
+SMALL = {"eprop_ac": {"n_rec": 8, "n_rf": 3}, "bptt_ac": {"n_rec": 8, "n_rf": 3},
+         "rstdp": {"n_rf": 3, "pop": 2}}
+
+
+def tiny(agent="eprop_ac", steps=512, chunk=256, n_seeds=1, **hyper):
+    return {
+        "name": "tiny",
+        "env": {"id": "CartPole-v1"},
+        "agent": {"name": agent, "substeps": 2, "hyper": {**SMALL[agent], **hyper}},
+        "training": {"steps": steps, "n_envs": 8, "n_seeds": n_seeds, "chunk_steps": chunk,
+                     "episode_window": 5},
+        "logging": {"wandb": "disabled", "progress": False},
+    }
+
+
+def strict_load(path):
+    """json.load that refuses NaN/Infinity (what every other JSON parser does)."""
+
+    def bad(x):
+        raise ValueError(f"non-standard JSON constant {x} in {path}")
+
+    with open(path) as f:
+        return json.load(f, parse_constant=bad)
+
+
+def cli_run(cfg, tmp_path, capsys, *extra):
+    p = tmp_path / "cfg.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    rc = main(["run", str(p), "--out", str(out), "--no-progress", "--wandb", "disabled", *extra])
+    return rc, capsys.readouterr().err, out
+
+
+# ----------------------------------------------------------------------------------------------
+# numeric faults, per agent
+# ----------------------------------------------------------------------------------------------
+
+# an input gain (rstdp: exploration noise current) that overflows float32 in the membrane
+OVERFLOW = {"eprop_ac": {"in_gain": 3e38}, "bptt_ac": {"in_gain": 3e38},
+            "rstdp": {"noise_std": 3e38}}
+
+
+@pytest.mark.parametrize("agent", ["eprop_ac", "bptt_ac", "rstdp"])
+def test_overflowing_input_stops_with_exit_3_and_strict_json(agent, tmp_path, capsys):
+    rc, err, out = cli_run(tiny(agent, **OVERFLOW[agent]), tmp_path, capsys)
+    assert rc == E.EXIT_NON_FINITE == 3
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "non-finite" in lines[0] and "env step" in lines[0], err
+    assert "Traceback" not in err
+    summary = strict_load(out / "summary.json")
+    assert summary["status"] == "non_finite"
+    assert summary["fault"]["member"] == 0 and summary["fault"]["env_step"] <= 256
+    for f in ("members.json",):
+        strict_load(out / f)
+    for line in (out / "episodes.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda x: pytest.fail(f"bare {x} in episodes.jsonl"))
+
+
+@pytest.mark.parametrize("agent", ["eprop_ac", "bptt_ac", "rstdp"])
+def test_nan_input_gain_is_refused_before_the_run(agent, tmp_path, capsys):
+    key = "noise_std" if agent == "rstdp" else "in_gain"
+    rc, err, out = cli_run(tiny(agent), tmp_path, capsys, "--set", f"agent.hyper.{key}=.nan")
+    assert rc == E.EXIT_USER_ERROR
+    assert f"agent.hyper.{key}: got nan; allowed: a finite number" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("agent", ["eprop_ac", "bptt_ac"])
+def test_lr_1e3_diverges_and_stops(agent, tmp_path, capsys):
+    # issue 14: lr=1e3 drove the e-prop weight norm to 7.6e5 and ended with rc 0
+    rc, err, out = cli_run(tiny(agent, lr=1e3), tmp_path, capsys)
+    assert rc == E.EXIT_NON_FINITE
+    assert "diverging weights" in err and "training.max_weight_growth = 1000" in err
+    summary = strict_load(out / "summary.json")
+    assert summary["status"] == "non_finite" and "diverging" in summary["fault"]["quantity"]
+
+
+def test_lr_1e3_on_rstdp_saturates_inside_w_max_and_finishes(tmp_path, capsys):
+    # R-STDP clips its weights to [-w_max, w_max] after every update: lr=1e3 saturates them (no
+    # numeric fault, so the run finishes), unlike the gradient agents above
+    rc, err, out = cli_run(tiny("rstdp", lr=1e3), tmp_path, capsys)
+    assert rc == 0, err
+    state, _ = load_checkpoint(out)
+    w = [v for k, v in state.items() if k.endswith(".w")]
+    assert w and all(np.all(np.abs(x) <= 1.0 + 1e-6) for x in w)
+    assert np.mean(np.abs(w[0]) == 1.0) > 0.9  # saturated: every update hits the bound
+    assert strict_load(out / "summary.json")["status"] == "finished"
+
+
+def test_fault_in_a_later_chunk_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    # rewards scaled by 3e38 from env step 256: chunk 1 is fine and checkpointed, chunk 2's
+    # returns (and then the critic) overflow
+    cfg = tiny()
+    cfg["shifts"] = {"reward": [{"kind": "scale", "factor": 3e38, "start": 256}]}
+    rc, err, out = cli_run(cfg, tmp_path, capsys)
+    assert rc == E.EXIT_NON_FINITE, err
+    summary = strict_load(out / "summary.json")
+    assert summary["fault"]["checkpoint_env_step"] == 256 and summary["fault"]["env_step"] > 256
+    assert json.loads((out / "checkpoint.json").read_text())["env_steps"] == 256
+    _, meta = load_checkpoint(out)
+    assert meta["env_steps"] == 256
+    # nothing of the faulty chunk was logged
+    assert all(json.loads(x)["env_step"] <= 256
+               for x in (out / "episodes.jsonl").read_text().splitlines())
+
+
+# ----------------------------------------------------------------------------------------------
+# seeds: member i of a group == a single run with seed i
+# ----------------------------------------------------------------------------------------------
+
+
+def test_sweep_members_0_1_2_equal_single_runs_in_initial_state_and_keys():
+    group = runner.build(from_dict(tiny(n_seeds=3)))
+    rs_g = group.init(runner.member_keys(0, 3))
+    for i in range(3):
+        single_cfg = from_dict(tiny(n_seeds=1), {"training.seed": i})
+        single = runner.build(single_cfg)
+        rs_1 = single.init(runner.member_keys(single_cfg.training.seed, 1))
+        for a, b in zip(jax.tree.leaves(rs_g), jax.tree.leaves(rs_1), strict=True):
+            if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+                a, b = jax.random.key_data(a), jax.random.key_data(b)
+            np.testing.assert_array_equal(np.asarray(a)[i], np.asarray(b)[0])
+
+
+def test_sweep_group_members_match_single_runs_end_to_end(tmp_path):
+    # the whole run through the runner: member i of the vmapped group and the single run with
+    # seed i log the same episodes (on this CPU; float batching may reorder reductions elsewhere)
+    g = runner.run_experiment(from_dict(tiny(n_seeds=3, steps=256)), tmp_path / "g",
+                              progress=False, wandb_mode="disabled")
+    assert g["status"] == "finished"
+    group_eps = [json.loads(x) for x in (tmp_path / "g" / "episodes.jsonl").read_text().splitlines()
+                 ]
+    s = runner.run_experiment(from_dict(tiny(steps=256), {"training.seed": 2}), tmp_path / "s2",
+                              progress=False, wandb_mode="disabled")
+    assert s["status"] == "finished"
+    single = [json.loads(x) for x in (tmp_path / "s2" / "episodes.jsonl").read_text().splitlines()]
+    mine = [{**e, "member": 0} for e in group_eps if e["member"] == 2]
+    assert [(e["env_step"], e["return"], e["env"]) for e in mine] == [
+        (e["env_step"], e["return"], e["env"]) for e in single
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# checkpoints: never unpickled, verified, of this config
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stopped_run(tmp_path):
+    cfg = from_dict(tiny())
+    run = tmp_path / "part"
+    assert runner.run_experiment(cfg, run, progress=False, wandb_mode="disabled",
+                                 stop_after_chunks=1) == {"stopped_at": 256}
+    return run
+
+
+class _Boom:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_crafted_pickle_checkpoint_is_refused_and_never_executed(stopped_run, capsys,
+                                                                  monkeypatch):
+    monkeypatch.chdir(stopped_run)
+    (stopped_run / CHECKPOINT_NAME).unlink()
+    (stopped_run / "checkpoint.pkl").write_bytes(pickle.dumps(_Boom()))
+    rc = main(["resume", str(stopped_run), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == E.EXIT_USER_ERROR and "pickle" in err and "not loaded" in err
+    assert not (stopped_run / "PWNED").exists()
+
+
+def test_crafted_npz_with_pickled_object_is_refused(stopped_run, capsys, monkeypatch):
+    monkeypatch.chdir(stopped_run)
+    np.savez(stopped_run / CHECKPOINT_NAME, __meta__=np.array([_Boom()], dtype=object))
+    rc = main(["resume", str(stopped_run), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == E.EXIT_USER_ERROR and "checkpoint" in err and "not loaded" in err
+    assert not (stopped_run / "PWNED").exists()
+
+
+def test_corrupted_checkpoint_is_refused_and_logs_untouched(stopped_run, capsys):
+    episodes = (stopped_run / "episodes.jsonl").read_bytes()
+    data = bytearray((stopped_run / CHECKPOINT_NAME).read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 64] = bytes(64)  # 64 bytes overwritten in the middle (issue 14)
+    (stopped_run / CHECKPOINT_NAME).write_bytes(bytes(data))
+    rc = main(["resume", str(stopped_run), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == E.EXIT_USER_ERROR and "checkpoint" in err and "not loaded" in err, err
+    assert (stopped_run / "episodes.jsonl").read_bytes() == episodes
+
+
+def test_flipped_bit_in_an_array_fails_the_checksum(stopped_run):
+    import zipfile
+
+    src = stopped_run / CHECKPOINT_NAME
+    dst = stopped_run / "copy.npz"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            raw = zin.read(item.filename)
+            if item.filename == "leaf_00000.npy":
+                raw = raw[:-1] + bytes([raw[-1] ^ 1])  # a valid zip whose array changed
+            zout.writestr(item, raw)
+    shutil.move(dst, src)
+    with pytest.raises(E.CheckpointError, match="checksum mismatch"):
+        load_checkpoint(stopped_run)
+
+
+def test_checkpoint_of_another_config_is_refused_before_logs_are_truncated(
+    stopped_run, tmp_path, capsys
+):
+    other = tmp_path / "other"
+    runner.run_experiment(from_dict(tiny(n_rec=16)), other, progress=False,
+                          wandb_mode="disabled", stop_after_chunks=1)
+    with open(stopped_run / "episodes.jsonl", "a") as f:  # lines after the checkpoint
+        f.write(json.dumps({"member": 0, "env_step": 999, "return": 1.0}) + "\n")
+    before = (stopped_run / "episodes.jsonl").read_bytes()
+    shutil.copy(other / CHECKPOINT_NAME, stopped_run / CHECKPOINT_NAME)
+    rc = main(["resume", str(stopped_run), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == E.EXIT_USER_ERROR and "another config" in err, err
+    assert (stopped_run / "episodes.jsonl").read_bytes() == before
+
+
+def test_changed_config_yaml_is_refused_before_logs_are_truncated(stopped_run, capsys):
+    before = (stopped_run / "episodes.jsonl").read_bytes()
+    cfg = yaml.safe_load((stopped_run / "config.yaml").read_text())
+    cfg["agent"]["hyper"]["lr"] = 0.5  # same shapes, other numbers
+    (stopped_run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    rc = main(["resume", str(stopped_run), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == E.EXIT_USER_ERROR and "another config" in err, err
+    assert (stopped_run / "episodes.jsonl").read_bytes() == before
+
+
+def test_resume_removes_orphan_temp_files_and_finishes(stopped_run, capsys):
+    orphan = stopped_run / f".{CHECKPOINT_NAME}.abc123.tmp"
+    orphan.write_bytes(b"half a checkpoint")
+    assert main(["resume", str(stopped_run), "--no-progress"]) == 0
+    assert not orphan.exists()
+    assert strict_load(stopped_run / "summary.json")["status"] == "finished"
+
+
+# ----------------------------------------------------------------------------------------------
+# files: lock, read-only / full filesystem
+# ----------------------------------------------------------------------------------------------
+
+
+def test_second_writer_of_a_run_directory_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    with runner._RunLock(run):
+        rc, err, _ = cli_run(tiny(), tmp_path, capsys)
+    assert rc == E.EXIT_LOCKED and "in use by another neurorl process" in err
+    assert str(os.getpid()) in err
+    assert not (run / "episodes.jsonl").exists()
+
+
+def test_unwritable_run_directory_is_one_clear_line(tmp_path, capsys):
+    p = tmp_path / "cfg.yaml"
+    p.write_text(yaml.safe_dump(tiny()))
+    rc = main(["run", str(p), "--out", "/sys/neurorl-test-run", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == E.EXIT_FILESYSTEM and "Traceback" not in err
+    assert "/sys/neurorl-test-run" in err and len(err.strip().splitlines()) == 1
+
+
+def test_disk_full_message_names_the_cause():
+    import errno
+
+    fd = os.open("/dev/full", os.O_WRONLY)
+    try:
+        with pytest.raises(OSError) as e:
+            os.write(fd, b"x" * 16)
+    finally:
+        os.close(fd)
+    assert e.value.errno == errno.ENOSPC
+    e.value.filename = "runs/x/checkpoint.npz"
+    msg = runner.file_error_message(e.value)
+    assert "runs/x/checkpoint.npz" in msg and "disk is full" in msg
+
+
+# ----------------------------------------------------------------------------------------------
+# Ctrl-C
+# ----------------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_prints_one_line_with_the_resume_command(tmp_path, capsys):
+    import _thread
+
+    cfg = tiny(steps=8192, chunk=256)
+    out = tmp_path / "run"
+
+    def interrupt_after_first_checkpoint():
+        for _ in range(6000):
+            if (out / "checkpoint.json").exists():
+                _thread.interrupt_main()  # what Ctrl-C does: KeyboardInterrupt in the main thread
+                return
+            time.sleep(0.01)
+
+    threading.Thread(target=interrupt_after_first_checkpoint, daemon=True).start()
+    rc, err, _ = cli_run(cfg, tmp_path, capsys)
+    assert rc == E.EXIT_INTERRUPTED == 130
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "interrupted at env step" in lines[0]
+    assert f"neurorl resume {out}" in lines[0]
+    # and the command it prints resumes the run to the end
+    assert main(["resume", str(out), "--no-progress"]) == 0
+    assert strict_load(out / "summary.json")["status"] == "finished"
