@@ -319,7 +319,7 @@ def lifelong_figure(
     ax.set_xlabel("env steps per seed (summed over its parallel envs)")
     ax.set_ylabel(f"episode return\n({_window_text(window)})")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)  # where it covers the least of the curves
     return _finish(fig)
 
 

@@ -249,7 +249,15 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
             i = m["member"] + offset
             labels[i] = m.get("label") or summary["agent"]
             windows[i] = int(m.get("episode_window") or training.get("episode_window", 100))
-            summaries.append({**m, "member": i, "agent": summary["agent"], "chip": summary["chip"]})
+            summaries.append(
+                {
+                    **m,
+                    "member": i,
+                    "agent": summary["agent"],
+                    "chip": summary["chip"],
+                    "run_name": summary.get("name"),
+                }
+            )
         offset += len(summary["members"])
     return {
         "episodes": episodes,
@@ -278,8 +286,14 @@ def _task_names(run_dir: Path, n_boundaries: int) -> list[str] | None:
 
 
 def _title(summaries: Sequence[Mapping[str, Any]], run_dir: Path) -> str:
+    """``<run name>: <agents>`` for a run, ``sweep <file name>: <agents>`` for a sweep (the
+    directory's name is left out: the same sweep run elsewhere gets the same report)."""
     agents = ", ".join(dict.fromkeys(str(s["agent"]) for s in summaries))
-    return f"{run_dir.name}: {agents}"
+    if (run_dir / "sweep.json").exists():
+        sweep = json.loads((run_dir / "sweep.json").read_text()).get("sweep", run_dir.name)
+        return f"sweep {Path(str(sweep)).stem}: {agents}"
+    names = {s.get("run_name") for s in summaries} - {None}
+    return f"{names.pop() if len(names) == 1 else run_dir.name}: {agents}"
 
 
 def _window(windows: Mapping[int, int]) -> int | Mapping[int, int]:
