@@ -1,7 +1,7 @@
 """What a run prints while it trains: a progress bar on a terminal, one plain line per chunk
 otherwise.
 
-On a terminal (``rich``'s detection, so ``FORCE_TERMINAL`` and ``TTY_COMPATIBLE`` are honoured)
+On a terminal (``rich``'s detection, so ``TTY_COMPATIBLE=1`` and ``FORCE_COLOR`` are honoured)
 the bar says ``compiling ...`` until the first chunk comes back -- that chunk includes XLA's
 compilation, which can take tens of seconds -- and then the throughput and the return. When
 stdout is a file or a pipe, each chunk prints one line with every field in full (no terminal

@@ -191,3 +191,24 @@ def test_run_on_a_sweep_file_points_to_neurorl_sweep(tmp_path, capsys):
         assert main([cmd, str(sweep)]) == 2
         err = capsys.readouterr().err
         assert f"neurorl sweep {sweep}" in err and "Did you mean" not in err
+
+
+def test_terminal_bar_says_compiling_until_the_first_chunk(monkeypatch):
+    import contextlib
+    import io
+
+    from neurorl.experiment.progress import RunProgress
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")
+    monkeypatch.setenv("COLUMNS", "160")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        with RunProgress("sw: agent=rstdp", 800, seeds=2, window=7) as bar:
+            assert bar.terminal
+            first = buf.getvalue()
+            bar.update(400, 1234.0, 21.5)
+    text = buf.getvalue()
+    assert "compiling ..." in first and "sw: agent=rstdp" in first
+    assert "1,234 steps/s" in text and "return 21.5" in text
+    assert text.index("compiling ...") < text.index("1,234 steps/s")
