@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def _add(sub: argparse._SubParsersAction, name: str, help: str, description: str
     return sub.add_parser(
         name,
         help=help,
-        description=description,
+        description=textwrap.fill(description, 88),  # the raw formatter keeps the examples' lines
         epilog="examples:\n" + examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -289,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurorl",
         description="Spiking agents, local plasticity, shifting control tasks, neuromorphic "
-        "chips. `neurorl COMMAND --help` describes each command.",
+        "chips.\n`neurorl COMMAND --help` describes each command.",
         epilog="examples:\n"
         "  neurorl run experiments/quickstart.yaml\n"
         "  neurorl sweep experiments/sweeps/rules.yaml --set training.steps=20480\n"
