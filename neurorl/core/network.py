@@ -181,7 +181,8 @@ class Connection:
     """A projection from ``source`` to ``target`` (weights ``[n_pre, n_post]``, pre-major).
 
     Args:
-        source, target: NeuronGroups (may be the same group: recurrent).
+        source: the presynaptic NeuronGroup.
+        target: the postsynaptic NeuronGroup (may be ``source``: recurrent).
         rule: a name from ``connectivity.CONNECTIVITY``; its arguments (``p``, ``k``,
             ``allow_self``) are passed as keywords.
         synapse: "delta" (instant current jump) or "exponential" (decaying current, ``tau_syn`` ms).

@@ -3,7 +3,7 @@
 Commands:
     neurorl --version
     neurorl list [neurons|connectivity|rules|envs|encoders|decoders|agents|chips]
-    neurorl demo                     simulate a small network and print/plot its activity
+    neurorl demo [--out PNG]         simulate a small network and print/plot its activity
     neurorl run CONFIG [--set k=v]   run an experiment config (see experiments/)
     neurorl validate CONFIG          validate a config without running it
     neurorl sweep SWEEP.yaml         expand and run a sweep
@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from neurorl import __version__
 from neurorl.errors import NeurorlError
+
+#: where ``neurorl demo`` writes its plot unless told otherwise (next to the runs, not the cwd)
+DEMO_OUT = Path("runs") / "demo" / "raster.png"
 
 
 def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
@@ -120,69 +125,176 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+_SET_HELP = (
+    "override one config field by its dotted path (repeatable); the value is read as YAML "
+    "(1e-3, true, [1, 2]), e.g. --set training.steps=20000 --set agent.hyper.lr=3e-4"
+)
+_WANDB_HELP = (
+    "wandb mode for this run, overriding the config's logging.wandb: offline (default; sync "
+    "later with `wandb sync`), online, or disabled"
+)
+_NO_PROGRESS_HELP = (
+    "print nothing while training (by default a progress bar on a terminal, one line per "
+    "chunk when the output goes to a file or pipe)"
+)
+
+
+def _add(sub: argparse._SubParsersAction, name: str, help: str, description: str, examples: str):
+    return sub.add_parser(
+        name,
+        help=help,
+        description=textwrap.fill(description, 88),  # the raw formatter keeps the examples' lines
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def _experiment_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run an experiment config")
-    p.add_argument("config")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
-    p.add_argument("--out", default=None, help="run directory (default runs/<name>-<time>)")
-    p.add_argument("--wandb", choices=["online", "offline", "disabled"], default=None)
-    p.add_argument("--no-progress", action="store_true")
+    p = _add(
+        sub,
+        "run",
+        "run an experiment config",
+        "Validate an experiment config, train every seed (one jitted scan, vmapped over seeds), "
+        "and write a run directory: config.yaml, episodes.jsonl, chunks.jsonl, checkpoint.pkl, "
+        "summary.json, report.md, plots/ and an offline wandb run per seed. For a sweep file use "
+        "`neurorl sweep`.",
+        "  neurorl run experiments/quickstart.yaml\n"
+        "  neurorl run experiments/cartpole_eprop.yaml --set training.steps=20000 "
+        "--out runs/eprop-short\n"
+        "  neurorl run experiments/quickstart.yaml --wandb disabled --no-progress > log.txt",
+    )
+    p.add_argument("config", help="experiment YAML (see experiments/*.yaml)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides", help=_SET_HELP
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="RUN_DIR",
+        help="run directory (default: <logging.dir>/<name>-<date>-<time>, logging.dir is runs)",
+    )
+    p.add_argument(
+        "--wandb", choices=["online", "offline", "disabled"], default=None, help=_WANDB_HELP
+    )
+    p.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS_HELP)
     p.set_defaults(func=lambda a: _runner().cmd_run(a))
 
-    p = sub.add_parser("validate", help="validate a config without running it")
-    p.add_argument("config")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    p = _add(
+        sub,
+        "validate",
+        "validate a config without running it",
+        "Check an experiment config as `neurorl run` would before compiling anything: field "
+        "names and types, registry names (env, agent, chip, shift kinds), agent "
+        "hyperparameters, env parameters and chip limits. Prints one line and exits 0 when "
+        "valid; names the field, the value and what is allowed otherwise (exit 2).",
+        "  neurorl validate experiments/lifelong_cartpole.yaml\n"
+        "  neurorl validate experiments/cartpole_eprop.yaml --set agent.hyper.lr=3e-4",
+    )
+    p.add_argument("config", help="experiment YAML (see experiments/*.yaml)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides", help=_SET_HELP
+    )
     p.set_defaults(func=lambda a: _runner().cmd_validate(a))
 
-    p = sub.add_parser("sweep", help="expand and run a sweep (wandb sweep schema)")
-    p.add_argument("sweep")
-    p.add_argument("--out", default=None)
-    p.add_argument("--wandb", choices=["online", "offline", "disabled"], default=None)
+    p = _add(
+        sub,
+        "sweep",
+        "expand and run a sweep (wandb sweep schema)",
+        "Expand a sweep file (wandb's sweep schema plus `base:`, the experiment config it "
+        "overrides) locally and run its members. Members that differ only in training.seed run "
+        "as one compiled, seed-vmapped group. Ends with plots and a table of the groups: median, "
+        "IQR and IQM of the final return over seeds, by what the sweep varies.",
+        "  neurorl sweep experiments/sweeps/rules.yaml\n"
+        "  neurorl sweep experiments/sweeps/rules.yaml --set training.steps=20480\n"
+        "  neurorl sweep experiments/sweeps/chips.yaml --launcher ray --ray-address auto",
+    )
+    p.add_argument("sweep", help="sweep YAML (see experiments/sweeps/*.yaml)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="SWEEP_DIR",
+        help="sweep directory, one group-NNN/ run directory per group "
+        "(default: <logging.dir>/sweep-<file name>-<date>-<time>)",
+    )
+    p.add_argument(
+        "--wandb", choices=["online", "offline", "disabled"], default=None, help=_WANDB_HELP
+    )
     p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         dest="overrides",
-        help="override every member (after its sweep values), e.g. training.steps=4096",
+        help="override every member after its sweep values (repeatable; also replaces a swept "
+        "value), e.g. --set training.steps=4096",
     )
     p.add_argument(
         "--launcher",
         choices=["local", "ray"],
         default="local",
-        help="local: groups one after another here; ray: one Ray task per group",
+        help="local: groups one after another here (default); ray: one Ray task per group "
+        '(pip install "neurorl[ray]")',
     )
     p.add_argument(
         "--ray-address",
         default=None,
+        metavar="ADDRESS",
         help="Ray cluster address (default: RAY_ADDRESS or a new local instance)",
     )
     p.add_argument(
         "--ray-cpus-per-group",
         type=float,
         default=1.0,
-        help="CPUs Ray reserves for each group's task",
+        metavar="N",
+        help="CPUs Ray reserves for each group's task (default 1)",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS_HELP)
     p.set_defaults(func=lambda a: _runner().cmd_sweep(a))
 
-    p = sub.add_parser("resume", help="resume an interrupted run from its last checkpoint")
-    p.add_argument("run_dir")
-    p.add_argument("--no-progress", action="store_true")
+    p = _add(
+        sub,
+        "resume",
+        "resume an interrupted run or sweep from its last checkpoint",
+        "Continue a run (or every unfinished group of a sweep) from the checkpoint written "
+        "after its last chunk; the logs are cut back to the checkpoint, so the result equals an "
+        "uninterrupted run. A finished run is left as it is.",
+        "  neurorl resume runs/quickstart-20261123-101500\n"
+        "  neurorl resume runs/sweep-rules-20261123-101500",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run or sweep directory")
+    p.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS_HELP)
     p.set_defaults(func=lambda a: _runner().cmd_resume(a))
 
-    p = sub.add_parser("export", help="write the trained network of one seed of a run to NIR",
-                       description="Export the network a run trained (groups, connections and "
-                       "the learned weights of one seed) to a NIR file, e.g. "
-                       "`neurorl export runs/quickstart-... --to nir --seed 0`.")
-    p.add_argument("run_dir", help="a run directory written by `neurorl run`")
-    p.add_argument("--to", default="nir", help="output format (nir)")
-    p.add_argument("--seed", type=int, default=None,
+    p = _add(
+        sub,
+        "export",
+        "write the trained network of one seed of a run to NIR",
+        "Export the network a run trained (its groups and connections with the learned weights "
+        "of one seed, read from the run's last checkpoint) to a NIR file that snnTorch, Norse, "
+        "Spyx and the chip toolchains read.",
+        "  neurorl export runs/quickstart-20261123-101500 --to nir\n"
+        "  neurorl export runs/quickstart-20261123-101500 --seed 1 --out agent.nir",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `neurorl run`")
+    p.add_argument("--to", default="nir", metavar="FORMAT", help="output format: nir")
+    p.add_argument("--seed", type=int, default=None, metavar="N",
                    help="which seed of the run (default: its first)")
-    p.add_argument("--out", default=None, help="output file (default RUN_DIR/export/seed<N>.nir)")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="output file (default RUN_DIR/export/seed<N>.nir)")
     p.set_defaults(func=cmd_export)
-    p = sub.add_parser("report", help="plots and a summary table of a run or sweep directory")
-    p.add_argument("run_dir")
+
+    p = _add(
+        sub,
+        "report",
+        "plots and a summary table of a run or sweep directory",
+        "Redraw a finished run's or sweep's plots (plots/lifelong.png, compare.png with two "
+        "labels or more, return_vs_energy.png, lifelong.csv with the curves' data) and "
+        "report.md, and print the tables. Final return everywhere: the mean return of the last "
+        "training.episode_window episodes.",
+        "  neurorl report runs/quickstart-20261123-101500\n"
+        "  neurorl report runs/sweep-rules-20261123-101500",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run or sweep directory")
     p.set_defaults(func=lambda a: _runner().cmd_report(a))
 
 
@@ -195,24 +307,55 @@ def _runner():
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurorl",
-        description="Spiking agents, local plasticity, shifting control tasks, neuromorphic chips.",
+        description="Spiking agents, local plasticity, shifting control tasks, neuromorphic "
+        "chips.\n`neurorl COMMAND --help` describes each command.",
+        epilog="examples:\n"
+        "  neurorl run experiments/quickstart.yaml\n"
+        "  neurorl sweep experiments/sweeps/rules.yaml --set training.steps=20480\n"
+        "  neurorl report runs/quickstart-20261123-101500\n"
+        "  neurorl list chips",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"neurorl {__version__}")
-    sub = parser.add_subparsers(dest="command")
+    parser.add_argument(
+        "--version", action="version", version=f"neurorl {__version__}", help="print the version"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("list", help="list registered components")
+    p = _add(
+        sub,
+        "list",
+        "list registered components",
+        "List what the registries hold, with a one-line description each: neuron models, "
+        "connectivity rules, learning rules, environments, encoders, decoders, agents and chips "
+        "(with the constants not yet checked against a source).",
+        "  neurorl list\n  neurorl list chips",
+    )
     p.add_argument(
         "what",
         nargs="?",
         default=None,
-        help="neurons, connectivity, rules, envs, encoders, decoders, agents or chips",
+        help="neurons, connectivity, rules, envs, encoders, decoders, agents or chips "
+        "(default: all)",
     )
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("demo", help="simulate a small spiking network and plot its activity")
-    p.add_argument("--out", default="neurorl-demo.png")
-    p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
+    p = _add(
+        sub,
+        "demo",
+        "simulate a small spiking network and plot its activity",
+        "Compile a small excitatory/inhibitory network through the N-HAL (an input population, "
+        "Dale's law, 1 ms delays, STDP on the input connection), simulate it, print the firing "
+        "rates and the weight change, and draw a raster plot with membrane traces.",
+        "  neurorl demo\n  neurorl demo --steps 1000 --out runs/demo/long.png",
+    )
+    p.add_argument(
+        "--out",
+        default=str(DEMO_OUT),
+        metavar="PNG",
+        help=f"where to write the raster plot (default: {DEMO_OUT})",
+    )
+    p.add_argument("--steps", type=int, default=500, help="simulated 1 ms steps (default 500)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=cmd_demo)
 
     _experiment_commands(sub)

@@ -54,7 +54,7 @@ def build_network():
     return net
 
 
-def run_demo(out: str | Path = "neurorl-demo.png", steps: int = 500, seed: int = 0) -> dict:
+def run_demo(out: str | Path = "runs/demo/raster.png", steps: int = 500, seed: int = 0) -> dict:
     """Compile, simulate ``steps`` ms, print rates and draw ``out``; returns the numbers."""
     from neurorl.experiment.plots import plot_raster
 

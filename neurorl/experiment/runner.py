@@ -28,6 +28,7 @@ from neurorl.experiment.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from neurorl.experiment.reporting import print_report_tables, report
 
 # ----------------------------------------------------------------------------------------------
 # config -> training function
@@ -234,30 +235,6 @@ def chunk_records(
 # ----------------------------------------------------------------------------------------------
 
 
-def _progress(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("env steps"),
-        TextColumn("{task.fields[sps]} steps/s"),
-        TextColumn("return {task.fields[ret]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=False,
-    )
-
-
 def members_of(cfg: C.ExperimentConfig, label: str | None = None) -> list[dict[str, Any]]:
     base = C.to_dict(cfg)
     out = []
@@ -426,6 +403,7 @@ def run_experiment(
     stop_after_chunks: int | None = None,
     resume: bool = False,
     members: list[dict[str, Any]] | None = None,
+    display_name: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) one experiment config into ``run_dir``; returns the summary.
 
@@ -441,6 +419,8 @@ def run_experiment(
         stop_after_chunks: stop (as if killed) after this many chunks -- for tests of resume.
         resume: continue from the checkpoint in ``run_dir``.
         members: member descriptions (names/labels for logging); default one per seed.
+        display_name: what the progress output calls this run (default ``cfg.name``; a sweep
+            group passes what it varies).
 
     Raises:
         NonFiniteError: a weight, state or return became NaN/inf; the last good checkpoint is
@@ -457,6 +437,7 @@ def run_experiment(
         return _run_experiment(
             cfg, run_dir, progress=progress, wandb_mode=wandb_mode,
             stop_after_chunks=stop_after_chunks, resume=resume, members=members,
+            display_name=display_name,
         )
     except OSError as e:
         raise RunFileError(file_error_message(e, run_dir)) from None
@@ -485,6 +466,7 @@ def _run_experiment(
     stop_after_chunks: int | None,
     resume: bool,
     members: list[dict[str, Any]] | None,
+    display_name: str | None = None,
 ) -> dict[str, Any]:
     import jax
 
@@ -565,9 +547,16 @@ def _run_experiment(
         steps_at_start = done_steps
         fault = None
         try:
-            with _progress(progress and cfg.logging.progress) as bar:
-                task = bar.add_task(cfg.name, total=total, completed=done_steps, sps="-",
-                                    ret="-")
+            from neurorl.experiment.progress import RunProgress
+
+            with RunProgress(
+                display_name or cfg.name,
+                total,
+                done_steps,
+                enabled=progress and cfg.logging.progress,
+                window=cfg.training.episode_window,
+                seeds=cfg.training.n_seeds,
+            ) as bar:
                 while done_steps < total:
                     n = min(chunk, total - done_steps)
                     new_rs, metrics = train.run_chunk(rs, n)
@@ -611,12 +600,7 @@ def _run_experiment(
                     )
                     checkpoint_step = done_steps
                     rets = [c["mean_return"] for c in chunk_recs if c["mean_return"] is not None]
-                    bar.update(
-                        task,
-                        completed=done_steps,
-                        sps=f"{sps:,.0f}",
-                        ret="-" if not rets else f"{np.mean(rets):.1f}",
-                    )
+                    bar.update(done_steps, sps, float(np.median(rets)) if rets else None)
                     if (
                         stop_after_chunks is not None
                         and chunks_done >= stop_after_chunks
@@ -714,6 +698,8 @@ def summarize_run(
             "name": members[m]["name"],
             "label": members[m].get("label"),
             "episodes": int(rets.size),
+            # the one smoothing: the curves, tables and wandb use the same window
+            "episode_window": W,
             "final_return": float(rets[-W:].mean()) if rets.size else None,
             "best_rolling_return": None,
             "steps_to_threshold": None,
@@ -897,8 +883,21 @@ def _default_run_dir(cfg: C.ExperimentConfig, out: str | None) -> Path:
     return Path(cfg.logging.dir) / f"{cfg.name}-{stamp}"
 
 
+def _load_experiment(path: str, overrides: Sequence[str], command: str) -> C.ExperimentConfig:
+    """Load an experiment config; a sweep file gets pointed to ``neurorl sweep``."""
+    raw = C.load_yaml(path)
+    if "parameters" in raw and ("method" in raw or "base" in raw):
+        raise ConfigError(
+            "config",
+            str(path),
+            f"an experiment config for `neurorl {command}`; this is a sweep file (method, "
+            f"parameters, base): run it with `neurorl sweep {path}`",
+        )
+    return C.load_config(path, overrides)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    cfg = C.load_config(args.config, args.overrides)
+    cfg = _load_experiment(args.config, args.overrides, "validate")
     build(cfg)  # host-side checks of env params, shifts, agent hyperparameters, chip
     print(
         f"{args.config}: valid ({cfg.agent.name} on {cfg.env.id}, {cfg.training.steps} steps x "
@@ -908,12 +907,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = C.load_config(args.config, args.overrides)
+    cfg = _load_experiment(args.config, args.overrides, "run")
     run_dir = _default_run_dir(cfg, args.out)
     print(f"run directory: {run_dir}")
-    summary = run_experiment(cfg, run_dir, progress=not args.no_progress, wandb_mode=args.wandb)
+    run_experiment(cfg, run_dir, progress=not args.no_progress, wandb_mode=args.wandb)
     report(run_dir)
-    _print_summary(summary)
+    print_report_tables(run_dir)
     return 0
 
 
@@ -932,44 +931,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if (run_dir / "members.json").exists()
         else None
     )
-    summary = run_experiment(
-        cfg, run_dir, progress=not args.no_progress, resume=True, members=members
-    )
+    run_experiment(cfg, run_dir, progress=not args.no_progress, resume=True, members=members)
     report(run_dir)
-    _print_summary(summary)
+    print_report_tables(run_dir)
     return 0
-
-
-def _print_summary(summary: Mapping[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{summary['name']}: {summary['agent']} on {summary['env']}")
-    for col in (
-        "member",
-        "episodes",
-        "final return",
-        "best rolling",
-        "steps to threshold",
-        "spikes/step",
-        "energy/step (J)",
-    ):
-        table.add_column(col)
-    for m in summary["members"]:
-        table.add_row(
-            m["name"],
-            str(m["episodes"]),
-            _fmt(m.get("final_return")),
-            _fmt(m.get("best_rolling_return")),
-            str(m.get("steps_to_threshold") or "-"),
-            _fmt(m.get("spikes_per_step")),
-            _fmt(m.get("energy_per_step_j"), ".3g"),
-        )
-    Console().print(table)
-
-
-def _fmt(x, spec: str = ".1f") -> str:
-    return "-" if x is None else format(x, spec)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1112,6 +1077,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 base, g, out, gi, sweep_name, progress=not args.no_progress, wandb_mode=args.wandb
             )
     report(out)
+    print_report_tables(out, members=False)
     return 0
 
 
@@ -1146,6 +1112,7 @@ def run_group(
         wandb_mode=wandb_mode,
         members=members,
         resume=resume,
+        display_name=f"{sweep_name}: {label}",
     )
 
 
@@ -1159,6 +1126,7 @@ def _resume_sweep(out: Path, progress: bool = True) -> int:
             continue
         run_group(base, g, out, gi, name, progress=progress, resume=True)
     report(out)
+    print_report_tables(out, members=False)
     return 0
 
 
@@ -1167,126 +1135,7 @@ def _resume_sweep(out: Path, progress: bool = True) -> int:
 # ----------------------------------------------------------------------------------------------
 
 
-def _collect(run_dir: Path) -> tuple[list[dict], dict[int, str], list[dict], list[int], Any]:
-    """Episodes (members renumbered globally), labels, summaries, boundaries, threshold."""
-    from neurorl.experiment.logging import read_jsonl
-
-    dirs = sorted(p for p in run_dir.glob("group-*") if p.is_dir()) or [run_dir]
-    episodes, labels, summaries, bounds, threshold = [], {}, [], [], None
-    offset = 0
-    for d in dirs:
-        if not (d / "summary.json").exists():
-            continue
-        summary = json.loads((d / "summary.json").read_text())
-        cfg = yaml.safe_load((d / "config.yaml").read_text())
-        threshold = cfg.get("training", {}).get("threshold", threshold)
-        bounds = summary.get("boundaries", bounds)
-        for e in read_jsonl(d / "episodes.jsonl"):
-            episodes.append({**e, "member": e["member"] + offset})
-        for m in summary["members"]:
-            labels[m["member"] + offset] = m.get("label") or summary["agent"]
-            summaries.append(
-                {
-                    **m,
-                    "member": m["member"] + offset,
-                    "agent": summary["agent"],
-                    "chip": summary["chip"],
-                }
-            )
-        offset += len(summary["members"])
-    return episodes, labels, summaries, bounds, threshold
-
-
-def _task_names(run_dir: Path, n_boundaries: int) -> list[str] | None:
-    """Names of the task sequence's tasks (``shifts.tasks.names``, else ``task i: params``)."""
-    cfgs = sorted(run_dir.glob("group-*/config.yaml")) or [run_dir / "config.yaml"]
-    if not cfgs[0].exists():
-        return None
-    tasks = (yaml.safe_load(cfgs[0].read_text()).get("shifts") or {}).get("tasks")
-    if not tasks:
-        return None
-    names = tasks.get("names") or [
-        f"task {i}: " + ", ".join(f"{k}={v:g}" for k, v in t.items())
-        for i, t in enumerate(tasks["tasks"])
-    ]
-    n = n_boundaries + 1  # a cycling sequence repeats its names
-    return [names[i % len(names)] for i in range(n)]
-
-
-def _title(summaries: Sequence[Mapping[str, Any]], run_dir: Path) -> str:
-    agents = ", ".join(dict.fromkeys(str(s["agent"]) for s in summaries))
-    return f"{run_dir.name}: {agents}"
-
-
-def report(run_dir: str | Path) -> dict[str, Path]:
-    """Draw the lifelong curve, the side-by-side comparison, return vs energy, and a markdown table."""
-    from neurorl.experiment import plots
-
-    run_dir = Path(run_dir)
-    episodes, labels, summaries, bounds, threshold = _collect(run_dir)
-    if not summaries:
-        raise ConfigError(
-            "RUN_DIR", str(run_dir), "a finished run or sweep directory (summary.json)"
-        )
-    out = {}
-    pd = run_dir / "plots"
-    if episodes:
-        out["lifelong"] = plots.plot_lifelong(
-            pd / "lifelong.png",
-            episodes,
-            labels,
-            bounds,
-            task_names=_task_names(run_dir, len(bounds)),
-            title=_title(summaries, run_dir),
-            threshold=threshold,
-        )
-        out["rules"] = plots.plot_rules_side_by_side(pd / "compare.png", episodes, labels, bounds)
-    pts = [
-        {
-            "label": s["label"],
-            "energy_per_step_j": s.get("energy_per_step_j"),
-            "synops_per_step": s.get("synops_per_step"),
-            "final_return": s.get("final_return"),
-        }
-        for s in summaries
-        if s.get("final_return") is not None
-    ]
-    if pts and all((p["energy_per_step_j"] or 0) > 0 for p in pts):
-        out["energy"] = plots.plot_return_vs_energy(pd / "return_vs_energy.png", pts)
-    elif pts and all(p["synops_per_step"] is not None for p in pts):
-        # no energy model (the float reference): synaptic events per step, what energy scales with
-        chips = sorted({s["chip"] for s in summaries})
-        out["energy"] = plots.plot_return_vs_energy(
-            pd / "return_vs_energy.png",
-            pts,
-            x="synops_per_step",
-            xlabel=f"synaptic events per env step (chip {', '.join(chips)}: no energy model)",
-        )
-    rows = [
-        "| member | label | chip | episodes | final return | best rolling | steps to threshold | spikes/step | energy/step (J) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for s in summaries:
-        rows.append(
-            f"| {s['name']} | {s['label']} | {s['chip']} | {s['episodes']} | {_fmt(s.get('final_return'))} | "
-            f"{_fmt(s.get('best_rolling_return'))} | {s.get('steps_to_threshold') or '-'} | "
-            f"{_fmt(s.get('spikes_per_step'))} | {_fmt(s.get('energy_per_step_j'), '.3g')} |"
-        )
-    by_label: dict[str, list[float]] = {}
-    for s in summaries:
-        if s.get("final_return") is not None:
-            by_label.setdefault(s["label"], []).append(s["final_return"])
-    rows += ["", "| label | seeds | median final return | min | max |", "|---|---:|---:|---:|---:|"]
-    for label, v in by_label.items():
-        rows.append(
-            f"| {label} | {len(v)} | {np.median(v):.1f} | {np.min(v):.1f} | {np.max(v):.1f} |"
-        )
-    atomic_write_text(run_dir / "report.md", "\n".join(rows) + "\n")
-    out["table"] = run_dir / "report.md"
-    print(f"report: {', '.join(str(p) for p in out.values())}")
-    return out
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     report(args.run_dir)
+    print_report_tables(args.run_dir)
     return 0

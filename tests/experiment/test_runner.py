@@ -43,9 +43,10 @@ def test_cli_run_writes_a_complete_run_directory(tiny_yaml, tmp_path):
         "summary.json",
         "report.md",
         "plots/lifelong.png",
-        "plots/compare.png",
+        "plots/lifelong.csv",
     ):
         assert (out / name).exists(), name
+    assert not (out / "plots" / "compare.png").exists()  # one agent: lifelong.png is the panel
     episodes = read_jsonl(out / "episodes.jsonl")
     assert {e["member"] for e in episodes} == {0, 1}
     assert all(0 < e["env_step"] <= 600 for e in episodes)
