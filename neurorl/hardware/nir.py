@@ -558,7 +558,8 @@ def _generic_group(name: str, node: Any, dt: float, method: str, to_ms: float) -
         fac = np.where(np.isinf(tau), dt, 1.0 - alpha)
         scale, bias = fac * r, fac * v_leak
     params = dict(tau_mem=tau_mem * to_ms, v_th=v_th, v_reset=v_reset,
-                  r=np.where(exponential, r, 1.0), dt=dt * to_ms, reset="zero", integration="exponential" if exponential else "direct")
+                  r=np.where(exponential, r, 1.0), dt=dt * to_ms, reset="zero",
+                  integration="exponential" if exponential else "direct")
     i_syn0 = None
     model = "LIF"
     if k in ("CubaLIF", "CubaLI"):
