@@ -91,8 +91,31 @@ def run_neurorl(duration_ms: float, copies: int, vmap_duration_ms: float) -> dic
     return out
 
 
+def run_nest(duration_ms: float) -> dict:
+    """The same compiled network (same weights draw and v(0)) in NEST through
+    ``neurorl.hardware.pynn.run_nest`` (iaf_psc_exp); None if NEST is not installed."""
+    try:
+        import nest  # noqa: F401
+    except ImportError:
+        return None
+    from neurorl.hardware.pynn import run_nest as nest_run
+
+    steps = int(round(duration_ms / DT))
+    cn = build_neurorl(monitors=True)
+    state = cn.init(jax.random.PRNGKey(0))
+    t0 = time.perf_counter()
+    spikes = nest_run(cn, state, steps=steps)
+    wall = time.perf_counter() - t0  # build + simulate, as NEST users time it
+    n_spikes = float(sum(s.sum() for s in spikes.values()))
+    import nest
+
+    return {"rate_hz": n_spikes / (N_E + N_I) / (duration_ms / 1000.0), "wall_s": wall,
+            "nest": nest.__version__, "model": "iaf_psc_exp"}
+
+
 def run_brian2(duration_ms: float, target: str) -> dict:
-    """Brian2's examples/CUBA.py verbatim in parameters (no plotting)."""
+    """Brian2's examples/CUBA.py in parameters (no plotting), with the refractory period that is
+    equivalent to neurorl's and NEST's t_ref (t_ref + dt, see neurorl.core.neurons.LIFParams)."""
     import brian2 as b2
     from brian2 import mV, ms
 
@@ -106,8 +129,10 @@ def run_brian2(duration_ms: float, target: str) -> dict:
     dge/dt = -ge/taue : volt
     dgi/dt = -gi/taui : volt
     """
-    Pg = b2.NeuronGroup(4000, eqs, threshold="v>Vt", reset="v = Vr", refractory=T_REF * ms,
-                        method="linear")
+    # neurorl's (and NEST's) t_ref blocks round(t_ref/dt) steps after the spike step: shortest
+    # interval t_ref + dt. Brian2's refractory=t gives exactly t, so the equivalent is t_ref + dt.
+    Pg = b2.NeuronGroup(4000, eqs, threshold="v>Vt", reset="v = Vr",
+                        refractory=(T_REF + DT) * ms, method="linear")
     Pg.v = "Vr + rand() * (Vt - Vr)"
     Pg.ge = 0 * mV
     Pg.gi = 0 * mV
@@ -142,6 +167,7 @@ def main() -> None:
         print(f"brian2 {args.brian_target} failed ({type(e).__name__}: {e}); using numpy target")
         br = run_brian2(args.duration_ms, "numpy")
     rel = abs(nr["rate_hz"] - br["rate_hz"]) / br["rate_hz"]
+    ns = run_nest(args.duration_ms)
     result = {
         "benchmark": "CUBA (Vogels & Abbott 2005; Brette et al. 2007 benchmark 2)",
         "reference": "brian-team/brian2 examples/CUBA.py",
@@ -149,6 +175,10 @@ def main() -> None:
         "neurorl": nr, "brian2": br,
         "rate_relative_difference": rel, "rates_agree_within_10pct": bool(rel < 0.10),
         "time_ratio_neurorl_over_brian2": nr["wall_s"] / br["wall_s"],
+        "nest": ns,
+        "rate_relative_difference_nest": (abs(nr["rate_hz"] - ns["rate_hz"]) / ns["rate_hz"]
+                                          if ns else None),
+        "time_ratio_neurorl_over_nest": nr["wall_s"] / ns["wall_s"] if ns else None,
         "machine": machine(),
     }
     print(f"firing rate: neurorl {nr['rate_hz']:.2f} Hz, Brian2 {br['rate_hz']:.2f} Hz "
@@ -163,11 +193,24 @@ def main() -> None:
          "wall_s": nr["wall_s"], "synapses": nr["synapses"]},
         {"simulator": f"Brian2 {br['brian2']} ({br['codegen_target']})", "rate_hz": br["rate_hz"],
          "wall_s": br["wall_s"], "synapses": br["synapses"]},
+        *([{"simulator": f"NEST {ns['nest']} (iaf_psc_exp, same weights and v(0))",
+            "rate_hz": ns["rate_hz"], "wall_s": ns["wall_s"], "synapses": nr["synapses"]}]
+          if ns else []),
         {"simulator": f"neurorl, {args.copies} copies vmapped", "rate_hz": "-",
          "wall_s": nr["vmap_wall_s"], "synapses": nr["synapses"] * args.copies},
     ]
-    notes = (f"{args.duration_ms:.0f} ms of model time at dt = {DT} ms. Rates agree within "
-             f"{100 * rel:.1f} % (criterion 10 %). Time ratio neurorl/Brian2 = "
+    if ns:
+        print(f"NEST {ns['nest']}: {ns['rate_hz']:.2f} Hz (relative difference "
+              f"{100 * result['rate_relative_difference_nest']:.1f} %), {ns['wall_s']:.2f} s, "
+              f"time ratio neurorl/NEST {result['time_ratio_neurorl_over_nest']:.2f}")
+    nest_note = (f" NEST (same weights and v(0), iaf_psc_exp): rate difference "
+                 f"{100 * result['rate_relative_difference_nest']:.1f} % (criterion 2 %), time "
+                 f"ratio neurorl/NEST {result['time_ratio_neurorl_over_nest']:.2f}."
+                 if ns else " NEST not installed: no NEST row.")
+    notes = (f"{args.duration_ms:.0f} ms of model time at dt = {DT} ms. Brian2 refractory = "
+             f"t_ref + dt = {T_REF + DT:g} ms (neurorl's t_ref = {T_REF:g} ms blocks the "
+             f"round(t_ref/dt) steps after a spike step, as NEST). Rates agree within "
+             f"{100 * rel:.1f} % (criterion 10 %).{nest_note} Time ratio neurorl/Brian2 = "
              f"{result['time_ratio_neurorl_over_brian2']:.2f}. neurorl compile + first run: "
              f"{nr['compile_and_first_run_s']:.1f} s. Throughput of {args.copies} vmapped copies "
              f"({args.vmap_duration_ms:.0f} ms each): "

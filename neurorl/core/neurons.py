@@ -91,7 +91,10 @@ class LIFParams:
         v_reset: reset potential for reset="zero".
         r: membrane resistance, used by integration="exponential".
         dt: time step (ms).
-        t_ref: absolute refractory period (ms).
+        t_ref: absolute refractory period (ms), NEST's convention: the ``round(t_ref/dt)`` steps
+            after a spike step cannot spike, so the shortest inter-spike interval is
+            ``t_ref + dt`` (as NEST's ``iaf_psc_delta``/``iaf_psc_exp``; Brian2's
+            ``refractory=t_ref + dt`` is the equivalent, its ``refractory=t`` gives exactly t).
         tau_adapt: adaptation time constant (ms), ALIF only.
         beta: threshold adaptation strength, ALIF only (beta = 0 is LIF).
         tau_syn: synaptic current time constant (ms), CubaLIF only.

@@ -98,7 +98,9 @@ READOUT_NODES = ("LI", "CubaLI", "I")
 EDGE_NODES = ("Affine", "Linear", "Scale", "Delay")
 SUPPORTED_NODES = ("Input", "Output", *SPIKING_NODES, *READOUT_NODES, *EDGE_NODES)
 EXPORTABLE_MODELS = ("LIF", "ALIF", "CubaLIF")
-METHODS = ("exact", "euler")
+METHODS = ("euler", "exact")
+TIME_UNITS = {"s": 1e3, "ms": 1.0}  # ms per unit (files before neurorl's NIR version 2: ms)
+MS = 1e-3  # neurorl times are ms, NIR files seconds
 _NO_SPIKE = 3e38  # threshold of non-spiking readouts: finite (no inf - inf), never reached
 _PARAM_FIELDS = ("tau_mem", "v_th", "v_reset", "r", "dt", "t_ref", "tau_adapt", "beta", "tau_syn")
 _STATIC_FIELDS = ("reset", "integration", "surrogate")
@@ -126,13 +128,19 @@ def _kind(node: Any) -> str:
     return type(node).__name__
 
 
+def _text(x: Any) -> str:
+    """A metadata value as str (nir.read returns HDF5 strings as bytes or 0-d arrays)."""
+    x = np.asarray(x).item() if isinstance(x, np.ndarray) else x
+    return x.decode("utf8") if isinstance(x, bytes) else str(x)
+
+
 # ----------------------------------------------------------------------------------------------
 # export
 # ----------------------------------------------------------------------------------------------
 
 
-def _group_node(g: NeuronGroup, dt: float, lossy: list[str]) -> nir.NIRNode:
-    """One neurorl group -> a NIR LIF / CubaLIF node with per-neuron parameter arrays."""
+def _group_node(g: NeuronGroup, dt: float, method: str, lossy: list[str]) -> nir.NIRNode:
+    """One neurorl group -> a NIR LIF / CubaLIF node (per-neuron arrays, time in seconds)."""
     name, model, p, n = g.name, g.model.name, g.params, g.n
     if model not in EXPORTABLE_MODELS:
         raise ConfigError(f"to_nir: group {name!r}.model", model,
@@ -141,20 +149,24 @@ def _group_node(g: NeuronGroup, dt: float, lossy: list[str]) -> nir.NIRNode:
     alpha = np.exp(-dt / tau)
     if p.integration == "exponential":
         r = _vec(p.r, n).astype(np.float64)
-    else:  # direct: v_t = alpha v + I  ==  exact ZOH with r = 1 / (1 - alpha)
+    else:  # direct: v_t = alpha v + I  ==  v_t = alpha v + (1 - alpha) r I with r = 1/(1 - alpha)
         r = 1.0 / (1.0 - alpha)
-        lossy.append(f"{name}: integration='direct' written as r = 1/(1 - exp(-dt/tau)) "
-                     "(exact in exact arithmetic)")
     bias = _vec(g.bias, n).astype(np.float64)
     if p.reset == "subtract":
-        lossy.append(f"{name}: reset='subtract' (v -= v_th) written as NIR's reset to v_reset")
+        lossy.append(f"{name}: reset='subtract' (v -= v_th at the start of the next step) written "
+                     "as NIR's reset to v_reset = 0; readers that reset by subtraction (Spyx's "
+                     "LIF) reproduce it, readers that follow NIR (snnTorch, Norse) fire more")
         v_reset = np.zeros(n)
     else:
         v_reset = _vec(p.v_reset, n).astype(np.float64)
     if model == "ALIF" and np.any(_vec(p.beta, n) != 0):
         lossy.append(f"{name}: ALIF threshold adaptation (beta, tau_adapt) dropped (no NIR node)")
-    if np.any(_vec(p.t_ref, n) > 0):
-        lossy.append(f"{name}: refractory period t_ref dropped (no NIR field)")
+    n_ref = np.rint(_vec(p.t_ref, n) / dt)
+    if np.any(n_ref > 0):
+        lossy.append(f"{name}: refractory period dropped (NIR has no field for it): neurorl blocks "
+                     f"round(t_ref/dt) = {sorted(set(n_ref.astype(int).tolist()))} steps after "
+                     "each spike step (shortest inter-spike interval t_ref + dt, as NEST's "
+                     "iaf_psc_delta); NIR readers can fire again in the next step")
     meta = {
         "model": model,
         "params": {f: _jsonable(getattr(p, f)) for f in _PARAM_FIELDS},
@@ -167,114 +179,242 @@ def _group_node(g: NeuronGroup, dt: float, lossy: list[str]) -> nir.NIRNode:
     }
     md = {"neurorl": json.dumps(meta)}
     v_th = _vec(p.v_th, n).astype(np.float64)
+    tau_s = _nir_tau(alpha, dt, method) * MS
     if model == "CubaLIF":
-        tau_syn = _vec(p.tau_syn, n).astype(np.float64)
-        beta = np.exp(-dt / tau_syn)
+        beta = np.exp(-dt / _vec(p.tau_syn, n).astype(np.float64))
         w_in = 1.0 / (1.0 - beta)  # I_t = beta I + (1 - beta) w_in S  ==  beta I + S
         if np.any(bias != 0):
             lossy.append(f"{name}: CubaLIF bias written as v_leak = r b / (1 - beta) (steady "
                          "state; the synaptic transient from i_syn = 0 is not represented)")
-        return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau, r=r, v_leak=r * bias * w_in,
-                           v_threshold=v_th, v_reset=v_reset, w_in=w_in, metadata=md)
+        return nir.CubaLIF(tau_syn=_nir_tau(beta, dt, method) * MS, tau_mem=tau_s, r=r,
+                           v_leak=r * bias * w_in, v_threshold=v_th, v_reset=v_reset, w_in=w_in,
+                           metadata=md)
     # v_t = alpha v + (1 - alpha) r (I + b): the bias is v_leak = r b
-    return nir.LIF(tau=tau, r=r, v_leak=r * bias, v_threshold=v_th, v_reset=v_reset, metadata=md)
+    return nir.LIF(tau=tau_s, r=r, v_leak=r * bias, v_threshold=v_th, v_reset=v_reset,
+                   metadata=md)
+
+
+def _nir_tau(decay: np.ndarray, dt: float, method: str) -> np.ndarray:
+    """The NIR time constant (in dt's units) whose ``method`` step has neurorl's decay factor."""
+    if method == "exact":
+        return -dt / np.log(decay)
+    return dt / (1.0 - decay)  # euler: 1 - dt / tau = decay
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name.replace("->", "_to_"))
 
 
 def to_nir(
     net: CompiledNetwork | Network,
     state: Mapping[str, Any] | None = None,
     *,
+    outputs: str | list[str] | None = None,
+    method: str = "euler",
     strict: bool = False,
 ) -> nir.NIRGraph:
     """Export a neurorl network (its structure and the weights in ``state``) as a NIR graph.
 
     Groups become ``LIF`` / ``CubaLIF`` nodes with per-neuron parameter arrays (ALIF as LIF);
     connections become ``Linear`` nodes (``weight [n_post, n_pre]``, the transpose of neurorl's
-    pre-major matrix) followed by a ``Delay`` node of ``d * dt`` (neurorl's delay of ``d`` steps;
-    per-synapse delays are split into one Linear + Delay per distinct value) and, for
-    ``synapse="exponential"``, an ``LI`` node (``tau = tau_syn``, ``r = 1 / (1 - beta)``,
-    ``v_leak = 0``: ``i_t = beta i_{t-1} + W s``). Every input group gets an ``Input`` node feeding
-    its current; every monitored group (or, without SpikeMonitors, every group without outgoing
-    connections) gets an ``Output`` node. The parameter map is the module docstring's, reversed.
+    pre-major matrix), followed, for a delay of ``d > 1`` steps, by a ``Delay`` node of
+    ``(d - 1) dt`` (the one step every neurorl hop takes is the step a same-step simulator such as
+    snnTorch or Norse adds nowhere: module docstring, "Timing"; per-synapse delays are split into
+    one Linear (+ Delay) per distinct value) and, for ``synapse="exponential"``, an ``LI`` node
+    (``tau = tau_syn``, ``r = 1 / (1 - beta)``, ``v_leak = 0``: ``i_t = beta i_{t-1} + W s``).
+    Times are in seconds (the NIR standard's unit; neurorl's are ms). The input group gets the
+    ``Input`` node ``"input"`` (several: ``"input_<group>"``), the output group the ``Output``
+    node ``"output"`` (several: ``"output_<group>"``).
 
     Args:
         net: a CompiledNetwork, or a Network (compiled with ``backend="jax"``).
-        state: a state from ``net.init(key)`` (the weights are read from it); default
-            ``net.init(PRNGKey(0))``.
+        state: a state from ``net.init(key)`` or after training (the weights are read from
+            ``state["weights"]``); default ``net.init(PRNGKey(0))``.
+        outputs: the group(s) that get an Output node. Default: the one group without outgoing
+            connections (the last such group in network order if there are several; the last
+            group if every group has outgoing connections).
+        method: how time constants are written. ``"euler"`` (default): ``tau = dt / (1 - a)``
+            where ``a = exp(-dt / tau_mem)`` is neurorl's decay, so that readers that step NIR's
+            ODE with forward Euler at the same dt (snnTorch, Norse, Spyx, sinabs, rockpool)
+            simulate neurorl's network exactly. ``"exact"``: ``tau = tau_mem`` (for readers that
+            integrate the ODE exactly with inputs held over a step, e.g. NEST).
         strict: raise a ConfigError instead of recording features NIR cannot express (subtractive
             reset, adaptation, refractory period, ...) in ``metadata["neurorl_lossy"]``.
 
     Returns:
-        A ``nir.NIRGraph`` (``graph.metadata``: ``dt``, ``time_unit="ms"``, ``neurorl_lossy``).
+        A ``nir.NIRGraph``; ``graph.metadata``: ``dt`` (s), ``time_unit="s"``, ``neurorl_method``,
+        ``neurorl_lossy`` (JSON list of what the file does not say), ``neurorl_latency`` (JSON
+        {output node: steps the output of a same-step reader leads neurorl's, or null}).
+
+    Raises:
+        ConfigError: a model NIR cannot express (Izhikevich), groups with different dt, an
+            unknown output group or method, or (``strict``) any lossy feature.
     """
     cnet = net.compile() if isinstance(net, Network) else net
     if not isinstance(cnet, CompiledNetwork):
         raise ConfigError("to_nir.net", type(net).__name__, "a Network or CompiledNetwork")
+    if method not in METHODS:
+        raise ConfigError("to_nir.method", method, f"one of {list(METHODS)}",
+                          closest(str(method), METHODS))
     if state is None:
         state = cnet.init(jax.random.PRNGKey(0))
+    if not isinstance(state, Mapping) or "weights" not in state:
+        raise ConfigError("to_nir.state", type(state).__name__,
+                          "the network's state (a dict with 'weights', from net.init or a run)")
     dt = float(cnet.dt)
     for gname, g in cnet.groups.items():
         gdt = float(np.asarray(getattr(g.params, "dt", dt)))
         if gdt != dt:
             raise ConfigError(f"to_nir: group {gname!r}.params.dt", gdt,
                               f"the same dt as the other groups ({dt})")
+    has_out = {c.source.name for c in cnet.connections.values()}
+    if outputs is None:
+        sinks = [k for k in cnet.groups if k not in has_out]
+        outputs = [sinks[-1] if sinks else list(cnet.groups)[-1]]
+    elif isinstance(outputs, str):
+        outputs = [outputs]
+    for o in outputs:
+        if o not in cnet.groups:
+            raise ConfigError("to_nir.outputs", o, f"group names: {list(cnet.groups)}",
+                              closest(str(o), list(cnet.groups)))
     lossy: list[str] = []
     nodes: dict[str, nir.NIRNode] = {}
     edges: list[tuple[str, str]] = []
+    gnode = {k: _safe(k) for k in cnet.groups}
     for gname, g in cnet.groups.items():
-        nodes[gname] = _group_node(g, dt, lossy)
+        nodes[gnode[gname]] = _group_node(g, dt, method, lossy)
     weights, delays = cnet.dense_weights(state), cnet.delays()
     for cname, c in cnet.connections.items():
         w, d = weights[cname], delays[cname]
         values = sorted(int(k) for k in np.unique(d[d > 0])) or [1]
-        base = cname.replace("->", "_to_").replace("#", "_").replace("/", "_")
+        base = _safe(cname)
+        md = {"neurorl": json.dumps({"connection": cname, "synapse": c.synapse,
+                                     "tau_syn": c.tau_syn, "sign": c.sign})}
         for k in values:
             part = base if len(values) == 1 else f"{base}_d{k}"
             wk = np.where(d == k, w, 0.0) if len(values) > 1 else w
-            md = {"neurorl": json.dumps({"connection": cname, "synapse": c.synapse,
-                                         "tau_syn": c.tau_syn, "sign": c.sign})}
             nodes[part] = nir.Linear(weight=np.asarray(wk, np.float32).T.copy(), metadata=md)
-            nodes[f"{part}_delay"] = nir.Delay(delay=np.full(c.target.n, k * dt))
-            edges += [(c.source.name, part), (part, f"{part}_delay")]
-            last = f"{part}_delay"
+            edges.append((gnode[c.source.name], part))
+            last = part
+            if k > 1:
+                nodes[f"{part}_delay"] = nir.Delay(delay=np.full(c.target.n, (k - 1) * dt * MS))
+                edges.append((last, f"{part}_delay"))
+                last = f"{part}_delay"
             if c.synapse == "exponential":
                 beta = math.exp(-dt / float(c.tau_syn))
                 n = c.target.n
-                nodes[f"{part}_syn"] = nir.LI(tau=np.full(n, float(c.tau_syn)),
-                                              r=np.full(n, 1.0 / (1.0 - beta)), v_leak=np.zeros(n),
-                                              metadata=md)
+                nodes[f"{part}_syn"] = nir.LI(
+                    tau=np.full(n, float(_nir_tau(np.array(beta), dt, method)) * MS),
+                    r=np.full(n, 1.0 / (1.0 - beta)), v_leak=np.zeros(n), metadata=md)
                 edges.append((last, f"{part}_syn"))
                 last = f"{part}_syn"
-            edges.append((last, c.target.name))
+            edges.append((last, gnode[c.target.name]))
     for gname in cnet.input_groups:
-        nodes[f"{gname}_input"] = nir.Input(input_type=np.array([cnet.groups[gname].n]))
-        edges.append((f"{gname}_input", gname))
-    outs = [m.group.name for m in cnet.monitors.values() if isinstance(m, SpikeMonitor)]
-    if not outs:
-        has_out = {c.source.name for c in cnet.connections.values()}
-        outs = [gname for gname in cnet.groups if gname not in has_out]
-    for gname in dict.fromkeys(outs):
-        nodes[f"{gname}_output"] = nir.Output(output_type=np.array([cnet.groups[gname].n]))
-        edges.append((gname, f"{gname}_output"))
+        name = "input" if len(cnet.input_groups) == 1 else f"input_{gnode[gname]}"
+        nodes[name] = nir.Input(input_type=np.array([cnet.groups[gname].n]))
+        edges.append((name, gnode[gname]))
+    out_names = {}
+    for gname in dict.fromkeys(outputs):
+        name = "output" if len(outputs) == 1 else f"output_{gnode[gname]}"
+        nodes[name] = nir.Output(output_type=np.array([cnet.groups[gname].n]))
+        edges.append((gnode[gname], name))
+        out_names[name] = gname
     if strict and lossy:
         raise ConfigError("to_nir(strict=True)", lossy, "only features NIR can express; "
                           "use strict=False to export them approximately")
-    meta = {"dt": dt, "time_unit": "ms", "neurorl_lossy": json.dumps(lossy),
-            "neurorl": json.dumps({"version": 1, "backend": cnet.backend})}
+    latency = _export_latency(cnet, out_names)
+    meta = {"dt": dt * MS, "time_unit": "s", "neurorl_method": method,
+            "neurorl_lossy": json.dumps(lossy), "neurorl_latency": json.dumps(latency),
+            "neurorl": json.dumps({"version": 2, "backend": cnet.backend})}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+
+
+def _export_latency(cnet: CompiledNetwork, out_names: dict[str, str]) -> dict[str, int | None]:
+    """Steps by which each output of a same-step reader leads neurorl's (None if not a shift)."""
+    links = [(c.source.name, c.target.name) for c in cnet.connections.values()]
+    lag = _hop_lags(list(cnet.groups), links, list(cnet.input_groups))
+    return {o: lag.get(g) for o, g in out_names.items()}
+
+
+def _hop_lags(groups: list[str], links: list[tuple[str, str]],
+              sources: list[str]) -> dict[str, int | None]:
+    """Lag of each group behind a same-step simulator: +1 per forward neuron-to-neuron hop, 0 for
+    a back edge (a same-step simulator also feeds those from the previous step); None where two
+    paths disagree (then the outputs are no time shift of each other)."""
+    succ: dict[str, list[str]] = {g: [] for g in groups}
+    for a, b in links:
+        succ[a].append(b)
+    back: set[tuple[str, str]] = set()
+    seen: set[str] = set()
+    stack: list[str] = []
+
+    def dfs(u: str) -> None:
+        seen.add(u)
+        stack.append(u)
+        for v in succ[u]:
+            if v in stack:
+                back.add((u, v))
+            elif v not in seen:
+                dfs(v)
+        stack.pop()
+
+    for s in [*sources, *groups]:
+        if s not in seen:
+            dfs(s)
+    lag: dict[str, int | None] = {s: 0 for s in sources}
+    bad: set[str] = set()
+    for _ in range(len(groups) + 1):
+        changed = False
+        for a, b in links:
+            if a not in lag:
+                continue
+            v = None if lag[a] is None else lag[a] + (0 if (a, b) in back else 1)
+            if b not in lag:
+                lag[b] = v
+                changed = True
+            elif lag[b] != v and b not in bad:
+                bad.add(b)
+                lag[b] = None
+                changed = True
+        if not changed:
+            break
+    return lag
 
 
 def write_nir(
     path: str | os.PathLike,
     net: CompiledNetwork | Network,
     state: Mapping[str, Any] | None = None,
-    *,
-    strict: bool = False,
+    **kwargs: Any,
 ) -> nir.NIRGraph:
-    """``to_nir`` then ``nir.write(path, graph)`` (HDF5). Returns the graph that was written."""
-    graph = to_nir(net, state, strict=strict)
+    """``to_nir(net, state, **kwargs)`` then ``nir.write(path, graph)`` (HDF5), in the form that
+    readers pinned to nir <= 1.0.4 (sinabs, rockpool) also load: an all-zero ``v_reset`` (a
+    field nir 1.0.5 added, default zero) is left out of the file. Returns the graph written.
+
+    Raises:
+        ConfigError: as ``to_nir``.
+    """
+    graph = to_nir(net, state, **kwargs)
     nir.write(path, graph)
+    _drop_zero_v_reset(path)
     return graph
+
+
+def _drop_zero_v_reset(path: str | os.PathLike) -> None:
+    """Remove all-zero ``v_reset`` datasets (nir <= 1.0.4 readers refuse the keyword; newer
+    readers default it to zero, so the file means the same to both)."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        def visit(group: Any) -> None:
+            for key in list(group.keys()):
+                item = group[key]
+                if isinstance(item, h5py.Group):
+                    visit(item)
+                elif key == "v_reset" and not np.any(item[()]):
+                    del group[key]
+
+        visit(f)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -392,8 +532,9 @@ def _alpha(tau: np.ndarray, dt: float, method: str, field: str) -> tuple[np.ndar
         return alpha, np.where(np.isinf(tau), np.inf, -dt / np.log(alpha))
 
 
-def _generic_group(name: str, node: Any, dt: float, method: str) -> dict[str, Any]:
-    """neurorl group settings of a NIR neuron node (module docstring: the discretisation)."""
+def _generic_group(name: str, node: Any, dt: float, method: str, to_ms: float) -> dict[str, Any]:
+    """neurorl group settings of a NIR neuron node (module docstring: the discretisation); ``dt``
+    in the graph's unit, the group's times in ms (``to_ms`` ms per graph unit)."""
     k = _kind(node)
     n = int(np.prod(node.output_type["output"]))
     zeros, ones = np.zeros(n), np.ones(n)
@@ -416,14 +557,15 @@ def _generic_group(name: str, node: Any, dt: float, method: str) -> dict[str, An
     else:  # direct: in_t = fac r I + fac v_leak with fac = 1 - alpha (dt when tau = inf)
         fac = np.where(np.isinf(tau), dt, 1.0 - alpha)
         scale, bias = fac * r, fac * v_leak
-    params = dict(tau_mem=tau_mem, v_th=v_th, v_reset=v_reset, r=np.where(exponential, r, 1.0),
-                  dt=dt, reset="zero", integration="exponential" if exponential else "direct")
+    params = dict(tau_mem=tau_mem * to_ms, v_th=v_th, v_reset=v_reset,
+                  r=np.where(exponential, r, 1.0), dt=dt * to_ms, reset="zero",
+                  integration="exponential" if exponential else "direct")
     i_syn0 = None
     model = "LIF"
     if k in ("CubaLIF", "CubaLI"):
         model = "CubaLIF"
         beta, tau_syn = _alpha(_f64(node.tau_syn), dt, method, f"from_nir: node {name!r}.tau_syn")
-        params["tau_syn"] = tau_syn
+        params["tau_syn"] = tau_syn * to_ms
         syn_in = (1.0 - beta) * _f64(node.w_in)  # I_t = beta I + (1 - beta) w_in S
         # v_leak bypasses the synapse in NIR: a constant i_syn of bias / (1 - beta) from step 0
         i_syn0 = bias
@@ -438,7 +580,7 @@ def _meta_group(name: str, node: Any, meta: dict, dt: float) -> dict[str, Any] |
     try:
         p = {f: (np.asarray(v, np.float32) if isinstance(v, list) else v)
              for f, v in meta["params"].items()}
-        if float(np.asarray(p["dt"])) != dt:
+        if not math.isclose(float(np.asarray(p["dt"])), dt, rel_tol=1e-6):
             return None
         p.update(meta["static"])
         p["surrogate_hyper"] = tuple(tuple(h) for h in meta.get("surrogate_hyper", []))
@@ -535,7 +677,7 @@ def from_nir(
     graph_or_path: nir.NIRGraph | str | os.PathLike,
     dt: float | None = None,
     *,
-    method: str = "exact",
+    method: str | None = None,
     use_metadata: bool = True,
     seed: int = 0,
 ) -> NIRImport:
@@ -543,10 +685,13 @@ def from_nir(
 
     Args:
         graph_or_path: a ``nir.NIRGraph`` or a file written by ``nir.write``.
-        dt: time step in the graph's time units (default: ``graph.metadata["dt"]`` if present,
-            else 1.0).
-        method: "exact" (``alpha = exp(-dt/tau)``, exact for inputs held over a step) or "euler"
-            (``alpha = 1 - dt/tau``, the forward-Euler form snnTorch and Norse use).
+        dt: time step in the graph's time units (seconds, the NIR standard's, unless
+            ``graph.metadata["time_unit"]`` says otherwise; default ``graph.metadata["dt"]`` if
+            present, else 1e-3). The imported network's times are in ms (neurorl's unit).
+        method: "euler" (``alpha = 1 - dt/tau``, the forward-Euler step of snnTorch, Norse,
+            Spyx, sinabs and rockpool) or "exact" (``alpha = exp(-dt/tau)``, exact for inputs held
+            over a step). Default: ``graph.metadata["neurorl_method"]`` (files from ``to_nir``),
+            else "euler".
         use_metadata: restore neurorl's own parameters from nodes written by ``to_nir`` (exact
             round trip, including subtractive reset, ALIF and refractoriness).
         seed: PRNG seed of ``net.init`` (weights come from the graph; the seed only matters for
@@ -561,11 +706,19 @@ def from_nir(
             non-spiking node feeding a neuron it cannot be a synapse of, bad time constants.
     """
     graph = _read_graph(graph_or_path)
+    gmeta = graph.metadata or {}
+    unit = _text(gmeta.get("time_unit", "s"))
+    if unit not in TIME_UNITS:
+        raise ConfigError("from_nir: graph.metadata['time_unit']", unit,
+                          f"one of {list(TIME_UNITS)}", closest(unit, list(TIME_UNITS)))
+    to_ms = TIME_UNITS[unit]
     if dt is None:
-        dt = float(np.asarray((graph.metadata or {}).get("dt", 1.0)))
+        dt = float(np.asarray(gmeta.get("dt", 1.0 / to_ms)))
     if not (isinstance(dt, (int, float, np.floating)) and math.isfinite(dt) and dt > 0):
-        raise ConfigError("from_nir.dt", dt, "a time step > 0 in the graph's time units")
+        raise ConfigError("from_nir.dt", dt, f"a time step > 0 in the graph's time unit ({unit})")
     dt = float(dt)
+    if method is None:
+        method = _text(gmeta.get("neurorl_method", "euler"))
     if method not in METHODS:
         raise ConfigError("from_nir.method", method, f"one of {list(METHODS)}",
                           closest(str(method), METHODS))
@@ -606,8 +759,8 @@ def from_nir(
         if role not in ("neuron", "readout"):
             continue
         meta = _meta(nodes[name]) if use_metadata else None
-        s = _meta_group(name, nodes[name], meta, dt) if meta and "model" in meta else None
-        settings[name] = s or _generic_group(name, nodes[name], dt, method)
+        s = _meta_group(name, nodes[name], meta, dt * to_ms) if meta and "model" in meta else None
+        settings[name] = s or _generic_group(name, nodes[name], dt, method, to_ms)
     fed_by_input = {p.tgt for p in paths if roles[p.src] == "input"}
     for p in paths:
         if roles[p.tgt] in ("neuron", "readout") and roles[p.src] == "readout":
@@ -640,7 +793,7 @@ def from_nir(
                                   "per-neuron tau or an Affine bias before it",
                                   "v_leak = 0, one tau, no bias (neurorl's exponential synapse)")
             beta, tau_eff = _alpha(tau[:1], dt, method, f"from_nir: node {p.syn!r}.tau")
-            synapse, tau_syn = "exponential", float(tau_eff[0])
+            synapse, tau_syn = "exponential", float(tau_eff[0]) * to_ms
             if lin_meta and lin_meta.get("synapse") == "exponential":
                 tau_syn = float(lin_meta["tau_syn"])
             else:
@@ -652,8 +805,8 @@ def from_nir(
             biases[p.tgt] = biases[p.tgt] + scale * p.b
             continue
         biases[p.tgt] = biases[p.tgt] + scale * p.b
-        lags.append((p.src, p.tgt, int(np.any(d < 1))))
-        delay = np.maximum(d, 1)
+        lags.append((p.src, p.tgt))
+        delay = d + 1  # every neurorl hop takes one step more than a same-step simulator's
         delay = int(delay.flat[0]) if np.all(delay == delay.flat[0]) else delay.astype(np.int32)
         wt = (w * scale[:, None]).T.astype(np.float32) if np.any(scale != 1) else w.T.astype(
             np.float32)
@@ -699,23 +852,8 @@ def from_nir(
             neurons[name] = neurons[name].replace(i_syn=jnp.asarray(s["i_syn0"], jnp.float32))
     state = {**state, "neurons": neurons}
 
-    # lag of each group behind a same-step simulator (longest path; None if undefined)
-    lag: dict[str, int | None] = {k: 0 for k in fed_by_input}
-    for _ in range(len(groups) + 1):
-        changed = False
-        for src, tgt, ell in lags:
-            if src in lag and lag[src] is not None:
-                v = lag[src] + ell
-                if tgt not in lag or (lag[tgt] is not None and lag[tgt] < v):
-                    if tgt in lag and tgt in fed_by_input:
-                        lag[tgt] = None  # input-driven group also fed with lag: no single lag
-                    else:
-                        lag[tgt] = v
-                    changed = True
-        if not changed:
-            break
-    else:
-        lag = {k: None for k in lag}
+    # lag of each group behind a same-step simulator (None where paths disagree)
+    lag = _hop_lags(list(groups), lags, sorted(fed_by_input))
     latency = {o: lag.get([p.src for p in paths if p.tgt == o][0]) for o in outputs}
     inputs = {k: int(np.prod(nodes[k].output_type["output"])) for k, r in roles.items()
               if r == "input"}
