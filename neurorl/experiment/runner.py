@@ -56,6 +56,10 @@ def train_config(cfg: C.ExperimentConfig, n_seeds: int | None = None):
 
 def build(cfg: C.ExperimentConfig):
     """Validate everything that can be validated on the host and build the training function."""
+    from neurorl.experiment.host_train import build_host, is_host_env
+
+    if is_host_env(cfg.env.id):  # gymnasium:<Id>: the host loop
+        return build_host(cfg)
     from neurorl.experiment.train import make_train
 
     return make_train(train_config(cfg))
@@ -244,8 +248,19 @@ def run_experiment(
     """
     import jax
 
+    from neurorl.experiment.host_train import is_host_env, run_host_experiment
     from neurorl.experiment.logging import RunLogger
 
+    if is_host_env(cfg.env.id):  # gymnasium:<Id>: a Gymnasium vector env drives the agent
+        return run_host_experiment(
+            cfg,
+            run_dir,
+            progress=progress,
+            wandb_mode=wandb_mode,
+            stop_after_chunks=stop_after_chunks,
+            resume=resume,
+            members=members,
+        )
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(C.to_dict(cfg), sort_keys=False))
