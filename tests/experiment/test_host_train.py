@@ -1,5 +1,5 @@
-"""``env: {id: gymnasium:<Id>}``: the host loop drives the jitted agent with the jitted runner's logs,
-checkpoints, resume and summary; host-side shifts; clear errors for what cannot run."""
+"""``env: {id: gymnasium:<Id>}``: the host loop drives the jitted agent with the jitted runner's
+logs, checkpoints, resume and summary; host-side shifts; clear errors for what cannot run."""
 
 from __future__ import annotations
 
