@@ -1,5 +1,6 @@
-"""Evaluation: ``load_policy`` acts with the checkpoint's weights and never learns, ``--greedy`` is the
-policy's mode, ``neurorl eval`` is reproducible per seed and saves gymnasium's frames as a video."""
+"""Evaluation: ``load_policy`` acts with the checkpoint's weights and never learns, ``--greedy`` is
+the policy's mode, ``neurorl eval`` is reproducible per seed and saves gymnasium's frames as a
+video."""
 
 from __future__ import annotations
 
