@@ -174,6 +174,12 @@ class GymBridge:
             )
         )
 
+    def encode_np(self, obs: Any) -> np.ndarray:
+        """:meth:`encode` as a numpy array (no device transfer; the host loop's hot path)."""
+        return encode_observation(
+            self.single_observation_space, obs, self.num_envs if self.is_vector else None
+        )
+
     def decode_action(self, action: Any) -> Any:
         """JAX / numpy / Python action -> what Gymnasium expects, with host-side checks.
 

@@ -332,7 +332,7 @@ def build_host(cfg: C.ExperimentConfig, n_seeds: int | None = None) -> HostTrain
 
     def step(ast, obs_states, reward, term, trunc, obs, t, key, do_update):
         """learn(last transition) [-> update] -> act(new obs); t = per-env step of ``obs``."""
-        k_rew, k_upd, k_act = jax.random.split(key, 3)
+        key, k_rew, k_upd, k_act = jax.random.split(key, 4)
         for i, r in enumerate(sj.reward):
             reward = per_env(
                 lambda k, x, r=r: r.apply(t - 1, k, x), jax.random.fold_in(k_rew, i), reward
@@ -343,7 +343,7 @@ def build_host(cfg: C.ExperimentConfig, n_seeds: int | None = None) -> HostTrain
             sobs, _ = obs_shift(t, jax.random.split(k_act, 3)[0], obs_states, obs)
             ast = jax.vmap(agent.update)(ast, sobs, jax.random.split(k_upd, S))
         out = act(ast, obs, t, k_act, obs_states)
-        return (reward,) + out
+        return (reward,) + out + (key,)
 
     return HostTrainer(
         cfg=cfg,
@@ -425,7 +425,7 @@ def run_host_experiment(
     t = done_steps // B  # per-env step count, the shift schedules' clock
     if tr.shifts.has_attr:
         tr.shifts.apply(tr.shifts.values_for(t, 1, jax.random.key(cfg.training.seed))[0])
-    obs = np.asarray(tr.bridge.encode(raw)).reshape(S, B, -1)
+    obs = tr.bridge.encode_np(raw).reshape(S, B, -1)
     key, k = jax.random.split(key)
     action, ast, obs_states, spikes, synops, _ = tr.act0_fn(ast, obs, t, k, obs_states)
     ep_ret = np.zeros((S, B), np.float64)
@@ -443,11 +443,7 @@ def run_host_experiment(
                 if tr.shifts.has_attr
                 else None
             )
-            buf: dict[str, list] = {
-                k_: [] for k_ in ("done", "episode_return", "episode_length", "spikes", "synops")
-            }
-            buf["weight_norm"] = []
-            tids = []
+            dev, dones, tids = [], [], []
             for i in range(T):
                 if attr_vals is not None:
                     tr.shifts.apply(attr_vals[i])
@@ -455,26 +451,32 @@ def run_host_experiment(
                 raw, r, te, trunc, _ = tr.vec.step(tr.bridge.decode_action(a))
                 tids.append(tr.shifts.task_id(t))
                 t += 1
-                obs = np.asarray(tr.bridge.encode(raw)).reshape(S, B, -1)
+                obs = tr.bridge.encode_np(raw).reshape(S, B, -1)
                 te = np.asarray(te, bool).reshape(S, B)
                 trunc = np.asarray(trunc, bool).reshape(S, B)
                 r = np.asarray(r, np.float32).reshape(S, B)
-                key, k = jax.random.split(key)
                 do_update = (t % U) == 0 and tr.agent.update is not None
-                r_shifted, action, ast, obs_states, sp, sy, wn_new = tr.step_fn(
-                    ast, obs_states, r, te, trunc, obs, t, k, do_update
+                r_shifted, action, ast, obs_states, sp, sy, wn_new, key = tr.step_fn(
+                    ast, obs_states, r, te, trunc, obs, t, key, do_update
                 )
-                r_shifted = np.asarray(r_shifted)
-                done = te | trunc
+                # stays on the device until the chunk ends (one transfer per chunk, not per step)
+                dev.append((r_shifted, spikes, synops, wn_new))  # wn: after this step's learn
+                dones.append(te | trunc)
+                spikes, synops = sp, sy
+            dev = jax.device_get(dev)
+            buf: dict[str, list] = {
+                k_: [] for k_ in ("done", "episode_return", "episode_length", "spikes", "synops")
+            }
+            buf["weight_norm"] = []
+            for done, (r_shifted, sp_i, sy_i, wn_i) in zip(dones, dev, strict=True):
                 ep_ret += r_shifted
                 ep_len += 1
                 buf["done"].append(done)
                 buf["episode_return"].append(np.where(done, ep_ret, 0.0))
                 buf["episode_length"].append(np.where(done, ep_len, 0))
-                buf["spikes"].append(np.asarray(spikes))
-                buf["synops"].append(np.asarray(synops))
-                buf["weight_norm"].append(np.asarray(wn_new))  # after this step's learn
-                spikes, synops = sp, sy
+                buf["spikes"].append(sp_i)
+                buf["synops"].append(sy_i)
+                buf["weight_norm"].append(wn_i)
                 ep_ret[done] = 0.0
                 ep_len[done] = 0
             metrics = _records_metrics(buf)
