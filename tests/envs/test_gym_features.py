@@ -218,3 +218,21 @@ def test_gymnax_names():
 
     jenv, _ = make("CartPole-v1")
     assert jenv.name == "CartPole-v1" and jenv.num_actions == 2
+
+
+def test_vector_env_renders_each_sub_env_with_gymnasiums_renderer():
+    vec = gymnasium.make_vec("neurorl/CartPole-v1", num_envs=3, render_mode="rgb_array")
+    vec.reset(seed=0)
+    vec.step(np.array([0, 1, 1]))
+    frames = vec.render()
+    assert len(frames) == 3
+    theirs = gymnasium.make("CartPole-v1", render_mode="rgb_array")
+    theirs.reset(seed=0)
+    st = jax.device_get(vec.unwrapped._state)
+    for i, f in enumerate(frames):
+        theirs.unwrapped.state = np.array(
+            [st.x[i], st.x_dot[i], st.theta[i], st.theta_dot[i]], np.float64
+        )
+        np.testing.assert_array_equal(f, theirs.render())
+    assert not np.array_equal(frames[0], frames[1])
+    vec.close()
