@@ -48,7 +48,12 @@ def configs(quick: bool, lunar: bool) -> list[dict[str, Any]]:
             **base,
             "name": "frozenlake-host",
             "env": {"id": "gymnasium:FrozenLake-v1", "params": {"is_slippery": 0}},
-            "agent": {"name": "eprop_ac", "substeps": 3, "hyper": {"n_rec": 32}},
+            # one-hot inputs need 2 receptive fields each; a sparse +1 at the goal: larger lr
+            "agent": {
+                "name": "eprop_ac",
+                "substeps": 3,
+                "hyper": {"n_rec": 32, "n_rf": 2, "lr": 1e-3, "reward_scale": 1.0},
+            },
             "training": {
                 "steps": 4096 if quick else 60_000,
                 "n_envs": 8,

@@ -123,10 +123,10 @@ def make_eval_env(
 
         from neurorl.envs import make
 
-        if render_mode is not None or shifts:
-            raise ConfigError(
-                "render_mode/shifts", render_mode, "None for a gymnax: env (no renderer here)"
-            )
+        if render_mode is not None:
+            raise ConfigError("--video", env_id, "an env with a renderer (not a gymnax: env)")
+        if shifts:
+            raise ConfigError("shifts", shifts, "None for a gymnax: env")
         env, p = make(env_id, **params)
         return GymnaxToGymWrapper(env.gymnax_env, p)
     return gymnasium.make(f"neurorl/{env_id}", render_mode=render_mode, shifts=shifts, **params)
