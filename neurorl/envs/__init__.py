@@ -46,7 +46,8 @@ def make(env_id: str, **param_overrides: Any) -> tuple[Environment, Any]:
 
     Args:
         env_id: a gymnasium id, e.g. ``"CartPole-v1"`` (case-insensitive; a ``neurorl/`` prefix
-            is accepted).
+            is accepted), or ``"gymnax:<Id>"`` for one of gymnax's JAX envs
+            (:mod:`neurorl.envs.gymnax_env`).
         **param_overrides: EnvParams fields to change, e.g. ``length=1.0``.
 
     Returns:
@@ -57,6 +58,10 @@ def make(env_id: str, **param_overrides: Any) -> tuple[Environment, Any]:
     """
     if isinstance(env_id, str) and env_id.startswith("neurorl/"):
         env_id = env_id[len("neurorl/") :]
+    if isinstance(env_id, str) and env_id.startswith("gymnax:"):  # gymnax's JAX envs
+        from neurorl.envs.gymnax_env import make_gymnax
+
+        return make_gymnax(env_id, **param_overrides)
     env_cls = lookup(ENVS, env_id, "environment", field="env_id")
     params = env_cls.params_cls.create(**param_overrides)
     return env_cls(), params

@@ -236,6 +236,17 @@ class Environment:
         info["final_obs"] = obs_st
         return obs, state, reward, terminated, truncated, info
 
+    @property
+    def name(self) -> str:
+        """The env id (gymnax's ``env.name``, for gymnax tools)."""
+        return self.id
+
+    @property
+    def num_actions(self) -> int:
+        """Discrete actions, or the continuous action dimension (gymnax's ``num_actions``)."""
+        space = self.action_space(self.default_params())
+        return int(space.n) if hasattr(space, "n") else int(np.prod(space.shape))
+
     @staticmethod
     def truncation(time: Array, params: Any) -> Array:
         """``gymnasium.wrappers.TimeLimit``: truncated once ``time >= max_steps_in_episode``."""

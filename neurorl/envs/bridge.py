@@ -83,6 +83,46 @@ def encode_observation(space: gspaces.Space, obs: Any, batch: int | None = None)
     raise AssertionError
 
 
+GYMNASIUM_PREFIX = "gymnasium:"
+
+
+def check_gymnasium_id(env_id: str, field: str = "env.id") -> str:
+    """The Gymnasium id inside ``"gymnasium:<Id>"``, checked against Gymnasium's registry.
+
+    A ``module:Id`` form (``gymnasium:my_pkg:MyEnv-v0``) imports ``module`` first, as
+    ``gymnasium.make`` does.
+
+    Raises:
+        ConfigError: not registered (with the closest registered id).
+    """
+    from neurorl.errors import closest
+
+    name = env_id[len(GYMNASIUM_PREFIX) :] if env_id.startswith(GYMNASIUM_PREFIX) else env_id
+    gid = name
+    if ":" in name:
+        import importlib
+
+        mod, gid = name.split(":", 1)
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:
+            raise ConfigError(field, env_id, f"an importable module before ':' ({e})") from None
+    if gid not in gymnasium.registry:
+        ids = list(gymnasium.registry)
+        near = closest(gid, ids)
+        raise ConfigError(
+            field,
+            env_id,
+            "gymnasium:<Id> with a registered Gymnasium id (e.g. gymnasium:FrozenLake-v1)",
+            None if near is None else GYMNASIUM_PREFIX + near,
+        )
+    try:  # envs whose dependencies are missing (Box2D, MuJoCo) fail here with their advice
+        gymnasium.envs.registration.load_env_creator(gymnasium.spec(gid).entry_point)
+    except Exception as e:  # noqa: BLE001 - gymnasium's DependencyNotInstalled and friends
+        raise ConfigError(field, env_id, f"an env whose dependencies are installed ({e})") from None
+    return name
+
+
 class GymBridge:
     """Adapter from a ``gymnasium.Env`` / ``gymnasium.vector.VectorEnv`` to JAX arrays.
 
@@ -132,6 +172,12 @@ class GymBridge:
             encode_observation(
                 self.single_observation_space, obs, self.num_envs if self.is_vector else None
             )
+        )
+
+    def encode_np(self, obs: Any) -> np.ndarray:
+        """:meth:`encode` as a numpy array (no device transfer; the host loop's hot path)."""
+        return encode_observation(
+            self.single_observation_space, obs, self.num_envs if self.is_vector else None
         )
 
     def decode_action(self, action: Any) -> Any:
@@ -219,4 +265,4 @@ def rollout(
     return {k: np.stack(v) for k, v in out.items()}
 
 
-__all__ = ["GymBridge", "encode_observation", "rollout"]
+__all__ = ["GymBridge", "check_gymnasium_id", "encode_observation", "rollout"]

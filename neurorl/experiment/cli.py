@@ -9,6 +9,8 @@ Commands:
     neurorl sweep SWEEP.yaml         expand and run a sweep
     neurorl resume RUN_DIR           resume an interrupted run from its last checkpoint
     neurorl report RUN_DIR           draw plots and a summary table of a run or sweep
+    neurorl eval RUN_DIR [--seed N] [--episodes K] [--greedy] [--video]
+                                     evaluate a trained run's frozen policy
 """
 
 from __future__ import annotations
@@ -285,6 +287,25 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
 
     p = _add(
         sub,
+        "eval",
+        "run a trained run's frozen policy (act only) for some episodes",
+        "Load a run's last checkpoint and act without learning (sampled, or the policy's mode "
+        "with --greedy) for some episodes; results and the video land in RUN_DIR/eval/.",
+        "  neurorl eval runs/quickstart-20261123-101500 --episodes 20 --greedy\n"
+        "  neurorl eval runs/quickstart-20261123-101500 --video",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `neurorl run`")
+    p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i")
+    p.add_argument("--episodes", type=int, default=10, help="number of episodes (default 10)")
+    p.add_argument("--greedy", action="store_true", help="the policy's mode instead of a sample")
+    p.add_argument("--member", type=int, default=0, help="which seed of the run")
+    p.add_argument("--video", action="store_true", help="save the first episode's frames")
+    p.add_argument("--video-format", choices=["gif", "mp4"], default="gif",
+                   help="format of the --video file (default gif)")
+    p.set_defaults(func=_cmd_eval)
+
+    p = _add(
+        sub,
         "report",
         "plots and a summary table of a run or sweep directory",
         "Redraw a finished run's or sweep's plots (plots/lifelong.png, compare.png with two "
@@ -296,6 +317,29 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run or sweep directory")
     p.set_defaults(func=lambda a: _runner().cmd_report(a))
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from neurorl.experiment.eval import evaluate
+
+    out = evaluate(
+        args.run_dir,
+        seed=args.seed,
+        episodes=args.episodes,
+        greedy=args.greedy,
+        member=args.member,
+        video=args.video,
+        video_format=args.video_format,
+    )
+    mode = "greedy" if out["greedy"] else "sampled"
+    print(
+        f"{out['agent']} on {out['env']} (member {out['member']}, {mode}): "
+        f"return {out['mean_return']:.2f} +- {out['std_return']:.2f} over "
+        f"{out['episodes']} episodes (seeds {out['seed']}..{out['seed'] + out['episodes'] - 1})"
+    )
+    if "video" in out:
+        print(f"video: {out['video']}")
+    return 0
 
 
 def _runner():

@@ -421,7 +421,16 @@ def check_registries(cfg: ExperimentConfig) -> None:
     from neurorl.hardware.chips import CHIPS
 
     check_name(cfg.name, "name")
-    lookup(ENVS, cfg.env.id, "environment", field="env.id")
+    if cfg.env.id.startswith("gymnasium:"):  # any Gymnasium env, trained in the host loop
+        from neurorl.envs.bridge import check_gymnasium_id
+
+        check_gymnasium_id(cfg.env.id)
+    elif cfg.env.id.startswith("gymnax:"):  # gymnax's JAX envs, jitted like ours
+        from neurorl.envs.gymnax_env import check_gymnax_id
+
+        check_gymnax_id(cfg.env.id)
+    else:
+        lookup(ENVS, cfg.env.id, "environment", field="env.id")
     lookup(AGENTS, cfg.agent.name, "agent", field="agent.name")
     lookup(CHIPS, cfg.hardware.chip, "chip", field="hardware.chip")
     t = cfg.training

@@ -95,6 +95,10 @@ def build(cfg: C.ExperimentConfig, *, check_memory: bool = True):
         ConfigError: named by YAML path.
     """
     from neurorl.experiment.resources import check_memory as _check_memory
+    from neurorl.experiment.host_train import build_host, is_host_env
+
+    if is_host_env(cfg.env.id):  # gymnasium:<Id>: the host loop
+        return build_host(cfg)
     from neurorl.experiment.train import make_train
 
     tc = train_config(cfg)
@@ -431,7 +435,18 @@ def run_experiment(
         RunFileError: the filesystem refused a write (read-only, full).
     """
     from neurorl.errors import RunFileError
+    from neurorl.experiment.host_train import is_host_env, run_host_experiment
 
+    if is_host_env(cfg.env.id):  # gymnasium:<Id>: a Gymnasium vector env drives the agent
+        return run_host_experiment(
+            cfg,
+            run_dir,
+            progress=progress,
+            wandb_mode=wandb_mode,
+            stop_after_chunks=stop_after_chunks,
+            resume=resume,
+            members=members,
+        )
     run_dir = Path(run_dir)
     try:
         return _run_experiment(

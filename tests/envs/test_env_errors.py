@@ -133,5 +133,5 @@ def test_step_before_reset_and_render_mode():
     env = NeurorlGymEnv("CartPole-v1")
     with pytest.raises(ConfigError, match="reset"):
         env.step(0)
-    with pytest.raises(ConfigError, match="render_mode"):
-        NeurorlGymEnv("CartPole-v1", render_mode="human")
+    with pytest.raises(ConfigError, match="render_mode"):  # human / rgb_array render
+        NeurorlGymEnv("CartPole-v1", render_mode="ansi")

@@ -1,0 +1,146 @@
+"""``env: {id: gymnasium:<Id>}``: the host loop drives the jitted agent with the jitted runner's
+logs, checkpoints, resume and summary; host-side shifts; clear errors for what cannot run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from neurorl.errors import ConfigError
+from neurorl.experiment import runner
+from neurorl.experiment.cli import main
+from neurorl.experiment.config import from_dict
+from neurorl.experiment.host_train import build_host
+from neurorl.experiment.logging import read_jsonl
+
+HOST = {
+    "name": "host",
+    "env": {"id": "gymnasium:CartPole-v1"},
+    "agent": {
+        "name": "eprop_ac",
+        "substeps": 2,
+        "obs_range": [2.4, 3.0, 0.21, 3.0],
+        "hyper": {"n_rec": 8, "n_rf": 3},
+    },
+    "training": {"steps": 192, "n_envs": 4, "n_seeds": 2, "chunk_steps": 64, "episode_window": 5},
+    "logging": {"wandb": "disabled", "progress": False},
+}
+
+
+def _cfg(**over):
+    return from_dict(HOST, over)
+
+
+@pytest.mark.slow
+def test_host_run_writes_the_same_run_directory_as_the_jitted_runner(tmp_path):
+    p = tmp_path / "host.yaml"
+    p.write_text(yaml.safe_dump(HOST))
+    out = tmp_path / "run"
+    assert main(["validate", str(p)]) == 0
+    assert main(["run", str(p), "--out", str(out), "--no-progress", "--wandb", "disabled"]) == 0
+    for name in ("config.yaml", "episodes.jsonl", "chunks.jsonl", "summary.json", "report.md"):
+        assert (out / name).exists(), name
+    eps = read_jsonl(out / "episodes.jsonl")
+    assert {e["member"] for e in eps} == {0, 1} and {e["env"] for e in eps} <= {0, 1, 2, 3}
+    # CartPole: +1 per step, so every finished episode's return is its length
+    assert eps and all(e["return"] == e["length"] >= 1 for e in eps)
+    assert all(0 < e["env_step"] <= 192 and e["env_step"] % 4 == 0 for e in eps)
+    chunks = read_jsonl(out / "chunks.jsonl")
+    assert [c["env_step"] for c in chunks if c["member"] == 0] == [64, 128, 192]
+    assert all(c["spikes_per_step"] > 0 and c["weight_norm"] > 0 for c in chunks)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env"] == "gymnasium:CartPole-v1"
+    assert [m["episodes"] for m in summary["members"]] == [
+        sum(e["member"] == m for e in eps) for m in (0, 1)
+    ]
+
+
+@pytest.mark.slow
+def test_host_episode_lengths_are_gymnasiums(tmp_path):
+    """Episode bookkeeping against an independent count: with n_envs=1 the steps between two
+    finished episodes of one member are exactly the later episode's length."""
+    cfg = _cfg(**{"training.n_envs": 1, "training.n_seeds": 1, "training.steps": 150,
+                  "training.chunk_steps": 50})  # fmt: skip
+    runner.run_experiment(cfg, tmp_path / "r", progress=False)
+    eps = read_jsonl(tmp_path / "r" / "episodes.jsonl")
+    steps = [0] + [e["env_step"] for e in eps]
+    assert [b - a for a, b in zip(steps, steps[1:], strict=False)] == [e["length"] for e in eps]
+
+
+@pytest.mark.slow
+def test_host_resume_continues_logs_without_duplicates(tmp_path):
+    cfg = _cfg()
+    out = tmp_path / "r"
+    assert runner.run_experiment(cfg, out, progress=False, stop_after_chunks=1) == {
+        "stopped_at": 64
+    }
+    assert (out / "checkpoint.pkl").exists() or any(out.glob("checkpoint*"))
+    summary = runner.run_experiment(cfg, out, progress=False, resume=True)
+    chunks = read_jsonl(out / "chunks.jsonl")
+    assert [c["env_step"] for c in chunks if c["member"] == 1] == [64, 128, 192]
+    assert summary["members"][0]["episodes"] == sum(
+        e["member"] == 0 for e in read_jsonl(out / "episodes.jsonl")
+    )
+
+
+@pytest.mark.slow
+def test_host_reward_shift_and_attribute_shift(tmp_path):
+    cfg = _cfg(
+        **{
+            "training.n_seeds": 1,
+            "shifts": {
+                "reward": [{"kind": "scale", "factor": 2.0, "start": 96}],
+                "params": [
+                    {
+                        "field": "force_mag",
+                        "mode": "scale",
+                        "schedule": {"kind": "abrupt", "values": [1.0, 1.5], "steps": [96]},
+                    }
+                ],
+            },
+        }
+    )
+    tr = build_host(cfg)
+    vals = tr.shifts.values_for(0, 48, __import__("jax").random.key(0))
+    assert vals[23]["force_mag"] == pytest.approx(10.0) and vals[24]["force_mag"] == 15.0
+    runner.run_experiment(cfg, tmp_path / "r", progress=False)
+    eps = read_jsonl(tmp_path / "r" / "episodes.jsonl")
+    # episodes that started after the reward shift (step 96) pay 2 per step
+    late = [e for e in eps if e["env_step"] - 4 * e["length"] >= 96]
+    early = [e for e in eps if e["env_step"] <= 96]
+    assert late and early
+    assert all(e["return"] == 2 * e["length"] for e in late)
+    assert all(e["return"] == e["length"] for e in early)
+
+
+def test_host_errors_are_clear():
+    with pytest.raises(ConfigError, match="gymnasium:CartPole-v1"):
+        from_dict(HOST, {"env.id": "gymnasium:CartPol-v1"})
+    with pytest.raises(ConfigError, match="agent.obs_range"):
+        build_host(from_dict(HOST, {"agent.obs_range": None}))
+    with pytest.raises(ConfigError, match="force_mag"):
+        build_host(_cfg(**{"shifts": {"params": [{"field": "force_mgn", "schedule": 1.0}]}}))
+    with pytest.raises(ConfigError, match="hardware.chip"):
+        build_host(_cfg(**{"hardware.chip": "loihi2"}))
+    with pytest.raises(ConfigError, match="env.params"):
+        build_host(_cfg(**{"env.params": {"not_a_kwarg": 1.0}}))
+
+
+@pytest.mark.slow
+def test_toy_text_env_one_hot_observations(tmp_path):
+    cfg = from_dict(
+        {
+            **HOST,
+            "env": {"id": "gymnasium:FrozenLake-v1", "params": {"is_slippery": 0}},
+            "agent": {"name": "eprop_ac", "substeps": 2, "hyper": {"n_rec": 8}},
+        }
+    )
+    tr = build_host(cfg)
+    assert tr.bridge.obs_dim == 16 and tr.agent.spec.obs_low == (0.0,) * 16
+    runner.run_experiment(cfg, tmp_path / "r", progress=False)
+    eps = read_jsonl(tmp_path / "r" / "episodes.jsonl")
+    assert eps and all(e["return"] in (0.0, 1.0) for e in eps)
+    assert np.all([e["length"] >= 6 or e["return"] == 0.0 for e in eps])  # 6 steps to the goal
