@@ -121,7 +121,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _experiment_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run an experiment config")
+    # run/validate also take `--name=value` (how `wandb agent` passes sweep parameters, see
+    # experiment/sweep.py): no abbreviations, so `--o=1` is a parameter, not `--out`
+    p = sub.add_parser("run", help="run an experiment config", allow_abbrev=False)
+    p.set_defaults(agent_args=True)
     p.add_argument("config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     p.add_argument("--out", default=None, help="run directory (default runs/<name>-<time>)")
@@ -129,7 +132,8 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=lambda a: _runner().cmd_run(a))
 
-    p = sub.add_parser("validate", help="validate a config without running it")
+    p = sub.add_parser("validate", help="validate a config without running it", allow_abbrev=False)
+    p.set_defaults(agent_args=True)
     p.add_argument("config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     p.set_defaults(func=lambda a: _runner().cmd_validate(a))
@@ -209,9 +213,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; for ``run``/``validate``, ``--name=value`` extras (what ``wandb agent``
+    passes) become overrides applied before the ``--set`` ones."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "agent_args", False):
+        from neurorl.experiment.sweep import agent_overrides
+
+        try:
+            args.overrides = agent_overrides(extra) + list(args.overrides)
+        except NeurorlError as e:
+            parser.exit(2, f"neurorl: error: {e}\n")
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if args.command is None:
         parser.print_help()
         return 0

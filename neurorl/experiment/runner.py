@@ -716,22 +716,14 @@ def load_sweep(
     """Expand a sweep file into ``(base config dict, members, groups)``, every group validated.
 
     Args:
-        path: the sweep YAML (wandb sweep schema plus ``base:``, the experiment config).
+        path: the sweep YAML (wandb sweep schema; ``program`` is the experiment config).
         overrides: ``--set KEY=VALUE`` items applied to every member after its sweep values
             (so they also replace a swept value, e.g. ``training.steps`` to shorten a sweep).
     """
-    from neurorl.experiment.sweep import expand_sweep
+    from neurorl.experiment.sweep import expand_sweep, program_path
 
     sweep = C.load_yaml(path)
-    base_path = sweep.get("base")
-    if base_path is None:
-        raise ConfigError(
-            "sweep.base", None, "the path of the experiment config the members override"
-        )
-    base_file = (
-        (Path(path).parent / base_path) if not Path(base_path).is_absolute() else Path(base_path)
-    )
-    base = C.load_yaml(base_file)
+    base = C.load_yaml(program_path(sweep, path))  # wandb's `program` (or the legacy `base`)
     sets = dict(C.parse_override(o) for o in overrides)
     members = [{**m, **sets} for m in expand_sweep(sweep)]
     groups = sweep_groups(base, members)
