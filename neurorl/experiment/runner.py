@@ -256,6 +256,7 @@ def run_experiment(
     tc = train.config
     total = cfg.training.steps
     chunk = cfg.training.chunk_steps
+    bounds = shiftspec.boundaries(C.to_dict(cfg)["shifts"], total)  # task switches for wandb
 
     if resume and has_checkpoint(run_dir):
         rs, meta = load_checkpoint(run_dir)
@@ -269,6 +270,7 @@ def run_experiment(
             wandb_mode=mode,
             project=cfg.logging.project,
             wandb_ids=meta.get("wandb_ids") or None,
+            boundaries=bounds,
         )
         logger.restore_positions(meta["positions"])
     else:
@@ -283,6 +285,7 @@ def run_experiment(
             group=cfg.logging.group or cfg.name,
             wandb_mode=mode,
             project=cfg.logging.project,
+            boundaries=bounds,
         )
 
     one = jax.tree.map(lambda x: x[0], rs.agent_state)
@@ -348,10 +351,8 @@ def run_experiment(
     atomic_write_text(
         run_dir / "summary.json", json.dumps(summary, indent=2, default=_json_default)
     )
-    if mode != "disabled":
-        switches = [(b, i + 1) for i, b in enumerate(summary["boundaries"])]
-        logger.log_task_switches(switches)
-    logger.finish(summary["members"])
+    # the plots go to wandb as images (the task switches were logged with their chunks)
+    logger.finish(summary["members"], images=report(run_dir, quiet=True) if logger.wandb else None)
     return summary
 
 
@@ -895,8 +896,9 @@ def _title(summaries: Sequence[Mapping[str, Any]], run_dir: Path) -> str:
     return f"{run_dir.name}: {agents}"
 
 
-def report(run_dir: str | Path) -> dict[str, Path]:
-    """Draw the lifelong curve, the side-by-side comparison, return vs energy, and a markdown table."""
+def report(run_dir: str | Path, quiet: bool = False) -> dict[str, Path]:
+    """Draw the lifelong curve, the side-by-side comparison, return vs energy, and a markdown table
+    (``quiet``: without printing where)."""
     from neurorl.experiment import plots
 
     run_dir = Path(run_dir)
@@ -960,7 +962,8 @@ def report(run_dir: str | Path) -> dict[str, Path]:
         )
     atomic_write_text(run_dir / "report.md", "\n".join(rows) + "\n")
     out["table"] = run_dir / "report.md"
-    print(f"report: {', '.join(str(p) for p in out.values())}")
+    if not quiet:
+        print(f"report: {', '.join(str(p) for p in out.values())}")
     return out
 
 
