@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import ast
 import itertools
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from neurorl.errors import ConfigError, closest
 
@@ -95,6 +95,7 @@ PARAM_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "q_beta": ((), ("a", "b", "q")),
 }
 DISTRIBUTIONS = tuple(PARAM_KEYS)
+_ALL_PARAM_KEYS = ("distribution", *dict.fromkeys(k for r, o in PARAM_KEYS.values() for k in r + o))
 METRIC_GOALS = ("minimize", "maximize")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -225,11 +226,13 @@ def validate_parameter(path: str, spec: Mapping[str, Any]) -> str:
     allowed = (*required, *optional, "distribution")
     for key in spec:
         if key not in allowed:
+            # the closest key of any distribution (a misspelt 'probabilities' infers categorical)
+            hint = closest(str(key), _ALL_PARAM_KEYS)
             raise ConfigError(
                 f"parameters.{path}.{key}",
                 key,
                 f"one of {list(allowed)} for distribution {dist!r}",
-                closest(str(key), allowed),
+                None if hint == key else hint,
             )
     for key in required:
         if key not in spec:
@@ -543,7 +546,7 @@ def agent_overrides(argv: Sequence[str]) -> list[str]:
         argv: the arguments ``neurorl run`` did not recognise.
 
     Returns:
-        ``"name=<value as JSON>"`` items, in order, for :func:`neurorl.experiment.config.from_dict`.
+        ``"name=<value as YAML>"`` items, in order, for :func:`neurorl.experiment.config.from_dict`.
 
     Raises:
         ConfigError: an argument that is not ``--name=value``.
@@ -559,9 +562,9 @@ def agent_overrides(argv: Sequence[str]) -> list[str]:
                 " parameters, e.g. --training.seed=3) or --set NAME=VALUE",
             )
         value = agent_value(m.group(2))
-        try:
-            text = json.dumps(value, allow_nan=True)
-        except (TypeError, ValueError):
+        try:  # flow-style YAML that --set reads back exactly (PyYAML writes 1e-05 as 1.0e-05)
+            text = yaml.safe_dump([value], default_flow_style=True, width=1 << 30).strip()[1:-1]
+        except yaml.YAMLError:
             raise ConfigError(f"--{m.group(1)}", m.group(2), "a plain value") from None
         out.append(f"{m.group(1)}={text}")
     return out
