@@ -349,6 +349,10 @@ class RunLogger:
         self._ids = None if wandb_ids is None else list(wandb_ids)
         self.wandb: list[WandbMember] = []
         if wandb_mode != "disabled" and self._ids is None:
+            if wandb_mode == "offline" and _agent_sweep() is None:
+                # a fresh start in a used run directory (killed before its first checkpoint, or
+                # rerun into the same --out): its old offline runs no longer match the logs
+                self._supersede(None)
             self._start_wandb()
 
     def _start_wandb(self, ids: Sequence[str] | None = None) -> None:
@@ -399,13 +403,19 @@ class RunLogger:
             )
             self._env_end[m] = end
 
-    def _supersede(self, ids: Sequence[str]) -> None:
+    def _supersede(self, ids: Sequence[str] | None) -> None:
+        """Move the offline run directories of ``ids`` (all with ``None``) out of ``wandb sync``'s
+        way, to ``wandb/superseded/`` (a rename: a dying wandb service may still write there)."""
         wdir = self.run_dir / "wandb"
-        old = [d for i in ids for d in wdir.glob(f"offline-run-*-{i}") if d.is_dir()]
-        if old:
-            (wdir / "superseded").mkdir(parents=True, exist_ok=True)
+        patterns = ["offline-run-*"] if ids is None else [f"offline-run-*-{i}" for i in ids]
+        old = [d for p in patterns for d in wdir.glob(p) if d.is_dir()]
         for d in old:
-            os.replace(d, wdir / "superseded" / d.name)
+            (wdir / "superseded").mkdir(parents=True, exist_ok=True)
+            target, n = wdir / "superseded" / d.name, 0
+            while target.exists():
+                n += 1
+                target = wdir / "superseded" / f"{d.name}.{n}"
+            os.replace(d, target)
 
     def _switches(self, start: int, end: int) -> list[tuple[int, int]]:
         """Boundaries ``b`` with ``start <= b < end`` as ``(b, segment index)``."""
