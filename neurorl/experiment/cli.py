@@ -144,6 +144,7 @@ _NO_PROGRESS_HELP = (
 def _add(sub: argparse._SubParsersAction, name: str, help: str, description: str, examples: str):
     return sub.add_parser(
         name,
+        allow_abbrev=False,  # `--o=1` from `wandb agent` is a parameter, not `--out`
         help=help,
         description=textwrap.fill(description, 88),  # the raw formatter keeps the examples' lines
         epilog="examples:\n" + examples,
@@ -165,6 +166,9 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
         "--out runs/eprop-short\n"
         "  neurorl run experiments/quickstart.yaml --wandb disabled --no-progress > log.txt",
     )
+    # run/validate also take `--name=value` (how `wandb agent` passes sweep parameters, see
+    # experiment/sweep.py): no abbreviations, so `--o=1` is a parameter, not `--out`
+    p.set_defaults(agent_args=True)
     p.add_argument("config", help="experiment YAML (see experiments/*.yaml)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides", help=_SET_HELP
@@ -192,6 +196,9 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
         "  neurorl validate experiments/lifelong_cartpole.yaml\n"
         "  neurorl validate experiments/cartpole_eprop.yaml --set agent.hyper.lr=3e-4",
     )
+    # run/validate also take `--name=value` (how `wandb agent` passes sweep parameters, see
+    # experiment/sweep.py): no abbreviations, so `--o=1` is a parameter, not `--out`
+    p.set_defaults(agent_args=True)
     p.add_argument("config", help="experiment YAML (see experiments/*.yaml)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides", help=_SET_HELP
@@ -414,9 +421,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; for ``run``/``validate``, ``--name=value`` extras (what ``wandb agent``
+    passes) become overrides applied before the ``--set`` ones."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "agent_args", False):
+        from neurorl.experiment.sweep import agent_overrides
+
+        try:
+            args.overrides = agent_overrides(extra) + list(args.overrides)
+        except NeurorlError as e:
+            parser.exit(2, f"neurorl: error: {e}\n")
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if args.command is None:
         parser.print_help()
         return 0

@@ -495,6 +495,7 @@ def _run_experiment(
     chunk = cfg.training.chunk_steps
     keys = member_keys(cfg.training.seed, cfg.training.n_seeds)
     fingerprint = config_fingerprint(cfg)
+    bounds = shiftspec.boundaries(C.to_dict(cfg)["shifts"], total)  # task switches for wandb
     restored = None
     if resume and has_checkpoint(run_dir):
         # verify the checkpoint (format, checksum, config, shapes) before any log is touched
@@ -529,6 +530,7 @@ def _run_experiment(
                 wandb_mode=mode,
                 project=cfg.logging.project,
                 wandb_ids=meta.get("wandb_ids") or None,
+                boundaries=bounds,
             )
             logger.restore_positions(meta["positions"])
             initial_norm = meta.get("initial_weight_norm")
@@ -545,6 +547,7 @@ def _run_experiment(
                 group=cfg.logging.group or cfg.name,
                 wandb_mode=mode,
                 project=cfg.logging.project,
+                boundaries=bounds,
             )
         checkpoint_step = done_steps
 
@@ -642,10 +645,9 @@ def _run_experiment(
         else:
             summary["status"] = "finished"
         atomic_write_text(run_dir / "summary.json", dumps(summary, indent=2))
-        if mode != "disabled":
-            switches = [(b, i + 1) for i, b in enumerate(summary["boundaries"])]
-            logger.log_task_switches(switches)
-        logger.finish(strict_json(summary["members"]))
+        # the plots go to wandb as images (the task switches were logged with their chunks)
+        logger.finish(strict_json(summary["members"]),
+                      images=report(run_dir, quiet=True) if logger.wandb else None)
         if fault is not None:
             raise NonFiniteError(
                 quantity, member, step, checkpoint_step, where=f" (run directory {run_dir})"
@@ -1011,22 +1013,14 @@ def load_sweep(
     """Expand a sweep file into ``(base config dict, members, groups)``, every group validated.
 
     Args:
-        path: the sweep YAML (wandb sweep schema plus ``base:``, the experiment config).
+        path: the sweep YAML (wandb sweep schema; ``program`` is the experiment config).
         overrides: ``--set KEY=VALUE`` items applied to every member after its sweep values
             (so they also replace a swept value, e.g. ``training.steps`` to shorten a sweep).
     """
-    from neurorl.experiment.sweep import expand_sweep
+    from neurorl.experiment.sweep import expand_sweep, program_path
 
     sweep = C.load_yaml(path)
-    base_path = sweep.get("base")
-    if base_path is None:
-        raise ConfigError(
-            "sweep.base", None, "the path of the experiment config the members override"
-        )
-    base_file = (
-        (Path(path).parent / base_path) if not Path(base_path).is_absolute() else Path(base_path)
-    )
-    base = C.load_yaml(base_file)
+    base = C.load_yaml(program_path(sweep, path))  # wandb's `program` (or the legacy `base`)
     sets = dict(C.parse_override(o) for o in overrides)
     members = [{**m, **sets} for m in expand_sweep(sweep)]
     groups = sweep_groups(base, members)

@@ -1,82 +1,131 @@
-"""Sweeps in the wandb sweep schema, expanded locally (no sweep server needed).
+"""Sweeps in wandb's sweep schema: run by a real ``wandb agent``, or expanded locally.
 
-A sweep file looks like a wandb sweep configuration::
+A sweep file is a wandb sweep configuration that wandb's own validator (``wandb sweep``, the
+``sweeps`` package's JSON schema) accepts::
 
-    method: grid            # grid | random
-    base: ../cartpole_eprop.yaml   # neurorl extension: the experiment config the members override
-    count: 10               # random only: number of members
+    program: experiments/cartpole_eprop.yaml   # the experiment config every member overrides
+    command: [neurorl, run, "${program}", "${args}"]
+    method: grid                                # grid | random (locally); bayes with wandb only
+    metric: {name: final_return, goal: maximize}   # a flat key of each run's wandb summary
     parameters:
-      agent.name: {values: [rstdp, eprop, bptt]}
+      agent.name: {values: [rstdp, eprop_ac, bptt_ac]}
       training.seed: {values: [0, 1, 2, 3, 4]}
-      agent.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-2}
+      agent.hyper.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-2}
       agent:                # nested parameters, as in wandb
         parameters:
-          n_hidden: {value: 64}
+          substeps: {value: 5}
 
-Parameter names are dotted config paths. ``values``/``value``/``distribution`` follow
-``wandb/sweeps`` ``schema.json``; wandb's default inference applies (``values`` -> categorical, int
-``min``/``max`` -> ``int_uniform``, float ``min``/``max`` -> ``uniform``). Only ``grid`` and ``random``
-can be expanded without a server; ``bayes`` is rejected with a clear message.
+``wandb agent`` starts ``command`` once per member with ``${program}`` replaced by ``program`` and
+``${args}`` by ``--name=value`` for every parameter (``str(value)``; dicts and lists in Python's
+repr); ``neurorl run`` reads those as dotted config overrides (:func:`agent_overrides`).
+``neurorl sweep FILE`` reads the same file and expands it without a server: ``program`` is found
+relative to the current directory (as ``wandb agent`` does), else to the sweep file's directory or
+one of its parents. Extensions that only the local expansion reads (wandb's validator rejects
+them): ``base`` (the old name of ``program``, relative to the sweep file), ``count``/``run_cap``
+and ``seed`` for random sweeps.
+
+Parameter names are dotted config paths. ``values``/``value``/``distribution`` and their bounds
+follow ``wandb/sweeps`` ``schema.json`` and are checked the same way before anything runs (a
+missing or invalid bound is a :class:`~neurorl.errors.ConfigError` naming the field); wandb's
+default inference applies (``values`` -> categorical, int ``min``/``max`` -> ``int_uniform``,
+float ``min``/``max`` -> ``uniform``). Only ``grid`` and ``random`` can be expanded without a
+server; ``bayes`` is rejected by ``neurorl sweep`` with a clear message.
 
 References:
     wandb sweep configuration keys: https://docs.wandb.ai/models/sweeps/sweep-config-keys
+    wandb sweep command macros: https://docs.wandb.ai/models/sweeps/define-sweep-configuration
+    wandb/sweeps ``config/schema.json`` (the validator ``wandb sweep`` runs).
 """
 
 from __future__ import annotations
 
+import ast
 import itertools
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from neurorl.errors import ConfigError, closest
 
 METHODS = ("grid", "random")
-TOP_LEVEL_KEYS = (
+WANDB_METHODS = ("grid", "random", "bayes", "custom")
+# top-level keys of wandb's sweep schema
+WANDB_KEYS = (
     "method",
     "parameters",
-    "count",
-    "run_cap",
-    "base",
-    "name",
-    "description",
-    "metric",
     "program",
     "command",
+    "metric",
+    "name",
+    "description",
     "project",
     "entity",
     "early_terminate",
-    "seed",
+    "controller",
+    "apiVersion",
+    "kind",
 )
-DISTRIBUTIONS = (
-    "constant",
-    "categorical",
-    "categorical_w_probabilities",
-    "int_uniform",
-    "uniform",
-    "q_uniform",
-    "log_uniform",
-    "log_uniform_values",
-    "inv_log_uniform",
-    "inv_log_uniform_values",
-    "q_log_uniform",
-    "q_log_uniform_values",
-    "normal",
-    "q_normal",
-    "log_normal",
-    "q_log_normal",
-    "beta",
-    "q_beta",
-)
+# read only by the local expansion (wandb's validator rejects them)
+LOCAL_KEYS = ("base", "count", "run_cap", "seed")
+TOP_LEVEL_KEYS = WANDB_KEYS + LOCAL_KEYS
+# distribution -> (required keys, optional keys), as in wandb/sweeps schema.json
+PARAM_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "constant": (("value",), ()),
+    "categorical": (("values",), ()),
+    "categorical_w_probabilities": (("values", "probabilities"), ()),
+    "int_uniform": (("min", "max"), ()),
+    "uniform": (("min", "max"), ()),
+    "q_uniform": (("min", "max"), ("q",)),
+    "log_uniform": (("min", "max"), ()),
+    "log_uniform_values": (("min", "max"), ()),
+    "inv_log_uniform": (("min", "max"), ()),
+    "inv_log_uniform_values": (("min", "max"), ()),
+    "q_log_uniform": (("min", "max"), ("q",)),
+    "q_log_uniform_values": (("min", "max"), ("q",)),
+    "normal": ((), ("mu", "sigma")),
+    "q_normal": ((), ("mu", "sigma", "q")),
+    "log_normal": ((), ("mu", "sigma")),
+    "q_log_normal": ((), ("mu", "sigma", "q")),
+    "beta": ((), ("a", "b")),
+    "q_beta": ((), ("a", "b", "q")),
+}
+DISTRIBUTIONS = tuple(PARAM_KEYS)
+_ALL_PARAM_KEYS = ("distribution", *dict.fromkeys(k for r, o in PARAM_KEYS.values() for k in r + o))
+METRIC_GOALS = ("minimize", "maximize")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 def flatten_parameters(params: Mapping[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
-    """Flatten nested ``parameters`` blocks into dotted names -> parameter spec."""
+    """Flatten nested ``parameters`` blocks into dotted names -> parameter spec.
+
+    Args:
+        params: a sweep's ``parameters`` mapping (possibly nested as in wandb).
+        prefix: dotted prefix of the enclosing block.
+
+    Returns:
+        Dotted parameter name -> its spec (a copy), in the order written.
+
+    Raises:
+        ConfigError: ``parameters`` (or a nested block) is not a non-empty mapping, a name is not
+            one wandb accepts, or a spec is not a mapping.
+    """
+    where = f"parameters.{prefix}parameters" if prefix else "sweep.parameters"
+    if not isinstance(params, Mapping) or not params:
+        raise ConfigError(where, params, "a non-empty mapping of parameter name -> spec")
     out: dict[str, dict[str, Any]] = {}
     for name, spec in params.items():
         path = f"{prefix}{name}"
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigError(
+                f"parameters.{path}",
+                name,
+                "a name of letters, digits, '_', '.', '-' that starts with a letter or '_'",
+            )
         if not isinstance(spec, Mapping):
             raise ConfigError(
                 f"parameters.{path}",
@@ -84,16 +133,27 @@ def flatten_parameters(params: Mapping[str, Any], prefix: str = "") -> dict[str,
                 "a mapping with 'value', 'values', 'distribution' or nested 'parameters'",
             )
         if "parameters" in spec:
+            extra = [k for k in spec if k != "parameters"]
+            if extra:
+                raise ConfigError(
+                    f"parameters.{path}.{extra[0]}",
+                    extra[0],
+                    "nothing beside 'parameters' in a nested parameter block",
+                )
             out.update(flatten_parameters(spec["parameters"], prefix=f"{path}."))
         else:
             out[path] = dict(spec)
     return out
 
 
-def _infer_distribution(path: str, spec: dict[str, Any]) -> str:
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _infer_distribution(path: str, spec: Mapping[str, Any]) -> str:
     if "distribution" in spec:
         dist = spec["distribution"]
-        if dist not in DISTRIBUTIONS:
+        if not isinstance(dist, str) or dist not in DISTRIBUTIONS:
             raise ConfigError(
                 f"parameters.{path}.distribution",
                 dist,
@@ -105,15 +165,122 @@ def _infer_distribution(path: str, spec: dict[str, Any]) -> str:
         return "constant"
     if "values" in spec:
         return "categorical_w_probabilities" if "probabilities" in spec else "categorical"
-    if "min" in spec and "max" in spec:
-        if isinstance(spec["min"], int) and isinstance(spec["max"], int):
-            return "int_uniform"
-        return "uniform"
+    if "min" in spec or "max" in spec:
+        lo, hi = spec.get("min"), spec.get("max")
+        ints = all(isinstance(x, int) and not isinstance(x, bool) for x in (lo, hi))
+        return "int_uniform" if ints else "uniform"
+    keys = [str(k) for k in spec]
+    known = ("value", "values", "min", "max", "distribution", "parameters")
+    suggestion = closest(keys[0], known) if keys else None
     raise ConfigError(
         f"parameters.{path}",
-        spec,
+        dict(spec),
         "one of 'value', 'values', 'min'/'max' or 'distribution'",
+        suggestion,
     )
+
+
+def _number(
+    path: str,
+    key: str,
+    spec: Mapping[str, Any],
+    *,
+    low: float | None = None,
+    strict: bool = False,
+    integer: bool = False,
+) -> None:
+    x = spec[key]
+    kind = "an int" if integer else "a finite number"
+    ok = (isinstance(x, int) and not isinstance(x, bool)) if integer else _is_number(x)
+    if ok and not math.isfinite(x):
+        ok = False
+    if ok and low is not None:
+        ok = x > low if strict else x >= low
+    if not ok:
+        bound = "" if low is None else f" {'>' if strict else '>='} {low:g}"
+        raise ConfigError(f"parameters.{path}.{key}", x, f"{kind}{bound}")
+
+
+def validate_parameter(path: str, spec: Mapping[str, Any]) -> str:
+    """Check one (flattened) parameter spec as wandb's sweep schema does; return its distribution.
+
+    The checks are those of ``wandb/sweeps`` ``schema.json`` plus its ``min < max`` and
+    probability checks: the keys a distribution requires and allows, numbers where numbers are
+    meant (ints for ``int_uniform``), ``min > 0`` for the ``*_values`` log distributions,
+    ``q > 0``, ``sigma, a, b >= 0``, ``values`` a non-empty list, ``probabilities`` as many
+    non-negative numbers as ``values`` summing to 1. Numbers must also be finite.
+
+    Args:
+        path: the dotted parameter name (reported as ``parameters.<path>.<key>``).
+        spec: the parameter's mapping.
+
+    Returns:
+        The distribution name (explicit or inferred as wandb infers it).
+
+    Raises:
+        ConfigError: naming the offending field, its value, what is allowed and the closest
+            valid key for a misspelt one.
+    """
+    dist = _infer_distribution(path, spec)
+    required, optional = PARAM_KEYS[dist]
+    allowed = (*required, *optional, "distribution")
+    for key in spec:
+        if key not in allowed:
+            # the closest key of any distribution (a misspelt 'probabilities' infers categorical)
+            hint = closest(str(key), _ALL_PARAM_KEYS)
+            raise ConfigError(
+                f"parameters.{path}.{key}",
+                key,
+                f"one of {list(allowed)} for distribution {dist!r}",
+                None if hint == key else hint,
+            )
+    for key in required:
+        if key not in spec:
+            raise ConfigError(
+                f"parameters.{path}.{key}",
+                None,
+                f"distribution {dist!r} needs {' and '.join(repr(k) for k in required)}",
+            )
+    if "values" in spec:
+        values = spec["values"]
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"parameters.{path}.values", values, "a non-empty list")
+    if dist == "categorical_w_probabilities":
+        p = spec["probabilities"]
+        where = f"parameters.{path}.probabilities"
+        if not isinstance(p, list) or not p or not all(_is_number(x) for x in p):
+            raise ConfigError(where, p, "a non-empty list of numbers")
+        if not all(math.isfinite(x) and x >= 0 for x in p):
+            raise ConfigError(where, p, "probabilities >= 0 (finite)")
+        if len(p) != len(spec["values"]):
+            raise ConfigError(where, p, f"{len(spec['values'])} probabilities, one per value")
+        if not np.isclose(sum(p), 1.0):
+            raise ConfigError(where, p, f"probabilities summing to 1 (they sum to {sum(p):g})")
+    if "min" in required:
+        positive = dist.endswith("_values")
+        _number(
+            path,
+            "min",
+            spec,
+            integer=dist == "int_uniform",
+            low=0.0 if positive else None,
+            strict=True,
+        )
+        _number(path, "max", spec, integer=dist == "int_uniform")
+        if not spec["min"] < spec["max"]:
+            raise ConfigError(
+                f"parameters.{path}.max", spec["max"], f"a number > min ({spec['min']!r})"
+            )
+    for key, low, strict in (
+        ("q", 0.0, True),
+        ("sigma", 0.0, False),
+        ("a", 0.0, False),
+        ("b", 0.0, False),
+        ("mu", None, False),
+    ):
+        if key in spec:
+            _number(path, key, spec, low=low, strict=strict)
+    return dist
 
 
 def _grid_values(path: str, spec: dict[str, Any]) -> list[Any]:
@@ -185,8 +352,26 @@ def _sample(path: str, spec: dict[str, Any], rng: np.random.Generator) -> Any:
     raise AssertionError(dist)  # unreachable: _infer_distribution validated it
 
 
-def validate_sweep(sweep: Mapping[str, Any]) -> None:
-    """Check top-level keys and the method before expanding."""
+def _positive_int(sweep: Mapping[str, Any], key: str) -> None:
+    x = sweep[key]
+    if not isinstance(x, int) or isinstance(x, bool) or x <= 0:
+        raise ConfigError(f"sweep.{key}", x, "an int > 0")
+
+
+def validate_sweep(sweep: Mapping[str, Any], *, local: bool = True) -> dict[str, dict[str, Any]]:
+    """Check a sweep file before anything runs; return its flattened parameters.
+
+    Args:
+        sweep: the parsed sweep YAML.
+        local: also require what the local expansion needs (method ``grid`` or ``random``, a
+            ``count`` for ``random``).
+
+    Returns:
+        Dotted parameter name -> spec (see :func:`flatten_parameters`), every spec validated.
+
+    Raises:
+        ConfigError: the first problem, naming the field as written in the file.
+    """
     if not isinstance(sweep, Mapping):
         raise ConfigError("sweep", sweep, "a mapping in the wandb sweep schema")
     for key in sweep:
@@ -200,20 +385,68 @@ def validate_sweep(sweep: Mapping[str, Any]) -> None:
     method = sweep.get("method")
     if method is None:
         raise ConfigError("sweep.method", None, "'grid' or 'random' (required)")
-    if method not in METHODS:
-        allowed = "'grid' or 'random' (neurorl expands sweeps itself; 'bayes' needs a server)"
-        raise ConfigError("sweep.method", method, allowed, closest(str(method), METHODS))
-    if method == "random" and not isinstance(sweep.get("count", sweep.get("run_cap")), int):
-        raise ConfigError("sweep.count", sweep.get("count"), "an int > 0 for method 'random'")
-    if "parameters" not in sweep or not isinstance(sweep["parameters"], Mapping):
-        raise ConfigError("sweep.parameters", sweep.get("parameters"), "a mapping of parameters")
+    allowed_methods = METHODS if local else WANDB_METHODS
+    if method not in allowed_methods:
+        allowed = (
+            "'grid' or 'random' (neurorl expands sweeps itself; 'bayes' needs a server: run it"
+            " with `wandb sweep` and `wandb agent`)"
+            if local
+            else f"one of {list(WANDB_METHODS)}"
+        )
+        raise ConfigError("sweep.method", method, allowed, closest(str(method), allowed_methods))
+    for key in ("program", "name", "description", "project", "entity", "base"):
+        if key in sweep and not isinstance(sweep[key], str):
+            raise ConfigError(f"sweep.{key}", sweep[key], "a string")
+    if "command" in sweep and not (
+        isinstance(sweep["command"], list) and all(isinstance(c, str) for c in sweep["command"])
+    ):
+        raise ConfigError(
+            "sweep.command",
+            sweep["command"],
+            'a list of strings, e.g. [neurorl, run, "${program}", "${args}"]',
+        )
+    if "metric" in sweep:
+        metric = sweep["metric"]
+        if not isinstance(metric, Mapping) or not isinstance(metric.get("name"), str):
+            raise ConfigError("sweep.metric", metric, "a mapping with a 'name' (a summary key)")
+        for key in metric:
+            if key not in ("name", "goal", "target", "impute"):
+                raise ConfigError(
+                    f"sweep.metric.{key}",
+                    key,
+                    "one of ['name', 'goal', 'target', 'impute']",
+                    closest(str(key), ("name", "goal", "target", "impute")),
+                )
+        if "goal" in metric and metric["goal"] not in METRIC_GOALS:
+            raise ConfigError(
+                "sweep.metric.goal",
+                metric["goal"],
+                f"one of {list(METRIC_GOALS)}",
+                closest(str(metric["goal"]), METRIC_GOALS),
+            )
+    for key in ("count", "run_cap"):
+        if key in sweep:
+            _positive_int(sweep, key)
+    if "seed" in sweep and (not isinstance(sweep["seed"], int) or isinstance(sweep["seed"], bool)):
+        raise ConfigError("sweep.seed", sweep["seed"], "an int")
+    if local and method == "random" and "count" not in sweep and "run_cap" not in sweep:
+        raise ConfigError(
+            "sweep.count", None, "an int > 0 for method 'random' (the number of members)"
+        )
+    if "parameters" not in sweep:
+        raise ConfigError("sweep.parameters", None, "a mapping of parameters (required)")
+    params = flatten_parameters(sweep["parameters"])
+    for name, spec in params.items():
+        validate_parameter(name, spec)
+    return params
 
 
 def expand_sweep(sweep: Mapping[str, Any], seed: int = 0) -> list[dict[str, Any]]:
     """Expand a sweep into a list of members, each a dict of dotted path -> value.
 
-    Grid sweeps enumerate the Cartesian product in the order the parameters are written; random
-    sweeps draw ``count`` members with a seeded generator (``seed`` or the sweep's ``seed`` key).
+    Grid sweeps enumerate the Cartesian product in the order the parameters are written (the
+    members and order of wandb's grid search); random sweeps draw ``count`` members with a
+    seeded generator (``seed`` or the sweep's ``seed`` key).
 
     Args:
         sweep: the parsed sweep YAML.
@@ -221,9 +454,11 @@ def expand_sweep(sweep: Mapping[str, Any], seed: int = 0) -> list[dict[str, Any]
 
     Returns:
         A list of override dicts, one per member.
+
+    Raises:
+        ConfigError: the sweep is invalid (see :func:`validate_sweep`).
     """
-    validate_sweep(sweep)
-    params = flatten_parameters(sweep["parameters"])
+    params = validate_sweep(sweep)
     if sweep["method"] == "grid":
         names = list(params)
         grids = [_grid_values(n, params[n]) for n in names]
@@ -233,3 +468,103 @@ def expand_sweep(sweep: Mapping[str, Any], seed: int = 0) -> list[dict[str, Any]
     rng = np.random.default_rng(sweep.get("seed", seed))
     count = int(sweep.get("count", sweep.get("run_cap")))
     return [{n: _sample(n, s, rng) for n, s in params.items()} for _ in range(count)]
+
+
+def program_path(sweep: Mapping[str, Any], sweep_path: str | Path) -> Path:
+    """The experiment config a sweep's members override (``program``, or the legacy ``base``).
+
+    ``program`` is what ``wandb agent`` substitutes for ``${program}`` and so is relative to the
+    directory the agent runs in; the local expansion looks there first, then in the sweep file's
+    directory and its parents (so ``neurorl sweep`` also works from elsewhere). ``base`` is
+    relative to the sweep file.
+
+    Args:
+        sweep: the parsed sweep YAML.
+        sweep_path: where the sweep file is.
+
+    Returns:
+        The path of an existing experiment config.
+
+    Raises:
+        ConfigError: neither key is given, or the file is not found.
+    """
+    here = Path(sweep_path).resolve().parent
+    if "program" in sweep:
+        prog = Path(str(sweep["program"]))
+        tried = [prog] if prog.is_absolute() else [Path.cwd() / prog]
+        if not prog.is_absolute():
+            tried += [d / prog for d in (here, *here.parents)]
+        for p in tried:
+            if p.is_file():
+                return p
+        raise ConfigError(
+            "sweep.program",
+            str(prog),
+            "an experiment config, relative to the directory `wandb agent` / `neurorl sweep` run"
+            f" in (tried {tried[0]} and the sweep file's directory and its parents)",
+        )
+    if "base" in sweep:
+        base = Path(str(sweep["base"]))
+        p = base if base.is_absolute() else here / base
+        if not p.is_file():
+            raise ConfigError("sweep.base", str(base), f"an experiment config (no file {p})")
+        return p
+    raise ConfigError(
+        "sweep.program", None, "the path of the experiment config the members override"
+    )
+
+
+_AGENT_ARG = re.compile(r"^--([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$", re.DOTALL)
+
+
+def agent_value(raw: str) -> Any:
+    """The value of a ``--name=value`` argument that ``wandb agent`` built with ``str(value)``.
+
+    Python literals (numbers, quoted strings, ``True``/``False``/``None``, lists and dicts in
+    their repr, as wandb writes them for list- or dict-valued parameters) are read with
+    :func:`ast.literal_eval`; anything else (a bare string such as ``eprop_ac``, ``inf``) as a
+    ``--set`` value.
+
+    Args:
+        raw: the text after ``=``.
+
+    Returns:
+        The parsed value.
+    """
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        from neurorl.experiment.config import parse_override
+
+        return parse_override(f"value={raw}")[1]
+
+
+def agent_overrides(argv: Sequence[str]) -> list[str]:
+    """``--name=value`` arguments (as ``wandb agent`` passes them) -> ``--set`` items.
+
+    Args:
+        argv: the arguments ``neurorl run`` did not recognise.
+
+    Returns:
+        ``"name=<value as YAML>"`` items, in order, for :func:`neurorl.experiment.config.from_dict`.
+
+    Raises:
+        ConfigError: an argument that is not ``--name=value``.
+    """
+    out = []
+    for arg in argv:
+        m = _AGENT_ARG.match(arg)
+        if m is None:
+            raise ConfigError(
+                "arguments",
+                arg,
+                "--NAME=VALUE with a dotted config path (as `wandb agent` passes sweep"
+                " parameters, e.g. --training.seed=3) or --set NAME=VALUE",
+            )
+        value = agent_value(m.group(2))
+        try:  # flow-style YAML that --set reads back exactly (PyYAML writes 1e-05 as 1.0e-05)
+            text = yaml.safe_dump([value], default_flow_style=True, width=1 << 30).strip()[1:-1]
+        except yaml.YAMLError:
+            raise ConfigError(f"--{m.group(1)}", m.group(2), "a plain value") from None
+        out.append(f"{m.group(1)}={text}")
+    return out
