@@ -473,7 +473,7 @@ class Trainer:
         _, rec = m.cnet.run(net, x, modulators=zero)
         v = rec[M_OUT]
         window = (jnp.arange(m.T) >= m.t0).astype(jnp.float32) / (m.T - m.t0)
-        err = (jax.nn.softmax(v, axis=-1) - jax.nn.one_hot(y, m.n_out)) * window[:, None]
+        err = (jax.nn.softmax(v, axis=-1) - jax.nn.one_hot(y, m.n_out)[None, :]) * window[:, None]
         err_next = jnp.concatenate([err[1:], jnp.zeros((1, m.n_out))], axis=0)
         w_out = state["weights"][C_OUT]
         B = w_out if m.feedback == "symmetric" else self.B

@@ -584,6 +584,10 @@ def _default_run_dir(cfg: C.ExperimentConfig, out: str | None) -> Path:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = C.load_config(args.config, args.overrides)
+    if getattr(cfg, "task", None) == "classification":
+        from neurorl.experiment import classification
+
+        return classification.cmd_validate(cfg, args.config)
     build(cfg)  # host-side checks of env params, shifts, agent hyperparameters, chip
     print(
         f"{args.config}: valid ({cfg.agent.name} on {cfg.env.id}, {cfg.training.steps} steps x "
@@ -594,6 +598,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = C.load_config(args.config, args.overrides)
+    if getattr(cfg, "task", None) == "classification":
+        from neurorl.experiment import classification
+
+        return classification.cmd_run(cfg, args.out, progress=not args.no_progress)
     run_dir = _default_run_dir(cfg, args.out)
     print(f"run directory: {run_dir}")
     summary = run_experiment(cfg, run_dir, progress=not args.no_progress, wandb_mode=args.wandb)
