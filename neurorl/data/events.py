@@ -90,7 +90,8 @@ DATASETS: dict[str, DatasetInfo] = {
                           True, "N-MNIST: MNIST digits recorded by an ATIS camera on saccades"),
     "dvsgesture": DatasetInfo("DVSGesture", (128, 128, 2), 11, ".npy",
                               {"train": "ibmGestureTrain", "test": "ibmGestureTest"}, True,
-                              "DVS128 Gesture: 11 hand and arm gestures (tonic's preprocessed copy)"),
+                              "DVS128 Gesture: 11 hand and arm gestures (tonic's preprocessed "
+                              "copy)"),
     "shd": DatasetInfo("SHD", (700, 1, 1), 20, ".h5",
                        {"train": "shd_train.h5", "test": "shd_test.h5"}, False,
                        "Spiking Heidelberg Digits: spoken digits through a 700-channel cochlea "
@@ -225,8 +226,8 @@ class BinSpec:
     binary: bool = True
 
     def validate(self, info: DatasetInfo) -> BinSpec:
-        if isinstance(self.n_time_bins, bool) or not isinstance(self.n_time_bins, (int, np.integer)) \
-                or self.n_time_bins < 1:
+        n = self.n_time_bins
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ConfigError("dataset.n_time_bins", self.n_time_bins, "an integer >= 1")
         if self.time_window_us is not None and not self.time_window_us > 0:
             raise ConfigError("dataset.time_window_us", self.time_window_us, "None or > 0 (us)")

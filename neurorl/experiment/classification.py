@@ -370,7 +370,7 @@ def build_model(cfg: ClassificationConfig, n_in: int, n_out: int, T: int) -> Eve
 
 
 def init_weights(model: EventModel, key: Any, w_scale: float) -> dict[str, Any]:
-    """Initial weights ``N(0, w_scale^2 / n_pre)`` (W_rec without autapses; W_out ``1/n_hidden``)."""
+    """Initial weights ``N(0, w_scale^2 / n_pre)``; W_rec without autapses, W_out ``1/n_hidden``."""
     import jax
     import jax.numpy as jnp
 

@@ -1,4 +1,4 @@
-"""The three event datasets load through tonic's real readers from files written in their formats."""
+"""The three event datasets load through tonic's real readers from files in their real formats."""
 
 from __future__ import annotations
 

@@ -138,6 +138,7 @@ def test_config_errors_name_the_field():
         from_dict({**SMALL, "shifts": [{"kind": "dropout"}]})
 
 
+@pytest.mark.slow
 def test_neurorl_run_classification_and_class_incremental(tmp_path, capsys):
     import yaml
 
@@ -161,6 +162,7 @@ def test_neurorl_run_classification_and_class_incremental(tmp_path, capsys):
     assert (tmp_path / "run" / "config.yaml").exists()
 
 
+@pytest.mark.slow
 def test_neurorl_run_on_generated_shd_files(tmp_path):
     """The same command runs on a real-format dataset (generated SHD files read by tonic)."""
     import yaml

@@ -38,9 +38,9 @@ class Net(torch.nn.Module):
         with torch.no_grad():  # torch stores [out, in]; neurorl is pre-major [in, out]
             self.fc1.weight.copy_(torch.tensor(w1.T))
             self.fc2.weight.copy_(torch.tensor(w2.T))
-        self.lif1 = snn.Leaky(beta=BETA, threshold=1.0, reset_mechanism="subtract", init_hidden=True)
-        self.lif2 = snn.Leaky(beta=BETA, threshold=1.0, reset_mechanism="subtract", init_hidden=True,
-                              output=True)
+        kw = {"beta": BETA, "threshold": 1.0, "reset_mechanism": "subtract", "init_hidden": True}
+        self.lif1 = snn.Leaky(**kw)
+        self.lif2 = snn.Leaky(**kw, output=True)
 
     def forward(self, x):
         return self.lif2(self.fc2(self.lif1(self.fc1(x))))
