@@ -330,8 +330,16 @@ class EventModel:
     feedback: str
 
 
-def build_model(cfg: ClassificationConfig, n_in: int, n_out: int, T: int) -> EventModel:
-    """Build and compile the N-HAL network of the config (see module docstring)."""
+def build_model(cfg: ClassificationConfig, n_in: int, n_out: int, T: int,
+                rule_optimizer: Any = None) -> EventModel:
+    """Build and compile the N-HAL network of the config (see module docstring).
+
+    Args:
+        cfg: validated config.
+        n_in, n_out, T: input channels, classes, time bins.
+        rule_optimizer: optax transformation of the e-prop rules (default
+            ``optax.MultiSteps(optax.adam(lr), every_k_schedule=T)``: one update per sample).
+    """
     import optax
 
     from neurorl.core.monitors import PotentialMonitor, SpikeMonitor
@@ -358,7 +366,7 @@ def build_model(cfg: ClassificationConfig, n_in: int, n_out: int, T: int) -> Eve
                    "tau_adapt": m.tau_adapt}
         plastic = [(C_IN, R_IN)] + ([(C_REC, R_REC)] if m.recurrent else [])
         for cname, rname in plastic:
-            tx = optax.MultiSteps(optax.adam(lr.lr), every_k_schedule=T)
+            tx = rule_optimizer or optax.MultiSteps(optax.adam(lr.lr), every_k_schedule=T)
             objs.append(LearningRule(conns[cname], "eprop", eparams, optimizer=tx, name=rname))
             rules[cname] = rname
     cnet = Network(*objs).compile(backend=cfg.hardware.chip, seed=cfg.training.seed,

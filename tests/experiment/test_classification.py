@@ -189,3 +189,39 @@ def test_data_cli(tmp_path, capsys):
     assert "shd" in capsys.readouterr().out
     assert main(["data", "download", "shdd", "--root", str(tmp_path)]) == 2
     assert "Did you mean 'shd'" in capsys.readouterr().err
+
+
+def test_eprop_through_the_nhal_equals_the_reference_eprop():
+    """The two-pass e-prop of this module, run by the N-HAL's eprop LearningRule, gives the same
+    weight change as neurorl.plasticity.eprop.run_supervised (the reference implementation of
+    Bellec et al.'s equations, itself tested equal to BPTT for a non-recurrent layer), once the
+    N-HAL's one-step delays are accounted for: the hidden layer sees x_{t-1}, and the readout
+    at t + 1 is the reference's y_t."""
+    import jax.numpy as jnp
+    import optax
+
+    from neurorl.plasticity import eprop as E
+
+    cfg = _cfg(learning={"rule": "eprop"}, model={"n_hidden": 24, "w_scale": 3.0})
+    train, _ = K.load_data(cfg)
+    T = train.n_time_bins
+    # MultiSteps(sgd(1), T): the applied update is minus the mean of the rule's per-step grads
+    model = K.build_model(cfg, train.n_inputs, train.n_classes, T,
+                          rule_optimizer=optax.MultiSteps(optax.sgd(1.0), every_k_schedule=T))
+    tr = K.Trainer(model, cfg, jax.random.key(3))
+    x, y = jnp.asarray(train.x[5], jnp.float32), int(train.y[5])
+    (net, _, _, _), _ = tr._eprop_sample((tr.state["net"], tr.state["opt_out"], 0, ()),
+                                         (x, y, jax.random.key(0)))
+    w0 = tr.state["net"]["weights"]
+    dw_in = np.asarray(net["weights"][K.C_IN] - w0[K.C_IN])
+
+    params = E.EpropParams(w0[K.C_IN], jnp.zeros((24, 24)), w0[K.C_OUT],
+                           jnp.zeros((model.n_out,)), jnp.zeros((24, model.n_out)))
+    ecfg = E.EpropConfig(tau_mem=cfg.model.tau_mem, v_th=cfg.model.v_th,
+                         tau_out=cfg.readout.tau_out, gamma_pd=cfg.learning.gamma_pd)
+    xs = jnp.concatenate([jnp.zeros((1, x.shape[1])), x[:-2]])  # x_{t-1}, T - 1 steps
+    targets = jnp.broadcast_to(jax.nn.one_hot(y, model.n_out), (T - 1, model.n_out))
+    g, _ = E.run_supervised(params, ecfg, xs, targets, loss="cross_entropy")
+    expected = -np.asarray(g.w_in) / T / T  # loss averaged over T steps, MultiSteps mean over T
+    assert np.abs(expected).max() > 1e-6
+    np.testing.assert_allclose(dw_in, expected, rtol=2e-3, atol=1e-7)
