@@ -225,3 +225,16 @@ def test_eprop_through_the_nhal_equals_the_reference_eprop():
     expected = -np.asarray(g.w_in) / T / T  # loss averaged over T steps, MultiSteps mean over T
     assert np.abs(expected).max() > 1e-6
     np.testing.assert_allclose(dw_in, expected, rtol=2e-3, atol=1e-7)
+
+
+def test_continual_splits():
+    cfg = _cfg(continual={"mode": "class_incremental", "n_tasks": 2})
+    train, test = K.load_data(cfg)
+    tasks = K._tasks(cfg, train, test)
+    assert [set(np.unique(train.y[t["train_idx"]])) for t in tasks] == [{0, 1}, {2, 3}]
+    assert set(np.unique(test.y[tasks[1]["test_idx"]])) == {2, 3}
+    dom = load_config(EVENTS / "synthetic_domain_incremental.yaml")
+    tasks = K._tasks(dom, train, test)
+    assert len(tasks) == 3 and all(len(t["train_idx"]) == len(train) for t in tasks)
+    assert [[s.kind for s in t["shifts"]] for t in tasks] == [[], ["event_dropout"],
+                                                              ["time_jitter"]]
