@@ -201,8 +201,8 @@ def validate(tree: Mapping[str, Any]) -> ClassificationConfig:
     Raises:
         ConfigError: with the field path, value, what is allowed and the closest name.
     """
+    from neurorl.envs.shifts import as_schedule
     from neurorl.errors import lookup
-    from neurorl.experiment import config as C
     from neurorl.hardware.chips import CHIPS
 
     try:
@@ -211,7 +211,6 @@ def validate(tree: Mapping[str, Any]) -> ClassificationConfig:
         err = e.errors()[0]
         path, allowed, suggestion = _describe(err)
         raise ConfigError(path, err.get("input"), allowed, suggestion) from None
-    del C
     lookup(CHIPS, cfg.hardware.chip, "chip", field="hardware.chip")
     c = cfg.continual
     if c.mode == "class_incremental" and cfg.dataset.name == "synthetic" \
@@ -221,10 +220,17 @@ def validate(tree: Mapping[str, Any]) -> ClassificationConfig:
     if c.mode == "domain_incremental" and len(c.domains) != c.n_tasks:
         raise ConfigError("continual.domains", len(c.domains),
                           f"one list of shifts per task (continual.n_tasks={c.n_tasks})")
-    if cfg.dataset.name != "synthetic" and cfg.dataset.denoise_us is not None \
-            and cfg.dataset.name == "shd":
+    if cfg.dataset.name in ("shd", "synthetic") and cfg.dataset.denoise_us is not None:
         raise ConfigError("dataset.denoise_us", cfg.dataset.denoise_us,
-                          "null for shd (tonic's Denoise needs x and y)")
+                          f"null for {cfg.dataset.name} (tonic's Denoise needs x and y)")
+    specs = [(f"shifts[{i}]", s) for i, s in enumerate(cfg.shifts)]
+    specs += [(f"continual.domains[{d}][{i}]", s) for d, dom in enumerate(c.domains)
+              for i, s in enumerate(dom)]
+    for where, s in specs:  # schedules are checked here, before anything compiles
+        try:
+            as_schedule(s.schedule)
+        except ConfigError as e:
+            raise ConfigError(f"{where}.{e.field}", e.value, e.allowed, e.suggestion) from None
     return cfg
 
 

@@ -136,6 +136,9 @@ def test_config_errors_name_the_field():
         from_dict({**SMALL, "continual": {"mode": "domain_incremental", "n_tasks": 2}})
     with pytest.raises(ConfigError, match=r"shifts\[0\]\.kind"):
         from_dict({**SMALL, "shifts": [{"kind": "dropout"}]})
+    with pytest.raises(ConfigError, match=r"shifts\[0\]\.schedule.kind.*gradual"):
+        from_dict({**SMALL, "shifts": [{"kind": "event_dropout",
+                                        "schedule": {"kind": "gradul", "start": 0, "end": 1}}]})
 
 
 @pytest.mark.slow
