@@ -422,6 +422,8 @@ def _run_with_signal(cnet: Any, state: Any, x: Any, mods: Mapping[str, Any]):
 class Trainer:
     """Jitted e-prop / BPTT updates and evaluation for one :class:`EventModel`."""
 
+    CHUNK = 512  # e-prop samples per jitted scan (bounds device memory on the real datasets)
+
     def __init__(self, model: EventModel, cfg: ClassificationConfig, key: Any) -> None:
         import jax
         import optax
@@ -553,12 +555,20 @@ class Trainer:
         import jax.numpy as jnp
 
         order = np.random.default_rng(order_seed).permutation(len(xs))
+        if self.cfg.learning.rule == "eprop":  # scans of <= CHUNK samples (memory), same result
+            losses, accs, ns = [], [], []
+            for i in range(0, len(order), self.CHUNK):
+                idx = order[i:i + self.CHUNK]
+                self.state, loss, acc = self._eprop_epoch(
+                    self.state, jnp.asarray(np.asarray(xs[idx], np.float32)),
+                    jnp.asarray(np.asarray(ys[idx], np.int32)), jnp.int32(t_start + i),
+                    jax.random.fold_in(key, i), tuple(shifts))
+                losses.append(float(loss))
+                accs.append(float(acc))
+                ns.append(len(idx))
+            return {"loss": float(np.average(losses, weights=ns)),
+                    "train_accuracy": float(np.average(accs, weights=ns))}
         xs, ys = np.asarray(xs[order], np.float32), np.asarray(ys[order], np.int32)
-        if self.cfg.learning.rule == "eprop":
-            self.state, loss, acc = self._eprop_epoch(self.state, jnp.asarray(xs),
-                                                      jnp.asarray(ys), jnp.int32(t_start), key,
-                                                      tuple(shifts))
-            return {"loss": float(loss), "train_accuracy": float(acc)}
         bs = self.cfg.learning.batch_size
         losses, accs, ns = [], [], []
         for i in range(0, len(xs), bs):
