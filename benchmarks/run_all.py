@@ -24,7 +24,9 @@ Suite budgets (so that the full suite fits in an hour on the 2-core CPU):
   (event-driven numpy, about 20 min here; the committed 4-seed table); 10 s in quick mode.
 * ``cuba`` runs with the interpreter of ``.venv-bench`` when this one lacks Brian2 (Brian2 needs
   numpy < 2.4; see benchmarks/README.md); quick mode simulates 200 ms instead of 1 s.
-* ``hardware``, ``robustness`` and ``continual`` document their budgets in their docstrings.
+* ``hardware``, ``robustness``, ``continual`` and ``event_data`` document their budgets in their
+  docstrings (``event_data`` runs on generated files in the datasets' real formats unless given
+  ``--root`` with the real downloads).
 
 Quick mode writes to ``results/quick/`` unless ``--out`` says otherwise, so a smoke run never
 overwrites the reported results.
@@ -58,6 +60,7 @@ SUITE = (
     "hardware",
     "robustness",
     "continual",
+    "event_data",
 )
 # extra command-line arguments of subprocess benchmarks per mode (the suite's budget for them)
 SUITE_ARGS: dict[str, dict[str, list[str]]] = {

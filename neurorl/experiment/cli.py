@@ -11,6 +11,7 @@ Commands:
     neurorl report RUN_DIR           draw plots and a summary table of a run or sweep
     neurorl eval RUN_DIR [--seed N] [--episodes K] [--greedy] [--video]
                                      evaluate a trained run's frozen policy
+    neurorl data list|download NAME  event datasets through tonic (N-MNIST, DVS-Gesture, SHD)
 """
 
 from __future__ import annotations
@@ -349,6 +350,38 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="event datasets: list, download (tonic)")
+    dsub = p.add_subparsers(dest="data_command")
+    q = dsub.add_parser("list", help="the event datasets neurorl loads through tonic")
+    q.set_defaults(func=cmd_data_list)
+    q = dsub.add_parser("download", help="download a dataset with tonic (needs a network)")
+    q.add_argument("name", help="nmnist, dvsgesture or shd")
+    q.add_argument("--root", default="~/neurorl-data", help="tonic's save_to directory")
+    q.add_argument("--split", choices=["train", "test", "both"], default="both")
+    q.set_defaults(func=cmd_data_download)
+    p.set_defaults(func=lambda a: (p.print_help(), 0)[1])
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from neurorl.data.events import DATASETS
+
+    for name, info in DATASETS.items():
+        w, h, pol = info.sensor_size
+        print(f"{name:11s} {w}x{h}x{pol}, {info.n_classes} classes  {info.description}")
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from neurorl.data.events import dataset_info, download
+
+    dataset_info(args.name)  # unknown name: ConfigError with the closest one, before any I/O
+    splits = ("train", "test") if args.split == "both" else (args.split,)
+    where = download(args.name, args.root, splits)
+    print(f"{args.name}: downloaded to {where}")
+    return 0
+
+
 def _runner():
     from neurorl.experiment import runner
 
@@ -410,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     _experiment_commands(sub)
+    _data_commands(sub)
     return parser
 
 

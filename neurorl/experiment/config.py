@@ -392,6 +392,10 @@ def from_dict(
     items = overrides.items() if isinstance(overrides, Mapping) else map(parse_override, overrides)
     for key, value in items:
         tree = set_path(tree, key, value)
+    if tree.get("task") == "classification":  # supervised event data: its own schema
+        from neurorl.experiment import classification
+
+        return classification.validate(tree)
     try:
         cfg = ExperimentConfig.model_validate(tree)
     except ValidationError as e:

@@ -915,6 +915,10 @@ def _load_experiment(path: str, overrides: Sequence[str], command: str) -> C.Exp
 
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = _load_experiment(args.config, args.overrides, "validate")
+    if getattr(cfg, "task", None) == "classification":
+        from neurorl.experiment import classification
+
+        return classification.cmd_validate(cfg, args.config)
     build(cfg)  # host-side checks of env params, shifts, agent hyperparameters, chip
     print(
         f"{args.config}: valid ({cfg.agent.name} on {cfg.env.id}, {cfg.training.steps} steps x "
@@ -925,6 +929,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load_experiment(args.config, args.overrides, "run")
+    if getattr(cfg, "task", None) == "classification":
+        from neurorl.experiment import classification
+
+        return classification.cmd_run(cfg, args.out, progress=not args.no_progress)
     run_dir = _default_run_dir(cfg, args.out)
     print(f"run directory: {run_dir}")
     run_experiment(cfg, run_dir, progress=not args.no_progress, wandb_mode=args.wandb)

@@ -1,0 +1,243 @@
+"""task: classification -- e-prop and BPTT on an N-HAL network learn a synthetic event task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from neurorl.errors import ConfigError
+from neurorl.experiment import classification as K
+from neurorl.experiment.cli import main
+from neurorl.experiment.config import from_dict, load_config
+
+EVENTS = Path(__file__).resolve().parents[2] / "experiments" / "events"
+
+SMALL = {
+    "task": "classification", "name": "small",
+    "dataset": {"name": "synthetic", "n_time_bins": 40,
+                "synthetic": {"n_classes": 4, "n_inputs": 32, "n_train": 120, "n_test": 80}},
+    "model": {"n_hidden": 32},
+    "logging": {"progress": False},
+}
+
+
+def _cfg(**over):
+    tree = json.loads(json.dumps(SMALL))
+    for k, v in over.items():
+        tree.setdefault(k, {}).update(v)
+    return K.validate(tree)
+
+
+def _trained(cfg):
+    train, test = K.load_data(cfg)
+    model = K.build_model(cfg, train.n_inputs, train.n_classes, train.n_time_bins)
+    tr = K.Trainer(model, cfg, jax.random.key(cfg.training.seed))
+    w0 = {k: np.asarray(v) for k, v in tr.weights().items()}
+    before = tr.evaluate(test.x, test.y)["accuracy"]
+    for ep in range(cfg.learning.epochs):
+        tr.train_epoch(train.x, train.y, ep * len(train), jax.random.key(ep), order_seed=ep)
+    return tr, test, w0, before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rule,chip,lr", [("eprop", "float", 2e-3), ("bptt", "float", 5e-3),
+                                          ("eprop", "spinnaker", 2e-3),
+                                          ("bptt", "spinnaker", 5e-3)])
+def test_rules_learn_the_synthetic_task(rule, chip, lr):
+    cfg = _cfg(learning={"rule": rule, "epochs": 3, "lr": lr}, hardware={"chip": chip})
+    tr, test, w0, before = _trained(cfg)
+    after = tr.evaluate(test.x, test.y, details=True)
+    assert before < 0.5  # 4 classes: untrained readout is near chance
+    assert after["accuracy"] >= 0.9
+    w = tr.weights()
+    # the hidden layer learned (for e-prop: through the N-HAL's eprop LearningRule)
+    assert np.abs(np.asarray(w[K.C_IN]) - w0[K.C_IN]).max() > 1e-3
+    if chip != "float":  # SpiNNaker's 16-bit grid: every stored weight is a multiple of its step
+        step = 1.0 / (2**15 - 1)
+        for name in (K.C_IN, K.C_OUT):
+            q = np.asarray(K._project(tr.model, w[name])) / step
+            assert np.allclose(q, np.round(q), atol=1e-2)
+    assert 0 < after["activation_sparsity"] < 1
+    assert after["synops_per_inference"] < after["dense_synops_per_inference"]
+    assert set(after["energy_per_inference_j"]) >= {"loihi", "spinnaker"}
+
+
+def test_eprop_signal_reaches_the_rule_per_neuron():
+    """A learning signal on one hidden neuron changes only that neuron's input weights."""
+    import jax.numpy as jnp
+
+    cfg = _cfg(learning={"rule": "eprop", "lr": 1e-2})
+    train, _ = K.load_data(cfg)
+    model = K.build_model(cfg, train.n_inputs, train.n_classes, train.n_time_bins)
+    tr = K.Trainer(model, cfg, jax.random.key(0))
+    net = tr._fresh(tr.state["net"], tr.state["net"]["weights"])
+    L = jnp.zeros((model.T, model.n_hidden)).at[:, 3].set(0.5)
+    x = jnp.asarray(train.x[0], jnp.float32)
+    new, _ = K._run_with_signal(model.cnet, net, x, {K.R_IN: L})
+    dw = np.abs(np.asarray(new["weights"][K.C_IN]) - np.asarray(net["weights"][K.C_IN]))
+    assert dw[:, 3].max() > 0 and np.delete(dw, 3, axis=1).max() == 0
+
+
+def test_event_shifts():
+    import jax.numpy as jnp
+
+    from neurorl.data import apply_shifts, event_shift
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.random((30, 20)) < 0.2, jnp.float32)
+    key = jax.random.key(1)
+    assert np.array_equal(event_shift("event_dropout", 0.0, 20)(x, 0, key), x)
+    assert float(event_shift("event_dropout", 1.0, 20)(x, 0, key).sum()) == 0
+    half = float(event_shift("event_dropout", 0.5, 20)(x, 0, key).sum()) / float(x.sum())
+    assert 0.35 < half < 0.65
+    ramp = event_shift("event_dropout", {"kind": "gradual", "start": 0.0, "end": 1.0, "t0": 0,
+                                         "t1": 100}, 20)
+    assert np.array_equal(ramp(x, 0, key), x) and float(ramp(x, 100, key).sum()) == 0
+    flip = event_shift("polarity_flip", 1.0, 20)(x, 0, key)
+    assert np.array_equal(flip, jnp.concatenate([x[:, 10:], x[:, :10]], 1))
+    hp = event_shift("hot_pixels", 1.0, 20, fraction=0.1, seed=3)
+    hot = np.asarray(hp.hot) > 0
+    out = np.asarray(hp(jnp.zeros_like(x), 0, key))
+    assert hot.sum() == 2 and out[:, hot].min() == 1 and out[:, ~hot].max() == 0
+    jit = event_shift("time_jitter", 1.0, 20, max_bins=3)(x, 0, key)
+    assert float(jit.sum()) == float(x.sum())  # events move, none lost
+    assert np.array_equal(jit.sum(0), x.sum(0)) and not np.array_equal(jit, x)
+    two = apply_shifts((event_shift("event_dropout", 1.0, 20),
+                        event_shift("hot_pixels", 1.0, 20, fraction=0.1, seed=3)), x, 0, key)
+    assert np.array_equal(np.asarray(two), out)
+    with pytest.raises(ConfigError, match="time_jitter"):
+        event_shift("time_jiter", 0.1, 20)
+    with pytest.raises(ConfigError, match="even"):
+        event_shift("polarity_flip", 0.1, 21)
+
+
+def test_shipped_configs_validate():
+    files = sorted(EVENTS.glob("*.yaml"))
+    assert len(files) >= 5
+    for f in files:
+        cfg = load_config(f)
+        assert isinstance(cfg, K.ClassificationConfig)
+    cfg = load_config(EVENTS / "shd_eprop.yaml", ["learning.rule=bptt"])
+    assert cfg.learning.rule == "bptt" and cfg.dataset.spatial_factor == 0.1
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ConfigError, match=r"learning\.rule.*eprop"):
+        from_dict({**SMALL, "learning": {"rule": "eprp"}})
+    with pytest.raises(ConfigError, match="n_hidden"):
+        from_dict({**SMALL, "model": {"n_hiden": 3}})
+    with pytest.raises(ConfigError, match="hardware.chip"):
+        from_dict({**SMALL, "hardware": {"chip": "lohi"}})
+    with pytest.raises(ConfigError, match="domains"):
+        from_dict({**SMALL, "continual": {"mode": "domain_incremental", "n_tasks": 2}})
+    with pytest.raises(ConfigError, match=r"shifts\[0\]\.kind"):
+        from_dict({**SMALL, "shifts": [{"kind": "dropout"}]})
+    with pytest.raises(ConfigError, match=r"shifts\[0\]\.schedule.kind.*gradual"):
+        from_dict({**SMALL, "shifts": [{"kind": "event_dropout",
+                                        "schedule": {"kind": "gradul", "start": 0, "end": 1}}]})
+
+
+@pytest.mark.slow
+def test_neurorl_run_classification_and_class_incremental(tmp_path, capsys):
+    import yaml
+
+    tree = {**SMALL, "learning": {"rule": "eprop", "epochs": 1},
+            "continual": {"mode": "class_incremental", "n_tasks": 2},
+            "shifts": [{"kind": "event_dropout", "schedule": 0.1}]}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    assert main(["validate", str(path)]) == 0
+    assert main(["run", str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "ACC" in out and "BWT" in out
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    R = np.array(summary["continual"]["R"])
+    assert R.shape == (2, 2)
+    # after task 0 only classes 0-1 were seen: classes 2-3 are never predicted correctly
+    assert R[0, 0] > 0.5 and R[0, 1] == 0.0
+    assert summary["continual"]["gem_backward_transfer"] == pytest.approx(R[1, 0] - R[0, 0])
+    lines = (tmp_path / "run" / "chunks.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["task"] for ln in lines] == [0, 1]
+    assert (tmp_path / "run" / "config.yaml").exists()
+
+
+@pytest.mark.slow
+def test_neurorl_run_on_generated_shd_files(tmp_path):
+    """The same command runs on a real-format dataset (generated SHD files read by tonic)."""
+    import yaml
+
+    from neurorl.data import formats
+
+    for split in ("train", "test"):
+        formats.write_synthetic("shd", tmp_path / "data", split, n_per_class=6, n_classes=3,
+                                rate_hz=20.0)
+    tree = {"task": "classification", "name": "shd-tiny",
+            "dataset": {"name": "shd", "root": str(tmp_path / "data"), "n_time_bins": 20,
+                        "time_window_us": 5000, "spatial_factor": 0.1},
+            "model": {"n_hidden": 16}, "learning": {"rule": "bptt", "epochs": 1},
+            "logging": {"progress": False}}
+    path = tmp_path / "shd.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    assert main(["run", str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["n_train"] == 18 and s["n_inputs"] == 70 and s["n_classes"] == 20
+
+
+def test_data_cli(tmp_path, capsys):
+    assert main(["data", "list"]) == 0
+    assert "shd" in capsys.readouterr().out
+    assert main(["data", "download", "shdd", "--root", str(tmp_path)]) == 2
+    assert "Did you mean 'shd'" in capsys.readouterr().err
+
+
+def test_eprop_through_the_nhal_equals_the_reference_eprop():
+    """The two-pass e-prop of this module, run by the N-HAL's eprop LearningRule, gives the same
+    weight change as neurorl.plasticity.eprop.run_supervised (the reference implementation of
+    Bellec et al.'s equations, itself tested equal to BPTT for a non-recurrent layer), once the
+    N-HAL's one-step delays are accounted for: the hidden layer sees x_{t-1}, and the readout
+    at t + 1 is the reference's y_t."""
+    import jax.numpy as jnp
+    import optax
+
+    from neurorl.plasticity import eprop as E
+
+    cfg = _cfg(learning={"rule": "eprop"}, model={"n_hidden": 24, "w_scale": 3.0})
+    train, _ = K.load_data(cfg)
+    T = train.n_time_bins
+    # MultiSteps(sgd(1), T): the applied update is minus the mean of the rule's per-step grads
+    model = K.build_model(cfg, train.n_inputs, train.n_classes, T,
+                          rule_optimizer=optax.MultiSteps(optax.sgd(1.0), every_k_schedule=T))
+    tr = K.Trainer(model, cfg, jax.random.key(3))
+    x, y = jnp.asarray(train.x[5], jnp.float32), int(train.y[5])
+    (net, _, _, _), _ = tr._eprop_sample((tr.state["net"], tr.state["opt_out"], 0, ()),
+                                         (x, y, jax.random.key(0)))
+    w0 = tr.state["net"]["weights"]
+    dw_in = np.asarray(net["weights"][K.C_IN] - w0[K.C_IN])
+
+    params = E.EpropParams(w0[K.C_IN], jnp.zeros((24, 24)), w0[K.C_OUT],
+                           jnp.zeros((model.n_out,)), jnp.zeros((24, model.n_out)))
+    ecfg = E.EpropConfig(tau_mem=cfg.model.tau_mem, v_th=cfg.model.v_th,
+                         tau_out=cfg.readout.tau_out, gamma_pd=cfg.learning.gamma_pd)
+    xs = jnp.concatenate([jnp.zeros((1, x.shape[1])), x[:-2]])  # x_{t-1}, T - 1 steps
+    targets = jnp.broadcast_to(jax.nn.one_hot(y, model.n_out), (T - 1, model.n_out))
+    g, _ = E.run_supervised(params, ecfg, xs, targets, loss="cross_entropy")
+    expected = -np.asarray(g.w_in) / T / T  # loss averaged over T steps, MultiSteps mean over T
+    assert np.abs(expected).max() > 1e-6
+    np.testing.assert_allclose(dw_in, expected, rtol=2e-3, atol=1e-7)
+
+
+def test_continual_splits():
+    cfg = _cfg(continual={"mode": "class_incremental", "n_tasks": 2})
+    train, test = K.load_data(cfg)
+    tasks = K._tasks(cfg, train, test)
+    assert [set(np.unique(train.y[t["train_idx"]])) for t in tasks] == [{0, 1}, {2, 3}]
+    assert set(np.unique(test.y[tasks[1]["test_idx"]])) == {2, 3}
+    dom = load_config(EVENTS / "synthetic_domain_incremental.yaml")
+    tasks = K._tasks(dom, train, test)
+    assert len(tasks) == 3 and all(len(t["train_idx"]) == len(train) for t in tasks)
+    assert [[s.kind for s in t["shifts"]] for t in tasks] == [[], ["event_dropout"],
+                                                              ["time_jitter"]]
