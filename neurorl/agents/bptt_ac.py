@@ -240,7 +240,7 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
                                 for n in g["w"]}}  # no synapse, no gradient
                 upd, opt = tx.update(g, opt, p)
                 p = optax.apply_updates(p, upd)
-                return (dict(p, w=net.constrain(p["w"])), opt), None
+                return (dict(p, w=net.constrain(p["w"], project=rt.project_updates)), opt), None
 
             return jax.lax.scan(minibatch, (p, opt), perm)[0], None
 

@@ -313,7 +313,7 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         weights = dict(state.weights)
         for n, c in rule_conn.items():
             weights[c] = params["w"][n]
-        weights = net.constrain(weights)
+        weights = net.constrain(weights, project=rt.project_updates)
         params = params_of(weights, params["b_out"], params["log_std"])
 
         def retag(tag: Array, g: Array) -> Array:

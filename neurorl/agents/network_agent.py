@@ -105,6 +105,10 @@ class NetworkRuntime:
         self._counted = [g for g, grp in self.net.groups.items()
                          if grp.model.name != "LI"
                          and (grp.model.name != "Input" or agent_net.spiking_input)]
+        # recipes call net.constrain(w, project=self.project_updates) after their updates;
+        # make_train sets it False when it does the chip's rounding itself (stochastic on chip,
+        # float shadow weights off chip)
+        self.project_updates = True
         s0 = self.net.init(jax.random.key(0))  # concrete: fresh per-env state for resets
         self._fresh = (self.net.dynamic(s0), self.net.traces(s0))
 

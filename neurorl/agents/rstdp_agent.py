@@ -306,7 +306,7 @@ def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backe
             # envs reset by the last act (reset_next) hold no part of the snapshot
             traces[n] = jax.tree.map(lambda a, b, c: consume(a, b, c, state.reset_next),
                                      state.traces[n], state.snap[n], upd)
-        weights = net.constrain(weights)
+        weights = net.constrain(weights, project=rt.project_updates)
         w_c = state.w_c + h["lr_critic"] * jnp.mean(delta[:, None] * state.e_c, axis=0)
         done_p = (term_p | trunc_p).astype(jnp.float32)
         e_c = gamma * lam * (1.0 - done_p)[:, None] * state.e_c + state.phi_now

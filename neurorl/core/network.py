@@ -1056,16 +1056,18 @@ class CompiledNetwork:
         mods = self._check_mods(modulators, None, per_post=True)
         return self._rule_grads(traces, weights, mods)
 
-    def constrain(self, weights: Any) -> dict[str, Array]:
-        """Dale's sign, the structural mask and the backend's projection of every connection's
-        weights (what ``apply_updates`` does after its optimizer step); for recipes that run
-        their own optimizer on the network's weights."""
+    def constrain(self, weights: Any, project: bool = True) -> dict[str, Array]:
+        """Dale's sign, the structural mask and (``project``) the backend's deterministic
+        projection of every connection's weights (what ``apply_updates`` does after its
+        optimizer step); for recipes that run their own optimizer on the network's weights.
+        ``make_train`` passes ``project=False`` through ``NetworkRuntime.project_updates`` and
+        rounds on the chip itself (stochastic rounding on chip, float shadow weights off chip)."""
         out = dict(weights)
-        for n in self.connections:
+        for n in weights:
             w = weights[n]
             if self._conf[n]["storage"] == "dense":
                 w = self._dale(n, w) * self.structure[n]["mask"]
-            out[n] = self._project(n, w)
+            out[n] = self._project(n, w) if project else w
         return out
 
     def out_degrees(self) -> dict[str, np.ndarray]:

@@ -174,7 +174,7 @@ def replace_weights(agent: Any, state: Any, new_weights: Any) -> Any:
     new = jax.tree.leaves(new_weights)
     by_id = {id(o): n for o, n in zip(old, new, strict=True)}
     leaves, treedef = jax.tree_util.tree_flatten(state)
-    found = sum(id(x) in by_id for x in leaves)
+    found = len({id(x) for x in leaves} & set(by_id))  # an array held twice is one weight
     if found != len(old):
         raise ConfigError(
             "agent.weights",
@@ -199,8 +199,22 @@ def make_projection(cfg: TrainConfig, agent: Any) -> Callable[..., Any] | None:
         cfg.chip, AGENT_RULES.get(agent.name, agent.name), cfg.off_chip_learning
     )
     w0 = agent.weights(agent.init(jax.random.key(0)))
-    leaves, treedef = jax.tree_util.tree_flatten(w0)
     stochastic = not cfg.off_chip_learning
+    rt = getattr(agent, "runtime", None)
+    hw = getattr(getattr(rt, "net", None), "hardware", None)
+    if (hw is not None and getattr(hw, "projects", False) and isinstance(w0, dict)
+            and set(w0) <= set(rt.net.connections) and cfg.chip_w_scale == 2.0):
+        # the compiled network's backend: its per-connection grids (w_max="auto")
+
+        def project_net(weights: Any, key: Array | None = None) -> Any:
+            names = sorted(weights)
+            keys = ([None] * len(names) if key is None or not stochastic
+                    else list(jax.random.split(key, len(names))))
+            return {n: hw.project_weights(weights[n], n, k)
+                    for n, k in zip(names, keys, strict=True)}
+
+        return project_net
+    leaves, treedef = jax.tree_util.tree_flatten(w0)
     projs = [
         chip_projection(
             cfg.chip,
@@ -270,7 +284,21 @@ def make_train(
     layout = member_layout(cfg.n_seeds, devices)
     env, env_params = make(cfg.env_id, **dict(cfg.env_kwargs))
     spec = spec_from_env(env, env_params, cfg.n_envs, cfg.substeps, cfg.obs_range)
-    agent = make_agent(cfg.agent, spec, network=cfg.network, **dict(cfg.agent_kwargs))
+    chip = None if cfg.chip in (None, "float") else cfg.chip
+    hyper = dict(cfg.agent_kwargs)
+    if chip is not None:
+        # the agent's network is compiled for the chip: fan-in, cores, capacity and on-chip
+        # learning are checked there (ChipCapacityError / UnsupportedOnChipError), its neurons
+        # run at the chip's membrane precision and its counts give the energy; the weight grid
+        # covers chip_w_scale x max|w_init| per connection
+        w_max = "auto" if cfg.chip_w_scale == 2.0 else None
+        hyper.update(backend=chip, compile_kwargs={"off_chip_learning": cfg.off_chip_learning,
+                                                   **({"w_max": w_max} if w_max else {})})
+    agent = make_agent(cfg.agent, spec, network=cfg.network, **hyper)
+    if chip is not None and agent.runtime is not None:
+        # the learning-time rounding is make_train's (below): stochastic on chip, float
+        # shadow weights off chip; the recipes' own constrain keeps Dale's sign and the mask
+        agent.runtime.project_updates = False
     B = cfg.n_envs
     shifted = not is_empty(cfg.shifts)
     if shifted:
