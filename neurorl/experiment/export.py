@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 import yaml
 
@@ -78,13 +79,16 @@ def export_run(run_dir: str | Path, *, seed: int | None = None, to: str = "nir",
     if seed not in seeds:
         raise ConfigError("--seed", seed, f"one of the run's seeds {seeds}")
     train = build(cfg)
-    rs, _ = load_checkpoint(run_dir)
+    from neurorl.experiment.runner import member_keys
+
+    template = jax.eval_shape(train.init, member_keys(cfg.training.seed, cfg.training.n_seeds))
+    rs, _ = load_checkpoint(run_dir, template)
     net, state = agent_network(train, rs, seeds.index(seed))
     out = Path(out) if out is not None else run_dir / "export" / f"seed{seed}.nir"
     out.parent.mkdir(parents=True, exist_ok=True)
-    from neurorl.hardware.nir import to_nir, write_nir
+    from neurorl.hardware.nir import write_nir
 
-    write_nir(to_nir(net, state), out)
+    write_nir(out, net, state)
     meta = {"run_dir": str(run_dir), "seed": seed, "agent": cfg.agent.name,
             "groups": {g: int(grp.n) for g, grp in net.groups.items()},
             "connections": {c: list(np.shape(w)) for c, w in state["weights"].items()}}

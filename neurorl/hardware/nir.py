@@ -97,7 +97,7 @@ SPIKING_NODES = ("LIF", "CubaLIF", "IF")
 READOUT_NODES = ("LI", "CubaLI", "I")
 EDGE_NODES = ("Affine", "Linear", "Scale", "Delay")
 SUPPORTED_NODES = ("Input", "Output", *SPIKING_NODES, *READOUT_NODES, *EDGE_NODES)
-EXPORTABLE_MODELS = ("LIF", "ALIF", "CubaLIF")
+EXPORTABLE_MODELS = ("LIF", "ALIF", "CubaLIF")  # plus "LI" readouts and "Input" relays
 METHODS = ("euler", "exact")
 TIME_UNITS = {"s": 1e3, "ms": 1.0}  # ms per unit (files before neurorl's NIR version 2: ms)
 MS = 1e-3  # neurorl times are ms, NIR files seconds
@@ -142,6 +142,14 @@ def _text(x: Any) -> str:
 def _group_node(g: NeuronGroup, dt: float, method: str, lossy: list[str]) -> nir.NIRNode:
     """One neurorl group -> a NIR LIF / CubaLIF node (per-neuron arrays, time in seconds)."""
     name, model, p, n = g.name, g.model.name, g.params, g.n
+    if model == "LI":  # leaky readout v_t = kappa v + I (+ b): NIR's LI in the same Euler form
+        kappa = np.exp(-dt / _vec(p.tau_mem, n).astype(np.float64))
+        r = 1.0 / (1.0 - kappa)
+        md = {"neurorl": json.dumps({"model": "LI", "params": {"tau_mem": _jsonable(p.tau_mem),
+                                                               "dt": _jsonable(p.dt)},
+                                     "bias": _jsonable(g.bias)})}
+        return nir.LI(tau=_nir_tau(kappa, dt, method) * MS, r=r,
+                      v_leak=r * _vec(g.bias, n).astype(np.float64), metadata=md)
     if model not in EXPORTABLE_MODELS:
         raise ConfigError(f"to_nir: group {name!r}.model", model,
                           f"a model NIR can express: {list(EXPORTABLE_MODELS)}")
@@ -281,13 +289,21 @@ def to_nir(
     nodes: dict[str, nir.NIRNode] = {}
     edges: list[tuple[str, str]] = []
     gnode = {k: _safe(k) for k in cnet.groups}
+    relays = [k for k, g in cnet.groups.items() if g.model.name == "Input"]
+    n_in = len(set(cnet.input_groups) | set(relays))
+    for gname in relays:  # an Input relay group IS the graph's input: no neuron node
+        gnode[gname] = "input" if n_in == 1 else f"input_{_safe(gname)}"
+        nodes[gnode[gname]] = nir.Input(input_type=np.array([cnet.groups[gname].n]))
     for gname, g in cnet.groups.items():
-        nodes[gnode[gname]] = _group_node(g, dt, method, lossy)
+        if gname not in relays:
+            nodes[gnode[gname]] = _group_node(g, dt, method, lossy)
     weights, delays = cnet.dense_weights(state), cnet.delays()
     for cname, c in cnet.connections.items():
         w, d = weights[cname], delays[cname]
         values = sorted(int(k) for k in np.unique(d[d > 0])) or [1]
         base = _safe(cname)
+        if base in ("input", "output") or base in gnode.values():
+            base = f"{base}_linear"  # a connection named like a group or the graph's ends
         md = {"neurorl": json.dumps({"connection": cname, "synapse": c.synapse,
                                      "tau_syn": c.tau_syn, "sign": c.sign})}
         for k in values:
@@ -310,7 +326,9 @@ def to_nir(
                 last = f"{part}_syn"
             edges.append((last, gnode[c.target.name]))
     for gname in cnet.input_groups:
-        name = "input" if len(cnet.input_groups) == 1 else f"input_{gnode[gname]}"
+        if gname in relays:
+            continue
+        name = "input" if n_in == 1 else f"input_{gnode[gname]}"
         nodes[name] = nir.Input(input_type=np.array([cnet.groups[gname].n]))
         edges.append((name, gnode[gname]))
     out_names = {}
@@ -331,16 +349,22 @@ def to_nir(
 
 def _export_latency(cnet: CompiledNetwork, out_names: dict[str, str]) -> dict[str, int | None]:
     """Steps by which each output of a same-step reader leads neurorl's (None if not a shift)."""
-    links = [(c.source.name, c.target.name) for c in cnet.connections.values()]
-    lag = _hop_lags(list(cnet.groups), links, list(cnet.input_groups))
+    links = [(c.source.name, c.target.name) for c in cnet.connections.values()
+             if c.delay != 0]
+    same_step = [(c.source.name, c.target.name) for c in cnet.connections.values()
+                 if c.delay == 0]
+    lag = _hop_lags(list(cnet.groups), links, list(cnet.input_groups), same_step)
     return {o: lag.get(g) for o, g in out_names.items()}
 
 
 def _hop_lags(groups: list[str], links: list[tuple[str, str]],
-              sources: list[str]) -> dict[str, int | None]:
+              sources: list[str], same_step: list[tuple[str, str]] = ()
+              ) -> dict[str, int | None]:
     """Lag of each group behind a same-step simulator: +1 per forward neuron-to-neuron hop, 0 for
     a back edge (a same-step simulator also feeds those from the previous step); None where two
     paths disagree (then the outputs are no time shift of each other)."""
+    steps = {**{(a, b): 1 for a, b in links}, **{(a, b): 0 for a, b in same_step}}
+    links = list(steps)  # a delay-0 hop (same step in neurorl too) adds no lag
     succ: dict[str, list[str]] = {g: [] for g in groups}
     for a, b in links:
         succ[a].append(b)
@@ -368,7 +392,7 @@ def _hop_lags(groups: list[str], links: list[tuple[str, str]],
         for a, b in links:
             if a not in lag:
                 continue
-            v = None if lag[a] is None else lag[a] + (0 if (a, b) in back else 1)
+            v = None if lag[a] is None else lag[a] + (0 if (a, b) in back else steps[(a, b)])
             if b not in lag:
                 lag[b] = v
                 changed = True
