@@ -354,7 +354,9 @@ def build_model(cfg: ClassificationConfig, n_in: int, n_out: int, T: int,
     m, lr = cfg.model, cfg.learning
     inp = NeuronGroup(n_in, "LIF", {"tau_mem": 1e-3, "v_th": 0.5, "reset": "zero"}, name=IN,
                       input=True)
-    hid_params = {"tau_mem": m.tau_mem, "v_th": m.v_th}
+    # the e-prop pseudo-derivative is the hidden group's surrogate: triangle with gamma_pd
+    hid_params = {"tau_mem": m.tau_mem, "v_th": m.v_th, "surrogate": "triangle",
+                  "surrogate_hyper": (("gamma", float(cfg.learning.gamma_pd)),)}
     if m.neuron == "ALIF":
         hid_params.update(beta=m.beta, tau_adapt=m.tau_adapt)
     hid = NeuronGroup(m.n_hidden, m.neuron, hid_params, name=HID)
@@ -367,9 +369,8 @@ def build_model(cfg: ClassificationConfig, n_in: int, n_out: int, T: int,
                        SpikeMonitor(hid, name=M_HID), PotentialMonitor(out, name=M_OUT)]
     rules: dict[str, str] = {}
     if lr.rule == "eprop":
-        eparams = {"tau_mem": m.tau_mem, "v_th": m.v_th, "tau_out": cfg.readout.tau_out,
-                   "gamma_pd": lr.gamma_pd, "beta": m.beta if m.neuron == "ALIF" else 0.0,
-                   "tau_adapt": m.tau_adapt}
+        # the rule reads psi, the decays and ALIF's adaptation from the hidden group itself
+        eparams = {"tau_out": cfg.readout.tau_out}
         plastic = [(C_IN, R_IN)] + ([(C_REC, R_REC)] if m.recurrent else [])
         for cname, rname in plastic:
             tx = rule_optimizer or optax.MultiSteps(optax.adam(lr.lr), every_k_schedule=T)

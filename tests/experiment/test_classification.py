@@ -196,14 +196,14 @@ def test_data_cli(tmp_path, capsys):
 
 def test_eprop_through_the_nhal_equals_the_reference_eprop():
     """The two-pass e-prop of this module, run by the N-HAL's eprop LearningRule, gives the same
-    weight change as neurorl.plasticity.eprop.run_supervised (the reference implementation of
-    Bellec et al.'s equations, itself tested equal to BPTT for a non-recurrent layer), once the
+    weight change as neurorl.plasticity.eprop.supervised_grads on the same layer (itself tested
+    equal to BPTT for a non-recurrent layer), once the
     N-HAL's one-step delays are accounted for: the hidden layer sees x_{t-1}, and the readout
     at t + 1 is the reference's y_t."""
     import jax.numpy as jnp
     import optax
 
-    from neurorl.plasticity import eprop as E
+    from neurorl.plasticity.eprop import supervised_grads
 
     cfg = _cfg(learning={"rule": "eprop"}, model={"n_hidden": 24, "w_scale": 3.0})
     train, _ = K.load_data(cfg)
@@ -218,14 +218,27 @@ def test_eprop_through_the_nhal_equals_the_reference_eprop():
     w0 = tr.state["net"]["weights"]
     dw_in = np.asarray(net["weights"][K.C_IN] - w0[K.C_IN])
 
-    params = E.EpropParams(w0[K.C_IN], jnp.zeros((24, 24)), w0[K.C_OUT],
-                           jnp.zeros((model.n_out,)), jnp.zeros((24, model.n_out)))
-    ecfg = E.EpropConfig(tau_mem=cfg.model.tau_mem, v_th=cfg.model.v_th,
-                         tau_out=cfg.readout.tau_out, gamma_pd=cfg.learning.gamma_pd)
+    from neurorl.core.network import Connection, LearningRule, Network, NeuronGroup
+
+    # the reference: the same hidden layer as an N-HAL network without the relay's and the
+    # readout's one-step delays (Input -> LIF -> LI), e-prop summed over the sequence by
+    # supervised_grads (tested equal to jax.grad of BPTT, tests/plasticity/test_eprop.py)
+    n_in = x.shape[1]
+    hid = {"tau_mem": cfg.model.tau_mem, "v_th": cfg.model.v_th, "surrogate": "triangle",
+           "surrogate_hyper": (("gamma", float(cfg.learning.gamma_pd)),)}
+    g_x = NeuronGroup(n_in, "Input", name="x")
+    g_h = NeuronGroup(24, "LIF", hid, name="h")
+    g_y = NeuronGroup(model.n_out, "LI", {"tau_mem": cfg.readout.tau_out}, name="y")
+    c_in = Connection(g_x, g_h, weight=np.asarray(w0[K.C_IN]), delay=0, name="in")
+    c_out = Connection(g_h, g_y, weight=np.asarray(w0[K.C_OUT]), delay=0, name="out")
+    ref = Network(g_x, g_h, g_y, c_in, c_out,
+                  LearningRule(c_in, "eprop", {"tau_out": cfg.readout.tau_out}, name="in"))
+    ref = ref.compile()
     xs = jnp.concatenate([jnp.zeros((1, x.shape[1])), x[:-2]])  # x_{t-1}, T - 1 steps
     targets = jnp.broadcast_to(jax.nn.one_hot(y, model.n_out), (T - 1, model.n_out))
-    g, _ = E.run_supervised(params, ecfg, xs, targets, loss="cross_entropy")
-    expected = -np.asarray(g.w_in) / T / T  # loss averaged over T steps, MultiSteps mean over T
+    g, _, _ = supervised_grads(ref, ref.init(jax.random.key(0)), {"x": xs}, targets,
+                               readout="y", loss="cross_entropy")
+    expected = -np.asarray(g["in"]) / T / T  # loss averaged over T steps, MultiSteps mean over T
     assert np.abs(expected).max() > 1e-6
     np.testing.assert_allclose(dw_in, expected, rtol=2e-3, atol=1e-7)
 
