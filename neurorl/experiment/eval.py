@@ -21,7 +21,7 @@ on ``n_envs``.
 (``eprop_ac``, ``bptt_ac``), read from the readout state the agent's ``act`` leaves behind; for
 ``rstdp`` the exploration noise current is set to zero (``noise_std=0``), so the action is the
 argmax of the populations' spike-count vote. This reads agent internals (the readout ``u`` and
-``b_out``); an Agent-protocol ``readout(state)`` would make it agent-agnostic.
+``b_out``) through the agent's network runtime (``agent.runtime.output_value``).
 
 Evaluation runs on a Gymnasium env of the run's env (``neurorl/<id>`` for the built-in envs, the
 Gymnasium id of a host run, gymnax's ``GymnaxToGymWrapper`` for a gymnax env) without the
@@ -51,6 +51,18 @@ def _member_state(state: Any, member: int) -> Any:
     if not 0 <= member < n:
         raise ConfigError("member", member, f"an integer in [0, {n}) (the run's seeds)")
     return jax.tree.map(lambda x: jnp.asarray(x[member]), ast)
+
+
+def _load_state(cfg: C.ExperimentConfig, run_dir: Path, load_checkpoint: Any) -> Any:
+    """The run's last checkpoint, verified against this config's state structure."""
+    from neurorl.experiment.host_train import build_host, host_template, is_host_env
+    from neurorl.experiment.runner import build, member_keys
+
+    if is_host_env(cfg.env.id):
+        return load_checkpoint(run_dir, host_template(build_host(cfg)))[0]
+    train = build(cfg, check_memory=False)
+    keys = member_keys(cfg.training.seed, cfg.training.n_seeds)
+    return load_checkpoint(run_dir, jax.eval_shape(train.init, keys))[0]
 
 
 def _run_config(run_dir: Path) -> C.ExperimentConfig:
@@ -155,8 +167,9 @@ def _greedy_act(agent: Any, spec: Any) -> Any:
 
     def act(state, obs, key):
         _, state = agent.act(state, obs, key)
-        u = state.carry.net.u if agent.name == "eprop_ac" else state.carry.u
-        head = (u + state.params.b_out[None, :])[:, :n_act]
+        # the readout group of the agent's network after the env step, plus the decoder's bias
+        out = agent.runtime.output_value(state.dyn) + state.params["b_out"][None, :]
+        head = out[:, :n_act]
         if spec.discrete:
             return jnp.argmax(head, axis=-1).astype(jnp.int32), state
         return jnp.clip(head, low, high), state
@@ -189,7 +202,7 @@ def load_policy(
     cfg = _run_config(run_dir)
     if not has_checkpoint(run_dir):
         raise ConfigError("RUN_DIR", str(run_dir), "a run directory with a checkpoint")
-    state, _ = load_checkpoint(run_dir)
+    state = _load_state(cfg, run_dir, load_checkpoint)
     trained = _member_state(state, member)
     spec = _spec(cfg)
     hyper = dict(cfg.agent.hyper)

@@ -263,6 +263,14 @@ class HostTrainer:
         return self
 
 
+def host_template(tr: HostTrainer) -> dict[str, Any]:
+    """The structure of a host-loop checkpoint (``jax.eval_shape`` of the trainer's init), to
+    verify a checkpoint against before anything is restored."""
+    ast, obs_states = jax.eval_shape(tr.init_fn, jax.random.key(0))
+    return {"agent_state": ast, "obs_states": obs_states,
+            "key": jax.eval_shape(lambda: jax.random.key(0))}
+
+
 def build_host(cfg: C.ExperimentConfig, n_seeds: int | None = None) -> HostTrainer:
     """Validate a ``gymnasium:<Id>`` experiment on the host and build its trainer.
 
@@ -402,7 +410,7 @@ def run_host_experiment(
     shifted = not is_empty(C.to_dict(cfg)["shifts"])
     key = jax.random.key(cfg.training.seed)
     if resume and has_checkpoint(run_dir):
-        state, meta = load_checkpoint(run_dir)
+        state, meta = load_checkpoint(run_dir, host_template(tr))
         ast, obs_states, key = state["agent_state"], state["obs_states"], state["key"]
         done_steps, chunks_done, history = (
             int(meta["env_steps"]),
@@ -433,8 +441,10 @@ def run_host_experiment(
 
     t_start = time.perf_counter()
     steps_at_start = done_steps
-    with R._progress(progress and cfg.logging.progress) as bar:
-        task = bar.add_task(cfg.name, total=total, completed=done_steps, sps="-", ret="-")
+    from neurorl.experiment.progress import RunProgress
+
+    with RunProgress(cfg.name, total, done_steps, enabled=progress and cfg.logging.progress,
+                     window=cfg.training.episode_window, seeds=S) as bar:
         while done_steps < total:
             n = min(chunk, total - done_steps)
             T = n // B
@@ -512,12 +522,7 @@ def run_host_experiment(
                 },
             )
             rets = [c["mean_return"] for c in chunk_recs if c["mean_return"] is not None]
-            bar.update(
-                task,
-                completed=done_steps,
-                sps=f"{sps:,.0f}",
-                ret="-" if not rets else f"{np.mean(rets):.1f}",
-            )
+            bar.update(done_steps, sps, float(np.median(rets)) if rets else None)
             if (
                 stop_after_chunks is not None
                 and chunks_done >= stop_after_chunks
