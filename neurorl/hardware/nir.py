@@ -68,6 +68,36 @@ carries neurorl's own parameters as JSON in ``node.metadata["neurorl"]``; ``from
 when present (``use_metadata=True``), so a neurorl -> NIR -> neurorl round trip is exact for
 every LIF / ALIF / CubaLIF network, while other NIR tools read the standard fields.
 
+Files (``to_nir`` / ``write_nir``, neurorl NIR version 2): times in seconds (``metadata["dt"]``,
+``time_unit="s"``); time constants by default in Euler form (``tau = dt / (1 - a)`` with neurorl's
+decay ``a``: the readers below step ``1 - dt/tau``); a neurorl connection of ``d`` steps is a
+Linear plus, only for ``d > 1``, a Delay of ``(d - 1) dt``: every neurorl neuron-to-neuron hop
+takes one step more than a same-step reader's, so a reader's output leads neurorl's by
+``metadata["neurorl_latency"]`` steps (from_nir reads a Delay of ``k dt`` as ``k + 1`` steps, the
+same convention); ``Input`` node ``"input"``, one ``Output`` node ``"output"`` by default;
+``write_nir`` leaves out an all-zero ``v_reset`` and moves node metadata to the graph's
+(``neurorl_nodes``), the form nir 1.0.4 readers load.
+
+Readers (checked with the real packages; ``tests/hardware/test_nir_interop.py``):
+
+* snnTorch 1.0 ``import_from_nir``: zero reset in the spike step, dt fixed at 1e-4 s, no
+  ``v_leak`` (bias), one threshold and one ``r dt / tau`` per layer: feed-forward LIF networks
+  with ``reset="zero"`` simulate exactly (lead = latency). Its recurrent import (RLeaky) did not
+  reproduce a recurrent network here; an Output on a recurrent layer hangs nirtorch.
+* Norse 1.1 ``from_nir(graph, dt=...)``: ignores ``r`` (needs r = 1: ``integration=
+  "exponential"``, ``r=1``) and ``v_reset``; no recurrent import. Feed-forward, bias included,
+  exact. Its exporter writes ``tau = dt / tau_mem_inv``: export with ``dt=1.0`` to get tau.
+* Spyx 1.0 ``spyx.nir.from_nir(graph, x, dt=...)``: a chain from "input" to "output"; its LIF
+  resets by subtraction and emits the spike of the previous membrane, ignoring r / v_leak /
+  v_reset: neurorl's ``reset="subtract"``, ``integration="direct"`` networks (recurrent too)
+  simulate exactly, one step later.
+* sinabs 3.1 and rockpool 3.1 (nir <= 1.0.4): load ``write_nir`` files (sinabs: LIF networks;
+  rockpool: CubaLIF networks only, its LIF import reads a ``tau_mem`` that NIR's LIF does not
+  have). They cannot share an environment with snnTorch / Spyx (nir 1.0.8); checked by hand in a
+  separate venv (``pip install torch==2.13.0 nir==1.0.4 sinabs==3.1.3 rockpool==3.1.0``, ~19 min
+  on 2 busy cores, then ``sinabs.from_nir(nir.read(path), batch_size=1)`` /
+  ``rockpool.nn.modules.torch.nir.from_nir(path)``).
+
 References:
     Pedersen et al. 2024, Nat. Commun. 15:8122 (NIR; node definitions above).
     Eshraghian et al. 2023, Proc. IEEE 111(9) (snnTorch; Leaky / Synaptic discrete forms).
@@ -420,25 +450,31 @@ def write_nir(
     """
     graph = to_nir(net, state, **kwargs)
     nir.write(path, graph)
-    _drop_zero_v_reset(path)
+    _nir_104_form(path)
     return graph
 
 
-def _drop_zero_v_reset(path: str | os.PathLike) -> None:
-    """Remove all-zero ``v_reset`` datasets (nir <= 1.0.4 readers refuse the keyword; newer
-    readers default it to zero, so the file means the same to both)."""
+def _nir_104_form(path: str | os.PathLike) -> None:
+    """Rewrite a file from ``nir.write`` in the form nir <= 1.0.4 readers accept: no all-zero
+    ``v_reset`` (they refuse the keyword; newer readers default it to zero), and no per-node
+    ``metadata`` (their node classes have none): neurorl's node metadata moves into the graph's
+    metadata as ``neurorl_nodes`` (JSON {node: metadata}), where ``from_nir`` looks for it."""
     import h5py
 
     with h5py.File(path, "r+") as f:
-        def visit(group: Any) -> None:
-            for key in list(group.keys()):
-                item = group[key]
-                if isinstance(item, h5py.Group):
-                    visit(item)
-                elif key == "v_reset" and not np.any(item[()]):
-                    del group[key]
-
-        visit(f)
+        root = f["node"]
+        moved: dict[str, str] = {}
+        for name, item in root["nodes"].items():
+            if "v_reset" in item and not np.any(item["v_reset"][()]):
+                del item["v_reset"]
+            if "metadata" in item:
+                md = item["metadata"]
+                if "neurorl" in md:
+                    moved[name] = _text(md["neurorl"][()])
+                del item["metadata"]
+        if moved:
+            gm = root.require_group("metadata")
+            gm.create_dataset("neurorl_nodes", data=json.dumps(moved))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -731,6 +767,11 @@ def from_nir(
     """
     graph = _read_graph(graph_or_path)
     gmeta = graph.metadata or {}
+    if "neurorl_nodes" in gmeta:  # node metadata of a file in nir 1.0.4 form (write_nir)
+        for name, m in json.loads(_text(gmeta["neurorl_nodes"])).items():
+            if name in graph.nodes:
+                graph.nodes[name].metadata = {**(graph.nodes[name].metadata or {}),
+                                              "neurorl": m}
     unit = _text(gmeta.get("time_unit", "s"))
     if unit not in TIME_UNITS:
         raise ConfigError("from_nir: graph.metadata['time_unit']", unit,
