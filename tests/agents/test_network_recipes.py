@@ -126,5 +126,13 @@ def test_make_train_blocked_equals_one_vmap():
         if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
             x, y = jax.random.key_data(x), jax.random.key_data(y)
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
+    if len(jax.devices()) >= 2:  # one host device per core: each device blocks its members
+        train_s = make_train(cfg, block=2)
+        assert train_s.layout.sharded and train_s.block == 2
+        out_s = train_s(key)
+        for x, y in zip(jax.tree.leaves(out_v), jax.tree.leaves(out_s), strict=True):
+            if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+                x, y = jax.random.key_data(x), jax.random.key_data(y)
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
     with pytest.raises(ConfigError, match="block"):
         make_train(cfg, block="fast")
