@@ -593,7 +593,7 @@ class CompiledNetwork:
         self._ff_in = {g: [] for g in names}
         for n, c in self.connections.items():
             self._in_conns[c.target.name].append(n)
-            if c.delay == 0:
+            if isinstance(c.delay, int) and c.delay == 0:
                 self._ff_in[c.target.name].append(n)
         # feed-forward order of delay-0 edges (Kahn); a cycle of them has no order
         indeg = {g: len({self.connections[n].source.name for n in self._ff_in[g]}) for g in names}
@@ -802,7 +802,7 @@ class CompiledNetwork:
             drive[c.target.name] = drive[c.target.name] + cur
 
         for n in conns:
-            if self.connections[n].delay != 0:
+            if n not in self._ff_in[self.connections[n].target.name]:
                 cur, a = self._delayed_current(n, structure[n], weights[n],
                                                dyn["history"][self.connections[n].source.name])
                 if a is not None:
@@ -1105,6 +1105,9 @@ class CompiledNetwork:
                 raise ShapeError(f"inputs[{g!r}]", (n,), shape)
             if not isinstance(x, jax.core.Tracer):
                 arr = np.asarray(x)
+                if np.iscomplexobj(arr):
+                    raise ConfigError(f"inputs[{g!r}]", "complex values", "real currents or "
+                                      "spikes (the imaginary part would be dropped)")
                 if not np.all(np.isfinite(arr)):
                     bad = np.argwhere(~np.isfinite(arr))[0].tolist()
                     raise ConfigError(f"inputs[{g!r}]", f"NaN/inf at index {bad}", "finite values")
@@ -1159,9 +1162,28 @@ class CompiledNetwork:
         """Initial state of one network (weights, neuron states, spike ring buffers, traces)."""
         return self._init_jit(self.params, self.structure, key)
 
+    def _check_state(self, state: Any, what: str = "state") -> None:
+        """The state must be this network's (same groups, connections, rules and shapes):
+        another network's state would run silently with its own shapes."""
+        if not isinstance(state, Mapping) or "weights" not in state or "neurons" not in state:
+            raise ConfigError(what, type(state).__name__,
+                              "this network's state (from its init(key) or a previous run)")
+        if not hasattr(self, "_state_shapes"):
+            self._state_shapes = jax.eval_shape(self.init, jax.random.key(0))
+        want = jax.tree_util.tree_flatten_with_path(self._state_shapes)[0]
+        got = jax.tree_util.tree_flatten_with_path(state)[0]
+        if len(want) != len(got):
+            raise ConfigError(what, f"{len(got)} arrays", f"this network's state "
+                              f"({len(want)} arrays): a state of another network?")
+        for (pw, w), (pg, g) in zip(want, got, strict=True):
+            if pw != pg or tuple(np.shape(g)) != tuple(w.shape):
+                raise ShapeError(f"{what}{jax.tree_util.keystr(pg)} (another network's state?)",
+                                 tuple(w.shape), tuple(np.shape(g)))
+
     def step(self, state: Any, inputs: Any = None, modulators: Any = None) -> tuple[Any, dict]:
         """One time step. ``inputs``: dict group -> [n] (or an array for a single input group);
         ``modulators``: dict rule -> scalar (default 1.0). Returns (state, monitor values)."""
+        self._check_state(state)
         ext, _ = self._check_inputs(inputs, time_major=False, steps=None)
         mods = self._check_mods(modulators, None)
         return self._step_jit(self.params, self.structure, state, ext, mods)
@@ -1187,6 +1209,7 @@ class CompiledNetwork:
         Returns:
             ``(state, records)`` with records: dict monitor-name -> [T, n].
         """
+        self._check_state(state)
         ext, T = self._check_inputs(inputs, time_major=True, steps=steps)
         mods = self._check_mods(modulators, T)
         return self._run_jit(self.params, self.structure, state, ext, mods, steps=T)

@@ -376,8 +376,10 @@ def build_model(cfg: ClassificationConfig, n_in: int, n_out: int, T: int,
             tx = rule_optimizer or optax.MultiSteps(optax.adam(lr.lr), every_k_schedule=T)
             objs.append(LearningRule(conns[cname], "eprop", eparams, optimizer=tx, name=rname))
             rules[cname] = rname
+    # state_precision=False: the readout is a non-spiking integrator (v_th = 1e9) that a chip
+    # leaves to its host; the chip's membrane width in units of v_th would erase it
     cnet = Network(*objs).compile(backend=cfg.hardware.chip, seed=cfg.training.seed,
-                                  w_max=cfg.hardware.w_max)
+                                  w_max=cfg.hardware.w_max, state_precision=False)
     trainable = tuple(conns)
     return EventModel(cnet, n_in, m.n_hidden, n_out, T, math.exp(-1.0 / cfg.readout.tau_out),
                       int(cfg.readout.window_start * T), trainable, rules, cfg.encoder.gain,

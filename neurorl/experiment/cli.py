@@ -351,11 +351,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _data_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="event datasets: list, download (tonic)")
-    dsub = p.add_subparsers(dest="data_command")
-    q = dsub.add_parser("list", help="the event datasets neurorl loads through tonic")
+    p = _add(
+        sub,
+        "data",
+        "event datasets: list, download (tonic)",
+        "The event datasets neurorl trains on (N-MNIST, DVS-Gesture, SHD), read by tonic: list "
+        "them, or download one with tonic's checksummed downloader (needs a network).",
+        "  neurorl data list\n  neurorl data download shd --root ~/neurorl-data",
+    )
+    dsub = p.add_subparsers(dest="data_command", metavar="{list,download}",
+                            help="list the datasets, or download one")
+    q = _add(dsub, "list", "the event datasets neurorl loads through tonic",
+             "Print each dataset's sensor size, classes and description.", "  neurorl data list")
     q.set_defaults(func=cmd_data_list)
-    q = dsub.add_parser("download", help="download a dataset with tonic (needs a network)")
+    q = _add(dsub, "download", "download a dataset with tonic (needs a network)",
+             "Download a dataset into tonic's save_to directory.",
+             "  neurorl data download nmnist --split train")
     q.add_argument("name", help="nmnist, dvsgesture or shd")
     q.add_argument("--root", default="~/neurorl-data", help="tonic's save_to directory")
     q.add_argument("--split", choices=["train", "test", "both"], default="both")

@@ -446,9 +446,11 @@ def check_registries(cfg: ExperimentConfig) -> None:
         )
     if t.threshold is not None and not math.isfinite(t.threshold):
         raise ConfigError("training.threshold", t.threshold, "a finite return, or null for none")
+    check_hyper_values(cfg.agent.name, dict(cfg.agent.hyper), "agent.hyper")
+    if cfg.env.id.startswith(("gymnasium:", "gymnax:")):
+        return  # bridged envs: the host loop / the gymnax adapter check params and shifts
     env_params = check_env_params(cfg.env.id, dict(cfg.env.params), "env.params")
     check_obs_range(cfg.env.id, cfg.agent.obs_range, "agent.obs_range", env_params)
-    check_hyper_values(cfg.agent.name, dict(cfg.agent.hyper), "agent.hyper")
     from neurorl.experiment.shiftspec import check_shifts
 
     check_shifts(
@@ -483,6 +485,8 @@ def check_env_params(env_id: str, params: Mapping[str, Any], prefix: str) -> Any
     """Validated env params (the env's own physical checks), errors named ``prefix.<field>``."""
     from neurorl.envs import make_params
 
+    if env_id.startswith(("gymnasium:", "gymnax:")):
+        return None  # the host loop / the gymnax adapter validate their own parameters
     try:
         return make_params(env_id, **dict(params))
     except ConfigError as e:

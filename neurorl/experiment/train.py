@@ -454,6 +454,9 @@ def make_train(
 
     def init(key: Array) -> RunnerState:
         """Runner state for ``n_seeds`` runs: one key (split) or a batch of ``n_seeds`` keys."""
+        from neurorl.errors import check_key
+
+        check_key(key)
         keys = key if key.ndim == 1 else jax.random.split(key, cfg.n_seeds)
         if keys.shape != (cfg.n_seeds,):
             raise ConfigError("keys", tuple(keys.shape), f"one key or {cfg.n_seeds} keys")
@@ -478,6 +481,9 @@ def make_train(
     _train = jax.jit(_train_impl, **_out({"runner_state": st_sh, "metrics": m_sh}))
 
     def train(key: Array) -> dict[str, Any]:
+        from neurorl.errors import check_key
+
+        check_key(key)  # train(0) is a clear error, not a deep jax one
         return _train(key)
 
     train.init = init  # type: ignore[attr-defined]

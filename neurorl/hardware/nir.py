@@ -318,7 +318,9 @@ def to_nir(
     lossy: list[str] = []
     nodes: dict[str, nir.NIRNode] = {}
     edges: list[tuple[str, str]] = []
-    gnode = {k: _safe(k) for k in cnet.groups}
+    # the graph's ends are "input" / "output": a group of that name gets another node name
+    gnode = {k: _safe(k) if _safe(k) not in ("input", "output") else f"{_safe(k)}_group"
+             for k in cnet.groups}
     relays = [k for k, g in cnet.groups.items() if g.model.name == "Input"]
     n_in = len(set(cnet.input_groups) | set(relays))
     for gname in relays:  # an Input relay group IS the graph's input: no neuron node
@@ -379,10 +381,9 @@ def to_nir(
 
 def _export_latency(cnet: CompiledNetwork, out_names: dict[str, str]) -> dict[str, int | None]:
     """Steps by which each output of a same-step reader leads neurorl's (None if not a shift)."""
-    links = [(c.source.name, c.target.name) for c in cnet.connections.values()
-             if c.delay != 0]
-    same_step = [(c.source.name, c.target.name) for c in cnet.connections.values()
-                 if c.delay == 0]
+    ff = {n for g in cnet._ff_in.values() for n in g}  # delay-0 connections
+    links = [(c.source.name, c.target.name) for n, c in cnet.connections.items() if n not in ff]
+    same_step = [(c.source.name, c.target.name) for n, c in cnet.connections.items() if n in ff]
     lag = _hop_lags(list(cnet.groups), links, list(cnet.input_groups), same_step)
     return {o: lag.get(g) for o, g in out_names.items()}
 

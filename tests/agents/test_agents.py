@@ -74,7 +74,7 @@ def test_agent_contract_jit_eager_no_recompile_and_reset(name):
         return  # the reference agent keeps its network state across episodes by design
     # per-env network states reset on done with jnp.where: env 0 flagged done must restart
     # from the fresh state
-    per_env = ("dyn", "traces") if hasattr(s_jit, "dyn") else ("carry",)
+    per_env = tuple(f for f in ("dyn", "traces") if hasattr(s_jit, f)) or ("carry",)
     carry = lambda st: [getattr(st, f) for f in per_env]
     obs = jnp.tile(jnp.array([[0.01, 0.2, -0.03, 0.1]], jnp.float32), (2, 1))
     dirty = s_jit.replace(reset_next=jnp.array([True, False]))

@@ -37,8 +37,8 @@ def test_batch_update_agent_runs_in_windows():
     train = make_train(cfg)
     out = train(jax.random.key(0))
     assert out["metrics"]["reward"].shape == (8, 1, 2)
-    w0 = train.agent.weights(train.agent.init(jax.random.key(0)))["w"]
-    assert out["runner_state"].agent_state.params.w.shape == (1,) + w0.shape
+    w0 = train.agent.weights(train.agent.init(jax.random.key(0)))["recurrent"]
+    assert out["runner_state"].agent_state.params["w"]["recurrent"].shape == (1,) + w0.shape
     with pytest.raises(ConfigError, match="n_steps"):
         make_train(TrainConfig(agent="bptt_ac", agent_kwargs=dict(TINY, rollout=4),
                                n_steps=12, n_envs=2))

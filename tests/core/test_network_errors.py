@@ -122,3 +122,23 @@ def test_chip_backend_errors_name_what_the_user_writes():
         net.compile(backend="loihi2", w_max={"a->c": 0.5})
     with pytest.raises(ConfigError, match="w_max"):
         net.compile(backend="loihi2", w_max=float("nan"))
+
+
+def test_run_refuses_complex_inputs_and_another_networks_state():
+    """Silently accepted before: the imaginary part was dropped, and another network's state
+    ran with its own shapes."""
+    a, b, c = _small()
+    net = Network(a, b, c).compile()
+    s = net.init(jax.random.PRNGKey(0))
+    x = np.ones((5, 4))
+    with pytest.raises(ConfigError, match="complex"):
+        net.run(s, {"a": x * (1 + 1j)})
+    a2, b2 = NeuronGroup(6, "LIF", name="a"), NeuronGroup(3, "LIF", name="b")
+    other = Network(a2, b2, Connection(a2, b2, weight=0.5)).compile()
+    with pytest.raises(ShapeError, match="another network"):
+        net.run(other.init(jax.random.PRNGKey(0)), {"a": x})
+    with pytest.raises(ShapeError, match="another network"):
+        net.step(other.init(jax.random.PRNGKey(0)), {"a": x[0]})
+    with pytest.raises(ConfigError, match="state"):
+        net.run({"v": 1.0}, {"a": x})
+    net.run(s, {"a": x})  # its own state still runs

@@ -26,7 +26,7 @@ def bad(overrides):
         # unknown keys, with the closest valid name
         (
             {"agent.substep": 3},
-            "agent.substep: got 3; allowed: one of the keys ['name', 'substeps', 'obs_range', 'hyper']. Did you mean 'substeps'?",
+            "agent.substep: got 3; allowed: one of the keys ['name', 'substeps', 'obs_range', 'hyper', 'network']. Did you mean 'substeps'?",
         ),
         ({"trainig.steps": 3}, "trainig: got {'steps': 3}; allowed: one of the keys"),
         # wrong types

@@ -36,12 +36,16 @@ def run_dir(tmp_path_factory):
 
 
 def _weights(state):
-    return {"w": np.asarray(state.params.w), "w_out": np.asarray(state.params.w_out),
-            "b_out": np.asarray(state.params.b_out)}  # fmt: skip
+    w = {k: np.asarray(v) for k, v in state.weights.items()}
+    return {**w, "w": w["recurrent"], "b_out": np.asarray(state.params["b_out"])}
 
 
 def test_policy_has_the_checkpoint_weights_and_never_learns(run_dir):
-    state, _ = load_checkpoint(run_dir)
+    cfg = from_dict(TINY)
+    train = runner.build(cfg)
+    template = jax.eval_shape(train.init, runner.member_keys(cfg.training.seed,
+                                                            cfg.training.n_seeds))
+    state, _ = load_checkpoint(run_dir, template)
     trained = jax.tree.map(lambda x: np.asarray(x[1]), state.agent_state)
     pol = load_policy(run_dir, member=1)
     before = _weights(pol.state)
@@ -65,15 +69,15 @@ def test_policy_has_the_checkpoint_weights_and_never_learns(run_dir):
 
 def test_reset_restores_fresh_per_env_state(run_dir):
     pol = load_policy(run_dir)
-    fresh = jax.tree.map(np.asarray, pol.state.carry)
+    fresh = jax.tree.map(np.asarray, pol.state.dyn)
     pol.act(np.zeros(4, np.float32) + 0.1)
-    moved = jax.tree.map(np.asarray, pol.state.carry)
+    moved = jax.tree.map(np.asarray, pol.state.dyn)
     assert any(
         not np.array_equal(a, b)
         for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(moved), strict=True)
     )
     pol.reset()
-    for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(pol.state.carry), strict=True):
+    for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(pol.state.dyn), strict=True):
         np.testing.assert_array_equal(a, np.asarray(b))
 
 
@@ -83,8 +87,8 @@ def test_greedy_is_the_mode_of_the_sampled_policy(run_dir):
     greedy = load_policy(run_dir, greedy=True)
     # separate the two logits so the mode is unambiguous but sampling still varies
     for p in (sampled, greedy):
-        p.state = p.state.replace(params=p.state.params.replace(
-            b_out=p.state.params.b_out.at[0].add(1.5)))  # fmt: skip
+        p.state = p.state.replace(params={**p.state.params,
+                                          "b_out": p.state.params["b_out"].at[0].add(1.5)})
     s0, g0 = sampled.state, greedy.state
     draws, modes = [], []
     for i in range(200):
@@ -96,7 +100,7 @@ def test_greedy_is_the_mode_of_the_sampled_policy(run_dir):
     assert len(set(modes)) == 1 and counts.min() > 0  # greedy ignores the key; sampling doesn't
     assert modes[0] == int(np.argmax(counts))
     # and it is the argmax of the readout the agent computed
-    out = greedy.state.carry.net.u + greedy.state.params.b_out[None, :]
+    out = greedy.state.dyn["neurons"]["readout"].v + greedy.state.params["b_out"][None, :]
     assert modes[0] == int(jnp.argmax(out[0, :2]))
 
 

@@ -107,7 +107,7 @@ def test_lr_1e3_on_rstdp_saturates_inside_w_max_and_finishes(tmp_path, capsys):
     rc, err, out = cli_run(tiny("rstdp", lr=1e3), tmp_path, capsys)
     assert rc == 0, err
     state, _ = load_checkpoint(out)
-    w = [v for k, v in state.items() if k.endswith(".w")]
+    w = [v for k, v in state.items() if ".weights" in k]
     assert w and all(np.all(np.abs(x) <= 1.0 + 1e-6) for x in w)
     assert np.mean(np.abs(w[0]) == 1.0) > 0.9  # saturated: every update hits the bound
     assert strict_load(out / "summary.json")["status"] == "finished"

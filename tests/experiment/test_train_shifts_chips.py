@@ -6,7 +6,6 @@ import pytest
 
 from neurorl.errors import UnsupportedOnChipError
 from neurorl.experiment.train import TrainConfig, make_train
-from neurorl.hardware.constraints import weight_grid
 
 SHIFTS = {
     "tasks": {"tasks": [{"length": 0.5}, {"length": 1.0}, {"length": 0.25}], "steps_per_task": 160}
@@ -35,8 +34,8 @@ def _run(off_chip):
     rs0 = train.init(jax.random.key(0))
     rs, _ = train.run_chunk(rs0, 320)
     one = lambda s: jax.tree.map(lambda x: x[0], s.agent_state)  # noqa: E731
-    ref = train.agent.weights(train.agent.init(jax.random.key(0)))
-    return train.agent.weights(one(rs0)), train.agent.weights(one(rs)), ref
+    grids = train.agent.runtime.net.hardware  # the compiled network's chip backend
+    return train.agent.weights(one(rs0)), train.agent.weights(one(rs)), grids
 
 
 def test_on_chip_learning_keeps_weights_on_the_grid_with_stochastic_rounding():
@@ -44,9 +43,10 @@ def test_on_chip_learning_keeps_weights_on_the_grid_with_stochastic_rounding():
     for name in w0:
         a0, a1 = np.asarray(w0[name]), np.asarray(w1[name])
         assert np.unique(a1).size <= 255, name  # 8-bit signed
-        # every weight is an integer multiple of this matrix's grid step, whose range make_train
-        # sets to chip_w_scale (2) x max|w| of the agent's reference init
-        step = weight_grid("loihi2", 2.0 * float(np.abs(np.asarray(ref[name])).max())).step
+        # every weight is an integer multiple of this connection's grid step: the compiled
+        # network's backend covers chip_w_scale (2) x max|w_init| per connection
+        step = ref.grid(name).step
+        assert step > 0 and ref.grid(name).hi <= 2.0 * 4.0
         np.testing.assert_allclose(a1 / step, np.round(a1 / step), atol=1e-3)
         # updates far below a grid step still move weights (unbiased stochastic rounding)
         assert not np.array_equal(a0, a1), "learning moved the weights"
@@ -57,7 +57,7 @@ def test_off_chip_learning_trains_float_shadow_weights():
     moved = 0
     for name in w0:
         a0, a1 = np.asarray(w0[name]), np.asarray(w1[name])
-        step = weight_grid("loihi2", 2.0 * float(np.abs(np.asarray(ref[name])).max())).step
+        step = ref.grid(name).step
         moved += int(np.sum(a0 != a1))
         # the host keeps full-precision weights: they are not confined to the chip's grid
         assert not np.allclose(a1 / step, np.round(a1 / step), atol=1e-3)
