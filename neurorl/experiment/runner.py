@@ -79,6 +79,8 @@ def yaml_field(cfg: C.ExperimentConfig, field: str) -> str:
     if field.startswith(f"{cfg.env.id}.params."):
         return "env.params." + field[len(f"{cfg.env.id}.params.") :]
     head, _, rest = field.partition(".")
+    if field.startswith(("agent.network.", "agent.hyper.")):
+        return field  # already the YAML path (agents.description names it so)
     if head in _YAML_PATHS:
         return _YAML_PATHS[head] + (f".{rest}" if rest else "")
     return field
