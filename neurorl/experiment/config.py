@@ -485,7 +485,7 @@ def check_env_params(env_id: str, params: Mapping[str, Any], prefix: str) -> Any
     """Validated env params (the env's own physical checks), errors named ``prefix.<field>``."""
     from neurorl.envs import make_params
 
-    if env_id.startswith(("gymnasium:", "gymnax:")):
+    if isinstance(env_id, str) and env_id.startswith(("gymnasium:", "gymnax:")):
         return None  # the host loop / the gymnax adapter validate their own parameters
     try:
         return make_params(env_id, **dict(params))
