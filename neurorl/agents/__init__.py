@@ -17,11 +17,11 @@ from neurorl.agents.base import (
     spec_from_env,
 )
 from neurorl.agents.bptt_ac import make_bptt_ac
+from neurorl.agents.description import network_from_config
 from neurorl.agents.eprop_ac import make_eprop_ac
+from neurorl.agents.network_agent import AgentNetwork, NetworkRuntime
 from neurorl.agents.reference import make_reference_agent
 from neurorl.agents.rstdp_agent import make_rstdp_agent
-from neurorl.agents.description import network_from_config
-from neurorl.agents.network_agent import AgentNetwork, NetworkRuntime
 from neurorl.errors import ConfigError, lookup
 
 AGENTS: dict[str, Callable[..., Agent]] = {

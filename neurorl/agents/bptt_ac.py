@@ -263,9 +263,7 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
             logp=state.buf.logp.at[i].set(lp), value=state.buf.value.at[i].set(out[:, n_act]),
             reset=state.buf.reset.at[i].set(state.reset_next))
         action = raw if spec.discrete else jnp.clip(raw, a_low, a_high)
-        spikes = sum(jnp.sum(counts[g], axis=-1) for g in rt._counted)
-        synops = sum(counts[g] @ jnp.asarray(rt._fan_out[g]) for g in rt._counted
-                     if g in rt._fan_out)
+        spikes, synops = rt.activity(counts)
         zero = jnp.zeros((B,), jnp.float32)
         return action, state.replace(dyn=dyn, buf=buf,
                                      stats=AgentStats(zero + spikes, zero + synops))

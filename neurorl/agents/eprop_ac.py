@@ -278,9 +278,7 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         dyn, traces, action, g, gh, v, counts = jax.vmap(
             act_one, in_axes=(None, None, None, 0, 0, 0, 0))(
             state.params, state.weights, state.feedback, dyn, traces, obs, keys)
-        spikes = sum(jnp.sum(counts[gr], axis=-1) for gr in rt._counted)
-        synops = sum(counts[gr] @ jnp.asarray(rt._fan_out[gr]) for gr in rt._counted
-                     if gr in rt._fan_out)
+        spikes, synops = rt.activity(counts)
         return action, state.replace(dyn=dyn, traces=traces, g_now=g, gh_now=gh, v_now=v,
                                      stats=AgentStats(spikes + 0.0 * v, synops + 0.0 * v))
 

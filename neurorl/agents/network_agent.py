@@ -145,11 +145,18 @@ class NetworkRuntime:
         keys = jax.random.split(key, self.B)
         dyn, traces, rec, counts = jax.vmap(self.step_one, in_axes=(None, 0, 0, 0, 0))(
             weights, dyn, traces, obs, keys)
+        spikes, synops = self.activity(counts)
+        zero = jnp.zeros((self.B,), jnp.float32)
+        return (dyn, traces, rec, counts, zero + spikes, zero + synops)
+
+    def activity(self, counts: dict[str, Array]) -> tuple[Array, Array]:
+        """``(spikes, synops)`` of one env step from ``simulate``'s counts (``[n]`` per group, or
+        ``[B, n]``): events of the spiking groups (and of a spiking encoder), and those events
+        times each neuron's outgoing synapses."""
         spikes = sum(jnp.sum(counts[g], axis=-1) for g in self._counted)
         synops = sum(counts[g] @ jnp.asarray(self._fan_out[g]) for g in self._counted
                      if g in self._fan_out)
-        zero = jnp.zeros((self.B,), jnp.float32)
-        return (dyn, traces, rec, counts, zero + spikes, zero + synops)
+        return spikes, synops
 
     def output_value(self, dyn: Any) -> Array:
         """The output group's membrane ``v`` after the step, ``[B, n_out]`` (LI readouts)."""

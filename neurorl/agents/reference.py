@@ -140,7 +140,8 @@ def make_reference_agent(spec: AgentSpec, network: AgentNetwork | None = None,
             c = r.connection.name
             weights[c] = jnp.clip(weights[c] - jnp.mean(grads[n], axis=0), -h["w_max"],
                                   h["w_max"])
-        return state.replace(weights=net.constrain(weights, project=rt.project_updates), traces=traces)
+        weights = net.constrain(weights, project=rt.project_updates)
+        return state.replace(weights=weights, traces=traces)
 
     def weights_of(state: ReferenceState) -> Any:
         return state.weights

@@ -251,9 +251,7 @@ def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backe
             new_tr = {n: gate(traces[n], t, decay_k[n], g) if n in gated else t
                       for n, t in new_tr.items()}
         phi = jnp.concatenate([counts[in_g] / K, jnp.ones((1,), jnp.float32)])
-        spikes = sum(jnp.sum(counts[gr]) for gr in rt._counted)
-        synops = sum(counts[gr] @ jnp.asarray(rt._fan_out[gr]) for gr in rt._counted
-                     if gr in rt._fan_out)
+        spikes, synops = rt.activity(counts)
         return dyn, new_tr, action, phi, phi @ w_c, spikes + 0.0, synops + 0.0
 
     def act(state: RstdpState, obs: Array, key: Array) -> tuple[Array, RstdpState]:
