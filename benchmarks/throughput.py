@@ -5,9 +5,11 @@ Table 1, the reference agent (``shared/references/reference-agent.md``, register
 K = 10 substeps, R-STDP eligibility on both matrices, ``W += lr m e`` once per env step) on
 CartPole-v1, agent-env steps per second:
 
-* ``numpy host loop``: the agent written plainly in numpy float32 (:class:`NumpyAgent`, a Python
-  loop over substeps -- the one reference implementation in this file), one
-  ``gymnasium.make("CartPole-v1")`` per agent and a Python loop over agents;
+* ``numpy host loop``: the agent in plain numpy float32 (:class:`NumpyAgent`, a Python loop over
+  substeps), one ``gymnasium.make("CartPole-v1")`` per agent and a Python loop over agents. Its
+  neurons are :mod:`neurorl.core.neurons`' LIF equations run by numpy
+  (``LIF.step(..., xp=numpy)``: the simulator's own update, no jax dispatch); the receptive
+  fields, traces and eligibility are written out here;
 * ``make_train``: :func:`neurorl.experiment.train.make_train` with ``agent="reference"``,
   ``n_envs=1`` and ``n_seeds`` = agents, timed with ``train.run_chunk`` (compile excluded),
   exactly as a user runs it: the simulator fuses the K substeps of each feed-forward stage and
@@ -53,6 +55,7 @@ import numpy as np
 
 # importing make_train's module asks XLA for one host device per core: nothing above starts
 # jax's backend (importing jax does not)
+from neurorl.core.neurons import LIF, make_params
 from neurorl.experiment.train import TrainConfig, make_train
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -62,8 +65,10 @@ K = 10  # substeps per env step (dt = 1 ms)
 N_IN, N_H, N_OUT = 40, 128, 2
 OBS_RANGE = (2.4, 3.0, 0.21, 3.0)  # r: RF centres linspace(-r, r, 10), sigma = 2r/9
 GAIN = 0.5
-BETA = 0.9  # membrane decay per ms
-THR = 1.0
+# snnTorch Leaky form of core.neurons' LIF: decay beta = 0.9 per 1 ms substep, threshold 1,
+# subtract reset from the previous step's spike
+LIF_PARAMS = {"tau_mem": -1.0 / math.log(0.9), "v_th": 1.0, "dt": 1.0, "reset": "subtract",
+              "integration": "direct"}
 TAU_TRACE = 20.0  # ms, lam = exp(-1/20)
 TAU_ELIG = 200.0  # ms, de = exp(-1/200)
 LR = 1e-6
@@ -81,28 +86,30 @@ def reference_config(n_agents: int, n_steps: int) -> TrainConfig:
 
 # --- numpy host loop --------------------------------------------------------------------------
 class NumpyAgent:
-    """The reference agent in plain numpy float32, one substep at a time (host-loop baseline)."""
+    """The reference agent in plain numpy float32, one substep at a time (host-loop baseline).
 
-    def __init__(self, w1: np.ndarray, w2: np.ndarray):
+    Args:
+        w1, w2: initial weights.
+        lif: LIF parameter overrides (a wrong model, to show that the agreement check fails).
+    """
+
+    def __init__(self, w1: np.ndarray, w2: np.ndarray, lif: dict | None = None):
         f = np.float32
         self.w1 = np.array(w1, f)
         self.w2 = np.array(w2, f)
         r = np.asarray(OBS_RANGE)
         self.centres = np.linspace(-r, r, 10, axis=1).astype(f)  # [4, 10]
         self.sigma = (2 * r / 9).astype(f)[:, None]
-        self.beta, self.thr, self.gain = f(BETA), f(THR), f(GAIN)
+        self.gain = f(GAIN)
         self.lam, self.de, self.lr = f(np.exp(-1 / TAU_TRACE)), f(np.exp(-1 / TAU_ELIG)), f(LR)
-        self.v = [np.zeros(n, f) for n in (N_IN, N_H, N_OUT)]
-        self.z = [np.zeros(n, f) for n in (N_IN, N_H, N_OUT)]
+        self.lif = make_params(LIF, {**LIF_PARAMS, **(lif or {})})
+        self.neurons = [LIF.init(self.lif, n, xp=np) for n in (N_IN, N_H, N_OUT)]
         self.x = [np.zeros(n, f) for n in (N_IN, N_H, N_OUT)]
         self.e1 = np.zeros_like(self.w1)
         self.e2 = np.zeros_like(self.w2)
 
     def _lif(self, layer: int, current: np.ndarray) -> np.ndarray:
-        # snnTorch Leaky: reset from the previous step's spike, then threshold
-        v = self.beta * self.v[layer] + current - self.thr * self.z[layer]
-        s = (v > self.thr).astype(np.float32)
-        self.v[layer], self.z[layer] = v, s
+        s, self.neurons[layer] = LIF.step(self.lif, self.neurons[layer], current, xp=np)
         self.x[layer] = self.lam * self.x[layer] + s
         return s
 
@@ -203,8 +210,8 @@ def check_agreement(n_steps: int = 300, seed: int = 0, numpy_overrides: dict | N
     Args:
         n_steps: env steps compared.
         seed: agent init key and gymnasium seed.
-        numpy_overrides: attributes of :class:`NumpyAgent` to replace (e.g. ``{"beta": 0.95}``),
-            to show that a wrong model is caught.
+        numpy_overrides: LIF parameters of the numpy agent to replace (e.g. ``{"tau_mem": 19.5}``
+            for a decay of 0.95 instead of 0.9), to show that a wrong model is caught.
 
     Returns:
         Steps whose action and per-neuron spike counts (all three layers) are equal, the first
@@ -213,9 +220,8 @@ def check_agreement(n_steps: int = 300, seed: int = 0, numpy_overrides: dict | N
     """
     agent, run = _driven()
     state = agent.init(jax.random.key(seed))
-    np_agent = NumpyAgent(np.asarray(state.weights["w1"]), np.asarray(state.weights["w2"]))
-    for name, value in (numpy_overrides or {}).items():
-        setattr(np_agent, name, np.float32(value))
+    np_agent = NumpyAgent(np.asarray(state.weights["w1"]), np.asarray(state.weights["w2"]),
+                          lif=numpy_overrides)
     env = gymnasium.make("CartPole-v1")
     obs, _ = env.reset(seed=seed)
     tr, _ = numpy_episode_driver(np_agent, env, n_steps, obs)

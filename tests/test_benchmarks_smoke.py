@@ -52,7 +52,8 @@ def test_reference_agent_agrees_with_numpy_host_loop(throughput):
 def test_wrong_numpy_model_is_caught(throughput):
     # membrane decay 0.95 instead of snnTorch's beta = 0.9: the check must report disagreement
     res = throughput.check_agreement(
-        n_steps=throughput.QUICK_AGREEMENT_STEPS, seed=3, numpy_overrides={"beta": 0.95}
+        n_steps=throughput.QUICK_AGREEMENT_STEPS, seed=3,
+        numpy_overrides={"tau_mem": -1.0 / np.log(0.95)},
     )
     assert not res["agree"]
     assert res["first_mismatch"] is not None
@@ -63,6 +64,27 @@ def test_throughput_has_no_model_code_of_its_own(throughput):
     src = (BENCH / "throughput.py").read_text()
     for name in ("get_neuron", "LIFParams", "RULES[", "lax.scan(step", "shard_map"):
         assert name not in src, name
+
+
+def test_numpy_host_loop_runs_core_neurons_lif_in_numpy(throughput, monkeypatch):
+    """The baseline's neurons are core/neurons.py's LIF equations under numpy (no copy of them):
+    every substep of every layer goes through ``_lif_core`` with ``xp=numpy``, on numpy arrays."""
+    from neurorl.core import neurons
+
+    calls = []
+    core = neurons._lif_core
+
+    def spy(params, state, drive, adaptive, xp=None):
+        calls.append((xp, type(drive)))
+        return core(params, state, drive, adaptive, xp=xp)
+
+    monkeypatch.setattr(neurons, "_lif_core", spy)
+    rng = np.random.default_rng(0)
+    agent = throughput.NumpyAgent(rng.uniform(0, 0.15, (40, 128)), rng.uniform(0, 0.04, (128, 2)))
+    _, counts = agent.act(np.zeros(4, np.float32))
+    assert len(calls) == 3 * throughput.K
+    assert all(xp is np and t is np.ndarray for xp, t in calls)
+    assert counts[0].sum() > 0
 
 
 def test_learner_timing_runs_in_a_fresh_interpreter(throughput):

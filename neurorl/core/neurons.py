@@ -11,7 +11,17 @@ Every model is a :class:`NeuronModel` -- a pair of pure functions over flax.stru
     spikes, state = model.step(params, state, current)     # current [n] -> spikes [n] (float32)
     psi = model.pseudo_derivative(params, state)             # e-prop pseudo-derivative at this step
 
-Write for one population and ``jax.vmap`` outside. Params are flax.struct dataclasses: numeric
+Write for one population and ``jax.vmap`` outside.
+
+The equations are written once against an array namespace ``xp``: ``jax.numpy`` by default (the
+simulator, traced and jitted), or ``numpy`` for host-loop baselines, which call the very same
+functions with no jax dispatch::
+
+    state = model.init(params, n, xp=numpy)
+    spikes, state = model.step(params, state, current, xp=numpy)
+
+Under ``numpy`` the spike is the forward pass of every surrogate, ``H(x) = 1[x > 0]``, and there
+is no gradient to stop; ``pseudo_derivative`` is jax-only (it serves learning rules). Params are flax.struct dataclasses: numeric
 fields are traced pytree leaves (a new value never recompiles), choices (reset mode, integration,
 surrogate) are static. ``params.validate()`` checks values on the host (ConfigError naming the
 field) and is called by the network front end before anything is traced.
@@ -46,6 +56,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from neurorl.core.surrogate import SURROGATES, get_surrogate
@@ -68,8 +79,6 @@ def _check_positive(cls_name: str, obj: Any, fields: tuple[str, ...], strict: bo
         try:
             ok = float(v) > 0 if strict else float(v) >= 0
         except TypeError:  # an array of per-neuron values
-            import numpy as np
-
             arr = np.asarray(v)
             ok = bool(np.all(arr > 0)) if strict else bool(np.all(arr >= 0))
         if not ok:
@@ -151,65 +160,104 @@ def _surrogate_of(params: LIFParams):
     return get_surrogate(params.surrogate, **dict(params.surrogate_hyper))
 
 
-def _lif_init(params: LIFParams, n: int) -> LIFState:
-    zeros = jnp.zeros((n,), jnp.float32)
-    thr = jnp.broadcast_to(jnp.asarray(params.v_th, jnp.float32), (n,))
+def _heaviside(x: Any) -> Any:
+    """``H(x) = 1[x > 0]`` in numpy (x is a float array): the forward pass of every surrogate."""
+    return (x > 0).astype(x.dtype)
+
+
+def _is_zero(x: Any) -> bool:
+    """``x == 0`` for a number, all zeros for an array (host side)."""
+    return x == 0 if isinstance(x, (int, float)) else not np.any(x)
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _spike_ops(params: Any, xp: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """``(spike, stop_gradient)`` for namespace ``xp``: the surrogate's custom-JVP spike and
+    ``lax.stop_gradient`` under jax.numpy; the Heaviside step and the identity under numpy."""
+    if xp is np:
+        return _heaviside, _identity
+    sur = get_surrogate(params.surrogate, **dict(params.surrogate_hyper))
+    return sur.spike, jax.lax.stop_gradient
+
+
+def _lif_init(params: LIFParams, n: int, xp: Any = jnp) -> LIFState:
+    zeros = xp.zeros((n,), xp.float32)
+    thr = xp.broadcast_to(xp.asarray(params.v_th, xp.float32), (n,))
     return LIFState(
         v=zeros, z=zeros, refractory=zeros, is_refractory=zeros, a=zeros, thr=thr, i_syn=zeros
     )
 
 
-def _lif_core(params: LIFParams, state: LIFState, drive: Array, adaptive: bool) -> LIFState:
-    dt = jnp.asarray(params.dt, jnp.float32)
-    alpha = jnp.exp(-dt / params.tau_mem)
+def _lif_core(params: LIFParams, state: LIFState, drive: Array, adaptive: bool, xp: Any = jnp
+              ) -> LIFState:
+    spike, stop_gradient = _spike_ops(params, xp)
+    dt = xp.asarray(params.dt, xp.float32)
+    alpha = xp.exp(-dt / params.tau_mem)
     if params.integration == "exponential":
         inp = (1.0 - alpha) * params.r * drive
     else:
         inp = drive
-    z_prev = jax.lax.stop_gradient(state.z) if params.detach_reset else state.z
+    z_prev = stop_gradient(state.z) if params.detach_reset else state.z
     if params.reset == "subtract":
         v = alpha * state.v + inp - params.v_th * z_prev
     else:
         v = alpha * (state.v * (1.0 - z_prev) + params.v_reset * z_prev) + inp
-    refr = state.refractory > 0
-    if params.reset == "zero":
-        v = jnp.where(refr, jnp.asarray(params.v_reset, v.dtype), v)
+    # numpy (host loops): with no refractory period and none pending, the refractory bookkeeping
+    # is the identity (n_ref = 0, the counter stays 0), so it is skipped; jax always computes it
+    # (t_ref is traced)
+    no_refractory = xp is np and _is_zero(params.t_ref) and not state.refractory.any()
+    if not no_refractory:
+        refr = state.refractory > 0
+        if params.reset == "zero":
+            v = xp.where(refr, xp.asarray(params.v_reset, v.dtype), v)
     if adaptive:
         thr = params.v_th + params.beta * state.a
+    elif xp is np:
+        thr = np.full(v.shape, params.v_th, v.dtype)
     else:
-        thr = jnp.broadcast_to(jnp.asarray(params.v_th, v.dtype), v.shape)
-    sur = _surrogate_of(params)
-    z = sur.spike((v - thr) / params.v_th) * (1.0 - refr.astype(v.dtype))
-    n_ref = jnp.round(params.t_ref / dt)
-    refractory = jnp.where(z > 0, n_ref, jnp.maximum(state.refractory - 1.0, 0.0))
-    a = jnp.exp(-dt / params.tau_adapt) * state.a + z if adaptive else state.a
+        thr = xp.broadcast_to(xp.asarray(params.v_th, v.dtype), v.shape)
+    z = spike((v - thr) / params.v_th)
+    if no_refractory:
+        refractory = is_refractory = state.refractory
+    else:
+        is_refractory = refr.astype(v.dtype)
+        z = z * (1.0 - is_refractory)
+        n_ref = xp.round(params.t_ref / dt)
+        refractory = xp.where(z > 0, n_ref, xp.maximum(state.refractory - 1.0, 0.0))
+    a = xp.exp(-dt / params.tau_adapt) * state.a + z if adaptive else state.a
     return LIFState(
         v=v,
         z=z,
         refractory=refractory,
-        is_refractory=refr.astype(v.dtype),
+        is_refractory=is_refractory,
         a=a,
         thr=thr,
         i_syn=state.i_syn,
     )
 
 
-def _lif_step(params: LIFParams, state: LIFState, current: Array) -> tuple[Array, LIFState]:
+def _lif_step(params: LIFParams, state: LIFState, current: Array, xp: Any = jnp
+              ) -> tuple[Array, LIFState]:
     """LIF: leaky integrate-and-fire, delayed subtract/zero reset, refractory period."""
-    new = _lif_core(params, state, current, adaptive=False)
+    new = _lif_core(params, state, current, adaptive=False, xp=xp)
     return new.z, new
 
 
-def _alif_step(params: LIFParams, state: LIFState, current: Array) -> tuple[Array, LIFState]:
+def _alif_step(params: LIFParams, state: LIFState, current: Array, xp: Any = jnp
+               ) -> tuple[Array, LIFState]:
     """ALIF: LIF with adaptive threshold A = v_th + beta a, a <- rho a + z (Bellec et al. 2020)."""
-    new = _lif_core(params, state, current, adaptive=True)
+    new = _lif_core(params, state, current, adaptive=True, xp=xp)
     return new.z, new
 
 
-def _cuba_step(params: LIFParams, state: LIFState, current: Array) -> tuple[Array, LIFState]:
+def _cuba_step(params: LIFParams, state: LIFState, current: Array, xp: Any = jnp
+               ) -> tuple[Array, LIFState]:
     """CubaLIF: LIF driven by an exponential synaptic current i_syn <- exp(-dt/tau_syn) i_syn + I."""
-    i_syn = jnp.exp(-params.dt / params.tau_syn) * state.i_syn + current
-    new = _lif_core(params, state.replace(i_syn=i_syn), i_syn, adaptive=False)
+    i_syn = xp.exp(-xp.asarray(params.dt, xp.float32) / params.tau_syn) * state.i_syn + current
+    new = _lif_core(params, state.replace(i_syn=i_syn), i_syn, adaptive=False, xp=xp)
     return new.z, new
 
 
@@ -283,30 +331,31 @@ def izhikevich_regime(name: str, **overrides: Any) -> IzhikevichParams:
     return IzhikevichParams(a=a, b=b, c=c, d=d, **overrides)
 
 
-def _izh_init(params: IzhikevichParams, n: int) -> IzhikevichState:
-    # default float dtype (float32, or float64 under jax.experimental.enable_x64 for reference runs)
-    dtype = jnp.result_type(float)
-    v = jnp.full((n,), params.v_init, dtype)
-    return IzhikevichState(v=v, u=params.b * v, z=jnp.zeros((n,), dtype))
+def _izh_init(params: IzhikevichParams, n: int, xp: Any = jnp) -> IzhikevichState:
+    # default float dtype (jax: float32, or float64 under jax.experimental.enable_x64 for
+    # reference runs; numpy: float64)
+    dtype = xp.result_type(float)
+    v = xp.full((n,), params.v_init, dtype)
+    return IzhikevichState(v=v, u=params.b * v, z=xp.zeros((n,), dtype))
 
 
 def _izh_step(
-    params: IzhikevichParams, state: IzhikevichState, current: Array
+    params: IzhikevichParams, state: IzhikevichState, current: Array, xp: Any = jnp
 ) -> tuple[Array, IzhikevichState]:
     """Izhikevich 2003: two half steps for v, one step for u, reset at v >= v_peak."""
+    spike, stop_gradient = _spike_ops(params, xp)
     h = 0.5 * params.dt
     v, u = state.v, state.u
     v = v + h * (0.04 * v**2 + 5.0 * v + 140.0 - u + current)
     v = v + h * (0.04 * v**2 + 5.0 * v + 140.0 - u + current)
     u = u + params.dt * params.a * (params.b * v - u)
-    sur = get_surrogate(params.surrogate, **dict(params.surrogate_hyper))
     # H(x > 0) where the paper tests v >= 30: they differ only when v lands exactly on v_peak.
-    z = sur.spike((v - params.v_peak) / params.v_peak)
+    z = spike((v - params.v_peak) / params.v_peak)
     # the published code resets at the start of the next step; doing it here is the same
     # trajectory, and keeps v bounded in the state.
-    fired = jax.lax.stop_gradient(z) > 0
-    v = jnp.where(fired, params.c, v)
-    u = jnp.where(fired, u + params.d, u)
+    fired = stop_gradient(z) > 0
+    v = xp.where(fired, params.c, v)
+    u = xp.where(fired, u + params.d, u)
     return z, IzhikevichState(v=v, u=u, z=z)
 
 
@@ -343,14 +392,15 @@ class RelayState:
     z: Array
 
 
-def _input_init(params: InputParams, n: int) -> RelayState:
-    zeros = jnp.zeros((n,), jnp.float32)
+def _input_init(params: InputParams, n: int, xp: Any = jnp) -> RelayState:
+    zeros = xp.zeros((n,), xp.float32)
     return RelayState(v=zeros, z=zeros)
 
 
-def _input_step(params: InputParams, state: RelayState, current: Array) -> tuple[Array, RelayState]:
+def _input_step(params: InputParams, state: RelayState, current: Array, xp: Any = jnp
+                ) -> tuple[Array, RelayState]:
     """Relay: the drive passes through unchanged (an encoder's spikes or currents)."""
-    x = jnp.asarray(current, jnp.float32) * jnp.ones_like(state.v)
+    x = xp.asarray(current, xp.float32) * xp.ones_like(state.v)
     return x, RelayState(v=x, z=x)
 
 
@@ -379,11 +429,12 @@ class LIParams:
         return self
 
 
-def _li_step(params: LIParams, state: RelayState, current: Array) -> tuple[Array, RelayState]:
+def _li_step(params: LIParams, state: RelayState, current: Array, xp: Any = jnp
+             ) -> tuple[Array, RelayState]:
     """Leaky integration, no spikes (``z`` stays 0)."""
-    kappa = jnp.exp(-jnp.asarray(params.dt, jnp.float32) / params.tau_mem)
+    kappa = xp.exp(-xp.asarray(params.dt, xp.float32) / params.tau_mem)
     v = kappa * state.v + current
-    return jnp.zeros_like(v), RelayState(v=v, z=jnp.zeros_like(v))
+    return xp.zeros_like(v), RelayState(v=v, z=xp.zeros_like(v))
 
 
 def _li_pseudo_derivative(params: LIParams, state: RelayState) -> Array:
@@ -391,9 +442,9 @@ def _li_pseudo_derivative(params: LIParams, state: RelayState) -> Array:
     return jnp.ones_like(state.v)
 
 
-def decay(params: Any) -> Array:
+def decay(params: Any, xp: Any = jnp) -> Array:
     """Membrane decay per step ``exp(-dt / tau_mem)`` of a LIF/ALIF/CubaLIF/LI group."""
-    return jnp.exp(-jnp.asarray(params.dt, jnp.float32) / params.tau_mem)
+    return xp.exp(-xp.asarray(params.dt, xp.float32) / params.tau_mem)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -402,12 +453,14 @@ def decay(params: Any) -> Array:
 
 
 class NeuronModel(NamedTuple):
-    """A neuron model: ``init(params, n)``, ``step(params, state, current)``, ``pseudo_derivative``."""
+    """A neuron model: ``init(params, n, xp=jnp)``, ``step(params, state, current, xp=jnp)``,
+    ``pseudo_derivative(params, state)`` (``xp``: the array namespace, ``jax.numpy`` or
+    ``numpy``; see the module docstring)."""
 
     name: str
     params_cls: type
-    init: Callable[[Any, int], Any]
-    step: Callable[[Any, Any, Array], tuple[Array, Any]]
+    init: Callable[..., Any]
+    step: Callable[..., tuple[Array, Any]]
     pseudo_derivative: Callable[[Any, Any], Array]
 
 

@@ -306,3 +306,65 @@ def test_unknown_model_reset_and_field_names_suggest_closest():
         make_params("LIF", {"tau_men": 10.0})
     with pytest.raises(ConfigError, match="Did you mean 'triangle'"):
         make_params("LIF", {"surrogate": "triangel"})
+
+
+# ---------------------------------------------------------------------------------------------
+# One set of equations, two array namespaces: numpy (host-loop baselines) == jax.numpy
+# ---------------------------------------------------------------------------------------------
+
+XP_CASES = [
+    ("LIF", {"t_ref": 2.0}),
+    ("LIF", {"reset": "zero", "v_reset": -0.2, "t_ref": 3.0, "integration": "exponential",
+             "r": 2.0}),
+    ("ALIF", {"tau_adapt": 100.0, "beta": 0.2, "t_ref": 1.0}),
+    ("CubaLIF", {"tau_syn": 4.0}),
+    ("Izhikevich", {"regime": "CH"}),
+    ("Input", None),
+    ("LI", {"tau_mem": 7.0}),
+]
+
+
+def _run_xp(m, p, currents, xp):
+    state = m.init(p, currents.shape[1], xp=xp)
+    zs, vs = [], []
+    for i in currents:
+        z, state = m.step(p, state, xp.asarray(i), xp=xp)
+        zs.append(z)
+        vs.append(state.v)
+    return zs, vs
+
+
+@pytest.mark.parametrize("name,overrides", XP_CASES)
+def test_numpy_path_runs_the_same_equations_as_jax(name, overrides):
+    """``step(..., xp=numpy)`` is the jax model computed by numpy: numpy arrays in and out (no jax
+    dispatch), the same spikes at every step and the same membrane to float rounding. Izhikevich
+    is compared in float64 over its robust window (its scheme amplifies ulp differences)."""
+    m = get_neuron(name)
+    p = make_params(m, overrides)
+    rng = np.random.default_rng(3)
+    izh = name == "Izhikevich"
+    steps = 150 if izh else 300
+    currents = rng.uniform(0.0, 12.0 if izh else 1.4, (steps, 6))
+    if not izh:
+        currents = currents.astype(np.float32)
+    z_np, v_np = _run_xp(m, p, currents, np)
+    assert all(type(z) is np.ndarray and type(v) is np.ndarray for z, v in zip(z_np, v_np))
+    if izh:
+        with jax.enable_x64(True):
+            z_jx, v_jx = jax.jit(lambda c: run_neurons(m, p, c))(jnp.asarray(currents))
+    else:
+        z_jx, v_jx = jax.jit(lambda c: run_neurons(m, p, c))(jnp.asarray(currents))
+    assert np.stack(z_np).dtype == np.asarray(z_jx).dtype
+    np.testing.assert_array_equal(np.stack(z_np), np.asarray(z_jx))
+    np.testing.assert_allclose(np.stack(v_np), np.asarray(v_jx), rtol=1e-5, atol=1e-5)
+    if name not in ("Input", "LI"):
+        assert np.stack(z_np).sum() > 10  # spikes (and resets) were compared
+
+
+def test_numpy_path_differs_from_jax_for_other_parameters():
+    """The comparison above has teeth: numpy with another tau_mem gives other spikes."""
+    rng = np.random.default_rng(3)
+    currents = rng.uniform(0.0, 1.4, (300, 6)).astype(np.float32)
+    z_np, _ = _run_xp(LIF, make_params("LIF", {"tau_mem": 25.0}), currents, np)
+    z_jx, _ = run_neurons(LIF, make_params("LIF", {"tau_mem": 20.0}), jnp.asarray(currents))
+    assert not np.array_equal(np.stack(z_np), np.asarray(z_jx))
