@@ -24,8 +24,9 @@ Under ``numpy`` the spike is the forward pass of every surrogate, ``H(x) = 1[x >
 is no gradient to stop; ``pseudo_derivative`` is jax-only (it serves learning rules).
 
 Params are flax.struct dataclasses: numeric fields are traced pytree leaves (a new value never
-recompiles), choices (reset mode, integration, surrogate) are static. ``params.validate()`` checks values on the host (ConfigError naming the
-field) and is called by the network front end before anything is traced.
+recompiles), choices (reset mode, integration, surrogate) are static. ``params.validate()``
+checks values on the host (ConfigError naming the field) and is called by the network front end
+before anything is traced.
 
 Discrete-time LIF/ALIF (Bellec et al. 2020, Methods, Eq. 2-3; identical to snnTorch ``Leaky``)::
 
