@@ -15,6 +15,8 @@ Rules (``CONNECTIVITY``):
                       ``Synapses.connect(p=...)`` and the Vogels & Abbott (2005) CUBA network.
 * ``fixed_fan_in``    every post neuron gets exactly ``k`` distinct pre neurons, drawn uniformly
                       without replacement (NEST's ``fixed_indegree``).
+* ``fixed_fan_out``   every pre neuron projects to exactly ``k`` distinct post neurons (NEST's
+                      ``fixed_outdegree``; Izhikevich 2007's network).
 
 Weight initialisers (``WEIGHT_INITS``): ``constant(value)``, ``uniform(low, high)``,
 ``normal(mean, std)``, ``lognormal(mean, sigma)`` (of the underlying normal), ``glorot`` (normal with
@@ -109,11 +111,29 @@ def fixed_fan_in(rng: np.random.Generator, n_pre: int, n_post: int, k: int = 10)
     return pre.ravel().astype(np.int32), post.astype(np.int32)
 
 
+def fixed_fan_out(rng: np.random.Generator, n_pre: int, n_post: int, k: int = 10,
+                  allow_self: bool = True) -> Edges:
+    """Every pre neuron projects to exactly ``k`` distinct, uniformly drawn post neurons (NEST's
+    ``fixed_outdegree`` without multapses); ``allow_self=False`` excludes i -> i (same group)."""
+    pool = n_post - (0 if allow_self or n_pre > n_post else 1)
+    if int(k) != k or not 0 <= k <= pool:
+        raise ConfigError("Connection(fixed_fan_out).k", k, f"an integer in [0, {pool}]")
+    k = int(k)
+    noise = rng.random((n_pre, n_post))
+    if not allow_self:
+        d = np.arange(min(n_pre, n_post))
+        noise[d, d] = np.inf  # never among the k smallest
+    post = np.sort(np.argsort(noise, axis=1)[:, :k], axis=1)
+    pre = np.repeat(np.arange(n_pre), k)
+    return pre.astype(np.int32), post.ravel().astype(np.int32)
+
+
 CONNECTIVITY: dict[str, Callable[..., Edges]] = {
     "all_to_all": all_to_all,
     "one_to_one": one_to_one,
     "probabilistic": probabilistic,
     "fixed_fan_in": fixed_fan_in,
+    "fixed_fan_out": fixed_fan_out,
 }
 
 _RULE_KWARGS = {
@@ -121,6 +141,7 @@ _RULE_KWARGS = {
     "one_to_one": (),
     "probabilistic": ("p", "allow_self"),
     "fixed_fan_in": ("k",),
+    "fixed_fan_out": ("k", "allow_self"),
 }
 
 

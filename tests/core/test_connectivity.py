@@ -92,3 +92,24 @@ def test_weight_initialisers_moments():
         cx.make_weight_init("normall")
     with pytest.raises(ConfigError, match="std"):
         cx.make_weight_init({"init": "normal", "std": -1.0})
+
+
+def test_fixed_fan_out_exact_out_degree_distinct_targets_no_self():
+    from neurorl.core.connectivity import build_edges
+
+    pre, post = build_edges("fixed_fan_out", 3, 50, 50, k=7, allow_self=False)
+    assert np.bincount(pre, minlength=50).tolist() == [7] * 50
+    assert not np.any(pre == post)
+    assert len(set(zip(pre.tolist(), post.tolist(), strict=True))) == len(pre)  # no multapses
+    # every post neuron is reachable: the draw is uniform (in-degrees spread around 7)
+    indeg = np.bincount(post, minlength=50)
+    assert indeg.min() >= 1 and 4 < indeg.mean() < 10
+    pre2, post2 = build_edges("fixed_fan_out", 3, 50, 50, k=7, allow_self=False)
+    np.testing.assert_array_equal(post, post2)  # the seed fixes the structure
+
+
+def test_fixed_fan_out_k_too_large_is_a_clear_error():
+    from neurorl.core.connectivity import build_edges
+
+    with pytest.raises(ConfigError, match="fixed_fan_out"):
+        build_edges("fixed_fan_out", 0, 10, 10, k=10, allow_self=False)
