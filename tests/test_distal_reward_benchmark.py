@@ -2,7 +2,8 @@
 
 Izhikevich (2007) daspnet conventions, one ms per step: a spike enters its targets' current in the
 next step's integration (the paper detects it at the start of that step); LTP reads the pre
-trace one ms back at a post spike (+0.1 * 0.95^(dt-1), dt >= 1); LTD reads the post trace now at a pre spike (-0.15 * 0.95^(-dt), dt <= 0); a reward (DA += 0.5)
+trace one ms back at a post spike (+0.1 * 0.95^(dt-1), dt >= 1); LTD reads the post trace now at
+a pre spike (-0.15 * 0.95^(-dt), dt <= 0); a reward (DA += 0.5)
 follows an n1 -> n2 pairing within 20 ms by 1-3 s. Forced spikes in a silent network (no thalamic
 noise) check each convention; the event-driven update is checked against the all-synapse form.
 The learning effect itself is the benchmark's result (results/distal_reward.md) and, at small
