@@ -194,8 +194,8 @@ def main(
         "(None per seed = not recovered within the run).",
         "",
         "| chip | network | final return (median) | per seed | relative to float "
-        "| energy / env step (J) | recovered | adaptation env steps (median) | chip time s (median) | energy J (median) "
-        "| adaptation env steps per seed | wall s |",
+        "| energy / env step (J) | recovered | adaptation env steps (median) "
+        "| chip time s (median) | energy J (median) | adaptation env steps per seed | wall s |",
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
 
