@@ -158,6 +158,42 @@ def energy_per_step(
     return float(e.total)
 
 
+def network_energy_fn(train: Any, substeps: int):
+    """Energy (J) of one env step from the agent's compiled network: ``synops -> J``, or None.
+
+    The counts of one env step (``substeps`` steps) are the compiled network's own
+    (``cnet.hardware.counts``): a neuron update per neuron of every group per step and, when the
+    rules learn on the chip, one learning update per plastic synapse per step (none when
+    learning is off-chip: the host learns); the synaptic events are the agent's measured synops
+    (spikes x fan-out per connection, the backend's definition). Every neuron update is counted
+    as active (the per-step metrics carry no per-neuron input counts). Priced by
+    ``cnet.hardware.energy`` with the chip's constants.
+
+    Returns:
+        None when the agent has no compiled network or its backend has no chip.
+    """
+    import jax.numpy as jnp
+
+    net = getattr(getattr(train.agent, "runtime", None), "net", None)
+    hw = getattr(net, "hardware", None)
+    if hw is None or getattr(hw, "chip", None) is None:
+        return None
+    zero = {g: jnp.zeros((substeps, grp.n), jnp.float32) for g, grp in net.groups.items()}
+    base = hw.counts(zero).activity()
+    updates = float(np.sum(base.neuron_updates))
+    learning = float(np.sum(base.learning_updates))
+
+    def fn(synops: float) -> float:
+        from neurorl.hardware.energy import ActivityCounts
+
+        counts = ActivityCounts(synops_ac=float(synops), neuron_updates=updates,
+                                active_neuron_updates=updates, learning_updates=learning,
+                                steps=float(substeps))
+        return float(hw.energy(counts).total)
+
+    return fn
+
+
 def chip_step_time(chip: str, substeps: int) -> float:
     """Chip time of one env step in seconds: ``substeps x dt`` of ``chip`` (model time step)."""
     from neurorl.hardware.chips import get_chip
@@ -557,11 +593,12 @@ def _run_experiment(
         neurons = _neuron_count(train, one)
         n_weights = int(sum(np.size(w) for w in jax.tree.leaves(train.agent.weights(one))))
         chip = cfg.hardware.chip
-        efn = (  # None: the chip has no energy model (the float reference), energy is not logged
-            (lambda syn: energy_per_step(chip, syn, neurons, cfg.agent.substeps, n_weights))
-            if has_energy_model(chip)
-            else None
-        )
+        # None: the chip has no energy model (the float reference), energy is not logged; the
+        # compiled network's hardware model where the agent is an N-HAL network
+        efn = network_energy_fn(train, cfg.agent.substeps) if has_energy_model(chip) else None
+        if efn is None and has_energy_model(chip):
+            efn = lambda syn: energy_per_step(  # noqa: E731
+                chip, syn, neurons, cfg.agent.substeps, n_weights)
 
         t_start = time.perf_counter()
         steps_at_start = done_steps

@@ -212,3 +212,27 @@ def test_adaptation_in_chip_time_and_energy(tmp_path):
     )
     with pytest.raises(ConfigError, match="adaptation_fraction"):
         from_dict(TINY, {"training.adaptation_fraction": 1.5})
+
+
+@pytest.mark.parametrize("off_chip", [True, False])
+def test_energy_per_step_comes_from_the_compiled_networks_counts(tmp_path, off_chip):
+    """Logged energy per env step = Loihi 2's constants x the compiled network's counts: every
+    group's neurons (obs relay 12 + hidden 8 + readout 3) x 2 substeps, the measured synaptic
+    events, and on-chip learning updates (176 plastic synapses x 2 steps) only when the rules
+    learn on the chip."""
+    from neurorl.hardware.chips import get_chip
+    from neurorl.hardware.energy import ActivityCounts, energy
+
+    cfg = from_dict(TINY, {"training.n_seeds": 1, "training.steps": 200,
+                           "hardware.chip": "loihi2", "hardware.off_chip_learning": off_chip})
+    runner.run_experiment(cfg, tmp_path, progress=False, wandb_mode="disabled")
+    chunks = read_jsonl(tmp_path / "chunks.jsonl")
+    assert chunks
+    chip, k = get_chip("loihi2"), 2
+    static = energy(ActivityCounts(steps=float(k)), chip).total  # the chip's idle power share
+    learn = 0.0 if off_chip else chip.e_learn_pj * 1e-12 * (12 * 8 + 8 * 7 + 8 * 3) * k
+    for c in chunks:
+        assert c["synops_per_step"] > 0
+        expected = (chip.e_synop_pj * 1e-12 * c["synops_per_step"]
+                    + chip.e_neuron_pj * 1e-12 * (12 + 8 + 3) * k + learn + static)
+        assert c["energy_per_step_j"] == pytest.approx(expected, rel=1e-6)
