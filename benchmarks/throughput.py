@@ -27,11 +27,20 @@ CartPole-v1, compile excluded, env steps/s summed over envs and seeds): ``eprop_
 older commit in its own venv) -- each in a fresh subprocess (``--train-worker``), so both get a
 clean JAX with the device setup ``make_train`` asks for.
 
+With ``--ppo-python PATH`` (a venv with rejax 0.1.3 and gymnax < 1.0), the table gets a pure-JAX
+PPO row beside them: rejax's PPO (MLP 64x64) training on gymnax CartPole-v1 with 16 envs
+(``benchmarks/rejax_ppo.py``, in that interpreter), env steps/s compile excluded.
+
 Results: ``benchmarks/results/throughput.{json,md}``. This is a benchmark, not a test: numbers
 depend on the machine and its load (reported; best of N repeats). Run it on a quiet machine::
 
-    .venv/bin/python benchmarks/throughput.py --old-python ../main/.venv/bin/python
+    git worktree add /tmp/old13 35dc39f && python3 -m venv /tmp/old13/.venv \
+        && /tmp/old13/.venv/bin/pip install -e /tmp/old13          # the pre-refactor install
+    python3 -m venv .venv-ppo && .venv-ppo/bin/pip install "rejax==0.1.3" "gymnax<1.0"
+    .venv/bin/python benchmarks/throughput.py --old-python /tmp/old13/.venv/bin/python \
+        --ppo-python .venv-ppo/bin/python
     .venv/bin/python benchmarks/throughput.py --quick      # seconds: sizes 1 and 64
+    .venv/bin/python benchmarks/throughput.py --quick --learners --old-python ... # + learners
 """
 
 from __future__ import annotations
@@ -254,11 +263,9 @@ def check_agreement(n_steps: int = 300, seed: int = 0, numpy_overrides: dict | N
 
 
 # --- timing -------------------------------------------------------------------------------------
-def time_make_train(n: int, n_steps: int, repeats: int) -> dict:
-    """Agent-steps/s of ``make_train`` with ``n`` reference agents (best of repeats, compile
-    excluded): ``train.run_chunk`` of ``n_steps`` env steps per agent."""
-    train = make_train(reference_config(n, n_steps))
-    rs = train.init(jax.random.key(1))
+def _time_chunks(train: Any, rs: Any, n_steps: int, repeats: int) -> tuple[Any, float, float]:
+    """``train.run_chunk(rs, n_steps)`` once (compile) then ``repeats`` times; returns the last
+    metrics, the first call's seconds (compile included) and the best of the repeats."""
     t0 = time.perf_counter()
     rs, m = train.run_chunk(rs, n_steps)
     jax.block_until_ready(m)
@@ -269,6 +276,14 @@ def time_make_train(n: int, n_steps: int, repeats: int) -> dict:
         rs, m = train.run_chunk(rs, n_steps)
         jax.block_until_ready((rs, m))
         best = min(best, time.perf_counter() - t0)
+    return m, compile_s, best
+
+
+def time_make_train(n: int, n_steps: int, repeats: int) -> dict:
+    """Agent-steps/s of ``make_train`` with ``n`` reference agents (best of repeats, compile
+    excluded): ``train.run_chunk`` of ``n_steps`` env steps per agent."""
+    train = make_train(reference_config(n, n_steps))
+    m, compile_s, best = _time_chunks(train, train.init(jax.random.key(1)), n_steps, repeats)
     reward = np.asarray(m["reward"])
     assert reward.sum() == n * n_steps  # CartPole gives +1 every step: the envs really stepped
     return {
@@ -291,17 +306,7 @@ def time_learner(agent: str, n_envs: int, n_seeds: int, substeps: int, n_steps: 
     steps = max(unit, int(math.ceil(n_steps / unit)) * unit)
     train = make_train(TrainConfig("CartPole-v1", agent, {}, n_steps=steps, n_envs=n_envs,
                                    substeps=substeps, n_seeds=n_seeds))
-    rs = train.init(jax.random.key(0))
-    t0 = time.perf_counter()
-    rs, m = train.run_chunk(rs, steps)
-    jax.block_until_ready(m)
-    compile_s = time.perf_counter() - t0
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        rs, m = train.run_chunk(rs, steps)
-        jax.block_until_ready((rs, m))
-        best = min(best, time.perf_counter() - t0)
+    _, compile_s, best = _time_chunks(train, train.init(jax.random.key(0)), steps, repeats)
     layout = getattr(train, "layout", None)
     return {"steps_per_s": steps * n_seeds / best, "best_s": best, "env_steps_per_seed": steps,
             "first_call_s_incl_compile": compile_s,
@@ -330,6 +335,21 @@ def time_learners(python: str, n_envs: int = 8, n_seeds: int = 5, substeps: int 
     cmd = [python, str(Path(__file__).resolve()), "--train-worker", "--agents", *agents,
            "--n-envs", str(n_envs), "--n-seeds", str(n_seeds), "--substeps", str(substeps),
            "--train-steps", str(n_steps), "--repeats", str(repeats)]
+    return _child_json(cmd, f"train worker ({python})", timeout_s)
+
+
+def time_ppo(python: str, n_envs: int = 16, n_steps: int = 100_000, repeats: int = 3,
+             timeout_s: float = 3600.0) -> dict:
+    """rejax PPO's env steps/s on gymnax CartPole-v1 (``benchmarks/rejax_ppo.py``) in
+    ``python``, a side environment with rejax (see the module docstring)."""
+    cmd = [python, str(RESULTS.parent / "rejax_ppo.py"), "--n-envs", str(n_envs), "--steps",
+           str(n_steps), "--repeats", str(repeats)]
+    return _child_json(cmd, f"rejax PPO ({python})", timeout_s)
+
+
+def _child_json(cmd: list[str], what: str, timeout_s: float) -> dict:
+    """Run ``cmd`` in ``benchmarks/`` (so ``neurorl`` is whatever that interpreter has
+    installed) and return the JSON of its last output line."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # leave the other checkout untouched
     # a fresh start: without the host-device count this process asked for, each install sets
     # up its devices as it does for its users (this checkout: one per core; older: one)
@@ -337,10 +357,9 @@ def time_learners(python: str, n_envs: int = 8, n_seeds: int = 5, substeps: int 
              if "xla_force_host_platform_device_count" not in f]
     env["XLA_FLAGS"] = " ".join(flags)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
-                          cwd=str(Path(__file__).resolve().parent), env=env)
+                          cwd=str(RESULTS.parent), env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"train worker ({python}) failed ({proc.returncode}):\n"
-                           f"{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -416,12 +435,18 @@ def markdown(result: dict) -> str:
             tail = f"{old['steps_per_s']:,.0f} | {new / old['steps_per_s']:.2f}x |" if old else (
                 "- | - |")
             lines.append(f"| {a} | {new:,.0f} | {row['devices']} | {tail}")
+        ppo = lt.get("ppo")
+        if ppo:
+            lines += ["", f"For scale: rejax {ppo.get('rejax')} PPO (MLP 64x64, gymnax "
+                      f"CartPole-v1, {ppo['n_envs']} envs, {ppo['env_steps']:,} env steps, jax "
+                      f"{ppo.get('jax')}) trains at **{ppo['steps_per_s']:,.0f}** env steps/s "
+                      "(compile excluded, best of repeats)."]
     return "\n".join(lines) + "\n"
 
 
 def main(quick: bool = False, out: Path | str | None = None, sizes: list[int] | None = None,
          repeats: int | None = None, old_python: str | None = None,
-         learners: bool | None = None) -> dict:
+         learners: bool | None = None, ppo_python: str | None = None) -> dict:
     """Agreement check, then the timings; writes ``throughput.json`` and ``throughput.md``.
 
     Args:
@@ -431,6 +456,7 @@ def main(quick: bool = False, out: Path | str | None = None, sizes: list[int] | 
         sizes: numbers of agents (default 1 64 1024; quick: 1 64).
         repeats: timing repeats, best reported (default 5; quick: 2).
         old_python: interpreter of another neurorl install for the learner table's "old" column.
+        ppo_python: interpreter of a venv with rejax (the learner table's PPO line).
         learners: time the learning agents (default: not quick).
 
     Returns:
@@ -483,6 +509,10 @@ def main(quick: bool = False, out: Path | str | None = None, sizes: list[int] | 
         lt = {"config": cfg, "new": time_learners(sys.executable, **kw)}
         if old_python:
             lt["old"] = time_learners(old_python, **kw)
+        if ppo_python:
+            lt["ppo"] = time_ppo(ppo_python, n_steps=20_000 if quick else 200_000,
+                                 repeats=cfg["repeats"])
+            print(f"rejax PPO {lt['ppo']['steps_per_s']:9,.0f}", flush=True)
         result["learners"] = lt
         for a, row in lt["new"]["rows"].items():
             old = (lt.get("old") or {}).get("rows", {}).get(a)
@@ -503,6 +533,8 @@ def _cli() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--old-python", default=None,
                     help="python of an older neurorl install (the learner table's old column)")
+    ap.add_argument("--ppo-python", default=None,
+                    help="python of a venv with rejax 0.1.3 + gymnax<1.0 (a PPO line for scale)")
     ap.add_argument("--learners", action=argparse.BooleanOptionalAction, default=None,
                     help="time eprop_ac / rstdp / bptt_ac through make_train (default: not quick)")
     ap.add_argument("--train-worker", action="store_true", help=argparse.SUPPRESS)
@@ -517,7 +549,7 @@ def _cli() -> None:
                       args.repeats or 3)
         return
     result = main(args.quick, args.out, args.sizes, args.repeats, args.old_python,
-                  args.learners)
+                  args.learners, args.ppo_python)
     print(markdown(result))
 
 
