@@ -84,6 +84,7 @@ def main(
     chips: list[str] | None = None,
 ) -> dict:
     from benchmarks.common import machine, provenance, write_results
+    from neurorl.errors import NumericFaultError
     from neurorl.experiment import config as C
     from neurorl.experiment.runner import run_experiment
 
@@ -122,9 +123,21 @@ def main(
             },
         )
         t0 = time.perf_counter()
-        summary = run_experiment(
-            cfg, Path("/tmp/neurorl-hw") / chip, progress=False, wandb_mode="disabled"
-        )
+        try:
+            summary = run_experiment(
+                cfg, Path("/tmp/neurorl-hw") / chip, progress=False, wandb_mode="disabled"
+            )
+        except NumericFaultError as e:  # reported in the row, the other chips still run
+            wall = time.perf_counter() - t0
+            rows.append({"chip": chip, "network": fit_note or "default",
+                         "status": f"stopped: {str(e).split(' (run directory')[0]}",
+                         "final_return_median": None, "final_return_per_seed": [],
+                         "energy_per_step_j": None, "adaptation_steps": [],
+                         "adaptation_recovered": 0, "adaptation_steps_median": None,
+                         "adaptation_chip_time_s_median": None,
+                         "adaptation_energy_j_median": None, "wall_s": wall})
+            print(f"{chip}: {rows[-1]['status']} ({wall:.0f} s)", flush=True)
+            continue
         wall = time.perf_counter() - t0
         finals = [m["final_return"] for m in summary["members"] if m["final_return"] is not None]
         energy = [
@@ -141,6 +154,7 @@ def main(
             {
                 "chip": chip,
                 "network": fit_note or "default",
+                "status": "ok",
                 "final_return_median": float(np.median(finals)) if finals else None,
                 "final_return_per_seed": finals,
                 "energy_per_step_j": None if no_model or not energy else float(np.mean(energy)),
@@ -214,6 +228,9 @@ def main(
             f"{fmt(r['adaptation_chip_time_s_median'], '.2f')} | "
             f"{fmt(r['adaptation_energy_j_median'], '.3g')} | {steps_seed} | {r['wall_s']:.0f} |"
         )
+    for r in rows:
+        if r["status"] != "ok":
+            md += ["", f"{r['chip']}: {r['status']}."]
     l2 = next((r for r in rows if r["chip"] == "loihi2"), None)
     if l2 is not None:
         ok = l2["relative_to_float"] is not None and l2["relative_to_float"] >= 0.95
