@@ -16,6 +16,7 @@ References:
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import time
 
@@ -38,7 +39,7 @@ def time_ppo(n_envs: int = 16, n_steps: int = 100_000, repeats: int = 3) -> dict
         best = min(best, time.perf_counter() - t0)
     return {"steps_per_s": n_steps / best, "best_s": best, "env_steps": n_steps,
             "n_envs": n_envs, "first_call_s_incl_compile": first,
-            "rejax": getattr(rejax, "__version__", "?"), "jax": jax.__version__,
+            "rejax": importlib.metadata.version("rejax"), "jax": jax.__version__,
             "jax_devices": len(jax.devices())}
 
 
