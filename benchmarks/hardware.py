@@ -82,6 +82,7 @@ def main(
     steps: int | None = None,
     seeds: int | None = None,
     chips: list[str] | None = None,
+    max_weight_growth: float | None = None,
 ) -> dict:
     from benchmarks.common import machine, provenance, write_results
     from neurorl.errors import NumericFaultError
@@ -120,6 +121,8 @@ def main(
                 "logging.wandb": "disabled",
                 "logging.progress": False,
                 "name": f"hw-{chip}",
+                **({"training.max_weight_growth": max_weight_growth}
+                   if max_weight_growth is not None else {}),
             },
         )
         t0 = time.perf_counter()
@@ -252,5 +255,9 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--chips", nargs="+", default=None, help=f"a subset of {CHIPS}")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--max-weight-growth", type=float, default=None,
+                    help="the runs' training.max_weight_growth (default: the config's, 1000); "
+                         "a diagnostic: off-chip learning's float shadow weights are unbounded")
     a = ap.parse_args()
-    main(quick=a.quick, out=a.out, steps=a.steps, seeds=a.seeds, chips=a.chips)
+    main(quick=a.quick, out=a.out, steps=a.steps, seeds=a.seeds, chips=a.chips,
+         max_weight_growth=a.max_weight_growth)
