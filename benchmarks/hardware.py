@@ -72,7 +72,7 @@ def fitting_hyper(chip: str, base: dict) -> tuple[dict, str | None]:
             continue
         if n_rec == default:
             return hyper, None
-        return h, f"n_rec {n_rec} (default {default}: {first_error})"
+        return h, f"n_rec {n_rec}: the default {default} does not fit ({first_error})"
     raise RuntimeError(f"no e-prop network fits {chip}: {first_error}")
 
 
@@ -125,17 +125,23 @@ def main(
                    if max_weight_growth is not None else {}),
             },
         )
+        run_dir = Path("/tmp/neurorl-hw") / chip
         t0 = time.perf_counter()
         try:
-            summary = run_experiment(
-                cfg, Path("/tmp/neurorl-hw") / chip, progress=False, wandb_mode="disabled"
-            )
+            summary = run_experiment(cfg, run_dir, progress=False, wandb_mode="disabled")
         except NumericFaultError as e:  # reported in the row, the other chips still run
             wall = time.perf_counter() - t0
+            from neurorl.experiment.logging import read_jsonl
+
+            # the energy per env step of the chunks logged before the stop
+            logged = [c["energy_per_step_j"] for c in read_jsonl(run_dir / "chunks.jsonl")
+                      if c.get("energy_per_step_j") is not None]
             rows.append({"chip": chip, "network": fit_note or "default",
+                         "network_label": _label(fit_note),
                          "status": f"stopped: {str(e).split(' (run directory')[0]}",
                          "final_return_median": None, "final_return_per_seed": [],
-                         "energy_per_step_j": None, "adaptation_steps": [],
+                         "energy_per_step_j": float(np.mean(logged)) if logged else None,
+                         "adaptation_steps": [],
                          "adaptation_recovered": 0, "adaptation_steps_median": None,
                          "adaptation_chip_time_s_median": None,
                          "adaptation_energy_j_median": None, "wall_s": wall})
@@ -157,6 +163,7 @@ def main(
             {
                 "chip": chip,
                 "network": fit_note or "default",
+                "network_label": _label(fit_note),
                 "status": "ok",
                 "final_return_median": float(np.median(finals)) if finals else None,
                 "final_return_per_seed": finals,
@@ -196,7 +203,19 @@ def main(
         "provenance": prov,
         "rows": rows,
     }
-    substeps = base["agent"]["substeps"]
+    write_results("hardware", result, rows, out=results_dir, markdown=markdown(result))
+    return result
+
+
+def _label(note: str | None) -> str:
+    """The table's short network label: ``default`` or ``n_rec N``."""
+    return "default" if not note else note.split(":")[0]
+
+
+def markdown(result: dict) -> str:
+    """The results table (and the notes under it) as markdown."""
+    rows, steps, seeds = result["rows"], result["steps"], result["seeds"]
+    substeps = result["substeps"]
     md = [
         "# Hardware: e-prop actor-critic on CartPole-v1 under chip constraints",
         "",
@@ -223,7 +242,7 @@ def main(
         per_seed = ", ".join(f"{x:.0f}" for x in r["final_return_per_seed"])
         steps_seed = ", ".join(fmt(x, ".0f") for x in r["adaptation_steps"])
         md.append(
-            f"| {r['chip']} | {r['network']} | {fmt(r['final_return_median'], '.1f')} | "
+            f"| {r['chip']} | {r['network_label']} | {fmt(r['final_return_median'], '.1f')} | "
             f"{per_seed} | "
             f"{fmt(r['relative_to_float'], '.2f')} | {fmt(r['energy_per_step_j'], '.3g')} | "
             f"{r['adaptation_recovered']}/{len(r['adaptation_steps'])} | "
@@ -232,6 +251,8 @@ def main(
             f"{fmt(r['adaptation_energy_j_median'], '.3g')} | {steps_seed} | {r['wall_s']:.0f} |"
         )
     for r in rows:
+        if r["network"] != "default":
+            md += ["", f"{r['chip']} network: {r['network']}."]
         if r["status"] != "ok":
             md += ["", f"{r['chip']}: {r['status']}."]
     l2 = next((r for r in rows if r["chip"] == "loihi2"), None)
@@ -244,8 +265,7 @@ def main(
             f"({fmt(l2['relative_to_float'], '.2f')}).",
         ]
     md += ["", f"Machine: {result['machine']}"]
-    write_results("hardware", result, rows, out=results_dir, markdown="\n".join(md) + "\n")
-    return result
+    return "\n".join(md) + "\n"
 
 
 if __name__ == "__main__":
