@@ -461,6 +461,14 @@ def main(
             runs = list(pool.map(_one, *zip(*tasks, strict=True)))
     else:
         runs = [_one(*t) for t in tasks]
+    return write(runs, seconds, models, prov, time.perf_counter() - t0, out)
+
+
+def write(runs: list[dict], seconds: int, models: tuple[str, ...], prov: dict, wall_s: float,
+          out: str | None = None) -> dict:
+    """The result of ``runs`` (from :func:`simulate` / :func:`simulate_library`) as
+    ``distal_reward.json`` and ``.md``; the table follows the first run's seed."""
+    seeds = list(dict.fromkeys(r["seed"] for r in runs))
     keys = (
         "model",
         "seed",
@@ -478,7 +486,7 @@ def main(
         "benchmark": "distal_reward (Izhikevich 2007)",
         "seconds_model_time": seconds,
         "models": list(models),
-        "wall_s_total": round(time.perf_counter() - t0, 1),
+        "wall_s_total": round(wall_s, 1),
         "seeds": [{k: r[k] for k in keys} for r in runs],
         "runs": runs,
         "provenance": prov,
@@ -518,6 +526,21 @@ def main(
     return result
 
 
+def merge(paths: list[str], out: str | None = None) -> dict:
+    """One result from the ``distal_reward.json`` of separate invocations (e.g. one seed per
+    invocation); all must have the same model time. Provenance: the first file's."""
+    import json
+
+    parts = [json.loads(open(p).read()) for p in paths]
+    seconds = {p["seconds_model_time"] for p in parts}
+    if len(seconds) != 1:
+        raise ValueError(f"different model times {sorted(seconds)}: {paths}")
+    runs = [r for p in parts for r in p["runs"]]
+    models = tuple(dict.fromkeys(r["model"] for r in runs))
+    return write(runs, seconds.pop(), models, parts[0]["provenance"],
+                 sum(p["wall_s_total"] for p in parts), out)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=3600)
@@ -526,6 +549,11 @@ if __name__ == "__main__":
     ap.add_argument("--model", choices=("both", *MODELS), default="both")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     ap.add_argument("--every", type=int, default=60, help="summary interval (s of model time)")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                    help="write one result from the distal_reward.json of earlier runs")
     args = ap.parse_args()
+    if args.merge:
+        merge(args.merge, args.out)
+        raise SystemExit(0)
     models = tuple(MODELS) if args.model == "both" else (args.model,)
     main(args.seconds, tuple(args.seeds), args.out, args.every, args.jobs, models)
