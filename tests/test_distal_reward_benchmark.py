@@ -160,3 +160,19 @@ def test_weight_update_every_ten_ms_uses_dopamine(net):
     st["sd"][5, 3] = 100.0
     dr.step(net, st, np.zeros(dr.N), update_weights=True)
     assert st["s"][5, 3] == dr.SM
+
+
+@pytest.mark.slow
+def test_library_model_runs_the_network_the_reference_runs():
+    """Two seconds of the library model (N-HAL Izhikevich groups + rstdp, jitted) beside the
+    reference on the same connectivity: the same network activity (~1.2 Hz, as the paper's
+    spontaneous rate), the chosen synapse still at 0 before any reward, every other excitatory
+    weight in [0, 4] and near its start."""
+    lib = dr.simulate_library(2, 0, every=1)
+    ref = dr.simulate(2, 0, every=1)
+    for run in (lib, ref):
+        assert 0.8 < run["rate_hz"] < 2.0, run["rate_hz"]
+    assert abs(lib["rate_hz"] - ref["rate_hz"]) < 0.15 * ref["rate_hz"]
+    if lib["rewards"] == 0:
+        assert lib["chosen_final"] == 0.0
+    assert 0.9 < lib["others_mean"] <= 1.0 and lib["others_p99"] <= dr.SM
