@@ -63,10 +63,20 @@ CASES: dict[str, tuple[TrainConfig, float | None, int]] = {
                                                     n_steps=1_000_000, n_envs=8, substeps=5,
                                                     n_seeds=5), None, 40_000),
 }
+# the non-spiking reference (benchmarks/ppo_baseline.py: PPO, MLP 64x64, constant lr), run by
+# the same script on the same machine: name -> (env id, threshold, budget env steps per seed)
+PPO_CASES: dict[str, tuple[str, float | None, int]] = {
+    "ppo_cartpole": ("CartPole-v1", 475.0, 500_000),
+}
 SEEDS = (0, 1, 2, 3, 4)
 
 
 def run_case(name: str, seeds: tuple[int, ...] = SEEDS, budget: int | None = None) -> dict:
+    if name in PPO_CASES:
+        from benchmarks.ppo_baseline import run_ppo
+
+        env_id, thr, n = PPO_CASES[name]
+        return run_ppo(seeds, budget or n, env_id, thr)
     cfg, thr, chunk = CASES[name]
     cfg = dataclasses.replace(cfg, n_seeds=len(seeds))
     if budget is not None:  # a multiple of the chunk's granularity (n_envs)
@@ -125,7 +135,7 @@ def write(results: dict, seeds: tuple[int, ...]) -> None:
     old = json.load(open(path)) if os.path.exists(path) else {"cases": {}}
     old["cases"].update(results)
     # cases no longer defined (older configurations) are dropped, not reported
-    old["cases"] = {k: v for k, v in old["cases"].items() if k in CASES}
+    old["cases"] = {k: v for k, v in old["cases"].items() if k in CASES or k in PPO_CASES}
     old["machine"] = machine()
     old["provenance"] = provenance()
     json.dump(old, open(path, "w"), indent=1)
@@ -143,10 +153,21 @@ def write(results: dict, seeds: tuple[int, ...]) -> None:
         "during training.", "",
         "| case | env | agent | budget (env steps) | final last-100: median [min, max] | "
         "peak last-100: median [min, max] | threshold | seeds reaching | steps to threshold "
-        "(per seed) | bar | wall s | spikes/step |",
-        "|---|---|---|---:|---|---|---:|---:|---|---|---:|---:|",
+        "(per seed) | median steps to threshold | PPO median steps (same env, same run) | bar "
+        "| wall s (under load) | spikes/step |",
+        "|---|---|---|---:|---|---|---:|---:|---|---:|---:|---|---:|---:|",
     ]
+
+    def median_steps(r: dict) -> str:
+        # the median seed's crossing (a seed that never reached counts as infinitely late)
+        st = sorted((x if x is not None else float("inf"))
+                    for x in r["steps_to_threshold_per_seed"])
+        m = st[len(st) // 2] if st else float("inf")
+        return "not reached" if m == float("inf") else f"{int(m):,}"
+
+    ppo = {r["env_id"]: r for k, r in old["cases"].items() if k in PPO_CASES}
     for k, r in old["cases"].items():
+        sp = r["spikes_per_env_step"]
         pk = r.get("peak_last100_per_seed")
         peak = (f"{np.median(pk):.1f} [{min(pk):.1f}, {max(pk):.1f}]" if pk else "n/a")
         n_reach = r["seeds_reaching_threshold"]
@@ -156,8 +177,11 @@ def write(results: dict, seeds: tuple[int, ...]) -> None:
             f"| {k} | {r['env_id']} | {r['agent']} | {r['n_steps']:,} | "
             f"{r['last100_median']:.1f} [{r['last100_min']:.1f}, {r['last100_max']:.1f}] | "
             f"{peak} | {r['threshold']} | {n_reach}/5 | "
-            f"{r['steps_to_threshold_per_seed']} | {bar} | {r['wall_time_s']:.0f} | "
-            f"{r['spikes_per_env_step']:.1f} |")
+            f"{r['steps_to_threshold_per_seed']} | "
+            f"{median_steps(r) if r['threshold'] is not None else 'n/a'} | "
+            f"{median_steps(ppo[r['env_id']]) if r['env_id'] in ppo else 'n/a'} | {bar} | "
+            f"{r['wall_time_s']:.0f} | "
+            f"{'n/a' if sp is None else format(sp, '.1f')} |")
     notes = os.path.join(HERE, "learning_notes.md")
     if os.path.exists(notes):
         lines += ["", open(notes).read().strip()]
@@ -183,9 +207,9 @@ if __name__ == "__main__":
     if args.budget is not None and not args.json:
         sys.exit("--budget needs --json (a shortened run never goes to learning.md)")
     done = {}
-    for n in args.cases or list(CASES):
-        if n not in CASES:
-            sys.exit(f"unknown case {n!r}; choose from {sorted(CASES)}")
+    for n in args.cases or [*PPO_CASES, *CASES]:
+        if n not in CASES and n not in PPO_CASES:
+            sys.exit(f"unknown case {n!r}; choose from {sorted([*CASES, *PPO_CASES])}")
         done[n] = run_case(n, seeds, args.budget)
         if args.json:
             json.dump({"cases": done, "machine": machine(), "provenance": provenance()},
