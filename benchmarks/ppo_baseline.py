@@ -38,10 +38,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from neurorl.envs import make  # noqa: E402
 
 # 16 envs x 128 steps per update, 4 epochs x 4 minibatches, constant lr 2.5e-3 (the rejax
-# CartPole settings quoted in issue 17, except the epoch / minibatch counts, PureJaxRL's)
+# CartPole settings quoted in issue 17, except the epoch / minibatch counts, PureJaxRL's);
+# no entropy bonus: on seeds 100-104 (200k steps) the median seed reached 475 at 159k without
+# it and at 168k with 0.01
 PPO_DEFAULTS: dict[str, Any] = {
     "n_envs": 16, "n_steps": 128, "epochs": 4, "minibatches": 4, "lr": 2.5e-3,
-    "gamma": 0.99, "gae_lambda": 0.95, "clip": 0.2, "c_ent": 0.01, "c_v": 0.5,
+    "gamma": 0.99, "gae_lambda": 0.95, "clip": 0.2, "c_ent": 0.0, "c_v": 0.5,
     "max_grad_norm": 0.5, "hidden": 64,
 }
 
