@@ -77,12 +77,15 @@ DEFAULTS: dict[str, Any] = {
     "feedback": "symmetric",  # or "random" (fixed random feedback, feedback alignment)
     "lr": 1e-4,
     "lr_decay_steps": 0,  # > 0: lr decays linearly to 0 over this many learn calls
-    "adam_eps": 1e-5,
+    # Adam's epsilon: 1e-3 (not 1e-5) damps the steps once the TD-gated gradients get small, so
+    # a constant lr does not drift a learned policy away (Bellec's Atari agent used eps = 1);
+    # chosen on CartPole seeds 100-104 with c_ent 0 (benchmarks/learning_notes.md)
+    "adam_eps": 1e-3,
     "max_grad_norm": 1.0,
     "gamma": 0.99,  # discount
-    "lam": 0.9,  # TD(lambda) tag decay (with gamma)
+    "lam": 0.8,  # TD(lambda) tag decay (with gamma); 0.8 (not 0.9, 0.95) on CartPole seeds 100-104
     "c_v": 0.5,  # value weight in the tag
-    "c_ent": 0.01,  # entropy bonus
+    "c_ent": 0.0,  # entropy bonus (0.01 and 0.001 kept CartPole below 475; seeds 100-104)
     "reward_scale": 0.1,
     "log_std0": -0.5,  # continuous actions: initial log std
 }

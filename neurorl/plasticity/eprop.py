@@ -85,12 +85,17 @@ def _decay_matrix(d: Array, T: int) -> Array:
     return jnp.where(e >= 0, d ** np.maximum(e, 0), 0.0)
 
 
-def eprop(tau_out: float = 20.0):
+def eprop(tau_out: float = 20.0, normalized_filter: bool = False):
     """e-prop eligibility on one connection as an optax-shaped :class:`PlasticityRule`.
 
     Args:
         tau_out: time constant (ms) of the readout the learning signal comes from; the
             eligibility trace is filtered with ``kappa = exp(-dt / tau_out)`` (Bellec's F_kappa).
+        normalized_filter: filter with unit DC gain, ``ebar = kappa ebar + (1 - kappa) e``
+            (``exp_convolve`` of Bellec's TensorFlow code, and NEST's
+            ``eprop_iaf[_adapt]_bsshslm_2020``) instead of ``ebar = kappa ebar + e``; the
+            gradient of a connection into a hidden group is then ``(1 - kappa)`` times the
+            default's. Connections into a readout are unaffected (their eligibility is ``p``).
 
     Returns:
         ``PlasticityRule(init, accumulate, update, accumulate_block)``; ``update(state, L, w)``
@@ -105,6 +110,8 @@ def eprop(tau_out: float = 20.0):
     from neurorl.plasticity import PlasticityRule
 
     check_tau("eprop.tau_out", tau_out)
+    if not isinstance(normalized_filter, (bool, np.bool_)):
+        raise ConfigError("eprop.normalized_filter", normalized_filter, "true or false")
 
     def init(weights: Array) -> EpropState:
         n_pre, n_post = jnp.shape(weights)
@@ -128,6 +135,8 @@ def eprop(tau_out: float = 20.0):
         else:
             eps_a = state.eps_a
             e = psi[None, :] * p[:, None]
+        if normalized_filter:
+            e = (1.0 - kappa) * e
         return EpropState(p, eps_a, kappa * state.ebar + e, psi)
 
     def accumulate_block(state: EpropState, pre: Array, post: Array, view: Any) -> EpropState:
@@ -147,6 +156,8 @@ def eprop(tau_out: float = 20.0):
                                                                  state.ebar.shape))
         psi = view.psi  # [T, n_post]
         w = kappa ** jnp.arange(T - 1, -1, -1, dtype=jnp.float32)  # kappa^(T-t)
+        if normalized_filter:
+            w = (1.0 - kappa) * w
         ebar = kappa**T * state.ebar + P.T @ (w[:, None] * psi)  # one rank-T product
         return EpropState(P[-1], state.eps_a, ebar, psi[-1])
 

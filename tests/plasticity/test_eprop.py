@@ -35,7 +35,8 @@ def _weights(seed, n_in, n_rec, n_out, w_scale):
 
 
 def _net(n_in, n_rec, n_out, *, beta=0.0, recurrent=True, n_ref=0, tau_mem=20.0,
-         tau_adapt=200.0, v_th=1.0, tau_out=20.0, w_scale=1.0, seed=0, rules=True):
+         tau_adapt=200.0, v_th=1.0, tau_out=20.0, w_scale=1.0, seed=0, rules=True,
+         normalized_filter=False):
     w_in, w_rec, w_out = _weights(seed, n_in, n_rec, n_out, w_scale)
     adaptive = np.any(np.asarray(beta) != 0)
     hid_p = {"tau_mem": tau_mem, "tau_adapt": tau_adapt, "beta": beta, "v_th": v_th,
@@ -53,7 +54,9 @@ def _net(n_in, n_rec, n_out, *, beta=0.0, recurrent=True, n_ref=0, tau_mem=20.0,
         objs.append(c_rec)
         conns.append(c_rec)
     if rules:
-        objs += [LearningRule(c, "eprop", {"tau_out": tau_out}, name=c.name) for c in conns]
+        objs += [LearningRule(c, "eprop", {"tau_out": tau_out,
+                                           "normalized_filter": normalized_filter},
+                              name=c.name) for c in conns]
     return Network(*objs).compile()
 
 
@@ -234,3 +237,24 @@ def test_no_recompile_when_constants_change():
                                                                             beta=beta)
         net.simulate(s["weights"], net.dynamic(s), net.traces(s), {"in": xs})
     assert net._simulate_jit._cache_size() == 1
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5])  # LIF (block path) and ALIF (scan path)
+def test_normalized_filter_scales_hidden_eligibility(beta):
+    """``eprop(normalized_filter=True)`` (NEST's / Bellec's TF exp_convolve convention) gives
+    (1 - kappa) times the default hidden-layer trace; the readout's trace is unchanged."""
+    xs, _ = _task()
+    ebar = {}
+    for norm in (False, True):
+        net = _net(10, 8, 2, beta=beta, w_scale=3.0, normalized_filter=norm)
+        s = net.init(jax.random.PRNGKey(0))
+        _, tr, _, _ = net.simulate(s["weights"], net.dynamic(s), net.traces(s), {"in": xs})
+        ebar[norm] = {n: np.asarray(tr[n].ebar) for n in ("in", "rec", "out")}
+    kappa = np.exp(-1.0 / 20.0)
+    for n in ("in", "rec"):
+        assert np.abs(ebar[False][n]).max() > 1e-3
+        np.testing.assert_allclose(ebar[True][n], (1 - kappa) * ebar[False][n], rtol=1e-4,
+                                   atol=1e-6)
+    np.testing.assert_allclose(ebar[True]["out"], ebar[False]["out"])
+    with pytest.raises(ConfigError, match="normalized_filter"):
+        RULES["eprop"](normalized_filter="yes")
