@@ -3,7 +3,7 @@
 Run by ``benchmarks/throughput.py --ppo-python PYTHON`` with the interpreter of a side venv that
 has rejax (rejax 0.1.3 needs gymnax < 1.0, which neurorl's own environment does not pin)::
 
-    python3 -m venv .venv-ppo && .venv-ppo/bin/pip install "rejax==0.1.3" "gymnax<1.0"
+    python3 -m venv /tmp/ppo-venv && /tmp/ppo-venv/bin/pip install "rejax==0.1.3" "gymnax<1.0"
 
 It imports neither neurorl nor anything of this repository, and prints one JSON line:
 env steps per second of ``jax.jit(algo.train)`` (MLP 64x64 actor and critic, ``n_envs``

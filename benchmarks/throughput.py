@@ -36,9 +36,9 @@ depend on the machine and its load (reported; best of N repeats). Run it on a qu
 
     git worktree add /tmp/old13 35dc39f && python3 -m venv /tmp/old13/.venv \
         && /tmp/old13/.venv/bin/pip install -e /tmp/old13          # the pre-refactor install
-    python3 -m venv .venv-ppo && .venv-ppo/bin/pip install "rejax==0.1.3" "gymnax<1.0"
+    python3 -m venv /tmp/ppo-venv && /tmp/ppo-venv/bin/pip install "rejax==0.1.3" "gymnax<1.0"
     .venv/bin/python benchmarks/throughput.py --old-python /tmp/old13/.venv/bin/python \
-        --ppo-python .venv-ppo/bin/python
+        --ppo-python /tmp/ppo-venv/bin/python
     .venv/bin/python benchmarks/throughput.py --quick      # seconds: sizes 1 and 64
     .venv/bin/python benchmarks/throughput.py --quick --learners --old-python ... # + learners
 """
