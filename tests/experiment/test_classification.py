@@ -45,22 +45,28 @@ def _trained(cfg):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("rule,chip,lr", [("eprop", "float", 2e-3), ("bptt", "float", 5e-3),
-                                          ("eprop", "spinnaker", 2e-3),
-                                          ("bptt", "spinnaker", 5e-3)])
+                                          ("eprop", "loihi2", 2e-3),
+                                          ("bptt", "loihi2", 5e-3)])
 def test_rules_learn_the_synthetic_task(rule, chip, lr):
+    # the chip: Loihi 2's 8-bit weights (step 1/64 of the grid here), the coarsest grid with
+    # on-chip e-prop among the profiles
     cfg = _cfg(learning={"rule": rule, "epochs": 3, "lr": lr}, hardware={"chip": chip})
     tr, test, w0, before = _trained(cfg)
     after = tr.evaluate(test.x, test.y, details=True)
     assert before < 0.5  # 4 classes: untrained readout is near chance
     assert after["accuracy"] >= 0.9
     w = tr.weights()
-    # the hidden layer learned (for e-prop: through the N-HAL's eprop LearningRule)
-    assert np.abs(np.asarray(w[K.C_IN]) - w0[K.C_IN]).max() > 1e-3
-    if chip != "float":  # SpiNNaker's 16-bit grid: every stored weight is a multiple of its step
-        step = 1.0 / (2**15 - 1)
+    # the hidden layer learned (for e-prop: through the N-HAL's eprop LearningRule), and so did
+    # the readout (on the chip: by stochastic rounding of its updates)
+    for name in (K.C_IN, K.C_OUT):
+        assert np.mean(np.asarray(w[name]) != w0[name]) > 0.5, name
+    if chip != "float":  # every stored weight is a multiple of the chip's grid step
         for name in (K.C_IN, K.C_OUT):
-            q = np.asarray(K._project(tr.model, w[name])) / step
-            assert np.allclose(q, np.round(q), atol=1e-2)
+            step = tr.model.cnet.hardware.grid(name).step
+            assert step > 1e-3  # a coarse grid: 8-bit
+            stored = np.asarray(w[name] if rule == "eprop" else K._project(tr.model, w[name]))
+            q = stored / step
+            assert np.allclose(q, np.round(q), atol=1e-3)
     assert 0 < after["activation_sparsity"] < 1
     assert after["synops_per_inference"] < after["dense_synops_per_inference"]
     assert set(after["energy_per_inference_j"]) >= {"loihi", "spinnaker"}
