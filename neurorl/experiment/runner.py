@@ -378,16 +378,18 @@ def weight_saturation(train: Any, rs: Any, w_max: float) -> np.ndarray:
 def fault_hint(cfg: C.ExperimentConfig, quantity: str, rs: Any) -> str:
     """The likely cause of a numeric fault, for the error message and ``summary.json``.
 
-    Non-finite observations (or env state) point at the environment or an input gain; every
-    other fault (non-finite or diverging weights, weights pinned at the clip bound, non-finite
-    returns of a learner) at the learning rate, named with its value and default.
+    Non-finite observations (or env state) point at the environment or an input gain; diverging
+    or saturated weights, and non-finite numbers under a non-default learning rate, at the
+    learning rate (named with its value and default); other non-finite numbers at the inputs,
+    rewards and gains.
     """
     import jax
 
     obs_bad = any(
         not np.all(np.isfinite(np.asarray(x)))
         for x in jax.tree.leaves((rs.obs, rs.env_state))
-        if jax.numpy.issubdtype(np.asarray(x).dtype, jax.numpy.inexact)
+        if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+        and jax.numpy.issubdtype(x.dtype, jax.numpy.inexact)
     )
     if obs_bad or quantity.startswith("runner state .obs") or ".env_state" in quantity:
         return (
@@ -397,11 +399,17 @@ def fault_hint(cfg: C.ExperimentConfig, quantity: str, rs: Any) -> str:
         )
     h = dict(cfg.agent.hyper)
     d = C.agent_defaults(cfg.agent.name)
+    diverged = quantity.startswith(("diverg", "saturat"))
     if "lr" in d or "lr" in h:
         lr = h.get("lr", d.get("lr"))
+        if diverged or lr != d.get("lr"):
+            return (
+                f"Likely cause: the learning rate agent.hyper.lr = {lr:g} is too large (default "
+                f"{d.get('lr', lr):g}); lower it, or check the inputs (agent.hyper.in_gain)."
+            )
         return (
-            f"Likely cause: the learning rate agent.hyper.lr = {lr:g} is too large (default "
-            f"{d.get('lr', lr):g}); lower it, or check the inputs (agent.hyper.in_gain)."
+            "Likely cause: an overflowing input, reward or gain (check agent.hyper.in_gain, "
+            f"env.params and shifts); the learning rate agent.hyper.lr = {lr:g} is the default."
         )
     return "Likely cause: the learning rate is too large, or the inputs are not finite."
 
