@@ -659,13 +659,16 @@ def _run_experiment(
                         metrics, new_rs, done_steps, tc.n_envs, initial_norm,
                         cfg.training.max_weight_growth,
                     )
+                    new_peaks = peaks
                     if fault is None:
-                        peaks = _update_peaks(peaks, metrics, initial_norm)
+                        new_peaks = _update_peaks(peaks, metrics, initial_norm)
                     if fault is None and bound is not None:
                         sat = weight_saturation(train, new_rs, bound)
-                        peaks["saturation"] = np.maximum(peaks["saturation"], sat).tolist()
                         max_sat = cfg.training.max_saturation
-                        if max_sat is not None and np.any(sat >= max_sat):
+                        if max_sat is None or not np.any(sat >= max_sat):
+                            new_peaks["saturation"] = np.maximum(new_peaks["saturation"],
+                                                                 sat).tolist()
+                        else:
                             s = int(np.argmax(sat >= max_sat))
                             fault = (
                                 f"saturated weights: {sat[s]:.0%} of the learnable weights "
@@ -677,6 +680,7 @@ def _run_experiment(
                     if fault is not None:
                         hint = fault_hint(cfg, fault[0], new_rs)
                         break  # the chunk is not logged and not checkpointed
+                    peaks = new_peaks  # the peaks over logged chunks only
                     rs = new_rs
                     episodes, chunk_recs = chunk_records(
                         metrics,

@@ -142,7 +142,7 @@ def test_lr_1e3_diverges_and_stops(agent, tmp_path, capsys):
     if agent in ("eprop_ac", "bptt_ac"):
         assert "diverging weights" in err and "training.max_weight_growth = 1000" in err
     else:
-        assert "saturated weights" in err and "training.max_saturation = 0.5" in err
+        assert "saturated weights" in err and "training.max_saturation = 0.25" in err
         assert "clip bound +-1" in err
     assert "env step" in err
     default_lr = agent_defaults(agent)["lr"]
