@@ -87,7 +87,8 @@ def main(steps: int = 40_960, out: str | Path | None = None) -> dict[str, Any]:
         "## Numeric-fault criteria on healthy and diverging runs", "",
         "Quickstart budget (CartPole-v1, 8 envs, 2 seeds) with each agent's defaults, and with "
         "`lr = 1e3` (8,192 env steps). Peaks over both seeds of the weight norm / its initial "
-        "norm and of the fraction of weights at the clip bound `+-w_max` (clipping rules only). "
+        "norm and of the fraction of weights at the clip bound `+-w_max` (clipping rules only), "
+        "over the logged chunks (a faulty chunk is not logged: its values are in `fault`). "
         "A healthy run must finish with both peaks far below the limits; `lr = 1e3` must stop "
         "(exit code 3). `wall s` was measured on a shared, loaded machine (an upper bound).", "",
         markdown_table(rows), "", provenance_line(prov), ""])
