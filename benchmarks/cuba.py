@@ -214,7 +214,9 @@ def main() -> None:
              f"{result['time_ratio_neurorl_over_brian2']:.2f}. neurorl compile + first run: "
              f"{nr['compile_and_first_run_s']:.1f} s. Throughput of {args.copies} vmapped copies "
              f"({args.vmap_duration_ms:.0f} ms each): "
-             f"{nr['vmap_neuron_steps_per_s']:.3g} neuron-steps/s.")
+             f"{nr['vmap_neuron_steps_per_s']:.3g} neuron-steps/s. Wall times were measured "
+             "under the load average recorded with the machine below: on a shared, loaded "
+             "machine they are upper bounds (the rates do not depend on load).")
     write_results("cuba", result, rows, notes)
 
 

@@ -100,7 +100,7 @@ def lookup(registry: Mapping[str, Any], name: str, kind: str, field: str | None 
 # Exit codes of the ``neurorl`` command line (documented in docs/architecture.md).
 EXIT_OK = 0
 EXIT_USER_ERROR = 2  # a bad config, argument, file or checkpoint (NeurorlError)
-EXIT_NON_FINITE = 3  # the run stopped: a weight, state or return became NaN/inf
+EXIT_NON_FINITE = 3  # a numeric fault: NaN/inf weight, state, obs or return; diverged weights
 EXIT_FILESYSTEM = 4  # the filesystem refused a read or write (read-only, full, permissions)
 EXIT_LOCKED = 5  # another process holds the run directory's lock
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), after the last checkpoint was kept
@@ -115,27 +115,36 @@ class NumericFaultError(NeurorlError):
 
 
 class NonFiniteError(NumericFaultError):
-    """A run produced a non-finite number (or diverged); names the quantity, member and step.
+    """A run produced a non-finite number or diverged; names the quantity, member, step and cause.
+
+    Divergence criteria (``training`` section): the weight norm above ``max_weight_growth`` x its
+    initial norm, or (rules that clip to ``+-w_max``) at least ``max_saturation`` of the weights
+    pinned at the bound.
 
     Attributes:
         quantity: what became non-finite (``"weights"``, ``"agent state ..."``, ``"return"``).
         member: the member (seed index) where it was first seen.
         env_step: the first env step (per member, total over its envs) where it was seen.
         checkpoint_step: env steps of the last good checkpoint kept on disk.
+        hint: the likely cause (e.g. the learning rate, with its value).
     """
 
     def __init__(
-        self, quantity: str, member: int, env_step: int, checkpoint_step: int, where: str = ""
+        self, quantity: str, member: int, env_step: int, checkpoint_step: int, where: str = "",
+        hint: str | None = None,
     ) -> None:
         self.quantity = quantity
         self.member = member
         self.env_step = env_step
         self.checkpoint_step = checkpoint_step
-        what = quantity if quantity.startswith("diverg") else f"non-finite {quantity}"
+        self.hint = hint or (
+            "Lower the learning rate or check the inputs (e.g. agent.hyper.in_gain)."
+        )
+        what = quantity if quantity.startswith(("diverg", "saturat")) else f"non-finite {quantity}"
         super().__init__(
             f"{what} in member {member} at env step {env_step}{where}; the run "
-            f"stopped and keeps its last good checkpoint (env step {checkpoint_step}). Lower the "
-            "learning rate or check the inputs (e.g. agent.hyper.in_gain)."
+            f"stopped and keeps its last good checkpoint (env step {checkpoint_step}). "
+            f"{self.hint}"
         )
 
 

@@ -24,8 +24,10 @@ hidden spikes). **BPTT**: ``jax.grad`` of the same loss through ``CompiledNetwor
 spike derivatives of the neuron models), minibatches by ``jax.vmap``, adam.
 
 Chip backends: the N-HAL projects W_in / W_rec onto the chip's weight grid at init and after
-every rule update; W_out (e-prop) and all BPTT weights are projected by this module
-(straight-through for BPTT: float master weights, projected forward pass).
+every rule update (its on-chip learning engine: stochastic rounding); e-prop's W_out update is
+rounded stochastically onto the same grid by this module (unbiased, so adam steps below half a
+grid step still move it on average), and BPTT trains float master weights through a projected
+forward pass (straight-through).
 
 Relies on the N-HAL's public API: ``Network``, ``NeuronGroup``, ``Connection``,
 ``LearningRule(rule="eprop", optimizer=...)``, ``SpikeMonitor``, ``PotentialMonitor``,
@@ -401,8 +403,13 @@ def init_weights(model: EventModel, key: Any, w_scale: float) -> dict[str, Any]:
     return {k: _project(model, jnp.asarray(v, jnp.float32)) for k, v in w.items()}
 
 
-def _project(model: EventModel, w: Any) -> Any:
-    return w if model.cnet.project is None else model.cnet.project(w)
+def _project(model: EventModel, w: Any, key: Any = None) -> Any:
+    """``w`` on the chip's weight grid (identity on float): round-half-to-even, or unbiased
+    stochastic rounding with ``key`` -- the chip's on-chip learning engine (Gupta et al. 2015),
+    which keeps updates smaller than half a grid step alive on average."""
+    if model.cnet.project is None:
+        return w
+    return model.cnet.project(w) if key is None else model.cnet.project(w, None, key)
 
 
 def _run_with_signal(cnet: Any, state: Any, x: Any, mods: Mapping[str, Any]):
@@ -506,7 +513,11 @@ class Trainer:
         _, zbar = jax.lax.scan(filt, jnp.zeros((m.n_hidden,)), rec[M_HID])
         g_out = zbar.T @ err_next
         upd, opt_out = self.tx.update(g_out, opt_out, w_out)
-        net["weights"] = {**net["weights"], C_OUT: _project(m, optax.apply_updates(w_out, upd))}
+        # on a chip the readout learns like the rules on W_in: stochastic rounding onto the grid
+        # (deterministic rounding dropped every adam step below half a grid step, so on 8-bit
+        # Loihi 2 W_out never changed)
+        w_new = _project(m, optax.apply_updates(w_out, upd), jax.random.fold_in(key, 1))
+        net["weights"] = {**net["weights"], C_OUT: w_new}
         loss = self._ce(v, y)
         correct = jnp.argmax(v[m.t0:].mean(0)) == y
         return (net, opt_out, t + 1, shifts), (loss, correct)

@@ -495,7 +495,9 @@ def _run_command(args: argparse.Namespace) -> int:
     """Run a subcommand; every expected failure is one line on stderr and a documented code.
 
     Exit codes (``neurorl.errors``): 0 done; 2 a bad config, argument, file or checkpoint;
-    3 the run stopped on a non-finite weight, state or return; 4 the filesystem refused a read
+    3 the run stopped on a numeric fault (a non-finite weight, state, observation or return, or
+    diverging / saturated weights: ``training.max_weight_growth``, ``training.max_saturation``);
+    4 the filesystem refused a read
     or write; 5 another process holds the run directory; 130 interrupted (Ctrl-C), with the
     ``neurorl resume`` command to continue.
     """

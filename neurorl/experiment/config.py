@@ -154,6 +154,11 @@ class TrainingSection(_Strict):
     # a numeric fault: the run stops (exit code 3) once a member's weight norm exceeds this many
     # times its initial norm (null: never); NaN/inf anywhere always stops it
     max_weight_growth: float | None = Field(1000.0, gt=1.0, allow_inf_nan=False)
+    # a numeric fault for rules that clip every update to +-w_max (rstdp, reference): the run
+    # stops once this fraction of a member's weights sits at the bound (the learning rate has
+    # turned the rule into sign(update) x w_max; null: never). Measured (numeric_health.md):
+    # 0 on healthy default runs, 0.57-1.0 with lr = 1e3
+    max_saturation: float | None = Field(0.25, gt=0.0, le=1.0, allow_inf_nan=False)
 
 
 class LoggingSection(_Strict):

@@ -380,6 +380,76 @@ def first_non_finite(
     return None
 
 
+def clip_bound(cfg: C.ExperimentConfig) -> float | None:
+    """The clip bound ``w_max`` of the agent's plasticity rule, or ``None`` (no hard bound).
+
+    Agents whose rule clips every update to ``[-w_max, w_max]`` (``rstdp``, ``reference``) have
+    a ``w_max`` hyperparameter; the gradient agents (``eprop_ac``, ``bptt_ac``) have none.
+    """
+    h = {**C.agent_defaults(cfg.agent.name), **dict(cfg.agent.hyper)}
+    w = h.get("w_max")
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w) or w <= 0:
+        return None
+    return float(w)
+
+
+def weight_saturation(train: Any, rs: Any, w_max: float) -> np.ndarray:
+    """Per member, the fraction of the learnable weights pinned at the clip bound ``+-w_max``.
+
+    A weight counts as pinned when ``|w| >= w_max (1 - 1e-6)`` (float32 rounding of the clip).
+    """
+    import jax
+
+    ws = jax.tree.leaves(jax.vmap(train.agent.weights)(rs.agent_state))
+    S = np.shape(ws[0])[0] if ws else 0
+    pinned = np.zeros(S)
+    total = 0
+    for w in ws:
+        a = np.abs(np.asarray(w, dtype=np.float64)).reshape(S, -1)
+        pinned += np.sum(a >= w_max * (1.0 - 1e-6), axis=1)
+        total += a.shape[1]
+    return pinned / max(total, 1)
+
+
+def fault_hint(cfg: C.ExperimentConfig, quantity: str, rs: Any) -> str:
+    """The likely cause of a numeric fault, for the error message and ``summary.json``.
+
+    Non-finite observations (or env state) point at the environment or an input gain; diverging
+    or saturated weights, and non-finite numbers under a non-default learning rate, at the
+    learning rate (named with its value and default); other non-finite numbers at the inputs,
+    rewards and gains.
+    """
+    import jax
+
+    obs_bad = any(
+        not np.all(np.isfinite(np.asarray(x)))
+        for x in jax.tree.leaves((rs.obs, rs.env_state))
+        if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+        and jax.numpy.issubdtype(x.dtype, jax.numpy.inexact)
+    )
+    if obs_bad or quantity.startswith("runner state .obs") or ".env_state" in quantity:
+        return (
+            "Likely cause: the observations became non-finite (the environment, a shift or an "
+            "input gain produced NaN/inf); check env.params, shifts and the input gain "
+            "(agent.hyper.in_gain)."
+        )
+    h = dict(cfg.agent.hyper)
+    d = C.agent_defaults(cfg.agent.name)
+    diverged = quantity.startswith(("diverg", "saturat"))
+    if "lr" in d or "lr" in h:
+        lr = h.get("lr", d.get("lr"))
+        if diverged or lr != d.get("lr"):
+            return (
+                f"Likely cause: the learning rate agent.hyper.lr = {lr:g} is too large (default "
+                f"{d.get('lr', lr):g}); lower it, or check the inputs (agent.hyper.in_gain)."
+            )
+        return (
+            "Likely cause: an overflowing input, reward or gain (check agent.hyper.in_gain, "
+            f"env.params and shifts); the learning rate agent.hyper.lr = {lr:g} is the default."
+        )
+    return "Likely cause: the learning rate is too large, or the inputs are not finite."
+
+
 def strict_json(x: Any) -> Any:
     """``x`` with every non-finite float replaced by ``None`` (strict JSON has no NaN/Infinity)."""
     if isinstance(x, Mapping):
@@ -600,9 +670,13 @@ def _run_experiment(
             efn = lambda syn: energy_per_step(  # noqa: E731
                 chip, syn, neurons, cfg.agent.substeps, n_weights)
 
+        bound = clip_bound(cfg)
+        S = cfg.training.n_seeds
+        peaks = (restored[1].get("numeric_peaks") if restored is not None else None) or {
+            "weight_growth": [1.0] * S, "saturation": [0.0] * S}
         t_start = time.perf_counter()
         steps_at_start = done_steps
-        fault = None
+        fault, hint = None, None
         try:
             from neurorl.experiment.progress import RunProgress
 
@@ -622,8 +696,28 @@ def _run_experiment(
                         metrics, new_rs, done_steps, tc.n_envs, initial_norm,
                         cfg.training.max_weight_growth,
                     )
+                    new_peaks = peaks
+                    if fault is None:
+                        new_peaks = _update_peaks(peaks, metrics, initial_norm)
+                    if fault is None and bound is not None:
+                        sat = weight_saturation(train, new_rs, bound)
+                        max_sat = cfg.training.max_saturation
+                        if max_sat is None or not np.any(sat >= max_sat):
+                            new_peaks["saturation"] = np.maximum(new_peaks["saturation"],
+                                                                 sat).tolist()
+                        else:
+                            s = int(np.argmax(sat >= max_sat))
+                            fault = (
+                                f"saturated weights: {sat[s]:.0%} of the learnable weights "
+                                f"pinned at the rule's clip bound +-{bound:g} by the chunk's "
+                                f"end (limit training.max_saturation = {max_sat:g})",
+                                s,
+                                int(done_steps + n),
+                            )
                     if fault is not None:
+                        hint = fault_hint(cfg, fault[0], new_rs)
                         break  # the chunk is not logged and not checkpointed
+                    peaks = new_peaks  # the peaks over logged chunks only
                     rs = new_rs
                     episodes, chunk_recs = chunk_records(
                         metrics,
@@ -653,6 +747,7 @@ def _run_experiment(
                             "history": strict_json(history),
                             "config_sha256": fingerprint,
                             "initial_weight_norm": initial_norm,
+                            "numeric_peaks": strict_json(peaks),
                         },
                     )
                     checkpoint_step = done_steps
@@ -672,6 +767,13 @@ def _run_experiment(
             ) from None
 
         summary = summarize_run(run_dir, cfg, members)
+        # the numeric-fault criteria's peaks over the logged chunks (how far from the limits)
+        summary["numeric"] = {
+            "max_weight_growth_limit": cfg.training.max_weight_growth,
+            "peak_weight_growth": peaks["weight_growth"],
+            "max_saturation_limit": cfg.training.max_saturation if bound is not None else None,
+            "peak_saturation": peaks["saturation"] if bound is not None else None,
+        }
         if fault is not None:
             quantity, member, step = fault
             summary["status"] = "non_finite"
@@ -680,6 +782,7 @@ def _run_experiment(
                 "member": member,
                 "env_step": step,
                 "checkpoint_env_step": checkpoint_step,
+                "likely_cause": hint,
             }
         else:
             summary["status"] = "finished"
@@ -689,9 +792,21 @@ def _run_experiment(
                       images=report(run_dir, quiet=True) if logger.wandb else None)
         if fault is not None:
             raise NonFiniteError(
-                quantity, member, step, checkpoint_step, where=f" (run directory {run_dir})"
+                quantity, member, step, checkpoint_step, where=f" (run directory {run_dir})",
+                hint=hint,
             )
         return summary
+
+
+def _update_peaks(peaks: dict[str, Any], metrics: Mapping[str, Any], initial_norm: Any
+                  ) -> dict[str, Any]:
+    """Per member, the largest weight norm / initial norm seen so far (host side)."""
+    if initial_norm is None:  # a checkpoint written before the norm was recorded
+        return peaks
+    wn = np.asarray(metrics["weight_norm"], dtype=np.float64)  # [T, S]
+    w0 = np.maximum(np.asarray(initial_norm, dtype=np.float64), 1e-12)
+    g = np.max(wn, axis=0) / w0 if wn.size else np.ones_like(w0)
+    return {**peaks, "weight_growth": np.maximum(peaks["weight_growth"], g).tolist()}
 
 
 def _weight_norms(train: Any, rs: Any) -> list[float]:

@@ -155,6 +155,12 @@ def cases() -> list[Case]:
         # --- numbers out of range / non-finite --------------------------------------------
         Case("threshold nan", ("training.threshold", "nan"), sets=("training.threshold=.nan",)),
         Case("threshold inf", ("training.threshold", "inf"), sets=("training.threshold=.inf",)),
+        Case("max_saturation above 1", ("training.max_saturation", "1.5"),
+             sets=("training.max_saturation=1.5",)),
+        Case("max_saturation nan", ("training.max_saturation", "nan"),
+             sets=("training.max_saturation=.nan",)),
+        Case("max_weight_growth 1 (every run)", ("training.max_weight_growth", "1"),
+             sets=("training.max_weight_growth=1",)),
         Case("lr inf", ("agent.hyper.lr", "inf"), sets=("agent.hyper.lr=.inf",)),
         Case("lr nan", ("agent.hyper.lr", "nan"), sets=("agent.hyper.lr=.nan",)),
         Case("lr negative", ("agent.hyper.lr", "-0.1"), sets=("agent.hyper.lr=-0.1",)),
