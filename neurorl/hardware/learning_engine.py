@@ -322,7 +322,8 @@ def trace_fields(state: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(unsigned trace fields, signed tag fields) of a rule state, by the rules' field names:
     STDP / R-STDP ``x_pre, y_post`` are traces, ``eligibility, ltp, ltd`` tags; e-prop ``p`` and
     ``psi`` are traces (pre trace, post pseudo-derivative), ``ebar, eps_a`` tags."""
-    names = {f.name for f in dataclasses.fields(state)} if dataclasses.is_dataclass(state) else set()
+    names = ({f.name for f in dataclasses.fields(state)} if dataclasses.is_dataclass(state)
+             else set())
     traces = tuple(n for n in ("x_pre", "y_post", "p", "psi") if n in names)
     tags = tuple(n for n in ("eligibility", "ltp", "ltd", "ebar", "eps_a") if n in names)
     return traces, tags

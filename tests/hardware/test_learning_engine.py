@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from neurorl.errors import UnsupportedOnChipError
+from neurorl.errors import ConfigError, UnsupportedOnChipError
 from neurorl.hardware import learning_engine as le
 from neurorl.hardware.backends import EngineState, make_backend
 
@@ -60,7 +60,7 @@ def test_sum_of_products_matches_hand_computation_and_saturates():
     np.testing.assert_array_equal(dz, [10, -3])
     big = le.sum_of_products([(15, 10, [("x1", 0)])], dict(x1=np.array([127])))
     assert big[0] == 2**15 - 1  # accumulator 15 bits + sign
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError):
         le.sum_of_products([(1, 0, [("x1", 300)])], dict(x1=np.array([1])))
 
 
@@ -108,7 +108,7 @@ def test_rstdp_on_the_sop_engine_matches_float_in_expectation():
     key = jax.random.PRNGKey(0)
     w = jnp.zeros((8, 4))
     s_f, s_q = rule.init(w), q.init(w)
-    for t in range(30):
+    for _ in range(30):
         k1, k2, key = jax.random.split(key, 3)
         pre = (jax.random.uniform(k1, (8,)) < 0.15).astype(jnp.float32)
         post = (jax.random.uniform(k2, (4,)) < 0.15).astype(jnp.float32)
@@ -131,7 +131,7 @@ def test_rstdp_on_the_sop_engine_matches_float_in_expectation():
     q64 = le.on_engine(ltp, e.replace(tag_scale=64.0), salt=3)
     s64, sf = q64.init(w), ltp.init(w)
     ones_pre, ones_post = jnp.ones((8,)), jnp.ones((4,))
-    for t in range(10):
+    for _ in range(10):
         s64 = q64.accumulate(s64, ones_pre, ones_post)
         sf = ltp.accumulate(sf, ones_pre, ones_post)
     assert float(jnp.min(sf.eligibility)) > 4.0
