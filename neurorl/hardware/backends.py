@@ -26,8 +26,10 @@ takes spike records ``[..., n]`` per group; both give :class:`NetworkCounts` -- 
 synaptic events per connection (spikes x the source neuron's fan-out in that connection, counted
 when the spike is emitted), neuron updates per group (every neuron of every group, every step),
 active neuron updates (neurons that received >= 1 event) and learning updates (every synapse of
-every plastic connection per step, on chip only) -- and :meth:`Backend.energy` prices them with
-the chip's constants (:func:`neurorl.hardware.energy.energy`).
+every plastic connection once per learning epoch of ``learning_epoch`` steps, on chip only;
+crossbars count programming pulses in the engine state, ``EngineState.ops``) -- and
+:meth:`Backend.energy` prices them with the chip's constants
+(:func:`neurorl.hardware.energy.energy`).
 
 References:
     Davies et al. 2018, IEEE Micro 38(1), Table 2 (per-event energy terms); Gupta et al. 2015,
@@ -166,6 +168,8 @@ class Backend:
         self.name = name
         self.chip: ChipSpec = CHIPS["float"]
         self.off_chip_learning = bool(off_chip_learning)
+        self.engine: LearningEngine = ENGINES["float"]
+        self.learning_epoch = 1  # steps per learning epoch (make_train: the env step's substeps)
         self.mapping: MappingReport | None = None
         self._info: dict[str, Any] | None = None
 
@@ -305,7 +309,11 @@ class Backend:
             else:
                 arr = jnp.sum(s[..., c["idx"]] * c["valid"], axis=-1)
             received[c["target"]] = received[c["target"]] + arr
-        learn = {name: ones * float(info["conns"][name]["n_edges"] if self.on_chip else 0.0)
+        # on chip every synapse of a plastic connection is updated once per learning epoch
+        # (learning_epoch steps); crossbars price programming pulses instead (EngineState.ops)
+        per = (0.0 if not self.on_chip or self.engine.kind == "pulses"
+               else 1.0 / max(int(self.learning_epoch), 1))
+        learn = {name: ones * float(info["conns"][name]["n_edges"]) * per
                  for name in sorted(info["plastic"])}
         return NetworkCounts(
             spikes={g: jnp.sum(s, axis=-1) for g, s in spikes.items()},
@@ -365,9 +373,8 @@ class ChipBackend(Backend):
                     raise ConfigError(f"Network.compile.w_max[{k!r}]", v, "a float > 0")
         self.w_max = w_max
         self.state_precision = bool(state_precision)
-        self.engine: LearningEngine = ENGINES["float"] if off_chip_learning else (
+        self.engine = ENGINES["float"] if off_chip_learning else (
             ENGINES.get(spec.name, ENGINES["float"]))
-        self.learning_epoch = 1  # chip steps per learning update (make_train: the substeps)
         self._grids: dict[str | None, WeightGrid | None] = {
             None: weight_grid(spec, w_max if _positive(w_max) else 1.0)}
 

@@ -58,8 +58,9 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
@@ -192,6 +193,18 @@ def engine_for(chip: str | ChipSpec, rule: str = "any") -> LearningEngine:
         raise UnsupportedOnChipError(f"chip {spec.name!r} has no on-chip learning engine "
                                      f"for rule {rule!r}")
     return ENGINES.get(spec.name, ENGINES["float"])
+
+
+@contextlib.contextmanager
+def engine_override(chip: str, **fields: Any) -> Iterator[LearningEngine]:
+    """Temporarily change a chip's engine (width sweeps): backends built inside the ``with``
+    block use ``ENGINES[chip].replace(**fields)``."""
+    old = ENGINES[chip]
+    ENGINES[chip] = old.replace(**fields)
+    try:
+        yield ENGINES[chip]
+    finally:
+        ENGINES[chip] = old
 
 
 # ---------------------------------------------------------------------------------------------

@@ -170,3 +170,30 @@ def test_compiled_network_learns_through_the_engine():
         state["rules"]["r"]["opt"], is_leaf=lambda x: isinstance(x, EngineState))
         if isinstance(x, EngineState)]
     assert es and float(es[0].ops) == 20 * 18  # 6 x 3 synapses per epoch
+
+
+def test_learning_energy_counts_one_update_per_synapse_per_epoch():
+    """Energy of learning: Loihi updates each synapse once per epoch (120 pJ per synaptic
+    update, Davies 2018 [3P]), so with an epoch of 5 steps the count is n_edges / 5 per step."""
+    from neurorl.core.network import Connection, LearningRule, Network, NeuronGroup
+    from neurorl.hardware.energy import energy
+    from neurorl.plasticity import rstdp
+
+    a = NeuronGroup(6, "Input", name="a")
+    b = NeuronGroup(3, "LIF", name="b")
+    c = Connection(a, b, name="ab", weight=0.4, delay=0)
+    r = LearningRule(c, rstdp(modulator_kind="raw"), name="r")
+    r.rule_name = "rstdp"
+    cnet = Network(a, b, c, r).compile(backend="loihi2")
+    cnet.hardware.learning_epoch = 5
+    counts = cnet.hardware.counts({"a": jnp.zeros((10, 6)), "b": jnp.zeros((10, 3))})
+    act = counts.activity()
+    assert float(jnp.sum(act.learning_updates)) == pytest.approx(10 * 18 / 5)
+    e = energy(act, "loihi2")
+    assert float(jnp.sum(e.learning)) == pytest.approx(10 * 18 / 5 * 120e-12)
+
+
+def test_engine_override_is_temporary():
+    with le.engine_override("loihi2", trace_bits=4) as e:
+        assert make_backend("loihi2").engine.trace_bits == 4 and e.trace_bits == 4
+    assert make_backend("loihi2").engine.trace_bits == 7
