@@ -253,6 +253,53 @@ def _write(rows: list[dict], steps: int, seeds: int, prov: dict, out: str | None
     return result
 
 
+SWEEP = [  # one width at a time, from Loihi 2's (traces 7, tags 9, weights 8 incl. sign)
+    ("trace 3 bits", {"trace_bits": 3}, None),
+    ("tag 5 bits", {"tag_bits": 5}, None),
+    ("weights 4 bits", {}, 4),
+]
+
+
+def sweep(steps: int, seeds: int, out: str | None = None, agent: str = "eprop_ac") -> list[dict]:
+    """Loihi 2 on-chip learning with one engine width narrowed at a time (the cost of each
+    width); writes ``onchip_sweep.json`` / ``.md``."""
+    import dataclasses
+
+    from benchmarks.common import machine, provenance, write_results
+    from neurorl.hardware import chips
+    from neurorl.hardware.learning_engine import engine_override
+
+    prov = provenance()
+    rows = []
+    for label, eng, wbits in SWEEP:
+        old = chips.CHIPS["loihi2"]
+        try:
+            if wbits is not None:
+                chips.CHIPS["loihi2"] = dataclasses.replace(old, weight_bits=wbits)
+            with engine_override("loihi2", **eng):
+                r = run_condition(f"{agent}/loihi2 on-chip, {label}", agent, "loihi2", False,
+                                  steps, seeds)
+        finally:
+            chips.CHIPS["loihi2"] = old
+        r.pop("curves")
+        rows.append(r)
+        folder = Path(out) if out else ROOT / "benchmarks" / "results"
+        lines = ["# On-chip e-prop on Loihi 2: one width narrowed at a time", "",
+                 f"{steps} env steps, seeds 0-{seeds - 1}, shift at {steps // 2}; compare with "
+                 "the `eprop/loihi2 on-chip` and `eprop/float` rows of `onchip.md` (same "
+                 "budget).", "", "| width | final return (median) | per seed | recovered |",
+                 "|---|---:|---|---:|"]
+        for x in rows:
+            per = ", ".join("-" if v is None else f"{v:.0f}" for v in x["final_return_per_seed"])
+            lines.append(f"| {x['condition']} | {x['final_return_median']:.1f} | {per} | "
+                         f"{x['recovered']} |")
+        write_results("onchip_sweep", {"benchmark": "onchip_sweep", "steps": steps,
+                                       "seeds": seeds, "machine": machine(),
+                                       "provenance": prov, "rows": rows},
+                      rows, out=folder, markdown="\n".join(lines + [""]))
+    return rows
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -260,5 +307,9 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", type=int)
     ap.add_argument("--conditions", nargs="*")
     ap.add_argument("--out")
+    ap.add_argument("--sweep", action="store_true", help="Loihi 2 width sweep instead")
     a = ap.parse_args()
-    main(a.quick, a.steps, a.seeds, a.conditions, a.out)
+    if a.sweep:
+        sweep(a.steps or 40_000, a.seeds or 3, a.out)
+    else:
+        main(a.quick, a.steps, a.seeds, a.conditions, a.out)
