@@ -117,10 +117,9 @@ def test_same_pulse_sequence_as_aihwkit_soft_bounds():
     the same conductance trajectory for one pulse sequence."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("aihwkit")
-    from aihwkit.simulator.configs import SingleRPUConfig
-    from aihwkit.simulator.configs.devices import SoftBoundsDevice
-    from aihwkit.simulator.configs.parameters import PulseType
-    from aihwkit.simulator.tiles import AnalogTile
+    from aihwkit.simulator.configs import SingleRPUConfig, SoftBoundsDevice
+    from aihwkit.simulator.parameters.enums import PulseType
+    from aihwkit.simulator.tiles.analog import AnalogTile
 
     dev_ours = _noiseless("rram", up_down=0.1)
     cfg = SingleRPUConfig(device=SoftBoundsDevice(
