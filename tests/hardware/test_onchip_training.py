@@ -34,6 +34,14 @@ def test_loihi2_eprop_learns_on_the_grid_and_counts_epochs():
     w0 = train.agent.weights(jax.tree.map(lambda x: x[0], train.init(jax.random.key(0))
                                           .agent_state))
     assert any(not np.allclose(w0[n], w[n]) for n in w)  # it learned
+    # e-prop's traces on the engine: presynaptic trace and pseudo-derivative 7-bit (16 codes
+    # per unit), eligibility a 9-bit tag (16 codes per unit)
+    tr = jax.tree.map(lambda x: x[0], out["runner_state"].agent_state).traces
+    for st in tr.values():
+        for f, top in (("p", 127), ("psi", 127), ("ebar", 255)):
+            x = np.asarray(getattr(st, f)) * 16
+            np.testing.assert_allclose(x, np.round(x), atol=1e-3)
+            assert np.abs(x).max() <= top
 
 
 @pytest.mark.slow
