@@ -254,6 +254,7 @@ def _write(rows: list[dict], steps: int, seeds: int, prov: dict, out: str | None
 
 
 SWEEP = [  # one width at a time, from Loihi 2's (traces 7, tags 9, weights 8 incl. sign)
+    ("Loihi 2 widths (traces 7, tags 9, weights 8)", {}, None),
     ("trace 3 bits", {"trace_bits": 3}, None),
     ("tag 5 bits", {"tag_bits": 5}, None),
     ("weights 4 bits", {}, 4),
@@ -285,9 +286,9 @@ def sweep(steps: int, seeds: int, out: str | None = None, agent: str = "eprop_ac
         rows.append(r)
         folder = Path(out) if out else ROOT / "benchmarks" / "results"
         lines = ["# On-chip e-prop on Loihi 2: one width narrowed at a time", "",
-                 f"{steps} env steps, seeds 0-{seeds - 1}, shift at {steps // 2}; compare with "
-                 "the `eprop/loihi2 on-chip` and `eprop/float` rows of `onchip.md` (same "
-                 "budget).", "", "| width | final return (median) | per seed | recovered |",
+                 f"{steps} env steps, seeds 0-{seeds - 1}, shift at {steps // 2}; the first row "
+                 "is Loihi 2's own widths at this budget.", "",
+                 "| width | final return (median) | per seed | recovered |",
                  "|---|---:|---|---:|"]
         for x in rows:
             per = ", ".join("-" if v is None else f"{v:.0f}" for v in x["final_return_per_seed"])
