@@ -43,6 +43,7 @@ CONDITIONS = [
     ("eprop/pcm on-chip", "eprop_ac", "pcm", False),
     ("eprop/rram on-chip", "eprop_ac", "rram", False),
     ("rstdp/float", "rstdp", "float", False),
+    ("rstdp/loihi2 off-chip", "rstdp", "loihi2", True),
     ("rstdp/loihi2 on-chip", "rstdp", "loihi2", False),
     ("rstdp/pcm on-chip", "rstdp", "pcm", False),
 ]
@@ -272,6 +273,9 @@ SWEEP = [  # from Loihi 2's widths, one width widened at a time: which one costs
     ("tags 16 bits (4096 codes per unit)", {"tag_bits": 16, "tag_scale": 4096.0}, None),
     ("traces 12 bits (256 codes per spike)", {"trace_bits": 12, "trace_scale": 256.0}, None),
     ("weights 16 bits", {}, 16),
+    ("all three widened (tags 20 bits: range +-128, 4096 codes per unit; traces 12; "
+     "weights 16)", {"tag_bits": 20, "tag_scale": 4096.0, "trace_bits": 12,
+                     "trace_scale": 256.0}, 16),
 ]
 
 
