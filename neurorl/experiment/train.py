@@ -234,6 +234,69 @@ def make_projection(cfg: TrainConfig, agent: Any) -> Callable[..., Any] | None:
     return project
 
 
+class ChipLearning:
+    """On-chip learning of an agent's network through its backend's learning engine.
+
+    The compiled network's backend (:class:`neurorl.hardware.backends.ChipBackend`) owns the
+    learning-time rounding: :meth:`init` programs the initial weights (engine state per
+    connection: rounding key, learning-operation count, crossbar devices) and :meth:`commit`
+    turns the change a recipe asked for in one env step (``w_before -> w_after``) into what the
+    chip does with it (Loihi: the 15-bit accumulator and stochastic rounding; crossbars:
+    programming pulses and the devices read back). ``make_train`` only hands the weights over.
+    """
+
+    def __init__(self, hw: Any, names: list[str], epoch: int) -> None:
+        self.hw, self.names = hw, sorted(names)
+        hw.learning_epoch = int(epoch)
+
+    def init(self, weights: dict[str, Array], key: Array) -> tuple[dict[str, Array], dict]:
+        """Weights as first programmed on the chip and the engine states."""
+        keys = jax.random.split(key, len(self.names))
+        states = {n: self.hw.learn_init(weights[n], n, k)
+                  for n, k in zip(self.names, keys, strict=True)}
+        out = dict(weights)
+        for n in self.names:
+            if states[n].devices is not None:
+                from neurorl.hardware.memristor import pulse_read
+
+                out[n] = pulse_read(states[n].devices, 0.0, self.hw.chip.device,
+                                    self.hw._w_scale(n))
+            else:
+                out[n] = self.hw.project_weights(weights[n], n)
+        return out, states
+
+    def commit(self, before: dict[str, Array], after: dict[str, Array], states: dict
+               ) -> tuple[dict[str, Array], dict]:
+        """One learning epoch on the chip for every plastic connection."""
+        out, new = dict(after), {}
+        for n in self.names:
+            out[n], new[n] = self.hw.learn_commit(before[n], after[n], n, states[n])
+        return out, new
+
+    @staticmethod
+    def ops(states: dict) -> Array:
+        """Learning operations so far (synaptic updates or programming pulses)."""
+        return sum(s.ops for s in states.values())
+
+
+def make_chip_learning(cfg: TrainConfig, agent: Any) -> ChipLearning | None:
+    """The backend's on-chip learning for this agent, or None (float, off-chip learning, or an
+    agent whose weights are not its compiled network's connections: then ``make_projection``)."""
+    if cfg.chip is None or cfg.chip == "float" or cfg.off_chip_learning:
+        return None
+    rt = getattr(agent, "runtime", None)
+    hw = getattr(getattr(rt, "net", None), "hardware", None)
+    if hw is None or not getattr(hw, "projects", False) or cfg.chip_w_scale != 2.0:
+        return None
+    w0 = agent.weights(agent.init(jax.random.key(0)))
+    if not isinstance(w0, dict) or not set(w0) <= set(rt.net.connections):
+        return None
+    from neurorl.hardware.constraints import require_on_chip_learning
+
+    require_on_chip_learning(cfg.chip, AGENT_RULES.get(agent.name, agent.name), False)
+    return ChipLearning(hw, list(w0), cfg.substeps)
+
+
 @struct.dataclass
 class RunnerState:
     """Scan carry for ONE seed (train vmaps it to a leading seed axis)."""
@@ -246,6 +309,7 @@ class RunnerState:
     ep_length: Array
     key: Array
     t: Array
+    engine: Any = None  # on-chip learning: the backend's engine state per connection
 
 
 def make_train(
@@ -304,7 +368,8 @@ def make_train(
     if shifted:
         env = build_shifted_env(env, cfg.shifts, B, spec.obs_dim)
         env_params = env.default_params(env_params)
-    project = make_projection(cfg, agent)
+    chip_learning = make_chip_learning(cfg, agent)
+    project = None if chip_learning is not None else make_projection(cfg, agent)
     shadow = project is not None and cfg.off_chip_learning
 
     def constrain(ast: Any, key: Array) -> Any:
@@ -333,8 +398,12 @@ def make_train(
             jax.random.split(k_env, B), env_params
         )
         zf = jnp.zeros((B,), jnp.float32)
+        ast0, est = agent.init(k_agent), None
+        if chip_learning is not None:
+            w, est = chip_learning.init(agent.weights(ast0), jax.random.fold_in(k_agent, 7))
+            ast0 = replace_weights(agent, ast0, w)
         return RunnerState(
-            constrain(agent.init(k_agent), k_agent),
+            constrain(ast0, k_agent),
             env_state,
             env_params,
             obs,
@@ -342,11 +411,20 @@ def make_train(
             jnp.zeros((B,), jnp.int32),
             k_run,
             jnp.zeros((), jnp.int32),
+            est,
         )
+
+    def learn_on_chip(ast: Any, before: Any, est: Any) -> tuple[Any, Any]:
+        """The recipe's update (``before -> agent.weights(ast)``) through the chip's engine."""
+        if chip_learning is None:
+            return ast, est
+        w, est = chip_learning.commit(before, agent.weights(ast), est)
+        return replace_weights(agent, ast, w), est
 
     def step_one(rs: RunnerState, _: None) -> tuple[RunnerState, dict[str, Array]]:
         key, k_act, k_env = jax.random.split(rs.key, 3)
         shadow_w = agent.weights(rs.agent_state) if shadow else None
+        before = agent.weights(rs.agent_state) if chip_learning is not None else None
         ast, q = on_chip_view(rs.agent_state)
         action, ast = agent.act(ast, rs.obs, k_act)
         obs, env_state, reward, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
@@ -359,6 +437,9 @@ def make_train(
             if shadow
             else constrain(ast, jax.random.fold_in(k_act, 1))
         )
+        est = rs.engine
+        if chip_learning is not None and agent.update is None:
+            ast, est = learn_on_chip(ast, before, est)
         done = term | trunc
         ep_return = rs.ep_return + reward
         ep_length = rs.ep_length + 1
@@ -375,6 +456,8 @@ def make_train(
         }
         if shifted:
             metrics["task_id"] = info["task_id"]
+        if chip_learning is not None:  # cumulative learning operations (energy of learning)
+            metrics["learning_ops"] = ChipLearning.ops(est)
         rs = RunnerState(
             ast,
             env_state,
@@ -384,6 +467,7 @@ def make_train(
             jnp.where(done, 0, ep_length),
             key,
             rs.t + 1,
+            est,
         )
         return rs, metrics
 
@@ -396,8 +480,10 @@ def make_train(
     def window(rs: RunnerState, _: None) -> tuple[RunnerState, dict[str, Array]]:
         rs, metrics = jax.lax.scan(step_one, rs, None, length=U)
         key, k_upd = jax.random.split(rs.key)
+        before = agent.weights(rs.agent_state)
         ast = constrain(agent.update(rs.agent_state, rs.obs, k_upd), jax.random.fold_in(k_upd, 1))
-        return rs.replace(agent_state=ast, key=key), metrics
+        ast, est = learn_on_chip(ast, before, rs.engine)
+        return rs.replace(agent_state=ast, key=key, engine=est), metrics
 
     def run_one(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:
         if U == 1 and agent.update is None:

@@ -26,8 +26,10 @@ takes spike records ``[..., n]`` per group; both give :class:`NetworkCounts` -- 
 synaptic events per connection (spikes x the source neuron's fan-out in that connection, counted
 when the spike is emitted), neuron updates per group (every neuron of every group, every step),
 active neuron updates (neurons that received >= 1 event) and learning updates (every synapse of
-every plastic connection per step, on chip only) -- and :meth:`Backend.energy` prices them with
-the chip's constants (:func:`neurorl.hardware.energy.energy`).
+every plastic connection once per learning epoch of ``learning_epoch`` steps, on chip only;
+crossbars count programming pulses in the engine state, ``EngineState.ops``) -- and
+:meth:`Backend.energy` prices them with the chip's constants
+(:func:`neurorl.hardware.energy.energy`).
 
 References:
     Davies et al. 2018, IEEE Micro 38(1), Table 2 (per-event energy terms); Gupta et al. 2015,
@@ -60,6 +62,13 @@ from neurorl.hardware.constraints import (
     weight_grid,
 )
 from neurorl.hardware.energy import ActivityCounts, EnergyBreakdown, energy
+from neurorl.hardware.learning_engine import (
+    ENGINES,
+    LearningEngine,
+    commit_weights,
+    engine_for,
+    on_engine,
+)
 from neurorl.hardware.mapping import MappingReport, check_placement, compiled_fan, connection_fan
 
 Array = jax.Array
@@ -108,6 +117,24 @@ class NetworkCounts:
 
 
 @flax.struct.dataclass
+class EngineState:
+    """State of on-chip learning on one connection (``ChipBackend.learn_init``).
+
+    Attributes:
+        key: PRNG key of the engine's rounding / pulse noise.
+        ops: synaptic learning updates so far (every synapse of the connection per epoch on a
+            digital engine; programming pulses on a crossbar) -- priced by ``e_learn_pj``.
+        t: chip time of the last update, s (memristor drift).
+        devices: the crossbar's :class:`~neurorl.hardware.memristor.PulseState`, else ``None``.
+    """
+
+    key: Array
+    ops: Array
+    t: Array
+    devices: Any = None
+
+
+@flax.struct.dataclass
 class ShadowState:
     """Optimizer state of off-chip learning: the host's float weights of connection ``name``."""
 
@@ -141,6 +168,8 @@ class Backend:
         self.name = name
         self.chip: ChipSpec = CHIPS["float"]
         self.off_chip_learning = bool(off_chip_learning)
+        self.engine: LearningEngine = ENGINES["float"]
+        self.learning_epoch = 1  # steps per learning epoch (make_train: the env step's substeps)
         self.mapping: MappingReport | None = None
         self._info: dict[str, Any] | None = None
 
@@ -280,7 +309,11 @@ class Backend:
             else:
                 arr = jnp.sum(s[..., c["idx"]] * c["valid"], axis=-1)
             received[c["target"]] = received[c["target"]] + arr
-        learn = {name: ones * float(info["conns"][name]["n_edges"] if self.on_chip else 0.0)
+        # on chip every synapse of a plastic connection is updated once per learning epoch
+        # (learning_epoch steps); crossbars price programming pulses instead (EngineState.ops)
+        per = (0.0 if not self.on_chip or self.engine.kind == "pulses"
+               else 1.0 / max(int(self.learning_epoch), 1))
+        learn = {name: ones * float(info["conns"][name]["n_edges"]) * per
                  for name in sorted(info["plastic"])}
         return NetworkCounts(
             spikes={g: jnp.sum(s, axis=-1) for g, s in spikes.items()},
@@ -340,6 +373,8 @@ class ChipBackend(Backend):
                     raise ConfigError(f"Network.compile.w_max[{k!r}]", v, "a float > 0")
         self.w_max = w_max
         self.state_precision = bool(state_precision)
+        self.engine = ENGINES["float"] if off_chip_learning else (
+            ENGINES.get(spec.name, ENGINES["float"]))
         self._grids: dict[str | None, WeightGrid | None] = {
             None: weight_grid(spec, w_max if _positive(w_max) else 1.0)}
 
@@ -347,6 +382,8 @@ class ChipBackend(Backend):
         """Raise ``UnsupportedOnChipError`` for a rule the chip cannot run, unless off-chip."""
         for r in rules:
             require_on_chip_learning(self.chip, _rule_name(r), self.off_chip_learning)
+            if not self.off_chip_learning:
+                self.engine = engine_for(self.chip, _rule_name(r))
 
     def check(self, cnet: Any) -> MappingReport:
         """Place the network on the chip's cores and check every limit; bind to ``cnet``.
@@ -428,8 +465,10 @@ class ChipBackend(Backend):
         for i, (n, r) in enumerate(rules.items()):
             r2 = copy.copy(r)
             cn = r.connection.name
-            tail = self._shadow(cn) if self.off_chip_learning else self._stochastic(cn, i)
+            tail = self._shadow(cn) if self.off_chip_learning else self._engine_tail(cn, i)
             r2.optimizer = optax.chain(r.optimizer, tail)
+            if not self.off_chip_learning:
+                r2.rule = on_engine(r.rule, self.engine, salt=i)
             out[n] = r2
         return groups, out
 
@@ -450,6 +489,82 @@ class ChipBackend(Backend):
         g2 = copy.copy(g)
         g2.model = model._replace(step=precise_step)
         return g2
+
+    # ------------------------------------------------------------------ the learning engine
+    def _w_scale(self, name: str | None) -> float:
+        """Weight of device unit 1.0 on a crossbar: the connection's grid range over the
+        device's upper bound (PCM pair: +-hi; RRAM: the negative bound maps to -hi)."""
+        from neurorl.hardware.memristor import get_pulse_device
+
+        dev = get_pulse_device(self.chip.device)
+        hi = self.grid(name).hi
+        return hi / (dev.g_hi if dev.pair else abs(dev.g_lo))
+
+    def learn_init(self, w: Array, name: str | None = None, key: Array | None = None
+                   ) -> EngineState:
+        """Engine state for learning connection ``name`` on chip from weights ``w`` (crossbars:
+        fresh devices with their variability, programmed to ``w``)."""
+        key = jax.random.PRNGKey(0) if key is None else key
+        k0, k1 = jax.random.split(key)
+        zero = jnp.zeros((), jnp.float32)
+        devices = None
+        if self.engine.kind == "pulses":
+            from neurorl.hardware.memristor import get_pulse_device, pulse_init
+
+            dev = get_pulse_device(self.chip.device)
+            u = jnp.asarray(w, jnp.float32) / self._w_scale(name)
+            g0 = (jnp.stack([jnp.maximum(u, 0.0), jnp.maximum(-u, 0.0)]) if dev.pair
+                  else jnp.stack([u, jnp.zeros_like(u)]))
+            devices = pulse_init(k1, tuple(jnp.shape(w)), dev, g0)
+        return EngineState(k0, zero, zero, devices)
+
+    def learn_commit(self, w_old: Array, w_new: Array, name: str | None, state: EngineState
+                     ) -> tuple[Array, EngineState]:
+        """One learning epoch on the chip: the rule asked to move ``w_old`` to ``w_new``.
+
+        Digital engines (Loihi, SpiNNaker, BrainScaleS-2): the change through the engine's
+        accumulator onto the connection's grid (:func:`~neurorl.hardware.learning_engine.
+        commit_weights`: stochastic rounding on Loihi). Crossbars: programming pulses
+        (:func:`~neurorl.hardware.memristor.pulse_update`) and the devices read back (drift,
+        read noise). Counts the learning operations for energy.
+
+        Returns:
+            ``(weights as the chip holds them, new state)``.
+        """
+        key, k1, k2 = jax.random.split(state.key, 3)
+        dt = self.learning_epoch * self.chip.dt_ms * 1e-3
+        t = state.t + dt
+        if self.engine.kind == "pulses":
+            from neurorl.hardware.memristor import pulse_read, pulse_update
+
+            scale = self._w_scale(name)
+            before = state.devices.total_pulses
+            devices = pulse_update(state.devices, w_new - w_old, k1, t, self.chip.device, scale)
+            w = pulse_read(devices, t, self.chip.device, scale, k2)
+            ops = state.ops + (devices.total_pulses - before)
+            return w, EngineState(key, ops, t, devices)
+        grid = self.grid(name)
+        if grid is None:
+            return w_new, state.replace(key=key, t=t)
+        w = commit_weights(w_old, w_new, grid.step, self.engine, grid.lo, grid.hi, k1)
+        conn = (self._info or {}).get("conns", {}).get(name)
+        n = float(conn["n_edges"]) if conn is not None else float(np.size(w_old))
+        return w, EngineState(key, state.ops + n, t, state.devices)
+
+    def _engine_tail(self, name: str, i: int) -> optax.GradientTransformation:
+        """On-chip learning as the last transformation of a rule's optimizer."""
+
+        def init_fn(params: Array) -> EngineState:
+            return self.learn_init(params, name, jax.random.fold_in(jax.random.PRNGKey(i),
+                                                                    _weights_hash(params)))
+
+        def update_fn(updates: Array, state: EngineState, params: Array | None = None):
+            if params is None:
+                raise ConfigError("on-chip learning update", None, "params (the weights)")
+            w, state = self.learn_commit(params, params + updates, name, state)
+            return w - params, state
+
+        return optax.GradientTransformation(init_fn, update_fn)
 
     def _stochastic(self, name: str, i: int) -> optax.GradientTransformation:
         """On-chip learning: the updated weights rounded stochastically onto the grid."""

@@ -357,3 +357,259 @@ def memristor_transform(
         return w - params, MemristorTxState(devices, k, count, target)
 
     return optax.GradientTransformation(init_fn, update_fn)
+
+
+# -------------------------------------------------------------------------------------------------
+# Learning by programming pulses (on-chip learning on a crossbar)
+
+
+@dataclasses.dataclass(frozen=True)
+class PulseDeviceSpec:
+    """Pulsed update model of a memristive synapse (aihwkit ``SoftBoundsDevice`` semantics).
+
+    Each weight is ``w = w_scale * (g_pos - g_neg)`` (PCM: a pair of SET-only devices, refreshed
+    when one saturates) or ``w = w_scale * g`` (RRAM: one bidirectional device against a fixed
+    reference, as aihwkit's ``ReRamSBPresetDevice`` assumes). One pulse moves a device by
+
+        up:   g += dw_up * (1 + c2c xi) * (1 - g / g_hi)
+        down: g -= dw_down * (1 + c2c xi) * (1 - g / g_lo)
+
+    (soft bounds: nonlinear in g, asymmetric through ``up_down``, bounded; aihwkit
+    ``SoftBoundsDevice`` with ``mult_noise=True``), then clipped to ``[g_lo, g_hi]``, with
+    device-to-device spread ``dw_up = dw_min (1 + up_down + dtod xi)``, ``dw_down = dw_min (1 -
+    up_down + dtod xi)`` and ``g_hi = w_max (1 + w_max_dtod xi)`` drawn once per device (aihwkit
+    ``PulsedDevice`` ``up_down``, ``dw_min_dtod``, ``w_max_dtod``). A device with ``endurance``
+    pulses is worn out (stuck). The read path adds relative read noise and, for PCM, power-law
+    drift since the device's last pulse (``nu`` from the aihwkit PCM fit used by
+    :func:`conductance`).
+
+    Attributes:
+        name: preset name.
+        dw_min: mean step at ``g = 0`` in device units.
+        up_down: up/down asymmetry beta.
+        g_hi: upper bound (device units); ``g_lo``: lower bound.
+        dw_min_dtod: device-to-device spread of the step (relative).
+        up_down_dtod: device-to-device spread of beta.
+        w_max_dtod / w_min_dtod: device-to-device spread of the bounds (relative).
+        dw_min_std: cycle-to-cycle spread of each step (relative, multiplicative).
+        pair: SET-only differential pair with refresh (PCM) instead of one bidirectional device.
+        refresh_at: a pair is reprogrammed to ``(max(w, 0), max(-w, 0))`` when a device exceeds
+            this fraction of ``g_hi`` while the other is not at 0 (Nandakumar et al. 2020 /
+            aihwkit ``OneSidedUnitCell``).
+        endurance: pulses before a device is stuck.
+        max_pulses: pulses per device per update (the update's pulse train length).
+        read_noise: relative sigma of a read.
+        drift: PCM power-law drift on reads.
+        g_max_us: conductance of device unit 1.0 in uS (for drift's g-dependence).
+    """
+
+    name: str
+    dw_min: float
+    up_down: float = 0.0
+    g_hi: float = 1.0
+    g_lo: float = -1.0
+    dw_min_dtod: float = 0.0
+    up_down_dtod: float = 0.0
+    w_max_dtod: float = 0.0
+    w_min_dtod: float = 0.0
+    dw_min_std: float = 0.0
+    pair: bool = False
+    refresh_at: float = 0.9
+    endurance: float = float("inf")
+    max_pulses: int = 16
+    read_noise: float = 0.0
+    drift: bool = False
+    g_max_us: float = 25.0
+
+    def __post_init__(self) -> None:
+        if not (self.dw_min > 0 and self.g_hi > self.g_lo and self.max_pulses >= 1
+                and self.endurance >= 1 and -1 < self.up_down < 1):
+            raise ConfigError("pulse_device", self.name, "dw_min > 0, g_hi > g_lo, "
+                              "max_pulses >= 1, endurance >= 1, |up_down| < 1")
+
+    def replace(self, **kw: Any) -> PulseDeviceSpec:
+        """A copy with some fields changed (co-design sweeps: one non-ideality at a time)."""
+        return dataclasses.replace(self, **kw)
+
+
+PULSE_DEVICES: dict[str, PulseDeviceSpec] = {
+    # PCM: aihwkit PCMPresetDevice (fit to Nandakumar et al. 2020, Front. Neurosci. 14:406):
+    # SET-only, dw_min 0.01 of a range 2.0 -> 0.005 of g_max per pulse, dtod 0.2, up_down_dtod
+    # 0.05 [V aihwkit presets/devices.py]; its exp-step nonlinearity is approximated by soft
+    # bounds here; c2c 0.3 (aihwkit PulsedDevice default) [V]; endurance 1e8 [M];
+    # 1 % read noise [M]; drift as the aihwkit PCM inference model [V].
+    "pcm": PulseDeviceSpec("pcm", dw_min=0.005, g_hi=1.0, g_lo=0.0, dw_min_dtod=0.2,
+                           up_down_dtod=0.05, w_max_dtod=0.05, dw_min_std=0.3, pair=True,
+                           endurance=1e8, read_noise=0.01, drift=True, g_max_us=25.0),
+    # RRAM: aihwkit ReRamSBPresetDevice (loose fit to Gong et al. 2018, Nat. Commun. 9:2102):
+    # dw_min 0.002, w_max 1.25, w_min -0.75 (reference-calibrated), dw_min_dtod 0.3,
+    # up_down_dtod 0.01, w_max_dtod 0.3/1.25, w_min_dtod 0.3/0.75, dw_min_std 3.75 [V aihwkit];
+    # endurance 1e6 [M]; 1 % read noise (aihwkit w_noise) [M]; no drift.
+    "rram": PulseDeviceSpec("rram", dw_min=0.002, g_hi=1.25, g_lo=-0.75, dw_min_dtod=0.3,
+                            up_down_dtod=0.01, w_max_dtod=0.3 / 1.25, w_min_dtod=0.3 / 0.75,
+                            dw_min_std=3.75, endurance=1e6, read_noise=0.01, g_max_us=40.0),
+}
+
+
+@flax.struct.dataclass
+class PulseState:
+    """Per-weight device state of pulsed learning (arrays shaped like the weights).
+
+    Attributes:
+        g: ``[2, ...]`` device values (PCM pair: G+, G-; RRAM: the device and an unused 0).
+        dw_up: ``[2, ...]`` per-device up step; ``dw_down``: down step.
+        g_hi: ``[2, ...]`` per-device upper bound; ``g_lo``: lower bound.
+        nu: ``[2, ...]`` drift exponents; ``t_last``: time of each device's last pulse (s).
+        pulses: ``[2, ...]`` pulses so far per device (endurance).
+        total_pulses: scalar, all pulses (energy); ``refreshes``: scalar, pair refreshes.
+    """
+
+    g: Array
+    dw_up: Array
+    dw_down: Array
+    g_hi: Array
+    g_lo: Array
+    nu: Array
+    t_last: Array
+    pulses: Array
+    total_pulses: Array
+    refreshes: Array
+
+
+def get_pulse_device(name: str | PulseDeviceSpec) -> PulseDeviceSpec:
+    """Pulsed-device preset by name (``"pcm"``, ``"rram"``); a spec passes through."""
+    return name if isinstance(name, PulseDeviceSpec) else lookup(PULSE_DEVICES, name,
+                                                                  "pulse device")
+
+
+def pulse_init(key: Array, shape: tuple[int, ...], device: str | PulseDeviceSpec = "pcm",
+               g0: Array | None = None) -> PulseState:
+    """Fresh devices with their device-to-device parameters; ``g0 [2, ...]`` initial values
+    (default 0)."""
+    dev = get_pulse_device(device)
+    ks = jax.random.split(key, 5)
+    full = (2, *shape)
+    n = lambda k: jax.random.normal(k, full, jnp.float32)  # noqa: E731
+    beta = dev.up_down + dev.up_down_dtod * n(ks[0])
+    spread = dev.dw_min_dtod * n(ks[1])
+    dw_up = jnp.maximum(dev.dw_min * (1.0 + beta + spread), 0.0)
+    dw_down = jnp.maximum(dev.dw_min * (1.0 - beta + spread), 0.0)
+    g_hi = dev.g_hi * (1.0 + dev.w_max_dtod * n(ks[2]))
+    g_lo = (dev.g_lo * (1.0 + dev.w_min_dtod * n(ks[3])) if dev.g_lo != 0
+            else jnp.zeros(full, jnp.float32))
+    g_hi = jnp.maximum(g_hi, g_lo + 1e-3)
+    g = jnp.zeros(full, jnp.float32) if g0 is None else jnp.clip(g0, g_lo, g_hi)
+    gh = jnp.clip(jnp.abs(g) / jnp.maximum(g_hi, 1e-6), 1e-6, None)
+    nu = (_drift_nu(DEVICES["pcm"], gh * DEVICES["pcm"].g_max, ks[4]) if dev.drift
+          else jnp.zeros(full, jnp.float32))
+    z = jnp.zeros(full, jnp.float32)
+    return PulseState(g, dw_up, dw_down, g_hi, g_lo, nu, z, z, jnp.zeros(()), jnp.zeros(()))
+
+
+def pulse_step(g: Array, n_up: Array, n_down: Array, dw_up: Array, dw_down: Array,
+               g_hi: Array, g_lo: Array, c2c: float, key: Array | None) -> Array:
+    """``n_up`` up and ``n_down`` down soft-bounds pulses from ``g`` (elementwise).
+
+    One pulse is exact (aihwkit's per-pulse rule). ``n`` pulses of one direction use the closed
+    form of the noiseless recursion, ``g_n = b - (b - g)(1 - dw/|b|)^n``, plus the summed
+    cycle-to-cycle noise of the n steps as one Gaussian (``sqrt(n)`` times a step's sigma at the
+    starting ``g``): exact in mean, approximate in the noise for n > 1.
+    """
+    def run(g, n, dw, bound, sign, k):
+        f = 1.0 - dw / jnp.abs(bound)
+        det = bound - (bound - g) * f**n
+        step = dw * (1.0 - g / bound)
+        if k is not None and c2c:
+            det = det + sign * c2c * jnp.abs(step) * jnp.sqrt(n) * jax.random.normal(
+                k, jnp.shape(g))
+        return jnp.where(n > 0, det, g)
+
+    k1 = k2 = None
+    if key is not None:
+        k1, k2 = jax.random.split(key)
+    g = run(g, n_up, dw_up, g_hi, 1.0, k1)
+    safe_lo = jnp.where(g_lo == 0, -1e-9, g_lo)  # SET-only devices have no down pulses
+    g = run(g, n_down, dw_down, safe_lo, -1.0, k2)
+    return jnp.clip(g, g_lo, g_hi)
+
+
+def pulse_read(state: PulseState, t: Array | float, device: str | PulseDeviceSpec,
+               w_scale: float, key: Array | None = None) -> Array:
+    """Weights ``w_scale (g+ - g-)`` (pair) or ``w_scale g`` read at time ``t`` (s): PCM drift
+    since each device's last pulse (after ``t0 = 20 s``), relative read noise if ``key``."""
+    dev = get_pulse_device(device)
+    g = state.g
+    if dev.drift:
+        dt = jnp.maximum(t - state.t_last, 0.0)
+        g = g * jnp.maximum(dt / DEVICES["pcm"].t0, 1.0) ** (-state.nu)
+    if key is not None and dev.read_noise:
+        g = g + dev.read_noise * jnp.abs(g) * jax.random.normal(key, g.shape)
+    return w_scale * (g[0] - g[1]) if dev.pair else w_scale * g[0]
+
+
+def pulse_update(state: PulseState, delta: Array, key: Array, t: Array | float,
+                 device: str | PulseDeviceSpec, w_scale: float) -> PulseState:
+    """Apply a requested weight change ``delta`` as programming pulses at time ``t``.
+
+    The number of pulses is ``|delta|`` over the weight change one pulse makes at the device's
+    present value, stochastically rounded (unbiased; stochastic pulse trains as in Gokmen &
+    Vlasov 2016) and capped at ``max_pulses``. PCM: ``delta > 0`` pulses G+, ``delta < 0``
+    pulses G- (SET only); a pair whose device passes ``refresh_at`` is reprogrammed (both
+    devices RESET and the net weight rewritten onto one device: two extra writes). RRAM: up or
+    down pulses on the one device. Worn-out devices (``pulses >= endurance``) do not move.
+    """
+    dev = get_pulse_device(device)
+    kn, ks, kr = jax.random.split(key, 3)
+    d = delta / w_scale  # device units
+    alive = state.pulses < dev.endurance
+    g = state.g
+    if dev.pair:
+        idx = jnp.where(d >= 0, 0, 1)  # which device of the pair gets SET pulses
+        gi = jnp.where(idx == 0, g[0], g[1])
+        per = state.dw_up[0] * jnp.where(idx == 0, 1.0, 0.0) + state.dw_up[1] * jnp.where(
+            idx == 1, 1.0, 0.0)
+        hi = jnp.where(idx == 0, state.g_hi[0], state.g_hi[1])
+        step = jnp.maximum(per * (1.0 - gi / hi), 1e-9)
+        n = jnp.clip(stochastic_pulses(jnp.abs(d) / step, kn), 0, dev.max_pulses)
+        n_pair = jnp.stack([jnp.where(idx == 0, n, 0.0), jnp.where(idx == 1, n, 0.0)])
+        n_pair = n_pair * alive
+        z = jnp.zeros_like(n_pair)
+        g_new = pulse_step(g, n_pair, z, state.dw_up, state.dw_down, state.g_hi, state.g_lo,
+                           dev.dw_min_std, ks)
+        # refresh: a device past refresh_at -> RESET both, rewrite the net value on one device
+        # (only a pair with common mode to remove: a saturated net weight stays as it is)
+        full = (jnp.any(g_new > dev.refresh_at * state.g_hi, axis=0)
+                & (jnp.min(g_new, axis=0) > dev.dw_min) & jnp.all(alive, axis=0))
+        net = g_new[0] - g_new[1]
+        re = jnp.stack([jnp.maximum(net, 0.0), jnp.maximum(-net, 0.0)])
+        g_new = jnp.where(full[None], re, g_new)
+        n_dev = n_pair + 2.0 * full[None]
+        refreshes = state.refreshes + jnp.sum(full)
+    else:
+        up = d >= 0
+        per = jnp.where(up, state.dw_up[0] * (1.0 - g[0] / state.g_hi[0]),
+                        state.dw_down[0] * (1.0 - g[0] / state.g_lo[0]))
+        n = jnp.clip(stochastic_pulses(jnp.abs(d) / jnp.maximum(per, 1e-9), kn), 0,
+                     dev.max_pulses) * alive[0]
+        z = jnp.zeros_like(n)
+        g0 = pulse_step(g[0], jnp.where(up, n, z), jnp.where(up, z, n), state.dw_up[0],
+                        state.dw_down[0], state.g_hi[0], state.g_lo[0], dev.dw_min_std, ks)
+        g_new = jnp.stack([g0, g[1]])
+        n_dev = jnp.stack([n, z])
+        refreshes = state.refreshes
+    wrote = n_dev > 0
+    return state.replace(
+        g=g_new, pulses=state.pulses + n_dev,
+        t_last=jnp.where(wrote, t, state.t_last),
+        total_pulses=state.total_pulses + jnp.sum(n_dev), refreshes=refreshes)
+
+
+def stochastic_pulses(x: Array, key: Array) -> Array:
+    """``floor(x) + [u < frac(x)]``: an unbiased integer pulse count for a fractional one."""
+    fl = jnp.floor(x)
+    return fl + (jax.random.uniform(key, jnp.shape(x)) < (x - fl)).astype(x.dtype)
+
+
+def worn_out(state: PulseState, device: str | PulseDeviceSpec) -> Array:
+    """Number of devices past their endurance."""
+    return jnp.sum(state.pulses >= get_pulse_device(device).endurance)
