@@ -287,9 +287,11 @@ def run_nest(
             x = arrs[gname]
             times = spec.dt * np.arange(1, T - 1)  # a change at (k - 1) dt acts in step k
             for i in range(g["n"]):
+                vals = x[2:T, i] - x[1, i]
+                if not np.any(vals):
+                    continue  # constant from step 1 on: I_e alone
                 gen = nest.Create("step_current_generator", params={
-                    "amplitude_times": times.tolist(),
-                    "amplitude_values": (x[2:T, i] - x[1, i]).tolist()})
+                    "amplitude_times": times.tolist(), "amplitude_values": vals.tolist()})
                 nest.Connect(gen, pop[i], syn_spec={"delay": spec.dt})
     for c in spec.connections.values():
         if len(c["pre"]) == 0:
@@ -418,8 +420,10 @@ def run_pynn(
         if T > 2:
             times = spec.dt * np.arange(2, T)  # PyNN subtracts the delay (dt) itself
             for i in range(spec.groups[gname]["n"]):
-                src = sim.StepCurrentSource(times=times,
-                                            amplitudes=(x[2:T, i] - x[1, i]) / 1000.0)
+                vals = x[2:T, i] - x[1, i]
+                if not np.any(vals):
+                    continue  # constant from step 1 on: I_e / i_offset alone
+                src = sim.StepCurrentSource(times=times, amplitudes=vals / 1000.0)
                 src.inject_into(pops[gname][i:i + 1])
     # pyNN.nest's first run() simulates one min_delay more than asked (so that NEST hands over
     # all recorded data); step 1's current must be set after exactly one step, so that padding

@@ -20,6 +20,7 @@ from neurorl.core import Connection, LearningRule, Network, NeuronGroup, SpikeMo
 from neurorl.hardware.nir import from_nir, write_nir
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.slow  # torch-based readers (seconds each; the [interop] extra)
 
 
 def _net(dt, *, reset="zero", integration="exponential", recurrent=False, bias=0.0, w=1.0,

@@ -12,6 +12,7 @@ from neurorl.errors import ConfigError
 
 pytest.importorskip("nest")
 pytest.importorskip("pyNN")
+pytestmark = pytest.mark.slow  # NEST and PyNN runs of 600-2000 steps (seconds each)
 
 from neurorl.hardware.pynn import nest_spec, run_nest, run_pynn  # noqa: E402
 
