@@ -93,6 +93,19 @@ class NestSpec:
     lossy: list[str] = field(default_factory=list)
 
 
+def _pygame_first() -> None:
+    """Import pygame (when installed) before NEST: pygame's ``display.init()``, which gymnasium's
+    renderers call, crashes the process (SIGSEGV) when pygame is first imported after NEST 3.10
+    (measured here with pygame 2 and nest-simulator 3.10 from PyPI); imported first, both work."""
+    import os
+
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    try:
+        import pygame  # noqa: F401
+    except ImportError:
+        pass
+
+
 def _vec(x: Any, n: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(x, np.float64), (n,)).copy()
 
@@ -263,6 +276,7 @@ def run_nest(
     Returns:
         ``{group name: float32 [T, n] 0/1 spikes}`` on neurorl's step grid.
     """
+    _pygame_first()
     import nest
 
     spec = nest_spec(net, state, strict=strict)
@@ -335,6 +349,7 @@ def to_pynn(net: CompiledNetwork | Network, state: Mapping[str, Any] | None = No
         "spec": NestSpec}``.
     """
     if sim is None:
+        _pygame_first()
         import pyNN.nest as sim
     spec = nest_spec(net, state, strict=strict)
     pops, projs = {}, {}
@@ -398,6 +413,7 @@ def run_pynn(
         native: as :func:`to_pynn`; default True for pyNN.nest, else False.
     """
     if sim is None:
+        _pygame_first()
         import pyNN.nest as sim
     if native is None:
         native = sim.__name__ == "pyNN.nest"

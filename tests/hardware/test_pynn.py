@@ -9,12 +9,12 @@ import pytest
 
 from neurorl.core import Connection, Network, NeuronGroup, SpikeMonitor
 from neurorl.errors import ConfigError
+from neurorl.hardware.pynn import _pygame_first, nest_spec, run_nest, run_pynn
 
+_pygame_first()  # before NEST (see its docstring)
 pytest.importorskip("nest")
 pytest.importorskip("pyNN")
 pytestmark = pytest.mark.slow  # NEST and PyNN runs of 600-2000 steps (seconds each)
-
-from neurorl.hardware.pynn import nest_spec, run_nest, run_pynn  # noqa: E402
 
 
 def _net(t_ref=2.0, input=False):
