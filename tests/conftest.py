@@ -5,6 +5,12 @@ import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+try:  # pygame before NEST: pygame first imported after NEST 3.10 segfaults in display.init()
+    import pygame  # noqa: F401, E402  (neurorl/hardware/pynn.py, _pygame_first)
+except ImportError:
+    pass
 
 import jax  # noqa: E402
 

@@ -55,12 +55,9 @@ def _member_state(state: Any, member: int) -> Any:
 
 def _load_state(cfg: C.ExperimentConfig, run_dir: Path, load_checkpoint: Any) -> Any:
     """The run's last checkpoint, verified against this config's state structure."""
-    from neurorl.experiment.host_train import build_host, host_template, is_host_env
     from neurorl.experiment.runner import build, member_keys
 
-    if is_host_env(cfg.env.id):
-        return load_checkpoint(run_dir, host_template(build_host(cfg)))[0]
-    train = build(cfg, check_memory=False)
+    train = build(cfg, check_memory=False)  # a gymnasium:<Id> run's HostTrainer has init too
     keys = member_keys(cfg.training.seed, cfg.training.n_seeds)
     return load_checkpoint(run_dir, jax.eval_shape(train.init, keys))[0]
 

@@ -9,13 +9,16 @@ runs in ONE jitted call per env step that fuses ``learn`` on the last transition
 ``update`` when its window is full, and ``act`` on the new observation. Observations go through
 :class:`~neurorl.envs.bridge.GymBridge` (one-hot for ``Discrete``, flattened ``Box``).
 
-Logs, checkpoints, resume, wandb and the summary are the jitted runner's (same records, same
-files, same ``chunk_records`` / ``summarize_run``). Differences, by necessity:
+The runner drives it like the jitted trainer (:class:`HostTrainer` has ``init(keys)`` and
+``run_chunk(state, n)``): one loop, so the same run-directory lock, records, non-finite stop,
+strict JSON, checkpoints, resume, wandb and summary. Differences, by necessity:
 
-* a checkpoint holds the agent (and obs-shift) state, not the Gymnasium envs (an arbitrary
-  ``gymnasium.Env`` cannot be saved); a resumed run re-creates and re-seeds the envs, so episodes
-  running at the checkpoint restart, and a resumed run is not bit-identical to an uninterrupted
-  one (the jitted runner's is);
+* the envs live on the host: a checkpoint holds the agents (and obs-shift states, keys and the
+  pending action) as arrays, and the envs as a JSON snapshot of their plain attributes
+  (:class:`EnvSnapshots`: state, RNG streams, wrapper counters; never pickle), so a resumed run
+  continues every running episode and is bit-identical to an uninterrupted one. An env whose
+  state is not plain data (LunarLander's Box2D ``world``, MuJoCo) cannot be snapshotted: its
+  resume warns, re-seeds the envs and restarts their running episodes;
 * ``env.params`` are keyword arguments of ``gymnasium.make`` (e.g. FrozenLake's ``is_slippery``);
 * shifts on the host: observation, action and reward shifts (the JAX shift objects, applied in
   the jitted call, per-env step counts as in the jitted loop); ``shifts.params`` / ``shifts.tasks``
@@ -30,16 +33,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
-import yaml
 from gymnasium import spaces as gspaces
 
 from neurorl.errors import ConfigError, closest
@@ -242,33 +242,368 @@ class HostShifts:
                 self._applied[k] = v
 
 
-# ------------------------------------------------------------------------------- trainer
-@dataclasses.dataclass
-class HostTrainer:
-    """Everything a host run needs (built and validated before anything runs)."""
+    def reset_applied(self) -> None:
+        """Forget which values were set (after the envs' attributes were restored)."""
+        self._applied = {}
 
-    cfg: C.ExperimentConfig
-    vec: Any
-    bridge: Any
-    agent: Any
-    shifts: HostShifts
-    n_seeds: int
-    n_envs: int
-    step_fn: Any  # jitted fused learn/update/act
-    act0_fn: Any  # jitted first act
-    init_fn: Any
+
+# ------------------------------------------------------------------------- env snapshots
+# What a checkpoint keeps of a Gymnasium env: every instance attribute of every layer (wrappers,
+# the unwrapped env, the vector env) that is plain data -- numbers, strings, numpy arrays, lists,
+# tuples and str-keyed dicts of those, numpy Generators (as their bit generator's state). Spaces,
+# specs, the wrapped env and callables are structure, not state. Anything else (a Box2D world, a
+# MuJoCo data object, a pygame surface) cannot be written without pickle: such an env is
+# snapshotted as far as it goes and marked inexact, and a resume re-seeds it.
+_SNAPSHOT_VERSION = 1
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _enc(v: Any) -> Any:
+    import base64
+
+    if v is None or isinstance(v, bool | str):
+        return v
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return {"__f__": v.hex()}
+    if isinstance(v, np.ndarray | np.generic):
+        a = np.asarray(v)
+        if a.dtype.kind not in "biufcSU":  # numbers, fixed-width bytes / text
+            raise _Unsupported(type(v).__name__)
+        return {
+            "__nd__": a.dtype.str,
+            "shape": list(a.shape),
+            "scalar": isinstance(v, np.generic),
+            "b64": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii"),
+        }
+    if isinstance(v, np.random.Generator):
+        bg = v.bit_generator
+        return {"__rng__": type(bg).__name__, "state": _enc(bg.state)}
+    if isinstance(v, list | tuple):
+        return {"__list__" if isinstance(v, list) else "__tuple__": [_enc(x) for x in v]}
+    if isinstance(v, dict):
+        if all(isinstance(k, str) for k in v):
+            return {"__dict__": {k: _enc(x) for k, x in v.items()}}
+        return {"__items__": [[_enc(k), _enc(x)] for k, x in v.items()]}  # e.g. FrozenLake's P
+    raise _Unsupported(type(v).__name__)
+
+
+def _dec(v: Any) -> Any:
+    import base64
+
+    if not isinstance(v, dict):
+        return v
+    if "__f__" in v:
+        return float.fromhex(v["__f__"])
+    if "__nd__" in v:
+        a = np.frombuffer(base64.b64decode(v["b64"]), dtype=np.dtype(v["__nd__"]))
+        a = a.reshape(v["shape"]).copy()
+        return a[()] if v["scalar"] else a
+    if "__rng__" in v:
+        bg = getattr(np.random, v["__rng__"])()
+        bg.state = _dec(v["state"])
+        return np.random.Generator(bg)
+    if "__list__" in v:
+        return [_dec(x) for x in v["__list__"]]
+    if "__tuple__" in v:
+        return tuple(_dec(x) for x in v["__tuple__"])
+    if "__items__" in v:
+        return {_dec(k): _dec(x) for k, x in v["__items__"]}
+    return {k: _dec(x) for k, x in v["__dict__"].items()}
+
+
+def _layers(env: Any) -> list[Any]:
+    out = [env]
+    while isinstance(out[-1], gymnasium.Wrapper):
+        out.append(out[-1].env)
+    return out
+
+
+def _structural(v: Any) -> bool:
+    import types
+
+    from gymnasium.envs.registration import EnvSpec
+
+    return (
+        isinstance(v, gspaces.Space | EnvSpec | gymnasium.Env | types.ModuleType)
+        or callable(v)
+    )
+
+
+def _digest(x: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(x, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class EnvSnapshots:
+    """JSON snapshots of a ``SyncVectorEnv``'s sub-envs (see the comment above), without pickle.
+
+    Only attributes that differ from the freshly made envs (recorded at construction, as
+    digests) are written, so static tables (FrozenLake's transition dict ``P``) stay out of
+    every checkpoint. :meth:`restore` requires envs that were made the same way (checked by
+    the digest of the fresh envs).
+    """
+
+    def __init__(self, vec: Any) -> None:
+        self.vec = vec
+        self.objs = [("vector", vec)] + [
+            (f"envs[{i}].{type(layer).__name__}", layer)
+            for i, e in enumerate(getattr(vec, "envs", []))
+            for layer in _layers(e)
+        ]
+        enc, _ = self._encode_all()
+        self.base = [{k: _digest(v) for k, v in attrs.items()} for attrs in enc]
+        self.base_digest = _digest(self.base)
+
+    def _encode_all(self) -> tuple[list[dict[str, Any]], list[str]]:
+        out, unsupported = [], []
+        for where, obj in self.objs:
+            attrs = {}
+            for k, v in vars(obj).items():
+                if k == "envs" or _structural(v):
+                    continue
+                try:
+                    attrs[k] = _enc(v)
+                except _Unsupported as e:
+                    if where != "vector":  # the vector env's own objects are step buffers
+                        unsupported.append(f"{where}.{k} ({e})")
+            out.append(attrs)
+        return out, unsupported
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{"version", "fresh", "layers": [changed attrs per object], "exact",
+        "unsupported"}``; ``exact`` is False when an attribute could not be written (e.g.
+        LunarLander's Box2D ``world``)."""
+        enc, unsupported = self._encode_all()
+        layers = [
+            {k: v for k, v in attrs.items() if base.get(k) != _digest(v)}
+            for attrs, base in zip(enc, self.base, strict=True)
+        ]
+        return {"version": _SNAPSHOT_VERSION, "fresh": self.base_digest, "layers": layers,
+                "exact": not unsupported, "unsupported": unsupported[:8]}
+
+    def fits(self, snap: Mapping[str, Any]) -> bool:
+        """Whether ``snap`` was taken of envs made as these were."""
+        return (snap.get("version") == _SNAPSHOT_VERSION and snap.get("fresh") == self.base_digest
+                and len(snap.get("layers", [])) == len(self.objs))
+
+    def restore(self, snap: Mapping[str, Any]) -> None:
+        """Set the snapshot's attributes on these (fresh) envs.
+
+        Raises:
+            CheckpointError: the snapshot is of other envs (:meth:`fits`).
+        """
+        from neurorl.errors import CheckpointError
+
+        if not self.fits(snap):
+            raise CheckpointError(
+                "the checkpoint's env snapshot was taken of envs made otherwise than this run's "
+                "(another env id, env.params, gymnasium version or number of envs)"
+            )
+        for (_, obj), attrs in zip(self.objs, snap["layers"], strict=True):
+            for k, v in attrs.items():
+                setattr(obj, k, _dec(v))
+
+
+# ------------------------------------------------------------------------------- trainer
+class HostState(NamedTuple):
+    """The device half of a host run's state (a pytree, what the checkpoint's arrays hold).
+
+    Attributes:
+        agent_state: the agents, leading axis = member.
+        obs_states: observation-shift states, ``[S, B, ...]`` per shift.
+        key: one PRNG key per member.
+        action: the action each sub-env takes next ``[S, B, ...]`` (computed from the last
+            observation, so a chunk boundary falls between ``act`` and ``env.step``).
+        spikes, synops: the activity of that ``act`` ``[S]``.
+    """
+
+    agent_state: Any
+    obs_states: Any
+    key: jax.Array
+    action: jax.Array
+    spikes: jax.Array
+    synops: jax.Array
+
+
+@dataclasses.dataclass
+class _HostClock:
+    """The host half of a host run's state: written to the checkpoint's JSON metadata."""
+
+    started: bool = False
+    t: int = 0  # per-env step count, the shift schedules' clock
+    ep_ret: np.ndarray | None = None
+    ep_len: np.ndarray | None = None
+
+
+class HostTrainer:
+    """A ``gymnasium:<Id>`` run with the jitted trainer's interface, driven by the runner.
+
+    :func:`neurorl.experiment.runner.run_experiment` drives it as it drives ``make_train``'s
+    trainer: ``init(keys)`` is pure (the agents, nothing touches the envs), ``run_chunk(state,
+    n)`` steps the Gymnasium vector env ``n // n_envs`` times and returns the same per-step
+    metrics ``[T, S, B]`` / ``[T, S]``. The envs and the episode counters live on the host;
+    :meth:`host_state` / :meth:`restore_host_state` carry them through the checkpoint's metadata
+    (:class:`EnvSnapshots`), so a killed and resumed run continues the envs' episodes and RNG
+    streams exactly where they were.
+    """
+
+    def __init__(self, cfg: C.ExperimentConfig, vec: Any, bridge: Any, agent: Any,
+                 shifts: HostShifts, n_seeds: int, n_envs: int, fns: Mapping[str, Any]) -> None:
+        self.cfg, self.vec, self.bridge, self.agent, self.shifts = cfg, vec, bridge, agent, shifts
+        self.n_seeds, self.n_envs = n_seeds, n_envs
+        self._fns = dict(fns)
+        self.step_fn = self._fns["step"]
+        self._clock = _HostClock()
+        self._shifted = not _shifts_empty(cfg)
+        self._snapshots = EnvSnapshots(vec)  # before anything steps: the fresh envs
+        self._pending_obs: np.ndarray | None = None
 
     @property
-    def config(self) -> Any:  # the jitted trainer's ``train.config`` has n_envs
+    def config(self) -> Any:  # the runner reads ``train.config.n_envs``
         return self
 
+    def init(self, keys: jax.Array) -> HostState:
+        """The initial state of every member (member ``i`` from ``keys[i]``); pure."""
+        return self._fns["init"](keys)
 
-def host_template(tr: HostTrainer) -> dict[str, Any]:
-    """The structure of a host-loop checkpoint (``jax.eval_shape`` of the trainer's init), to
-    verify a checkpoint against before anything is restored."""
-    ast, obs_states = jax.eval_shape(tr.init_fn, jax.random.key(0))
-    return {"agent_state": ast, "obs_states": obs_states,
-            "key": jax.eval_shape(lambda: jax.random.key(0))}
+    def _env_seeds(self, keys: jax.Array) -> list[int]:
+        """Sub-env reset seeds: member ``i``'s ``B`` seeds are drawn from its own key, so a
+        member's envs do not depend on the other members of its group."""
+        seeds = jax.vmap(
+            lambda k: jax.random.randint(jax.random.fold_in(k, 0x5EED), (self.n_envs,), 0,
+                                         2**31 - 1)
+        )(keys)
+        return [int(x) for x in np.asarray(seeds).reshape(-1)]
+
+    def _start(self, rs: HostState) -> HostState:
+        S, B = self.n_seeds, self.n_envs
+        raw, _ = self.vec.reset(seed=self._env_seeds(rs.key))
+        c = self._clock
+        c.started, c.t = True, 0
+        c.ep_ret, c.ep_len = np.zeros((S, B), np.float64), np.zeros((S, B), np.int64)
+        self.shifts.reset_applied()
+        if self.shifts.has_attr:
+            self.shifts.apply(self.shifts.values_for(0, 1, self._shift_key)[0])
+        obs = self.bridge.encode_np(raw).reshape(S, B, -1)
+        return self._fns["act0"](rs, obs, 0)
+
+    @property
+    def _shift_key(self) -> jax.Array:
+        return jax.random.key(self.cfg.training.seed)
+
+    def run_chunk(self, rs: HostState, n: int) -> tuple[HostState, dict[str, np.ndarray]]:
+        """Advance every sub-env ``n // n_envs`` steps; returns the state and the metrics."""
+        if not self._clock.started:
+            rs = self._start(rs)
+        if self._pending_obs is not None:
+            rs = self._fns["act0"](rs, self._pending_obs, self._clock.t)
+            self._pending_obs = None
+        S, B = self.n_seeds, self.n_envs
+        c, tr, U = self._clock, self, self.agent.update_every if self.agent.update else 1
+        T = n // B
+        attr_vals = (self.shifts.values_for(c.t, T, self._shift_key)
+                     if self.shifts.has_attr else None)
+        dev, dones, tids = [], [], []
+        for i in range(T):
+            if attr_vals is not None:
+                self.shifts.apply(attr_vals[i])
+            a = np.asarray(rs.action).reshape((S * B,) + tuple(tr.bridge.action_shape))
+            raw, r, te, trunc, _ = self.vec.step(tr.bridge.decode_action(a))
+            tids.append(self.shifts.task_id(c.t))
+            c.t += 1
+            obs = tr.bridge.encode_np(raw).reshape(S, B, -1)
+            te = np.asarray(te, bool).reshape(S, B)
+            trunc = np.asarray(trunc, bool).reshape(S, B)
+            r = np.asarray(r, np.float32).reshape(S, B)
+            do_update = (c.t % U) == 0 and self.agent.update is not None
+            spikes, synops = rs.spikes, rs.synops  # the activity of the action just taken
+            r_shifted, rs, wn = self.step_fn(rs, r, te, trunc, obs, c.t, do_update)
+            # stays on the device until the chunk ends (one transfer per chunk, not per step)
+            dev.append((r_shifted, spikes, synops, wn))  # wn: after this step's learn
+            dones.append(te | trunc)
+        dev = jax.device_get(dev)
+        buf: dict[str, list] = {k: [] for k in ("done", "episode_return", "episode_length",
+                                                "spikes", "synops", "weight_norm")}
+        for done, (r_shifted, sp_i, sy_i, wn_i) in zip(dones, dev, strict=True):
+            c.ep_ret += r_shifted
+            c.ep_len += 1
+            buf["done"].append(done)
+            buf["episode_return"].append(np.where(done, c.ep_ret, 0.0))
+            buf["episode_length"].append(np.where(done, c.ep_len, 0))
+            buf["spikes"].append(sp_i)
+            buf["synops"].append(sy_i)
+            buf["weight_norm"].append(wn_i)
+            c.ep_ret[done] = 0.0
+            c.ep_len[done] = 0
+        metrics = {k: np.stack(v) for k, v in buf.items()}
+        if self._shifted:  # as the jitted loop: task ids only for a shifted run
+            metrics["task_id"] = np.broadcast_to(np.asarray(tids)[:, None], (T, S))
+        return rs, metrics
+
+    def host_state(self) -> dict[str, Any]:
+        """The host half of the state (step clock, episode counters, the envs) as JSON data."""
+        c = self._clock
+        if not c.started:
+            return {"started": False}
+        return {"started": True, "t": c.t, "ep_ret": _enc(c.ep_ret), "ep_len": _enc(c.ep_len),
+                "envs": self._snapshots.snapshot()}
+
+    def restore_host_state(self, d: Mapping[str, Any] | None, chunks_done: int = 0) -> None:
+        """Restore :meth:`host_state`. Envs that could not be snapshotted exactly (see
+        :class:`EnvSnapshots`) are re-seeded instead: their running episodes restart.
+
+        Raises:
+            CheckpointError: a host state that does not fit this run.
+        """
+        from neurorl.errors import CheckpointError
+
+        if not d or not d.get("started"):
+            return
+        c = self._clock
+        try:
+            c.t, c.ep_ret, c.ep_len = int(d["t"]), _dec(d["ep_ret"]), _dec(d["ep_len"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"the checkpoint's host-loop state is incomplete ({e})") from None
+        if np.shape(c.ep_ret) != (self.n_seeds, self.n_envs):
+            raise CheckpointError("the checkpoint's host-loop state is of another run shape")
+        snap = d.get("envs") or {}
+        if snap.get("exact"):
+            self._snapshots.restore(snap)
+        else:
+            import warnings
+
+            warnings.warn(
+                f"{self.cfg.env.id}: the env state cannot be checkpointed without pickle "
+                f"({', '.join(snap.get('unsupported', []))}); the resumed run re-seeds its envs "
+                "and their running episodes restart (not bit-identical to an uninterrupted run)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            n = self.n_seeds * self.n_envs
+            base = int(np.random.SeedSequence([self.cfg.training.seed, int(chunks_done)])
+                       .generate_state(1)[0])
+            raw, _ = self.vec.reset(seed=[base + i for i in range(n)])
+            # the checkpoint's pending action was for the old observations: act on the new ones
+            self._pending_obs = self.bridge.encode_np(raw).reshape(self.n_seeds, self.n_envs, -1)
+            c.ep_ret[:] = 0.0
+            c.ep_len[:] = 0
+        self.shifts.reset_applied()
+        c.started = True
+
+    def close(self) -> None:
+        self.vec.close()
+
+
+def _shifts_empty(cfg: C.ExperimentConfig) -> bool:
+    from neurorl.experiment.shiftspec import is_empty
+
+    return is_empty(C.to_dict(cfg)["shifts"])
 
 
 def build_host(cfg: C.ExperimentConfig, n_seeds: int | None = None) -> HostTrainer:
@@ -301,244 +636,85 @@ def build_host(cfg: C.ExperimentConfig, n_seeds: int | None = None) -> HostTrain
         raise ConfigError(
             "training.steps", cfg.training.steps, f"a multiple of n_envs x update_every = {B * U}"
         )
+    D = bridge.obs_dim
 
+    # one member's functions (vmapped over members below): obs [B, D], one key per member
     def obs_shift(t, key, obs_states, obs):
-        """Observation shifts at per-env step ``t`` (obs [S, B, D])."""
         new_states = []
         for i, (o, s) in enumerate(zip(sj.obs, obs_states, strict=True)):
-            ks = jax.random.split(jax.random.fold_in(key, i), S * B).reshape(S, B)
-            obs, s = jax.vmap(jax.vmap(lambda k, s_, x, o=o: o.apply(t, k, s_, x)))(ks, s, obs)
+            ks = jax.random.split(jax.random.fold_in(key, i), B)
+            obs, s = jax.vmap(lambda k, s_, x, o=o: o.apply(t, k, s_, x))(ks, s, obs)
             new_states.append(s)
         return obs, tuple(new_states)
 
     def per_env(fn, key, x):
-        ks = jax.random.split(key, S * B).reshape(S, B)
-        return jax.vmap(jax.vmap(fn))(ks, x)
+        return jax.vmap(fn)(jax.random.split(key, B), x)
 
-    def act(ast, obs, t, key, obs_states):
+    def act(ast, obs_states, obs, t, key):
         k_obs, k_act, k_ash = jax.random.split(key, 3)
         obs, obs_states = obs_shift(t, k_obs, obs_states, obs)
-        action, ast = jax.vmap(agent.act)(ast, obs, jax.random.split(k_act, S))
+        action, ast = agent.act(ast, obs, k_act)
         for i, a in enumerate(sj.action):
             action = per_env(
                 lambda k, x, a=a: a.apply(t, k, x), jax.random.fold_in(k_ash, i), action
             )
-        w = jax.vmap(agent.weights)(ast)
-        wn = jnp.sqrt(sum(jnp.sum(x * x, axis=tuple(range(1, x.ndim))) for x in jax.tree.leaves(w)))
+        w = jax.tree.leaves(agent.weights(ast))
+        wn = jnp.sqrt(sum(jnp.sum(x * x) for x in w))
         return action, ast, obs_states, ast.stats.spikes, ast.stats.synops, wn
 
-    def init(key):
-        k_agent, k_obs = jax.random.split(key)
-        ast = jax.vmap(agent.init)(jax.random.split(k_agent, S))
+    def init1(key):
+        k_agent, k_obs, k_loop = jax.random.split(key, 3)
+        ast = agent.init(k_agent)
         obs_states = tuple(
-            jax.vmap(jax.vmap(lambda k, o=o: o.init(k, bridge.obs_dim)))(
-                jax.random.split(jax.random.fold_in(k_obs, i), S * B).reshape(S, B)
+            jax.vmap(lambda k, o=o: o.init(k, D))(
+                jax.random.split(jax.random.fold_in(k_obs, i), B)
             )
             for i, o in enumerate(sj.obs)
         )
-        return ast, obs_states
+        a, _, _, sp, sy, _ = jax.eval_shape(
+            act, ast, obs_states, jnp.zeros((B, D), jnp.float32), 0, k_loop
+        )
+        z = lambda s: jnp.zeros(s.shape, s.dtype)  # noqa: E731 - the action before the first
+        return HostState(ast, obs_states, k_loop, z(a), z(sp), z(sy))
 
-    def step(ast, obs_states, reward, term, trunc, obs, t, key, do_update):
+    def act0(rs, obs, t):
+        def one(rs1, obs1):
+            key, k = jax.random.split(rs1.key)
+            a, ast, ost, sp, sy, _ = act(rs1.agent_state, rs1.obs_states, obs1, t, k)
+            return HostState(ast, ost, key, a, sp, sy)
+
+        return jax.vmap(one)(rs, obs)
+
+    def step(rs, reward, term, trunc, obs, t, do_update):
         """learn(last transition) [-> update] -> act(new obs); t = per-env step of ``obs``."""
-        key, k_rew, k_upd, k_act = jax.random.split(key, 4)
-        for i, r in enumerate(sj.reward):
-            reward = per_env(
-                lambda k, x, r=r: r.apply(t - 1, k, x), jax.random.fold_in(k_rew, i), reward
-            )
-        ast = jax.vmap(agent.learn)(ast, reward, term, trunc)
-        if do_update:
-            # the jitted loop updates with the observation the agent sees (obs shifts applied)
-            sobs, _ = obs_shift(t, jax.random.split(k_act, 3)[0], obs_states, obs)
-            ast = jax.vmap(agent.update)(ast, sobs, jax.random.split(k_upd, S))
-        out = act(ast, obs, t, k_act, obs_states)
-        return (reward,) + out + (key,)
+
+        def one(rs1, reward, term, trunc, obs):
+            key, k_rew, k_upd, k_act = jax.random.split(rs1.key, 4)
+            for i, r in enumerate(sj.reward):
+                reward = per_env(
+                    lambda k, x, r=r: r.apply(t - 1, k, x), jax.random.fold_in(k_rew, i), reward
+                )
+            ast = agent.learn(rs1.agent_state, reward, term, trunc)
+            if do_update:
+                # the jitted loop updates with the observation the agent sees (shifts applied)
+                sobs, _ = obs_shift(t, jax.random.split(k_act, 3)[0], rs1.obs_states, obs)
+                ast = agent.update(ast, sobs, k_upd)
+            a, ast, ost, sp, sy, wn = act(ast, rs1.obs_states, obs, t, k_act)
+            return reward, HostState(ast, ost, key, a, sp, sy), wn
+
+        return jax.vmap(one)(rs, reward, term, trunc, obs)
 
     return HostTrainer(
-        cfg=cfg,
-        vec=vec,
-        bridge=bridge,
-        agent=agent,
-        shifts=shifts,
-        n_seeds=S,
-        n_envs=B,
-        step_fn=jax.jit(step, static_argnums=8),
-        act0_fn=jax.jit(act),
-        init_fn=jax.jit(init),
+        cfg, vec, bridge, agent, shifts, S, B,
+        {"init": jax.jit(jax.vmap(init1)), "act0": jax.jit(act0),
+         "step": jax.jit(step, static_argnums=6)},
     )
 
 
-def _records_metrics(buf: Mapping[str, list]) -> dict[str, np.ndarray]:
-    return {k: np.stack(v) for k, v in buf.items()}
-
-
-def run_host_experiment(
-    cfg: C.ExperimentConfig,
-    run_dir: str | Path,
-    *,
-    progress: bool = True,
-    wandb_mode: str | None = None,
-    stop_after_chunks: int | None = None,
-    resume: bool = False,
-    members: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """:func:`neurorl.experiment.runner.run_experiment` for a ``gymnasium:<Id>`` env."""
-    from neurorl.experiment import runner as R
-    from neurorl.experiment.checkpoint import (
-        atomic_write_text,
-        has_checkpoint,
-        load_checkpoint,
-        save_checkpoint,
-    )
-    from neurorl.experiment.logging import RunLogger
-    from neurorl.experiment.shiftspec import is_empty
-
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(C.to_dict(cfg), sort_keys=False))
-    members = members or R.members_of(cfg)
-    atomic_write_text(run_dir / "members.json", json.dumps(members, indent=2, default=str))
-    mode = wandb_mode or cfg.logging.wandb
-    tr = build_host(cfg)
-    S, B = tr.n_seeds, tr.n_envs
-    total, chunk = cfg.training.steps, cfg.training.chunk_steps
-    U = tr.agent.update_every if tr.agent.update is not None else 1
-    log_kw = dict(
-        members=members, group=cfg.logging.group or cfg.name, wandb_mode=mode,
-        project=cfg.logging.project,
-    )  # fmt: skip
-
-    shifted = not is_empty(C.to_dict(cfg)["shifts"])
-    key = jax.random.key(cfg.training.seed)
-    if resume and has_checkpoint(run_dir):
-        state, meta = load_checkpoint(run_dir, host_template(tr))
-        ast, obs_states, key = state["agent_state"], state["obs_states"], state["key"]
-        done_steps, chunks_done, history = (
-            int(meta["env_steps"]),
-            int(meta["chunks"]),
-            meta["history"],
-        )
-        logger = RunLogger(run_dir, wandb_ids=meta.get("wandb_ids") or None, **log_kw)
-        logger.restore_positions(meta["positions"])
-    else:
-        key, k_init = jax.random.split(key)
-        ast, obs_states = tr.init_fn(k_init)
-        done_steps, chunks_done = 0, 0
-        history = [[] for _ in range(S)]
-        for name in ("episodes.jsonl", "chunks.jsonl"):
-            (run_dir / name).unlink(missing_ok=True)
-        logger = RunLogger(run_dir, **log_kw)
-
-    # (re-)seeded envs: a resumed run starts new episodes (gymnasium envs cannot be saved)
-    raw, _ = tr.vec.reset(seed=cfg.training.seed + 7919 * chunks_done)
-    t = done_steps // B  # per-env step count, the shift schedules' clock
-    if tr.shifts.has_attr:
-        tr.shifts.apply(tr.shifts.values_for(t, 1, jax.random.key(cfg.training.seed))[0])
-    obs = tr.bridge.encode_np(raw).reshape(S, B, -1)
-    key, k = jax.random.split(key)
-    action, ast, obs_states, spikes, synops, _ = tr.act0_fn(ast, obs, t, k, obs_states)
-    ep_ret = np.zeros((S, B), np.float64)
-    ep_len = np.zeros((S, B), np.int64)
-
-    t_start = time.perf_counter()
-    steps_at_start = done_steps
-    from neurorl.experiment.progress import RunProgress
-
-    with RunProgress(cfg.name, total, done_steps, enabled=progress and cfg.logging.progress,
-                     window=cfg.training.episode_window, seeds=S) as bar:
-        while done_steps < total:
-            n = min(chunk, total - done_steps)
-            T = n // B
-            attr_vals = (
-                tr.shifts.values_for(t, T, jax.random.key(cfg.training.seed))
-                if tr.shifts.has_attr
-                else None
-            )
-            dev, dones, tids = [], [], []
-            for i in range(T):
-                if attr_vals is not None:
-                    tr.shifts.apply(attr_vals[i])
-                a = np.asarray(action).reshape((S * B,) + tuple(tr.bridge.action_shape))
-                raw, r, te, trunc, _ = tr.vec.step(tr.bridge.decode_action(a))
-                tids.append(tr.shifts.task_id(t))
-                t += 1
-                obs = tr.bridge.encode_np(raw).reshape(S, B, -1)
-                te = np.asarray(te, bool).reshape(S, B)
-                trunc = np.asarray(trunc, bool).reshape(S, B)
-                r = np.asarray(r, np.float32).reshape(S, B)
-                do_update = (t % U) == 0 and tr.agent.update is not None
-                r_shifted, action, ast, obs_states, sp, sy, wn_new, key = tr.step_fn(
-                    ast, obs_states, r, te, trunc, obs, t, key, do_update
-                )
-                # stays on the device until the chunk ends (one transfer per chunk, not per step)
-                dev.append((r_shifted, spikes, synops, wn_new))  # wn: after this step's learn
-                dones.append(te | trunc)
-                spikes, synops = sp, sy
-            dev = jax.device_get(dev)
-            buf: dict[str, list] = {
-                k_: [] for k_ in ("done", "episode_return", "episode_length", "spikes", "synops")
-            }
-            buf["weight_norm"] = []
-            for done, (r_shifted, sp_i, sy_i, wn_i) in zip(dones, dev, strict=True):
-                ep_ret += r_shifted
-                ep_len += 1
-                buf["done"].append(done)
-                buf["episode_return"].append(np.where(done, ep_ret, 0.0))
-                buf["episode_length"].append(np.where(done, ep_len, 0))
-                buf["spikes"].append(sp_i)
-                buf["synops"].append(sy_i)
-                buf["weight_norm"].append(wn_i)
-                ep_ret[done] = 0.0
-                ep_len[done] = 0
-            metrics = _records_metrics(buf)
-            task_ids = None
-            if shifted:  # as the jitted loop: task ids logged only for a shifted run
-                task_ids = np.broadcast_to(np.asarray(tids)[:, None], (T, S))
-            episodes, chunk_recs = R.chunk_records(
-                metrics,
-                done_steps,
-                B,
-                energy_fn=None,
-                window=cfg.training.episode_window,
-                history=history,
-                task_ids=task_ids,
-            )
-            done_steps += n
-            chunks_done += 1
-            elapsed = time.perf_counter() - t_start
-            sps = (done_steps - steps_at_start) * S / max(elapsed, 1e-9)
-            for c in chunk_recs:
-                c["steps_per_s"] = sps
-            logger.log(episodes, chunk_recs)
-            save_checkpoint(
-                run_dir,
-                {"agent_state": ast, "obs_states": obs_states, "key": key},
-                {
-                    "env_steps": done_steps,
-                    "chunks": chunks_done,
-                    "positions": logger.positions(),
-                    "wandb_ids": logger.wandb_ids,
-                    "history": history,
-                    "host_loop": True,
-                },
-            )
-            rets = [c["mean_return"] for c in chunk_recs if c["mean_return"] is not None]
-            bar.update(done_steps, sps, float(np.median(rets)) if rets else None)
-            if (
-                stop_after_chunks is not None
-                and chunks_done >= stop_after_chunks
-                and done_steps < total
-            ):
-                tr.vec.close()
-                return {"stopped_at": done_steps}
-    tr.vec.close()
-    summary = R.summarize_run(run_dir, cfg, members)
-    atomic_write_text(
-        run_dir / "summary.json", json.dumps(summary, indent=2, default=R._json_default)
-    )
-    if mode != "disabled":
-        logger.log_task_switches([(b, i + 1) for i, b in enumerate(summary["boundaries"])])
-    logger.finish(summary["members"])
-    return summary
-
-
-__all__ = ["HostTrainer", "build_host", "is_host_env", "run_host_experiment"]
+__all__ = [
+    "HostState",
+    "HostTrainer",
+    "build_host",
+    "EnvSnapshots",
+    "is_host_env",
+]

@@ -543,18 +543,7 @@ def run_experiment(
         RunFileError: the filesystem refused a write (read-only, full).
     """
     from neurorl.errors import RunFileError
-    from neurorl.experiment.host_train import is_host_env, run_host_experiment
 
-    if is_host_env(cfg.env.id):  # gymnasium:<Id>: a Gymnasium vector env drives the agent
-        return run_host_experiment(
-            cfg,
-            run_dir,
-            progress=progress,
-            wandb_mode=wandb_mode,
-            stop_after_chunks=stop_after_chunks,
-            resume=resume,
-            members=members,
-        )
     run_dir = Path(run_dir)
     try:
         return _run_experiment(
@@ -618,6 +607,8 @@ def _run_experiment(
                 "changed after the checkpoint); not resumed, logs untouched. Restore the "
                 "run's config.yaml or start a new run"
             )
+        if hasattr(train, "restore_host_state"):  # gymnasium:<Id>: the envs live on the host
+            train.restore_host_state(restored[1].get("host"), int(restored[1]["chunks"]))
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with _RunLock(run_dir):
@@ -748,6 +739,8 @@ def _run_experiment(
                             "config_sha256": fingerprint,
                             "initial_weight_norm": initial_norm,
                             "numeric_peaks": strict_json(peaks),
+                            **({"host": train.host_state()}
+                               if hasattr(train, "host_state") else {}),
                         },
                     )
                     checkpoint_step = done_steps

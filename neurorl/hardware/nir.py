@@ -82,8 +82,10 @@ Readers (checked with the real packages; ``tests/hardware/test_nir_interop.py``)
 
 * snnTorch 1.0 ``import_from_nir``: zero reset in the spike step, dt fixed at 1e-4 s, no
   ``v_leak`` (bias), one threshold and one ``r dt / tau`` per layer: feed-forward LIF networks
-  with ``reset="zero"`` simulate exactly (lead = latency). Its recurrent import (RLeaky) did not
-  reproduce a recurrent network here; an Output on a recurrent layer hangs nirtorch.
+  with ``reset="zero"`` simulate exactly (lead = latency). Its recurrent import does not
+  reproduce a recurrent network: its ``_create_rnn_subgraph`` wires the subgraph's input into
+  W_rec instead of the LIF, so nirtorch runs ``LIF(W_rec (z[t-1] + x[t]))`` (an xfail-strict
+  test in ``test_nir_interop.py`` tracks it); an Output on a recurrent layer hangs nirtorch.
 * Norse 1.1 ``from_nir(graph, dt=...)``: ignores ``r`` (needs r = 1: ``integration=
   "exponential"``, ``r=1``) and ``v_reset``; no recurrent import. Feed-forward, bias included,
   exact. Its exporter writes ``tau = dt / tau_mem_inv``: export with ``dt=1.0`` to get tau.

@@ -39,8 +39,17 @@ threshold and fires less under strong drive), ALIF threshold adaptation (dropped
 receiving both delta and exponential synapses, or exponential synapses of more than one time
 constant per sign. Izhikevich groups are refused.
 
-External inputs (the ``[T, n]`` currents of the input groups) become one
-``step_current_generator`` (PyNN ``StepCurrentSource``) per neuron.
+External inputs (the ``[T, n]`` currents of the input groups): neurorl's current ``x[k]`` acts in
+step ``k`` (the update from ``k dt`` to ``(k + 1) dt``). A NEST current device reaches a neuron
+one connection delay after its change, and the neuron applies a current it receives in a step
+from the *next* step on (``iaf_psc_delta``: ``y0`` is read from the buffer after the update), so
+a ``step_current_generator`` change at ``amplitude_times = t`` with delay ``dt`` acts from step
+``t / dt + 1``; NEST allows changes only at ``t > 0``, i.e. from step 2. So step 0's current is
+added to ``I_e``, the simulation runs one step, ``I_e`` is set to step 1's current, and one
+generator per neuron supplies ``x[k] - x[1]`` at ``(k - 1) dt`` for ``k >= 2`` (PyNN's
+``StepCurrentSource`` takes ``k dt`` and subtracts the delay itself; it is created before the
+first step, while ``2 dt`` is still a usable change time). Spike trains are then identical for
+time-varying input too (``tests/hardware/test_pynn.py``).
 
 References:
     Gewaltig & Diesmann 2007, Scholarpedia 2(4):1430 (NEST).
@@ -82,6 +91,19 @@ class NestSpec:
     connections: dict[str, dict[str, Any]] = field(default_factory=dict)
     input_groups: list[str] = field(default_factory=list)
     lossy: list[str] = field(default_factory=list)
+
+
+def _pygame_first() -> None:
+    """Import pygame (when installed) before NEST: pygame's ``display.init()``, which gymnasium's
+    renderers call, crashes the process (SIGSEGV) when pygame is first imported after NEST 3.10
+    (measured here with pygame 2 and nest-simulator 3.10 from PyPI); imported first, both work."""
+    import os
+
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    try:
+        import pygame  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _vec(x: Any, n: int) -> np.ndarray:
@@ -254,6 +276,7 @@ def run_nest(
     Returns:
         ``{group name: float32 [T, n] 0/1 spikes}`` on neurorl's step grid.
     """
+    _pygame_first()
     import nest
 
     spec = nest_spec(net, state, strict=strict)
@@ -265,7 +288,7 @@ def run_nest(
     pops, recs = {}, {}
     for gname, g in spec.groups.items():
         params = {k: v.copy() for k, v in g["params"].items()}
-        if gname in arrs:  # step 0's current as I_e until the generator's first change
+        if gname in arrs:  # step 0's current as part of I_e (module docstring)
             params["I_e"] = params["I_e"] + arrs[gname][0]
         pop = nest.Create(g["model"], g["n"])
         pop.set({k: v.tolist() for k, v in params.items()})
@@ -274,15 +297,16 @@ def run_nest(
         rec = nest.Create("spike_recorder")
         nest.Connect(pop, rec)
         recs[gname] = rec
-        if gname in arrs:
+        if gname in arrs and T > 2:
             x = arrs[gname]
-            times = spec.dt * np.arange(1, T)
-            # the generator's current is relative to step 0's (already in I_e)
+            times = spec.dt * np.arange(1, T - 1)  # a change at (k - 1) dt acts in step k
             for i in range(g["n"]):
+                vals = x[2:T, i] - x[1, i]
+                if not np.any(vals):
+                    continue  # constant from step 1 on: I_e alone
                 gen = nest.Create("step_current_generator", params={
-                    "amplitude_times": times.tolist(),
-                    "amplitude_values": (x[1:T, i] - x[0, i]).tolist()})
-                nest.Connect(gen, pop[i])
+                    "amplitude_times": times.tolist(), "amplitude_values": vals.tolist()})
+                nest.Connect(gen, pop[i], syn_spec={"delay": spec.dt})
     for c in spec.connections.values():
         if len(c["pre"]) == 0:
             continue
@@ -290,7 +314,11 @@ def run_nest(
         nest.Connect(np.asarray(src.tolist())[c["pre"]], np.asarray(tgt.tolist())[c["post"]],
                      conn_spec="one_to_one",
                      syn_spec={"weight": c["weight"], "delay": c["delay"]})
-    nest.Simulate(T * spec.dt)
+    nest.Simulate(min(T, 1) * spec.dt)
+    if T > 1:
+        for gname, x in arrs.items():  # step 1's current (no generator can reach step 1)
+            pops[gname].set({"I_e": (spec.groups[gname]["params"]["I_e"] + x[1]).tolist()})
+        nest.Simulate((T - 1) * spec.dt)
     out = {}
     for gname, rec in recs.items():
         ev = rec.get("events")
@@ -321,6 +349,7 @@ def to_pynn(net: CompiledNetwork | Network, state: Mapping[str, Any] | None = No
         "spec": NestSpec}``.
     """
     if sim is None:
+        _pygame_first()
         import pyNN.nest as sim
     spec = nest_spec(net, state, strict=strict)
     pops, projs = {}, {}
@@ -384,6 +413,7 @@ def run_pynn(
         native: as :func:`to_pynn`; default True for pyNN.nest, else False.
     """
     if sim is None:
+        _pygame_first()
         import pyNN.nest as sim
     if native is None:
         native = sim.__name__ == "pyNN.nest"
@@ -393,18 +423,34 @@ def run_pynn(
     sim.setup(timestep=spec0.dt, min_delay=spec0.dt)
     built = to_pynn(cnet, state, sim, native=native, strict=strict)
     spec, pops = built["spec"], built["populations"]
-    for gname, x in arrs.items():
-        pop = pops[gname]
+
+    def set_current(gname: str, x: np.ndarray) -> None:
         base = spec.groups[gname]["params"]["I_e"]
         if native:
-            pop.set(I_e=base + x[0])
+            pops[gname].set(I_e=base + x)
         else:
-            pop.set(i_offset=(base + x[0]) / 1000.0)
-        times = spec.dt * np.arange(1, T)
-        for i in range(spec.groups[gname]["n"]):
-            src = sim.StepCurrentSource(times=times, amplitudes=(x[1:T, i] - x[0, i]) / 1000.0)
-            src.inject_into(pop[i:i + 1])
-    sim.run(T * spec.dt)
+            pops[gname].set(i_offset=(base + x) / 1000.0)
+
+    for gname, x in arrs.items():  # as run_nest (module docstring): I_e for steps 0 and 1
+        set_current(gname, x[0])
+        if T > 2:
+            times = spec.dt * np.arange(2, T)  # PyNN subtracts the delay (dt) itself
+            for i in range(spec.groups[gname]["n"]):
+                vals = x[2:T, i] - x[1, i]
+                if not np.any(vals):
+                    continue  # constant from step 1 on: I_e / i_offset alone
+                src = sim.StepCurrentSource(times=times, amplitudes=vals / 1000.0)
+                src.inject_into(pops[gname][i:i + 1])
+    # pyNN.nest's first run() simulates one min_delay more than asked (so that NEST hands over
+    # all recorded data); step 1's current must be set after exactly one step, so that padding
+    # is moved to the end: one extra step whose spikes are dropped below
+    if hasattr(sim, "state") and hasattr(sim.state, "running") and arrs and T > 1:
+        sim.state.running = True
+    sim.run(min(T, 1) * spec.dt)
+    if T > 1:
+        for gname, x in arrs.items():
+            set_current(gname, x[1])
+        sim.run(T * spec.dt)
     out = {}
     for gname, pop in pops.items():
         trains = pop.get_data("spikes", clear=True).segments[0].spiketrains

@@ -70,20 +70,98 @@ def test_host_episode_lengths_are_gymnasiums(tmp_path):
     assert [b - a for a, b in zip(steps, steps[1:], strict=False)] == [e["length"] for e in eps]
 
 
+def _records(run_dir):
+    """Every record of a run but its wall-clock speed."""
+    return {
+        f: [{k: v for k, v in r.items() if k != "steps_per_s"} for r in read_jsonl(run_dir / f)]
+        for f in ("episodes.jsonl", "chunks.jsonl")
+    }
+
+
 @pytest.mark.slow
-def test_host_resume_continues_logs_without_duplicates(tmp_path):
-    cfg = _cfg()
+@pytest.mark.parametrize("env", ["gymnasium:CartPole-v1", "gymnasium:FrozenLake-v1"])
+def test_host_kill_and_resume_equals_the_uninterrupted_run(tmp_path, env):
+    """The envs' episodes and RNG streams continue through the checkpoint (a JSON snapshot of
+    the envs, no pickle): a killed and resumed run logs exactly the uninterrupted run's records.
+    (Before, a resume re-seeded the envs and restarted their episodes.)"""
+    over = {"env.id": env}
+    if "FrozenLake" in env:  # slippery: the env's own RNG decides every move
+        over.update({"agent.obs_range": None, "training.steps": 256})
+    cfg = _cfg(**over)
+    whole = runner.run_experiment(cfg, tmp_path / "whole", progress=False)
     out = tmp_path / "r"
     assert runner.run_experiment(cfg, out, progress=False, stop_after_chunks=1) == {
         "stopped_at": 64
     }
-    assert (out / "checkpoint.pkl").exists() or any(out.glob("checkpoint*"))
+    meta = json.loads((out / "checkpoint.json").read_text())
+    assert meta["host"]["envs"]["exact"] and meta["host"]["t"] == 16
+    assert not (out / "checkpoint.pkl").exists()
     summary = runner.run_experiment(cfg, out, progress=False, resume=True)
-    chunks = read_jsonl(out / "chunks.jsonl")
-    assert [c["env_step"] for c in chunks if c["member"] == 1] == [64, 128, 192]
-    assert summary["members"][0]["episodes"] == sum(
-        e["member"] == 0 for e in read_jsonl(out / "episodes.jsonl")
-    )
+    got, want = _records(out), _records(tmp_path / "whole")
+    assert len(want["episodes.jsonl"]) > 4
+    assert got == want
+    assert summary["members"] == whole["members"]
+
+
+def test_env_snapshot_restores_state_and_rng_of_fresh_envs():
+    """EnvSnapshots against gymnasium itself: a fresh vector env restored from a snapshot steps
+    exactly as the original from there on; static tables stay out of the snapshot."""
+    from neurorl.experiment.host_train import EnvSnapshots, make_vector_env
+
+    cfg = from_dict(HOST, {"env.id": "gymnasium:FrozenLake-v1", "agent.obs_range": None})
+    a, b = make_vector_env(cfg, 3), make_vector_env(cfg, 3)
+    snaps_a = EnvSnapshots(a)
+    a.reset(seed=[4, 5, 6])
+    rng = np.random.default_rng(0)
+    for _ in range(7):
+        a.step(rng.integers(0, 4, 3))
+    snap = json.loads(json.dumps(snaps_a.snapshot(), allow_nan=False))  # strict JSON
+    assert snap["exact"]
+    assert all("P" not in layer for layer in snap["layers"])  # unchanged since construction
+    EnvSnapshots(b).restore(snap)
+    acts = rng.integers(0, 4, (40, 3))
+    got_a = [a.step(x)[:4] for x in acts]
+    got_b = [b.step(x)[:4] for x in acts]
+    for x, y in zip(got_a, got_b, strict=True):
+        for u, v in zip(x, y, strict=True):
+            np.testing.assert_array_equal(u, v)
+    # the test can fail: a fresh env reset with the same seeds, without the snapshot, differs
+    c = make_vector_env(cfg, 3)
+    c.reset(seed=[4, 5, 6])
+    got_c = [c.step(x)[0] for x in acts]
+    assert any(not np.array_equal(x[0], y) for x, y in zip(got_a, got_c, strict=True))
+    assert EnvSnapshots(make_vector_env(cfg, 3)).fits(snap)
+    assert not EnvSnapshots(make_vector_env(cfg, 2)).fits(snap)
+
+
+@pytest.mark.slow
+def test_host_run_holds_the_run_directory_lock(tmp_path, capsys):
+    from neurorl.errors import RunLockedError
+
+    out = tmp_path / "r"
+    out.mkdir()
+    with runner._RunLock(out), pytest.raises(RunLockedError, match="in use"):
+        runner.run_experiment(_cfg(), out, progress=False)
+    assert not (out / "episodes.jsonl").exists()
+
+
+def _strict_load(path):
+    return json.loads(path.read_text(), parse_constant=lambda x: pytest.fail(f"bare {x}"))
+
+
+@pytest.mark.slow
+def test_host_run_stops_on_non_finite_with_strict_json(tmp_path):
+    from neurorl.errors import NonFiniteError
+
+    cfg = _cfg(**{"agent.hyper": {"n_rec": 8, "n_rf": 3, "in_gain": 3e38},
+                  "training.n_seeds": 1})
+    out = tmp_path / "r"
+    with pytest.raises(NonFiniteError, match="non-finite"):
+        runner.run_experiment(cfg, out, progress=False)
+    summary = _strict_load(out / "summary.json")
+    assert summary["status"] == "non_finite" and summary["fault"]["env_step"] <= 192
+    for line in (out / "episodes.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda x: pytest.fail(f"bare {x} in episodes.jsonl"))
 
 
 @pytest.mark.slow
