@@ -143,8 +143,10 @@ def eprop_network(spec: AgentSpec, rule: str | None = "eprop", surrogate: str = 
 
 @struct.dataclass
 class EpropState:
-    """Agent state: shared ``params`` (plastic weights by rule, readout bias, log std) and
-    network weights; per-env [B] dynamic states, traces, tags and TD bookkeeping."""
+    """Agent state: shared ``params`` (readout bias, log std) and network ``weights`` (the one
+    copy of the plastic weights: ``learn`` reads them there, so a chip's rounding or float shadow
+    written into ``weights`` by ``make_train`` is what the next update starts from); per-env [B]
+    dynamic states, traces, tags and TD bookkeeping."""
 
     params: Any
     weights: Any
@@ -230,6 +232,10 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         return {"w": {n: weights[c] for n, c in rule_conn.items()}, "b_out": b_out,
                 "log_std": log_std}
 
+    def extras(p: dict[str, Any]) -> dict[str, Array]:
+        """The non-synaptic parameters kept in ``EpropState.params``."""
+        return {"b_out": p["b_out"], "log_std": p["log_std"]}
+
     def init(key: Array) -> EpropState:
         k_net, k_fb = jax.random.split(key)
         weights, dyn, traces = rt.init(k_net)
@@ -242,7 +248,7 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
                "b_out": zeros["b_out"], "log_std": zeros["log_std"]}
         f = jnp.zeros((B,), jnp.float32)
         b = jnp.zeros((B,), bool)
-        return EpropState(p, weights, tx.init(p), fb, dyn, traces, batch(zeros), batch(sig),
+        return EpropState(extras(p), weights, tx.init(p), fb, dyn, traces, batch(zeros), batch(sig),
                           batch(sig), f, f, f, b, b, b, b, AgentStats(f, f))
 
     def signals(weights: Any, fb: Any, d_out: Array) -> dict[str, Array]:
@@ -309,13 +315,15 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
 
         grads = {"w": grads_w, "b_out": descent(state.tag["b_out"], state.gh_now["b_out"]),
                  "log_std": descent(state.tag["log_std"], state.gh_now["log_std"])}
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        # the optimizer's parameters are rebuilt from the state's weights (never a second copy)
+        full = params_of(state.weights, state.params["b_out"], state.params["log_std"])
+        updates, opt_state = tx.update(grads, state.opt_state, full)
+        params = optax.apply_updates(full, updates)
         weights = dict(state.weights)
         for n, c in rule_conn.items():
             weights[c] = params["w"][n]
         weights = net.constrain(weights, project=rt.project_updates)
-        params = params_of(weights, params["b_out"], params["log_std"])
+        params = extras(params)
 
         def retag(tag: Array, g: Array) -> Array:
             return keep.reshape((B,) + (1,) * (tag.ndim - 1)) * tag + g

@@ -185,3 +185,39 @@ def test_rstdp_decision_feedback_signs_the_step_eligibility():
         np.testing.assert_allclose(out["signed"][1][b][:, ~win], -e_none[b][:, ~win], rtol=1e-6)
     with pytest.raises(ConfigError, match="gate"):
         make_agent("rstdp", spec, gate="sign")
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_learn_starts_from_the_weights_in_the_state(name):
+    """``learn`` reads the weights that ``weights(state)`` returns, not a hidden copy.
+
+    ``make_train`` writes a chip's rounded weights or the float shadow into the state through
+    ``replace_weights`` (by leaf identity); an agent that also keeps the weights elsewhere (an
+    optimizer's params, say) would learn from that copy and undo the write (the chip runs then
+    diverged, doubling each step). With the weights scaled by 1.1 before ``learn`` (signs and
+    masks kept), the change ``learn`` makes must be the one it makes from the unscaled state.
+    """
+    from neurorl.experiment.train import replace_weights
+
+    env, params, agent = _setup(name)
+    B = agent.spec.n_envs
+    key = jax.random.key(3)
+    obs, es = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, B), params)
+    state = agent.init(jax.random.key(1))
+    for i in range(3):  # a few steps so traces, tags and TD bookkeeping are non-zero
+        a, state = agent.act(state, obs, jax.random.fold_in(key, i))
+        obs, es, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(jax.random.fold_in(key, 10 + i), B), es, a, params)
+        if i < 2:
+            state = agent.learn(state, r, term, trunc)
+    @jax.jit  # as in make_train: under tracing every leaf of the state is its own tracer
+    def change(state, scale):
+        s = replace_weights(agent, state, jax.tree.map(lambda x: scale * x, agent.weights(state)))
+        before = agent.weights(s)
+        return jax.tree.map(lambda a, b: a - b, agent.weights(agent.learn(s, r, term, trunc)),
+                            before)
+
+    d_plain, d_scaled = change(state, 1.0), change(state, 1.1)
+    for a, b in zip(jax.tree.leaves(d_scaled), jax.tree.leaves(d_plain), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5 * (1 + float(
+            np.max(np.abs(np.asarray(b))))))

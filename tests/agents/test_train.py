@@ -24,9 +24,8 @@ def test_train_equals_chunks_shapes_and_no_recompile():
     for k in m:
         np.testing.assert_allclose(np.concatenate([m1[k], m2[k]]), m[k], rtol=1e-5, atol=1e-5)
     # episode returns are the sums of rewards since the last episode end
-    out2 = train(jax.random.key(1))
+    train(jax.random.key(1))  # another key: no recompilation
     assert train.jitted._cache_size() == 1
-    assert not np.array_equal(out2["metrics"]["reward"], m["reward"]) or True
     assert np.all(np.asarray(m["reward"]) == 1.0)  # CartPole: +1 each step
 
 
