@@ -785,12 +785,21 @@ class CompiledNetwork:
                 "rules": rules, "t": jnp.zeros((), jnp.int32)}
 
     # ---- building blocks shared by the step-by-step and the staged simulators
-    def _current(self, name: str, a: Array, w: Array, s: Any) -> Array:
+    def _current(self, name: str, a: Array, w: Array, s: Any, lists: Any = None,
+                 key: Any = None) -> Array:
         """Synaptic current into the target from arriving spikes ``a`` (``[..., n_pre]``); one
-        step of an event-driven connection (``a`` is ``[n_pre]``) propagates its events."""
+        step of an event-driven connection (``a`` is ``[n_pre]``) propagates its events.
+        ``lists`` caches the spike list of ``a`` under ``key`` for the other connections of
+        the same source and delay."""
         conf = self._conf[name]
         if conf["propagation"] == "event" and a.ndim == 1:
-            return self._event_current(name, a, w, s)
+            spikes = None
+            if lists is not None:
+                key = (key, conf["capacity"])
+                if key not in lists:
+                    lists[key] = prop.spike_list(a, conf["capacity"])
+                spikes = lists[key]
+            return self._event_current(name, a, w, s, spikes)
         return self._clock_current(name, a, w, s)
 
     def _clock_current(self, name: str, a: Array, w: Array, s: Any) -> Array:
@@ -799,13 +808,14 @@ class CompiledNetwork:
         g = a[..., s["idx"]]  # [..., n_post, k_max]
         return jnp.sum(g * w.reshape((1,) * (g.ndim - 2) + w.shape), axis=-1)
 
-    def _event_current(self, name: str, a: Array, w: Array, s: Any) -> Array:
+    def _event_current(self, name: str, a: Array, w: Array, s: Any, spikes: Any = None
+                       ) -> Array:
         conf, n_post = self._conf[name], self.connections[name].target.n
         fallback = lambda: self._clock_current(name, a, w, s)  # noqa: E731
         if conf["storage"] == "dense":
-            return prop.event_current_dense(a, w, conf["capacity"], fallback)
+            return prop.event_current_dense(a, w, conf["capacity"], fallback, spikes)
         return prop.event_current(a, w.reshape(-1), s["ev_post"][0], s["ev_pos"][0], n_post,
-                                  conf["capacity"], fallback)
+                                  conf["capacity"], fallback, spikes)
 
     def _event_delayed(self, name: str, s: Any, w: Array, hist: Array, fallback: Any) -> Array:
         """Per-synapse delays, event-driven: slice d of the fan-out tables (synapses of delay
@@ -826,7 +836,8 @@ class CompiledNetwork:
 
         return jax.lax.cond(fits, events, fallback)
 
-    def _delayed_current(self, name: str, s: Any, w: Array, hist: Array) -> tuple[Array, Any]:
+    def _delayed_current(self, name: str, s: Any, w: Array, hist: Array, lists: Any = None
+                         ) -> tuple[Array, Any]:
         """Current of a delayed connection read from its source's ring buffer; also the
         arriving spike vector (None for per-synapse delays)."""
         c, conf = self.connections[name], self._conf[name]
@@ -842,7 +853,7 @@ class CompiledNetwork:
                 return self._event_delayed(name, s, w, hist, clock), None
             return clock(), None
         a = hist[c.delay - 1]
-        return self._current(name, a, w, s), a
+        return self._current(name, a, w, s, lists, (c.source.name, c.delay)), a
 
     def _syn_decay(self, params: Any, name: str) -> Array:
         c = self.connections[name]
@@ -869,7 +880,7 @@ class CompiledNetwork:
             drive = dict(drive0)
         conns = [n for n, c in self.connections.items()
                  if c.source.name in inside and c.target.name in inside]
-        arriving, new_syn, neurons, spikes = {}, {}, {}, {}
+        arriving, new_syn, neurons, spikes, lists = {}, {}, {}, {}, {}
 
         def deliver(n: str, cur: Array) -> None:
             c = self.connections[n]
@@ -881,7 +892,8 @@ class CompiledNetwork:
         for n in conns:
             if n not in self._ff_in[self.connections[n].target.name]:
                 cur, a = self._delayed_current(n, structure[n], weights[n],
-                                               dyn["history"][self.connections[n].source.name])
+                                               dyn["history"][self.connections[n].source.name],
+                                               lists)
                 if a is not None:
                     arriving[n] = a
                 deliver(n, cur)
@@ -890,7 +902,8 @@ class CompiledNetwork:
                 if n in conns:
                     a = spikes[self.connections[n].source.name]
                     arriving[n] = a
-                    deliver(n, self._current(n, a, weights[n], structure[n]))
+                    deliver(n, self._current(n, a, weights[n], structure[n], lists,
+                                             (self.connections[n].source.name, 0)))
             grp = self.groups[g]
             z, ns = grp.model.step(params["neurons"][g], dyn["neurons"][g], drive[g])
             if self._constrain_hook is not None:  # sharded: the spike exchange of this step

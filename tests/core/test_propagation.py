@@ -135,7 +135,7 @@ def test_auto_keeps_dense_for_small_networks_and_events_for_large_sparse():
     got = net.compile().propagation()
     assert got["a->b"] == "dense" and got["b->a"] == "dense"
     assert got["inp->big"] == "gather"  # analog source: every neuron "fires"
-    assert got["big->big"] == "event[150]"  # 5 % of 3000
+    assert got["big->big"] == "event[30]"  # 5 % of 3000
 
 
 def test_propagation_errors():
