@@ -789,17 +789,16 @@ class CompiledNetwork:
                  key: Any = None) -> Array:
         """Synaptic current into the target from arriving spikes ``a`` (``[..., n_pre]``); one
         step of an event-driven connection (``a`` is ``[n_pre]``) propagates its events.
-        ``lists`` caches the spike list of ``a`` under ``key`` for the other connections of
+        ``lists`` caches the spike count of ``a`` under ``key`` for the other connections of
         the same source and delay."""
         conf = self._conf[name]
         if conf["propagation"] == "event" and a.ndim == 1:
-            spikes = None
+            count = None
             if lists is not None:
-                key = (key, conf["capacity"])
                 if key not in lists:
-                    lists[key] = prop.spike_list(a, conf["capacity"])
-                spikes = lists[key]
-            return self._event_current(name, a, w, s, spikes)
+                    lists[key] = jnp.sum(a != 0)
+                count = lists[key]
+            return self._event_current(name, a, w, s, count)
         return self._clock_current(name, a, w, s)
 
     def _clock_current(self, name: str, a: Array, w: Array, s: Any) -> Array:
@@ -808,14 +807,14 @@ class CompiledNetwork:
         g = a[..., s["idx"]]  # [..., n_post, k_max]
         return jnp.sum(g * w.reshape((1,) * (g.ndim - 2) + w.shape), axis=-1)
 
-    def _event_current(self, name: str, a: Array, w: Array, s: Any, spikes: Any = None
+    def _event_current(self, name: str, a: Array, w: Array, s: Any, count: Any = None
                        ) -> Array:
         conf, n_post = self._conf[name], self.connections[name].target.n
         fallback = lambda: self._clock_current(name, a, w, s)  # noqa: E731
         if conf["storage"] == "dense":
-            return prop.event_current_dense(a, w, conf["capacity"], fallback, spikes)
+            return prop.event_current_dense(a, w, conf["capacity"], fallback, count)
         return prop.event_current(a, w.reshape(-1), s["ev_post"][0], s["ev_pos"][0], n_post,
-                                  conf["capacity"], fallback, spikes)
+                                  conf["capacity"], fallback, count)
 
     def _event_delayed(self, name: str, s: Any, w: Array, hist: Array, fallback: Any) -> Array:
         """Per-synapse delays, event-driven: slice d of the fan-out tables (synapses of delay

@@ -14,9 +14,10 @@ arrive this step, can be computed three ways (``Connection(propagation=...)``):
              synapse count (Brette et al. 2007, section 2.2; NEST and Brian2 propagate this way).
              Dense storage: the rows ``W[i, :]`` of the spiking neurons are summed.
 
-Overflow is never silent: a step where more than ``capacity`` source neurons spiked takes the
-clock-driven path (dense / gather) for that step through ``lax.cond`` -- the result is the same,
-only slower. Under ``jax.vmap`` a batched ``cond`` evaluates both branches, so a vmapped population
+The list length adapts per step (``lax.switch`` over lengths ``capacity / 16``, ``/ 4`` and
+``capacity``: a quiet step pays for a short list). Overflow is never silent: a step where more
+than ``capacity`` source neurons spiked takes the clock-driven path (dense / gather) for that step
+-- the result is the same, only slower. Under ``jax.vmap`` a batched ``cond`` evaluates both branches, so a vmapped population
 of networks should keep ``"gather"`` (``"auto"`` does not know about vmap; set it explicitly).
 
 Per-synapse delays: the fan-out table has one slice per delay ``d`` (the synapses of delay
@@ -179,46 +180,66 @@ def spike_list(a: Array, capacity: int) -> tuple[Array, Array]:
     return jnp.where(val > 0, idx, n), jnp.sum(active) <= capacity
 
 
+def tiers(capacity: int) -> list[int]:
+    """List lengths tried in turn (``capacity / 16``, ``/ 4``, ``capacity``, at least
+    ``MIN_CAPACITY``): a step pays for the smallest list its spikes fit in."""
+    return sorted({min(capacity, max(MIN_CAPACITY, capacity // 16)),
+                   min(capacity, max(MIN_CAPACITY, capacity // 4)), capacity})
+
+
+def _tiered(a: Array, capacity: int, count: Any, branch_of_k: Any, fallback: Any) -> Array:
+    ks = tiers(capacity)
+    count = jnp.sum(a != 0) if count is None else count
+    which = jnp.searchsorted(jnp.asarray(ks), count)  # first list that holds them; len = none
+    return jax.lax.switch(which, [branch_of_k(k) for k in ks] + [fallback])
+
+
 def event_current(a: Array, w_flat: Array, ev_post: Array, ev_pos: Array, n_post: int,
-                  capacity: int, fallback: Any, spikes: Any = None) -> Array:
+                  capacity: int, fallback: Any, count: Any = None) -> Array:
     """Event-driven current into ``n_post`` targets from arriving outputs ``a`` ``[n_pre]``.
 
     Args:
         a: what arrives this step from each source neuron (spikes: 0/1).
         w_flat: the connection's weights, flattened (``ev_pos`` indexes them).
         ev_post, ev_pos: one slice ``[n_pre + 1, f_max]`` of :func:`fanout_tables`.
-        capacity: length of the spike list.
+        capacity: the longest spike list (:func:`tiers` are tried first).
         fallback: ``fallback() -> [n_post]`` the clock-driven current, taken on overflow.
-        spikes: ``spike_list(a, capacity)`` when already computed (shared by the connections
-            of one source and delay).
+        count: ``sum(a != 0)`` when already computed (shared by the connections of one source
+            and delay).
 
     Returns:
         ``[n_post]`` current.
     """
-    idx, fits = spike_list(a, capacity) if spikes is None else spikes
+    a_pad = jnp.concatenate([a, jnp.zeros((1,), a.dtype)])
 
-    def events() -> Array:
-        a_pad = jnp.concatenate([a, jnp.zeros((1,), a.dtype)])
-        tgt = ev_post[idx]  # [capacity, f_max]
-        val = w_flat[ev_pos[idx]] * a_pad[idx][:, None]
-        out = jnp.zeros((n_post,), w_flat.dtype)
-        return out.at[tgt.reshape(-1)].add(val.reshape(-1), mode="drop")
+    def branch(k: int) -> Any:
+        def events() -> Array:
+            idx, _ = spike_list(a, k)
+            tgt = ev_post[idx]  # [k, f_max]
+            val = w_flat[ev_pos[idx]] * a_pad[idx][:, None]
+            out = jnp.zeros((n_post,), w_flat.dtype)
+            return out.at[tgt.reshape(-1)].add(val.reshape(-1), mode="drop")
 
-    return jax.lax.cond(fits, events, fallback)
+        return events
+
+    return _tiered(a, capacity, count, branch, fallback)
 
 
 def event_current_dense(a: Array, w: Array, capacity: int, fallback: Any,
-                        spikes: Any = None) -> Array:
+                        count: Any = None) -> Array:
     """Event-driven current of a dense ``[n_pre, n_post]`` connection: the rows of the sources
-    that spiked, summed (``capacity x n_post`` instead of ``n_pre x n_post``)."""
-    idx, fits = spike_list(a, capacity) if spikes is None else spikes
+    that spiked, summed (``k x n_post`` instead of ``n_pre x n_post``)."""
 
-    def events() -> Array:
-        rows = jnp.take(w, idx, axis=0, mode="fill", fill_value=0.0)  # [capacity, n_post]
-        vals = jnp.take(a, idx, mode="fill", fill_value=0.0)
-        return jnp.sum(rows * vals[:, None], axis=0)
+    def branch(k: int) -> Any:
+        def events() -> Array:
+            idx, _ = spike_list(a, k)
+            rows = jnp.take(w, idx, axis=0, mode="fill", fill_value=0.0)  # [k, n_post]
+            vals = jnp.take(a, idx, mode="fill", fill_value=0.0)
+            return jnp.sum(rows * vals[:, None], axis=0)
 
-    return jax.lax.cond(fits, events, fallback)
+        return events
+
+    return _tiered(a, capacity, count, branch, fallback)
 
 
 def table_bytes(tables: dict[str, Any]) -> int:
