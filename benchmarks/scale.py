@@ -224,9 +224,19 @@ def main() -> None:
     if args.brian_only:
         rows = [r for r in json.loads(out_json.read_text())["rows"]
                 if not r["simulator"].startswith("Brian2")]
-    elif args.merge and out_json.exists():
-        rows = [r for r in json.loads(out_json.read_text())["rows"]
-                if r["scale"] not in args.scales]
+    old = (json.loads(out_json.read_text())["rows"] if args.merge and out_json.exists()
+           else [])
+
+    def save() -> None:  # after every row: a long run that is stopped keeps what it measured
+        new = {(r["scale"], r["simulator"]) for r in rows}
+        allr = sorted([r for r in old if (r["scale"], r["simulator"]) not in new] + rows,
+                      key=lambda r: (r["scale"], r["simulator"]))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        write_results("scale", {"rows": allr, "args": vars(args), "peak_rss_bytes": peak,
+                                "machine": machine()},
+                      [{k: v for k, v in r.items() if k != "propagation"} for r in allr],
+                      _notes(allr, args, peak))
+        plot(allr, RESULTS / "scale.png")
     for scale in args.scales:
         n = 4000 * scale
         if args.brian_only:
@@ -239,6 +249,7 @@ def main() -> None:
                          "us_per_spike": 1e6 * br["wall_s"] / max(br["spikes"], 1),
                          "bytes_per_synapse": None})
             print(rows[-1], flush=True)
+            save()
             continue
         state = keep = None
         for path in args.paths:
@@ -257,6 +268,7 @@ def main() -> None:
                          "bytes_per_synapse": r["bytes_per_synapse"],
                          "propagation": r["propagation"]})
             print(rows[-1], flush=True)
+            save()
             keep = cn
             del r
         if not args.no_nest and state is not None:
@@ -271,21 +283,17 @@ def main() -> None:
                              "us_per_spike": 1e6 * ns["wall_s"] / max(ns["spikes"], 1),
                              "bytes_per_synapse": ns["bytes_per_synapse"]})
                 print(rows[-1], flush=True)
+                save()
         del keep, state
         gc.collect()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    notes = _notes(rows, args, peak)
-    write_results("scale", {"rows": rows, "args": vars(args), "peak_rss_bytes": peak,
-                            "machine": machine()},
-                  [{k: v for k, v in r.items() if k != "propagation"} for r in rows], notes)
-    plot(rows, RESULTS / "scale.png")
+    save()
 
 
 def _notes(rows: list[dict], args, peak: int) -> str:
     lines = [f"{args.duration_ms:.0f} ms of model time, dt = {DT} ms, fan-in ~80 at every size "
              f"(p = 0.02 / scale). Wall time of the simulation alone (neurorl after its compile "
              f"run, NEST/Brian2 after building; build_s apart). Peak resident memory of the run: "
-             f"{peak / 2**30:.1f} GiB. The machine was shared with other jobs while this ran: the "
+             f"{peak / 2**30:.1f} GiB (last invocation). The machine was shared with other jobs while this ran: the "
              "times are upper bounds; rerun on a quiet machine with the command in the module "
              "docstring. ![cost vs size](scale.png)"]
     for scale in sorted({r["scale"] for r in rows}):

@@ -19,6 +19,7 @@ from neurorl.core.partition import shard_network
 from neurorl.errors import ConfigError
 
 SCRIPT = textwrap.dedent("""
+    import re
     import jax, numpy as np
     from neurorl.core import Connection, Network, NeuronGroup, SpikeMonitor, PotentialMonitor
     from neurorl.core.partition import shard_network
@@ -55,6 +56,14 @@ SCRIPT = textwrap.dedent("""
         _, _, rec3, counts = sn.simulate(st["weights"], cn.dynamic(st), cn.traces(st),
                                          steps=600)
         np.testing.assert_array_equal(np.asarray(rec3["spikes_exc"]), ref["spikes_exc"])
+        # the one exchange per step: an all-gather of the new spikes of each split group
+        ext, T = cn._check_inputs(None, True, 600)
+        hlo = sn._run_jit.lower(cn.params, sn.structure, st, ext, cn._check_mods(None, T),
+                                steps=T).compile().as_text()
+        coll = re.findall(r"= \S+ (all-gather|all-reduce|all-to-all|collective-permute|"
+                          r"reduce-scatter)\(", hlo)
+        split = sum(n % d == 0 for n in (320, 80, 30))  # 30 neurons stay replicated on 4
+        assert coll == ["all-gather"] * split, coll
         print("devices", d, "identical", int(ref["spikes_exc"].sum()))
 """)
 

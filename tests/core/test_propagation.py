@@ -72,6 +72,19 @@ def test_staged_simulate_event_equals_run():
                                   np.asarray(rec["spikes_inh"]).sum(0))
 
 
+def test_event_path_under_vmap_equals_single_runs():
+    # under vmap the tier switch becomes a select of every branch: still the same spikes
+    cn = _cuba_like("event", n_e=200, n_i=50, p=0.2)
+    states = jax.vmap(cn.init)(jax.random.split(jax.random.PRNGKey(5), 2))
+    _, rec = jax.jit(jax.vmap(lambda s: cn._run(cn.params, cn.structure, s, {}, {},
+                                                steps=300)))(states)
+    for i in range(2):
+        one = jax.tree.map(lambda x, i=i: x[i], states)
+        _, r1 = cn.run(one, steps=300)
+        np.testing.assert_array_equal(np.asarray(rec["spikes_exc"][i]),
+                                      np.asarray(r1["spikes_exc"]))
+
+
 def test_overflow_takes_the_clock_driven_path_not_a_truncated_list():
     # capacity 2 while tens of neurons fire in a step: most steps overflow
     cn = _cuba_like("event", capacity=2)
