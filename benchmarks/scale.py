@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import machine, write_results
-from benchmarks.cuba import DT, EL, N_E, N_I, P, T_REF, TAUE, TAUI, TAUM, VR, VT, WE, WI
+from benchmarks.cuba import DT, EL, N_E, N_I, T_REF, TAUE, TAUI, TAUM, VR, VT, WE, WI, P
 from neurorl.core import Connection, Network, NeuronGroup
 
 RESULTS = Path(__file__).parent / "results"
@@ -147,7 +147,7 @@ def run_brian2(scale: int, duration_ms: float) -> dict | None:
         import brian2 as b2
     except ImportError:
         return None
-    from brian2 import mV, ms
+    from brian2 import ms, mV
 
     b2.prefs.codegen.target = "cython"
     b2.start_scope()
@@ -293,17 +293,18 @@ def _notes(rows: list[dict], args, peak: int) -> str:
     lines = [f"{args.duration_ms:.0f} ms of model time, dt = {DT} ms, fan-in ~80 at every size "
              f"(p = 0.02 / scale). Wall time of the simulation alone (neurorl after its compile "
              f"run, NEST/Brian2 after building; build_s apart). Peak resident memory of the run: "
-             f"{peak / 2**30:.1f} GiB (last invocation). The machine was shared with other jobs while this ran: the "
-             "times are upper bounds; rerun on a quiet machine with the command in the module "
-             "docstring. ![cost vs size](scale.png)"]
+             f"{peak / 2**30:.1f} GiB (last invocation). The machine was shared with other "
+             "jobs while this ran: the times are upper bounds; rerun on a quiet machine with "
+             "the command in the module docstring. ![cost vs size](scale.png)"]
     for scale in sorted({r["scale"] for r in rows}):
         rr = {r["simulator"]: r for r in rows if r["scale"] == scale}
         nest = [r for s, r in rr.items() if s.startswith("NEST")]
         for s, r in rr.items():
             if s.startswith("neurorl") and nest:
                 ref = nest[0]
+                rel = 100 * (r["rate_hz"] / ref["rate_hz"] - 1)
                 lines.append(f"scale {scale}: {s} rate {r['rate_hz']:.2f} Hz vs NEST "
-                             f"{ref['rate_hz']:.2f} Hz ({100 * (r['rate_hz'] / ref['rate_hz'] - 1):+.1f} %), "
+                             f"{ref['rate_hz']:.2f} Hz ({rel:+.1f} %), "
                              f"time {r['wall_s'] / ref['wall_s']:.2f}x NEST 1 thread"
                              + "".join(f", {r['wall_s'] / x['wall_s']:.2f}x {x['simulator']}"
                                        for x in nest[1:]))

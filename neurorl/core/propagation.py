@@ -16,9 +16,10 @@ arrive this step, can be computed three ways (``Connection(propagation=...)``):
 
 The list length adapts per step (``lax.switch`` over lengths ``capacity / 16``, ``/ 4`` and
 ``capacity``: a quiet step pays for a short list). Overflow is never silent: a step where more
-than ``capacity`` source neurons spiked takes the clock-driven path (dense / gather) for that step
--- the result is the same, only slower. Under ``jax.vmap`` a batched ``cond`` evaluates both branches, so a vmapped population
-of networks should keep ``"gather"`` (``"auto"`` does not know about vmap; set it explicitly).
+than ``capacity`` source neurons spiked takes the clock-driven path (dense / gather) for that
+step -- the result is the same, only slower. Under ``jax.vmap`` a batched ``switch`` evaluates
+every branch, so a vmapped population of networks should keep ``"gather"`` (``"auto"`` does not
+know about vmap; set it explicitly).
 
 Per-synapse delays: the fan-out table has one slice per delay ``d`` (the synapses of delay
 ``d``), and the spikes emitted ``d`` steps ago (the source's ring buffer) index that slice; each

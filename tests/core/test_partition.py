@@ -18,7 +18,7 @@ from neurorl.core import Connection, LearningRule, Network, NeuronGroup
 from neurorl.core.partition import shard_network
 from neurorl.errors import ConfigError
 
-SCRIPT = textwrap.dedent("""
+SCRIPT = textwrap.dedent(r"""
     import re
     import jax, numpy as np
     from neurorl.core import Connection, Network, NeuronGroup, SpikeMonitor, PotentialMonitor
