@@ -170,15 +170,32 @@ def fanout_tables(pre: np.ndarray, post: np.ndarray, pos: np.ndarray, n_pre: int
 
 def spike_list(a: Array, capacity: int) -> tuple[Array, Array]:
     """The compacted indices of the nonzero entries of ``a`` ``[n]`` (ascending), padded with
-    ``n`` up to ``capacity``, and whether they fit (``count <= capacity``)."""
+    ``n`` up to ``capacity``, and whether they fit (``count <= capacity``).
+
+    Two-level ``lax.top_k``: the first ``capacity`` active blocks of ``L ~ sqrt(n / capacity)``
+    neurons, then the first ``capacity`` active entries of those blocks (a score that falls with
+    the index makes top_k return ascending indices). One top_k over all n (a partial sort) cost
+    ~10 ms at n = 320,000 on XLA CPU, jnp.nonzero's cumsum more; the two small ones ~0.5 ms.
+    """
     n = a.shape[-1]
     active = a != 0
-    # lax.top_k of a score that falls with the index: the first `capacity` active indices in
-    # ascending order (jnp.nonzero's cumsum lowers to a quadratic reduce-window on XLA CPU and
-    # measured 3x slower at n = 3200)
-    score = jnp.where(active, jnp.asarray(n, jnp.float32) - jnp.arange(n, dtype=jnp.float32), 0.0)
-    val, idx = jax.lax.top_k(score, capacity)
-    return jnp.where(val > 0, idx, n), jnp.sum(active) <= capacity
+    fits = jnp.sum(active) <= capacity
+    k = min(capacity, n)
+    L = max(1, int(round(math.sqrt(n / k))))
+    B = -(-n // L)
+    blocks = jnp.pad(active, (0, B * L - n)).reshape(B, L)
+    bscore = jnp.where(blocks.any(axis=1), B - jnp.arange(B, dtype=jnp.float32), 0.0)
+    kb = min(k, B)
+    v, blk = jax.lax.top_k(bscore, kb)
+    blk = jnp.where(v > 0, blk, B)
+    sub = jnp.take(blocks, blk, axis=0, mode="fill", fill_value=False)  # [kb, L]
+    pos = blk[:, None] * L + jnp.arange(L)[None, :]
+    score = jnp.where(sub, (kb * L - jnp.arange(kb * L, dtype=jnp.float32)).reshape(kb, L), 0.0)
+    v2, i2 = jax.lax.top_k(score.reshape(-1), k)
+    idx = jnp.where(v2 > 0, pos.reshape(-1)[i2], n)
+    if k < capacity:
+        idx = jnp.concatenate([idx, jnp.full((capacity - k,), n, idx.dtype)])
+    return idx, fits
 
 
 def tiers(capacity: int) -> list[int]:

@@ -161,3 +161,17 @@ def test_propagation_errors():
         Network(a, b, Connection(a, b, propagation="gather")).compile()
     with pytest.raises(ConfigError, match="dense"):
         Network(a, b, Connection(a, b, storage="sparse", propagation="dense")).compile()
+
+
+@pytest.mark.parametrize("n,cap", [(1, 1), (7, 3), (3200, 32), (10_007, 64)])
+def test_spike_list_is_the_first_active_indices_in_order(n, cap):
+    rng = np.random.default_rng(n)
+    for frac in (0.0, 0.001, 0.01, 0.5):
+        a = (rng.random(n) < frac).astype(np.float32)
+        idx, fits = prop.spike_list(jnp.asarray(a), cap)
+        want = np.flatnonzero(a)
+        assert bool(fits) == (len(want) <= cap)
+        m = min(len(want), cap)
+        np.testing.assert_array_equal(np.asarray(idx)[:m], want[:m])
+        if len(want) <= cap:
+            assert np.all(np.asarray(idx)[m:] == n)
