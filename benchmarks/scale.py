@@ -213,7 +213,10 @@ def main() -> None:
     ap.add_argument("--duration-ms", type=float, default=1000.0)
     ap.add_argument("--chunk-ms", type=float, default=100.0)
     ap.add_argument("--brian-only", action="store_true",
-                    help="only the Brian2 rows, merged into an existing scale.json")
+                    help="only the Brian2 rows (written to scale_brian2.json, which every "
+                         "later save merges into scale.json/md/png)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite scale.md/png from scale.json and scale_brian2.json")
     ap.add_argument("--no-nest", action="store_true")
     ap.add_argument("--merge", action="store_true",
                     help="keep the rows of other scales from an existing scale.json")
@@ -221,15 +224,17 @@ def main() -> None:
 
     rows: list[dict] = []
     out_json = RESULTS / "scale.json"
-    if args.brian_only:
-        rows = [r for r in json.loads(out_json.read_text())["rows"]
-                if not r["simulator"].startswith("Brian2")]
-    old = (json.loads(out_json.read_text())["rows"] if args.merge and out_json.exists()
-           else [])
+    brian_json = RESULTS / "scale_brian2.json"
+    old = (json.loads(out_json.read_text())["rows"]
+           if (args.merge or args.report_only) and out_json.exists() else [])
 
     def save() -> None:  # after every row: a long run that is stopped keeps what it measured
-        new = {(r["scale"], r["simulator"]) for r in rows}
-        allr = sorted([r for r in old if (r["scale"], r["simulator"]) not in new] + rows,
+        if args.brian_only:
+            brian_json.write_text(json.dumps(rows, indent=1) + "\n")
+            return
+        extra = json.loads(brian_json.read_text()) if brian_json.exists() else []
+        new = {(r["scale"], r["simulator"]) for r in rows + extra}
+        allr = sorted([r for r in old if (r["scale"], r["simulator"]) not in new] + rows + extra,
                       key=lambda r: (r["scale"], r["simulator"]))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         write_results("scale", {"rows": allr, "args": vars(args), "peak_rss_bytes": peak,
@@ -237,7 +242,7 @@ def main() -> None:
                       [{k: v for k, v in r.items() if k != "propagation"} for r in allr],
                       _notes(allr, args, peak))
         plot(allr, RESULTS / "scale.png")
-    for scale in args.scales:
+    for scale in [] if args.report_only else args.scales:
         n = 4000 * scale
         if args.brian_only:
             br = run_brian2(scale, args.duration_ms)
