@@ -300,7 +300,14 @@ def _notes(rows: list[dict], args, peak: int) -> str:
              f"run, NEST/Brian2 after building; build_s apart). Peak resident memory of the run: "
              f"{peak / 2**30:.1f} GiB (last invocation). The machine was shared with other "
              "jobs while this ran: the times are upper bounds; rerun on a quiet machine with "
-             "the command in the module docstring. ![cost vs size](scale.png)"]
+             "the command in the module docstring. Rows come from several invocations "
+             "(--merge), each under its own load; NEST with 2 threads on an oversubscribed "
+             "2-core box waits at its thread barriers, so that row says nothing about a quiet "
+             "machine. The event and gather paths simulate the same network: equal spike counts "
+             "(tests/core/test_propagation.py checks spike-for-spike identity). neurorl's "
+             "bytes/synapse: fan-in index + validity + weight (12 B per padded slot) and, for "
+             "the event path, the fan-out table (8 B per padded slot); NEST's: growth of the "
+             "process's resident memory over the build. ![cost vs size](scale.png)"]
     for scale in sorted({r["scale"] for r in rows}):
         rr = {r["simulator"]: r for r in rows if r["scale"] == scale}
         nest = [r for s, r in rr.items() if s.startswith("NEST")]
