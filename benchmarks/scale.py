@@ -311,6 +311,12 @@ def _notes(rows: list[dict], args, peak: int) -> str:
     for scale in sorted({r["scale"] for r in rows}):
         rr = {r["simulator"]: r for r in rows if r["scale"] == scale}
         nest = [r for s, r in rr.items() if s.startswith("NEST")]
+        if not nest:
+            lines.append(f"scale {scale}: no NEST row in this file (not run to the end on the "
+                         "shared box: at 100x NEST's build reached 17 GiB resident next to "
+                         "neurorl's network in the same process and was stopped to keep the "
+                         "24 GiB machine usable for the other jobs; run the module's command "
+                         "with --scales 10 100 on a quiet machine).")
         for s, r in rr.items():
             if s.startswith("neurorl") and nest:
                 ref = nest[0]
