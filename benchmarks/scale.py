@@ -301,9 +301,12 @@ def _notes(rows: list[dict], args, peak: int) -> str:
              f"{peak / 2**30:.1f} GiB (last invocation). The machine was shared with other "
              "jobs while this ran: the times are upper bounds; rerun on a quiet machine with "
              "the command in the module docstring. Rows come from several invocations "
-             "(--merge), each under its own load; NEST with 2 threads on an oversubscribed "
-             "2-core box waits at its thread barriers, so that row says nothing about a quiet "
-             "machine. The event and gather paths simulate the same network: equal spike counts "
+             "(--merge), each under its own load (the 1x and 10x rows were rerun when the box "
+             "had quietened, load ~1-2; the 100x row ran at load ~20-30). NEST runs in the same "
+             "process as JAX here: its 2-thread row (~10 s, vs 0.37-0.40 s measured alone in "
+             "issue #20) is anomalous -- probably XLA's thread pool contending with NEST's "
+             "OpenMP threads; NEST should be rerun in a process of its own before that row is "
+             "read. The event and gather paths simulate the same network: equal spike counts "
              "(tests/core/test_propagation.py checks spike-for-spike identity). neurorl's "
              "bytes/synapse: fan-in index + validity + weight (12 B per padded slot) and, for "
              "the event path, the fan-out table (8 B per padded slot); NEST's: growth of the "
@@ -313,10 +316,10 @@ def _notes(rows: list[dict], args, peak: int) -> str:
         nest = [r for s, r in rr.items() if s.startswith("NEST")]
         if not nest:
             lines.append(f"scale {scale}: no NEST row in this file (not run to the end on the "
-                         "shared box: at 100x NEST's build reached 17 GiB resident next to "
+                         "shared box: NEST's build reached 17 GiB resident next to "
                          "neurorl's network in the same process and was stopped to keep the "
                          "24 GiB machine usable for the other jobs; run the module's command "
-                         "with --scales 10 100 on a quiet machine).")
+                         "with --scales 100 on a quiet machine).")
         for s, r in rr.items():
             if s.startswith("neurorl") and nest:
                 ref = nest[0]
