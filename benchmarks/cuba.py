@@ -40,8 +40,9 @@ T_REF, DT, P = 5.0, 0.1, 0.02  # ms, ms, connection probability
 N_E, N_I = 3200, 800
 
 
-def build_neurorl(monitors: bool = True, seed: int = 0):
-    """The CUBA network through the N-HAL API."""
+def build_neurorl(monitors: bool = True, seed: int = 0, propagation: str = "auto"):
+    """The CUBA network through the N-HAL API (``propagation="auto"`` picks the event-driven
+    path for its sparse projections; ``"gather"`` touches every synapse every step)."""
     lif = {"tau_mem": TAUM, "v_th": VT - VR, "v_reset": 0.0, "dt": DT, "t_ref": T_REF,
            "reset": "zero", "integration": "exponential", "r": 1.0}
     exc = NeuronGroup(N_E, "LIF", lif, name="exc", bias=EL - VR, v_init=(0.0, VT - VR),
@@ -52,7 +53,8 @@ def build_neurorl(monitors: bool = True, seed: int = 0):
     for src, w, tau in ((exc, WE, TAUE), (inh, WI, TAUI)):
         for tgt in (exc, inh):
             objs.append(Connection(src, tgt, "probabilistic", p=P, weight=w, delay=1,
-                                   synapse="exponential", tau_syn=tau))
+                                   synapse="exponential", tau_syn=tau,
+                                   propagation=propagation))
     if monitors:
         objs += [SpikeMonitor(exc), SpikeMonitor(inh)]
     return Network(objs).compile(backend="jax", seed=seed)
@@ -71,10 +73,12 @@ def run_neurorl(duration_ms: float, copies: int, vmap_duration_ms: float) -> dic
     n_spikes = float(rec["spikes_exc"].sum() + rec["spikes_inh"].sum())
     rate = n_spikes / (N_E + N_I) / (duration_ms / 1000.0)
     out = {"rate_hz": rate, "wall_s": t_run, "compile_and_first_run_s": t_first, "steps": steps,
-           "synapses": int(sum(cn.n_synapses().values())), "storage": cn.storage()}
+           "synapses": int(sum(cn.n_synapses().values())), "storage": cn.storage(),
+           "propagation": cn.propagation()}
 
-    # throughput: `copies` independent networks (own weights draws and v(0)), vmapped, no monitors
-    cv = build_neurorl(monitors=False)
+    # throughput: `copies` independent networks (own weights draws and v(0)), vmapped, no monitors;
+    # the gather path: under vmap the event path's per-step branch evaluates every branch
+    cv = build_neurorl(monitors=False, propagation="gather")
     states = jax.vmap(cv.init)(jax.random.split(jax.random.PRNGKey(1), copies))
     steps_b = int(round(vmap_duration_ms / DT))
     run_b = jax.jit(jax.vmap(lambda s: cv.run(s, steps=steps_b)))

@@ -68,6 +68,7 @@ import numpy as np
 import optax
 
 from neurorl.core import connectivity as cx
+from neurorl.core import propagation as prop
 from neurorl.core.monitors import Monitor, PotentialMonitor, SpikeMonitor
 from neurorl.core.neurons import NeuronModel, decay, get_neuron, make_params
 from neurorl.errors import ConfigError, ShapeError, closest, lookup
@@ -196,6 +197,14 @@ class Connection:
         sign: "excitatory" / "inhibitory" keeps the weights' sign (Dale's law); default: the
             source group's sign.
         storage: "auto", "dense" or "sparse" (see module docstring).
+        propagation: "auto", "dense", "gather" or "event": how arriving spikes become currents
+            (``neurorl.core.propagation``): "event" touches only the outgoing synapses of the
+            neurons that spiked. "auto": dense storage -> "dense", sparse storage from a spiking
+            source -> "event" when cheaper than gathering every synapse, else "gather".
+        event_capacity: spikes per step the event list holds (int, or a fraction of the
+            source); a step with more takes the clock-driven path (same result). Default: 4x
+            ``rate_hz``'s expected spikes, or 5 % of the source.
+        rate_hz: expected firing rate of the source (Hz), sizes the event list.
         seed: numpy seed of the structure (default: derived from the compile seed).
         name: key in state["weights"] (default ``"<source>-><target>"``).
     """
@@ -212,6 +221,9 @@ class Connection:
         delay: Any = 1,
         sign: str | None = None,
         storage: str = "auto",
+        propagation: str = "auto",
+        event_capacity: Any = None,
+        rate_hz: float | None = None,
         seed: int | None = None,
         name: str | None = None,
         **rule_kwargs: Any,
@@ -249,6 +261,11 @@ class Connection:
             raise ConfigError("Connection.storage", storage, f"one of {list(STORAGES)}",
                               closest(str(storage), STORAGES))
         self.storage = storage
+        self.propagation = prop.check_propagation(propagation)
+        self.event_capacity = prop.check_capacity(event_capacity)
+        if rate_hz is not None and not (isinstance(rate_hz, (int, float)) and rate_hz > 0):
+            raise ConfigError("Connection.rate_hz", rate_hz, "None or a rate > 0 (Hz)")
+        self.rate_hz = rate_hz
         self.seed = seed
         self._name = name
 
@@ -465,6 +482,10 @@ class Network:
         return CompiledNetwork(self, hardware.name, seed, project, hardware=hardware)
 
 
+def _group_dt(g: NeuronGroup) -> float:
+    return float(np.asarray(g.params.dt)) if hasattr(g.params, "dt") else 1.0
+
+
 def _stable_seed(seed: int, i: int) -> int:
     return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
 
@@ -553,11 +574,21 @@ class CompiledNetwork:
                     d[post, slot] = delay_e
                     s["delay"] = jnp.asarray(d)
                 slot_of = slot
+            fanout = (int(np.bincount(pre, minlength=c.source.n).max()) if len(pre) else 1)
+            capacity = prop.resolve_capacity(c.event_capacity, c.source.n, c.rate_hz,
+                                             _group_dt(c.source))
+            path = prop.choose(c.propagation, storage, c.source.model.name, c.source.n,
+                               c.target.n, len(pre), capacity, fanout, c.name in plastic)
+            if path == "event" and (storage == "sparse" or delay_e is not None):
+                pos = (post * s["idx"].shape[1] + slot_of if storage == "sparse"
+                       else pre * c.target.n + post)
+                tables = prop.fanout_tables(pre, post, pos, c.source.n, c.target.n, delay_e)
+                s.update({k: jnp.asarray(v) for k, v in tables.items()})
             self.structure[c.name] = s
             self._conf[c.name] = dict(
                 storage=storage, pre=pre, post=post, slot=slot_of, n_edges=len(pre),
                 per_synapse_delay=delay_e is not None,
-                sign=SIGNS[c.effective_sign],
+                sign=SIGNS[c.effective_sign], propagation=path, capacity=capacity,
             )
         # backend: chip limits checked on the host (ChipCapacityError / UnsupportedOnChipError),
         # then its hooks: weight projection, membrane precision, on-chip / off-chip learning
@@ -578,6 +609,7 @@ class CompiledNetwork:
                         for n, c in self.connections.items()},
         }
         self._schedule(net)
+        self._constrain_hook = None  # set by neurorl.core.partition while tracing a sharded run
         self._init_jit = jax.jit(self._init)
         self._step_jit = jax.jit(self._step)
         self._run_jit = jax.jit(self._run, static_argnames="steps")
@@ -651,6 +683,12 @@ class CompiledNetwork:
     def storage(self) -> dict[str, str]:
         """"dense" or "sparse" per connection."""
         return {n: c["storage"] for n, c in self._conf.items()}
+
+    def propagation(self) -> dict[str, str]:
+        """The propagation path of every connection ("dense", "gather" or "event"; see
+        ``neurorl.core.propagation``) and, for "event", its spike-list capacity."""
+        return {n: c["propagation"] + (f"[{c['capacity']}]" if c["propagation"] == "event"
+                                       else "") for n, c in self._conf.items()}
 
     def dense_weights(self, state: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Weights of every connection as dense ``[n_pre, n_post]`` numpy arrays (0 = no synapse)."""
@@ -747,25 +785,74 @@ class CompiledNetwork:
                 "rules": rules, "t": jnp.zeros((), jnp.int32)}
 
     # ---- building blocks shared by the step-by-step and the staged simulators
-    def _current(self, name: str, a: Array, w: Array, s: Any) -> Array:
-        """Synaptic current into the target from arriving spikes ``a`` (``[..., n_pre]``)."""
+    def _current(self, name: str, a: Array, w: Array, s: Any, lists: Any = None,
+                 key: Any = None) -> Array:
+        """Synaptic current into the target from arriving spikes ``a`` (``[..., n_pre]``); one
+        step of an event-driven connection (``a`` is ``[n_pre]``) propagates its events.
+        ``lists`` caches the spike count of ``a`` under ``key`` for the other connections of
+        the same source and delay."""
+        conf = self._conf[name]
+        if conf["propagation"] == "event" and a.ndim == 1:
+            count = None
+            if lists is not None:
+                if key not in lists:
+                    lists[key] = jnp.sum(a != 0)
+                count = lists[key]
+            return self._event_current(name, a, w, s, count)
+        return self._clock_current(name, a, w, s)
+
+    def _clock_current(self, name: str, a: Array, w: Array, s: Any) -> Array:
         if self._conf[name]["storage"] == "dense":
             return a @ w
         g = a[..., s["idx"]]  # [..., n_post, k_max]
         return jnp.sum(g * w.reshape((1,) * (g.ndim - 2) + w.shape), axis=-1)
 
-    def _delayed_current(self, name: str, s: Any, w: Array, hist: Array) -> tuple[Array, Any]:
+    def _event_current(self, name: str, a: Array, w: Array, s: Any, count: Any = None
+                       ) -> Array:
+        conf, n_post = self._conf[name], self.connections[name].target.n
+        fallback = lambda: self._clock_current(name, a, w, s)  # noqa: E731
+        if conf["storage"] == "dense":
+            return prop.event_current_dense(a, w, conf["capacity"], fallback, count)
+        return prop.event_current(a, w.reshape(-1), s["ev_post"][0], s["ev_pos"][0], n_post,
+                                  conf["capacity"], fallback, count)
+
+    def _event_delayed(self, name: str, s: Any, w: Array, hist: Array, fallback: Any) -> Array:
+        """Per-synapse delays, event-driven: slice d of the fan-out tables (synapses of delay
+        d + 1) is indexed by the spikes emitted d + 1 steps ago; any overflow -> ``fallback``."""
+        conf, n_post = self._conf[name], self.connections[name].target.n
+        n_slices, cap = s["ev_post"].shape[0], conf["capacity"]
+        lists = [prop.spike_list(hist[d], cap) for d in range(n_slices)]
+        fits = jnp.all(jnp.stack([f for _, f in lists]))
+
+        def events() -> Array:
+            w_flat, out = w.reshape(-1), jnp.zeros((n_post,), w.dtype)
+            for d, (idx, _) in enumerate(lists):
+                a_pad = jnp.concatenate([hist[d], jnp.zeros((1,), hist.dtype)])
+                tgt = s["ev_post"][d][idx]
+                val = w_flat[s["ev_pos"][d][idx]] * a_pad[idx][:, None]
+                out = out.at[tgt.reshape(-1)].add(val.reshape(-1), mode="drop")
+            return out
+
+        return jax.lax.cond(fits, events, fallback)
+
+    def _delayed_current(self, name: str, s: Any, w: Array, hist: Array, lists: Any = None
+                         ) -> tuple[Array, Any]:
         """Current of a delayed connection read from its source's ring buffer; also the
         arriving spike vector (None for per-synapse delays)."""
         c, conf = self.connections[name], self._conf[name]
         if conf["per_synapse_delay"]:
-            if conf["storage"] == "dense":
-                a = hist[s["delay"] - 1, jnp.arange(c.source.n)[:, None]]  # [n_pre, n_post]
-                return jnp.sum(a * w, axis=0), None
-            a = hist[s["delay"] - 1, s["idx"]]  # [n_post, k_max]
-            return jnp.sum(a * w, axis=1), None
+            def clock() -> Array:
+                if conf["storage"] == "dense":
+                    a = hist[s["delay"] - 1, jnp.arange(c.source.n)[:, None]]  # [n_pre, n_post]
+                    return jnp.sum(a * w, axis=0)
+                a = hist[s["delay"] - 1, s["idx"]]  # [n_post, k_max]
+                return jnp.sum(a * w, axis=1)
+
+            if conf["propagation"] == "event":
+                return self._event_delayed(name, s, w, hist, clock), None
+            return clock(), None
         a = hist[c.delay - 1]
-        return self._current(name, a, w, s), a
+        return self._current(name, a, w, s, lists, (c.source.name, c.delay)), a
 
     def _syn_decay(self, params: Any, name: str) -> Array:
         c = self.connections[name]
@@ -792,7 +879,7 @@ class CompiledNetwork:
             drive = dict(drive0)
         conns = [n for n, c in self.connections.items()
                  if c.source.name in inside and c.target.name in inside]
-        arriving, new_syn, neurons, spikes = {}, {}, {}, {}
+        arriving, new_syn, neurons, spikes, lists = {}, {}, {}, {}, {}
 
         def deliver(n: str, cur: Array) -> None:
             c = self.connections[n]
@@ -804,7 +891,8 @@ class CompiledNetwork:
         for n in conns:
             if n not in self._ff_in[self.connections[n].target.name]:
                 cur, a = self._delayed_current(n, structure[n], weights[n],
-                                               dyn["history"][self.connections[n].source.name])
+                                               dyn["history"][self.connections[n].source.name],
+                                               lists)
                 if a is not None:
                     arriving[n] = a
                 deliver(n, cur)
@@ -813,9 +901,12 @@ class CompiledNetwork:
                 if n in conns:
                     a = spikes[self.connections[n].source.name]
                     arriving[n] = a
-                    deliver(n, self._current(n, a, weights[n], structure[n]))
+                    deliver(n, self._current(n, a, weights[n], structure[n], lists,
+                                             (self.connections[n].source.name, 0)))
             grp = self.groups[g]
             z, ns = grp.model.step(params["neurons"][g], dyn["neurons"][g], drive[g])
+            if self._constrain_hook is not None:  # sharded: the spike exchange of this step
+                z = self._constrain_hook(z, "spikes")
             neurons[g], spikes[g] = ns, z
         history = {g: jnp.concatenate([spikes[g][None], dyn["history"][g][:-1]], axis=0)
                    for g in order}
