@@ -423,7 +423,8 @@ def fault_hint(cfg: C.ExperimentConfig, quantity: str, rs: Any) -> str:
 
     obs_bad = any(
         not np.all(np.isfinite(np.asarray(x)))
-        for x in jax.tree.leaves((rs.obs, rs.env_state))
+        # the host loop's state (HostState) keeps its envs on the host: no obs / env_state here
+        for x in jax.tree.leaves((getattr(rs, "obs", None), getattr(rs, "env_state", None)))
         if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
         and jax.numpy.issubdtype(x.dtype, jax.numpy.inexact)
     )

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import neurorl.envs
 from neurorl.envs import ENVS, make_params
 from neurorl.envs.gym_registration import NeurorlGymEnv, register_envs
 
@@ -36,9 +35,16 @@ def test_registration_is_idempotent_and_on_import():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # gymnasium warns when an id is overridden
         assert register_envs() == GYM_IDS or sorted(register_envs()) == GYM_IDS
-        import importlib
+    # importing the package again registers nothing twice (no override warning); in a child
+    # process, because reloading here would swap ``neurorl.envs.ENVS`` for a new dict under every
+    # test that holds the old one (a user env registered there would vanish)
+    import subprocess
+    import sys
 
-        importlib.reload(neurorl.envs)
+    code = ("import importlib, warnings\nimport neurorl.envs as m\n"
+            "warnings.simplefilter('error')\nimportlib.reload(m)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
     assert all(gymnasium.registry[gid] is before[gid] for gid in GYM_IDS)
     # "module:id" lets gymnasium import neurorl.envs itself
     env = gymnasium.make("neurorl.envs:neurorl/Pendulum-v1")

@@ -156,7 +156,7 @@ def test_sweep_names_progress_by_what_varies_and_ends_with_a_group_table(tmp_pat
                 "method": "grid",
                 "base": "base.yaml",
                 "parameters": {
-                    "agent.hyper.lr": {"values": [0.01, 0.05]},
+                    "agent.hyper.lr": {"values": [0.0001, 0.0003]},
                     "training.seed": {"values": [0, 1, 2]},
                 },
             }
@@ -165,7 +165,7 @@ def test_sweep_names_progress_by_what_varies_and_ends_with_a_group_table(tmp_pat
     out = tmp_path / "sweep"
     assert main(["sweep", str(sweep), "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "sw: lr=0.01: compiling ..." in text and "sw: lr=0.05: 400/400 env steps" in text
+    assert "sw: lr=0.0001: compiling ..." in text and "sw: lr=0.0003: 400/400 env steps" in text
     assert "-g0" not in text and "-g1" not in text
     table = [line for line in text.splitlines() if line.startswith("| lr=")]
     assert len(table) == 2 and all("| 3 |" in line for line in table)  # 3 seeds per group

@@ -218,8 +218,8 @@ def test_adaptation_in_chip_time_and_energy(tmp_path):
 def test_energy_per_step_comes_from_the_compiled_networks_counts(tmp_path, off_chip):
     """Logged energy per env step = Loihi 2's constants x the compiled network's counts: every
     group's neurons (obs relay 12 + hidden 8 + readout 3) x 2 substeps, the measured synaptic
-    events, and on-chip learning updates (176 plastic synapses x 2 steps) only when the rules
-    learn on the chip."""
+    events, and on-chip learning updates (176 plastic synapses, once per learning epoch = env
+    step) only when the rules learn on the chip."""
     from neurorl.hardware.chips import get_chip
     from neurorl.hardware.energy import ActivityCounts, energy
 
@@ -230,7 +230,9 @@ def test_energy_per_step_comes_from_the_compiled_networks_counts(tmp_path, off_c
     assert chunks
     chip, k = get_chip("loihi2"), 2
     static = energy(ActivityCounts(steps=float(k)), chip).total  # the chip's idle power share
-    learn = 0.0 if off_chip else chip.e_learn_pj * 1e-12 * (12 * 8 + 8 * 7 + 8 * 3) * k
+    # on chip: one synaptic update per plastic synapse per learning epoch (= the env step's
+    # k substeps, make_train's ChipLearning)
+    learn = 0.0 if off_chip else chip.e_learn_pj * 1e-12 * (12 * 8 + 8 * 7 + 8 * 3)
     for c in chunks:
         assert c["synops_per_step"] > 0
         expected = (chip.e_synop_pj * 1e-12 * c["synops_per_step"]
