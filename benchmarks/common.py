@@ -124,3 +124,24 @@ def write_results(
     text += ["Machine: " + ", ".join(f"{k}={v}" for k, v in m.items()), ""]
     md.write_text("\n".join(text))
     return js, md
+
+
+def record_episodes(returns: list[list[float]], peak: list[float], reach: list[Any], s: int,
+                    done: Any, episode_return: Any, step0: int, n_envs: int,
+                    threshold: float | None) -> None:
+    """Add one seed's finished episodes of a chunk to the online last-100 metric (in place).
+
+    ``done`` and ``episode_return`` are ``[T, n_envs]`` for seed ``s``; an episode ending at
+    chunk step ``t`` counts as reached at env step ``step0 + (t + 1) * n_envs``. ``peak[s]`` is the
+    best last-100 mean so far and ``reach[s]`` the first env step at which it reached
+    ``threshold`` (None until then).
+    """
+    import numpy as np
+
+    for t, b in zip(*np.nonzero(done), strict=False):
+        returns[s].append(float(episode_return[t, b]))
+        if len(returns[s]) >= 100:
+            m100 = float(np.mean(returns[s][-100:]))
+            peak[s] = max(peak[s], m100)
+            if threshold is not None and reach[s] is None and m100 >= threshold:
+                reach[s] = step0 + (int(t) + 1) * n_envs

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import machine, provenance  # noqa: E402
+from benchmarks.common import machine, provenance, record_episodes  # noqa: E402
 from neurorl.experiment.train import TrainConfig, make_train  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -106,14 +106,8 @@ def run_case(name: str, seeds: tuple[int, ...] = SEEDS, budget: int | None = Non
         spikes.append(float(np.mean(m["spikes"])))
         T = m["done"].shape[0]
         for s in range(len(seeds)):
-            d, r = m["done"][:, s], m["episode_return"][:, s]
-            for t, b in zip(*np.nonzero(d), strict=False):
-                returns[s].append(float(r[t, b]))
-                if len(returns[s]) >= 100:
-                    m100 = float(np.mean(returns[s][-100:]))
-                    peak[s] = max(peak[s], m100)
-                    if thr is not None and reach[s] is None and m100 >= thr:
-                        reach[s] = steps + (int(t) + 1) * cfg.n_envs
+            record_episodes(returns, peak, reach, s, m["done"][:, s], m["episode_return"][:, s],
+                            steps, cfg.n_envs, thr)
         steps += T * cfg.n_envs
         last = [float(np.mean(r[-100:])) if r else float("nan") for r in returns]
         print(f"{name} {steps:8d} t={time.time() - t0:6.0f}s last100={np.round(last, 1)} "

@@ -35,6 +35,7 @@ import optax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import record_episodes  # noqa: E402
 from neurorl.envs import make  # noqa: E402
 
 # 16 envs x 128 steps per update, 4 epochs x 4 minibatches, constant lr 2.5e-3 (the rejax
@@ -199,15 +200,9 @@ def run_ppo(seeds: tuple[int, ...], budget: int, env_id: str = "CartPole-v1",
         state, m = step(state)
         m = jax.device_get(m)  # [seed, chunk, n_steps, n_envs]
         for s in range(len(seeds)):
-            d = m["done"][s].reshape(-1, E)
-            r = m["episode_return"][s].reshape(-1, E)
-            for t, b in zip(*np.nonzero(d), strict=False):
-                returns[s].append(float(r[t, b]))
-                if len(returns[s]) >= 100:
-                    m100 = float(np.mean(returns[s][-100:]))
-                    peak[s] = max(peak[s], m100)
-                    if threshold is not None and reach[s] is None and m100 >= threshold:
-                        reach[s] = done_updates * per_update + (int(t) + 1) * E
+            record_episodes(returns, peak, reach, s, m["done"][s].reshape(-1, E),
+                            m["episode_return"][s].reshape(-1, E), done_updates * per_update, E,
+                            threshold)
         done_updates += chunk
         last = [float(np.mean(r[-100:])) if r else float("nan") for r in returns]
         print(f"ppo {done_updates * per_update:8d} t={time.time() - t0:6.0f}s "

@@ -72,7 +72,15 @@ def _trained(dt, x, **kw):
 
 
 # ------------------------------------------------------------------------------ neurorl -> X
-@pytest.mark.parametrize("case", ["feedforward", "trained"])
+# snnTorch 1.0's import_from_nir mis-wires a recurrent layer of a flat NIR graph: its
+# _create_rnn_subgraph connects the subgraph's input to W_rec instead of the LIF, so nirtorch
+# runs LIF(W_rec (z[t-1] + x[t])) instead of LIF(x[t] + W_rec z[t-1]) (checked on the imported
+# module's code); strict: this fails loudly once snnTorch reads the file right
+SNNTORCH_RECURRENT = pytest.mark.xfail(strict=True, reason="snnTorch 1.0 mis-wires recurrent NIR")
+
+
+@pytest.mark.parametrize(
+    "case", ["feedforward", "trained", pytest.param("recurrent", marks=SNNTORCH_RECURRENT)])
 def test_snntorch_simulates_neurorl_files_exactly(tmp_path, case):
     from snntorch.import_nir import import_from_nir
 
@@ -81,36 +89,13 @@ def test_snntorch_simulates_neurorl_files_exactly(tmp_path, case):
     if case == "trained":
         net, state = _trained(dt, x, w=20.0)
     else:
-        net = _net(dt, w=20.0)
+        net = _net(dt, w=20.0, recurrent=case == "recurrent")
         state = net.init(jax.random.PRNGKey(0))
     _, rec = net.run(state, x)
     ref = np.asarray(rec["o"])
     assert 0 < ref.sum() < ref.size / 2
     path, lat = _export(tmp_path, net, state)
-    assert lat == 1
-    ys = _torch_run(import_from_nir(nir.read(path)), x)
-    np.testing.assert_array_equal(ys[:-lat], ref[lat:])
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="snnTorch 1.0's import_from_nir mis-wires a recurrent layer of a flat NIR graph: its "
-    "_create_rnn_subgraph connects the subgraph's input to W_rec instead of the LIF, so nirtorch "
-    "runs LIF(W_rec (z[t-1] + x[t])) instead of LIF(x[t] + W_rec z[t-1]) (checked on the imported "
-    "module's code); strict: this fails loudly once snnTorch reads the file right",
-)
-def test_snntorch_simulates_a_recurrent_neurorl_file_exactly(tmp_path):
-    from snntorch.import_nir import import_from_nir
-
-    dt = 0.1
-    x = (np.random.default_rng(0).random((300, 6)) * 3.0).astype(np.float32)
-    net = _net(dt, w=20.0, recurrent=True)
-    state = net.init(jax.random.PRNGKey(0))
-    _, rec = net.run(state, x)
-    ref = np.asarray(rec["o"])
-    assert 0 < ref.sum() < ref.size / 2
-    path, lat = _export(tmp_path, net, state)
-    # neurorl's recurrent hop (delay 1) is nirtorch's previous-step feedback: same latency
+    # a recurrent hop (delay 1) is nirtorch's previous-step feedback: the same latency
     assert lat == 1
     ys = _torch_run(import_from_nir(nir.read(path)), x)
     np.testing.assert_array_equal(ys[:-lat], ref[lat:])
