@@ -41,6 +41,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,9 @@ import numpy as np
 from neurorl.errors import ConfigError, NeurorlError, lookup
 
 SPLITS = ("train", "test")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+#: above this fraction of events merged by ``binary`` clipping, :func:`load` warns
+CLIP_WARN_FRACTION = 0.5
 
 
 class DataNotFoundError(NeurorlError, FileNotFoundError):
@@ -269,14 +272,22 @@ def make_transform(info: DatasetInfo, spec: BinSpec) -> Any:
     return T.Compose(steps)
 
 
-def frames_to_array(frames: np.ndarray, spec: BinSpec, n: int) -> np.ndarray:
-    """tonic frames ``[T', P, H, W]`` -> uint8 ``[T, n]`` (crop / zero-pad to T, clip counts)."""
+def frames_to_array(frames: np.ndarray, spec: BinSpec, n: int, *, return_counts: bool = False
+                    ) -> np.ndarray | tuple[np.ndarray, int, int]:
+    """tonic frames ``[T', P, H, W]`` -> uint8 ``[T, n]`` (crop / zero-pad to T, clip counts).
+
+    With ``return_counts``, also the number of events in the kept bins before and after the
+    clip (``binary`` keeps one event per channel and bin; counts saturate at 255), so a caller
+    can tell how much the binning threw away.
+    """
     f = np.asarray(frames).reshape(len(frames), -1) if len(frames) else np.zeros((0, n))
     if f.shape[1] != n:
         raise ValueError(f"frame has {f.shape[1]} channels, expected {n}")
     out = np.zeros((spec.n_time_bins, n), np.uint8)
     k = min(spec.n_time_bins, f.shape[0])
     out[:k] = np.clip(f[:k], 0, 1 if spec.binary else 255)
+    if return_counts:
+        return out, int(np.asarray(f[:k], np.int64).sum()), int(out[:k].sum(dtype=np.int64))
     return out
 
 
@@ -291,6 +302,8 @@ class EventData:
         sensor: ``(W, H, P)`` after downsampling (``n = W * H * P``).
         spec: the :class:`BinSpec` used.
         n_classes: number of classes of the dataset.
+        clipped_fraction: fraction of the events in the kept bins that the clip to spikes
+            (``spec.binary``) or to 255 merged away; None when unknown (generated in memory).
     """
 
     name: str
@@ -300,6 +313,7 @@ class EventData:
     sensor: tuple[int, int, int]
     spec: BinSpec
     n_classes: int
+    clipped_fraction: float | None = None
 
     @property
     def n_inputs(self) -> int:
@@ -380,18 +394,38 @@ def load(name: str, root: str | os.PathLike, split: str = "train", *,
     if cache and (cdir / "meta.json").exists():
         x = np.load(cdir / "x.npy", mmap_mode="r")
         y = np.load(cdir / "y.npy")
-        return EventData(key_name, split, x, y, sensor, spec, info.n_classes)
+        clipped = json.loads((cdir / "meta.json").read_text()).get("clipped_fraction")
+        _warn_if_clipped(name, split, spec, clipped)
+        return EventData(key_name, split, x, y, sensor, spec, info.n_classes, clipped)
     x = np.zeros((count, spec.n_time_bins, n), np.uint8)
     y = np.zeros((count,), np.int32)
+    before = after = 0
     for i in range(count):
         frames, label = ds[i]
-        x[i] = frames_to_array(frames, spec, n)
+        x[i], b, a = frames_to_array(frames, spec, n, return_counts=True)
+        before, after = before + b, after + a
         y[i] = int(np.asarray(label).reshape(-1)[0])
+    clipped = 1.0 - after / before if before else 0.0
     if cache:
         cdir.mkdir(parents=True, exist_ok=True)
         np.save(cdir / "x.npy", x)
         np.save(cdir / "y.npy", y)
         (cdir / "meta.json").write_text(json.dumps(
             {"name": key_name, "split": split, "spec": dataclasses.asdict(spec),
-             "sensor": sensor, "count": count}))
-    return EventData(key_name, split, x, y, sensor, spec, info.n_classes)
+             "sensor": sensor, "count": count, "clipped_fraction": clipped}))
+    _warn_if_clipped(name, split, spec, clipped)
+    return EventData(key_name, split, x, y, sensor, spec, info.n_classes, clipped)
+
+
+def _warn_if_clipped(name: str, split: str, spec: BinSpec, clipped: float | None) -> None:
+    """Warn when the binning merged most events away (saturated bins carry no class signal)."""
+    if clipped is None or clipped <= CLIP_WARN_FRACTION:
+        return
+    how = ("dataset.binary: true keeps one event per channel and bin" if spec.binary
+           else "counts saturate at 255 per channel and bin")
+    warnings.warn(
+        f"{name} {split}: the binning merged {clipped:.0%} of the events away ({how}); where "
+        f"most bins saturate, classes can look alike. Use shorter bins (dataset.n_time_bins = "
+        f"{spec.n_time_bins}, dataset.time_window_us = {spec.time_window_us}), less spatial "
+        f"pooling (dataset.spatial_factor = {spec.spatial_factor}) or dataset.binary: false.",
+        UserWarning, stacklevel=3)

@@ -91,6 +91,7 @@ class DatasetSection(_Strict):
     time_window_us: float | None = Field(None, gt=0)
     spatial_factor: float = Field(1.0, gt=0, le=1)
     denoise_us: float | None = Field(None, gt=0)
+    binary: bool = True
     limit_train: int | None = Field(None, ge=1)
     limit_test: int | None = Field(None, ge=1)
     synthetic: SyntheticSpec = Field(default_factory=SyntheticSpec)
@@ -290,7 +291,7 @@ def load_data(cfg: ClassificationConfig):
                               rate=s.rate, jitter=s.jitter, drop=s.drop, noise=s.noise,
                               seed=cfg.training.seed)
     spec = BinSpec(n_time_bins=d.n_time_bins, time_window_us=d.time_window_us,
-                   spatial_factor=d.spatial_factor, denoise_us=d.denoise_us)
+                   spatial_factor=d.spatial_factor, denoise_us=d.denoise_us, binary=d.binary)
     return (load(d.name, d.root, "train", spec=spec, limit=d.limit_train),
             load(d.name, d.root, "test", spec=spec, limit=d.limit_test))
 
@@ -762,7 +763,8 @@ def run_classification(cfg: ClassificationConfig, run_dir: str | Path, *,
         "name": cfg.name, "task": "classification", "dataset": cfg.dataset.name,
         "rule": cfg.learning.rule, "chip": cfg.hardware.chip, "samples": t_seen,
         "n_train": len(train), "n_test": len(test), "n_inputs": train.n_inputs,
-        "n_time_bins": train.n_time_bins, "n_classes": train.n_classes, **final,
+        "n_time_bins": train.n_time_bins, "n_classes": train.n_classes,
+        "clipped_fraction_train": train.clipped_fraction, **final,
         "threshold": cfg.training.threshold,
         "reached_threshold": (None if cfg.training.threshold is None
                               else final["accuracy"] >= cfg.training.threshold),

@@ -126,3 +126,50 @@ def test_missing_data_and_bad_names_are_clear(tmp_path):
         load("shd", tmp_path, spec=BinSpec(denoise_us=1000.0))
     with pytest.raises(ConfigError, match="split"):
         load("nmnist", tmp_path, "valid")
+
+
+@pytest.mark.parametrize("name", ["nmnist", "dvsgesture"])
+def test_clipped_fraction_counts_the_events_the_binary_clip_merges(tmp_path, name):
+    recs = formats.write_synthetic(name, tmp_path, "train", n_per_class=2, n_classes=2, seed=3,
+                                   duration_us=50_000, rate_hz=400.0)
+    T, window = 10, 5_000
+    ds = open_tonic(name, tmp_path, "train")
+    order = [_by_path(recs)[str(Path(p))] for p in ds.data]
+    exp = [_expected_array(r, SENSOR[name], window, T) for r in order]
+    before = sum(int(e.sum()) for e in exp)
+    after = sum(int(np.minimum(e, 1).sum()) for e in exp)
+    spec = BinSpec(n_time_bins=T, time_window_us=window)
+    with pytest.warns(UserWarning, match=r"merged \d+% of the events") if 1 - after / before > 0.5 \
+            else _no_warning():
+        data = load(name, tmp_path, "train", spec=spec)
+    assert data.clipped_fraction == pytest.approx(1 - after / before)
+    assert 0 < data.clipped_fraction < 1
+    # the cache keeps the figure
+    assert load(name, tmp_path, "train", spec=spec).clipped_fraction == data.clipped_fraction
+    counts = load(name, tmp_path, "train", cache=False,
+                  spec=BinSpec(n_time_bins=T, time_window_us=window, binary=False))
+    assert counts.clipped_fraction == 0.0
+
+
+def test_saturating_binning_warns_and_names_the_settings(tmp_path):
+    # a 16x16 pattern pooled into 4x4 blocks at 40 Hz: nearly every block fires in every 4 ms bin
+    formats.write_synthetic("dvsgesture", tmp_path, "train", n_per_class=2, n_classes=2,
+                            duration_us=120_000)
+    spec = BinSpec(n_time_bins=30, time_window_us=4000, spatial_factor=0.25)
+    with pytest.warns(UserWarning) as rec:
+        data = load("dvsgesture", tmp_path, "train", spec=spec, cache=False)
+    msg = str(rec[0].message)
+    assert data.clipped_fraction > 0.5
+    for field in ("dataset.time_window_us", "dataset.spatial_factor = 0.25", "dataset.binary"):
+        assert field in msg
+
+
+class _no_warning:
+    def __enter__(self):
+        import warnings
+        self._cm = warnings.catch_warnings()
+        self._cm.__enter__()
+        warnings.simplefilter("error", UserWarning)
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc)
