@@ -96,6 +96,8 @@ def case(name: str, rule: str, chip: str, epochs: int, root: Path | None, gen_ro
         "bins": s["n_time_bins"],
         "clipped": (None if s.get("clipped_fraction_train") is None
                     else round(s["clipped_fraction_train"], 2)),
+        "full bins": (None if s.get("saturation_train") is None
+                      else round(s["saturation_train"], 2)),
         "accuracy": round(s["accuracy"], 3),
         "spikes/inference": round(s["spikes_per_inference"], 1),
         "spikes/correct": (None if s["spikes_per_correct_inference"] is None
@@ -138,8 +140,9 @@ def main(quick: bool = False, out: str | Path | None = None, root: str | None = 
         "pipeline, not the published accuracy. Same command with `--root` on the real "
         "downloads. The synthetic task's bar (issue 18): >= 90 % test accuracy for e-prop and "
         "BPTT on float and on Loihi 2's 8-bit grid. `clipped`: fraction of the training events "
-        "the binary binning merged (one spike per channel and bin; the loader warns above "
-        "0.5). `train s` is wall time on a shared, loaded "
+        "the binary binning merged (one spike per channel and bin); `full bins`: fraction of "
+        "the bins of the channels that fired that hold a spike (the loader warns above 0.8: "
+        "such frames look alike across classes). `train s` is wall time on a shared, loaded "
         "machine: an upper bound, not a speed claim.", "",
         _table(rows), "", provenance_line(prov), ""])
     result = {"quick": quick, "rows": rows, "machine": machine(), "provenance": prov}

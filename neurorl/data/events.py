@@ -52,8 +52,9 @@ from neurorl.errors import ConfigError, NeurorlError, lookup
 
 SPLITS = ("train", "test")
 CACHE_VERSION = 2
-#: above this fraction of events merged by ``binary`` clipping, :func:`load` warns
-CLIP_WARN_FRACTION = 0.5
+#: :func:`load` warns when more than this fraction of the bins of the channels that fired in a
+#: sample sit at the clip value (a bin that is nearly always full carries almost no information)
+SATURATION_WARN = 0.8
 
 
 class DataNotFoundError(NeurorlError, FileNotFoundError):
@@ -276,18 +277,22 @@ def frames_to_array(frames: np.ndarray, spec: BinSpec, n: int, *, return_counts:
                     ) -> np.ndarray | tuple[np.ndarray, int, int]:
     """tonic frames ``[T', P, H, W]`` -> uint8 ``[T, n]`` (crop / zero-pad to T, clip counts).
 
-    With ``return_counts``, also the number of events in the kept bins before and after the
-    clip (``binary`` keeps one event per channel and bin; counts saturate at 255), so a caller
-    can tell how much the binning threw away.
+    With ``return_counts``, also ``(events before the clip, events after it, bins at the clip
+    value, bins of the channels that fired)`` over the kept bins (``binary`` keeps one event per
+    channel and bin; counts saturate at 255), so a caller can tell how much the binning threw
+    away and how full the bins are.
     """
     f = np.asarray(frames).reshape(len(frames), -1) if len(frames) else np.zeros((0, n))
     if f.shape[1] != n:
         raise ValueError(f"frame has {f.shape[1]} channels, expected {n}")
     out = np.zeros((spec.n_time_bins, n), np.uint8)
     k = min(spec.n_time_bins, f.shape[0])
-    out[:k] = np.clip(f[:k], 0, 1 if spec.binary else 255)
+    top = 1 if spec.binary else 255
+    out[:k] = np.clip(f[:k], 0, top)
     if return_counts:
-        return out, int(np.asarray(f[:k], np.int64).sum()), int(out[:k].sum(dtype=np.int64))
+        active = out.any(axis=0)
+        return (out, int(np.asarray(f[:k], np.int64).sum()), int(out[:k].sum(dtype=np.int64)),
+                int((out[:k, active] == top).sum()), int(k * active.sum()))
     return out
 
 
@@ -304,6 +309,9 @@ class EventData:
         n_classes: number of classes of the dataset.
         clipped_fraction: fraction of the events in the kept bins that the clip to spikes
             (``spec.binary``) or to 255 merged away; None when unknown (generated in memory).
+        saturation: fraction of the bins of the channels that fired in a sample that sit at the
+            clip value (1 for spikes); near 1, every class gives the same frames. None when
+            unknown.
     """
 
     name: str
@@ -314,6 +322,7 @@ class EventData:
     spec: BinSpec
     n_classes: int
     clipped_fraction: float | None = None
+    saturation: float | None = None
 
     @property
     def n_inputs(self) -> int:
@@ -394,38 +403,43 @@ def load(name: str, root: str | os.PathLike, split: str = "train", *,
     if cache and (cdir / "meta.json").exists():
         x = np.load(cdir / "x.npy", mmap_mode="r")
         y = np.load(cdir / "y.npy")
-        clipped = json.loads((cdir / "meta.json").read_text()).get("clipped_fraction")
-        _warn_if_clipped(name, split, spec, clipped)
-        return EventData(key_name, split, x, y, sensor, spec, info.n_classes, clipped)
+        meta = json.loads((cdir / "meta.json").read_text())
+        clipped, sat = meta.get("clipped_fraction"), meta.get("saturation")
+        _warn_if_saturated(name, split, spec, clipped, sat)
+        return EventData(key_name, split, x, y, sensor, spec, info.n_classes, clipped, sat)
     x = np.zeros((count, spec.n_time_bins, n), np.uint8)
     y = np.zeros((count,), np.int32)
-    before = after = 0
+    tally = np.zeros(4, np.int64)  # events before / after the clip, full bins, active bins
     for i in range(count):
         frames, label = ds[i]
-        x[i], b, a = frames_to_array(frames, spec, n, return_counts=True)
-        before, after = before + b, after + a
+        x[i], *counts = frames_to_array(frames, spec, n, return_counts=True)
+        tally += counts
         y[i] = int(np.asarray(label).reshape(-1)[0])
+    before, after, full, cells = (int(v) for v in tally)
     clipped = 1.0 - after / before if before else 0.0
+    sat = full / cells if cells else 0.0
     if cache:
         cdir.mkdir(parents=True, exist_ok=True)
         np.save(cdir / "x.npy", x)
         np.save(cdir / "y.npy", y)
         (cdir / "meta.json").write_text(json.dumps(
             {"name": key_name, "split": split, "spec": dataclasses.asdict(spec),
-             "sensor": sensor, "count": count, "clipped_fraction": clipped}))
-    _warn_if_clipped(name, split, spec, clipped)
-    return EventData(key_name, split, x, y, sensor, spec, info.n_classes, clipped)
+             "sensor": sensor, "count": count, "clipped_fraction": clipped, "saturation": sat}))
+    _warn_if_saturated(name, split, spec, clipped, sat)
+    return EventData(key_name, split, x, y, sensor, spec, info.n_classes, clipped, sat)
 
 
-def _warn_if_clipped(name: str, split: str, spec: BinSpec, clipped: float | None) -> None:
-    """Warn when the binning merged most events away (saturated bins carry no class signal)."""
-    if clipped is None or clipped <= CLIP_WARN_FRACTION:
+def _warn_if_saturated(name: str, split: str, spec: BinSpec, clipped: float | None,
+                       sat: float | None) -> None:
+    """Warn when most bins of the active channels are full (they carry almost no signal)."""
+    if sat is None or sat <= SATURATION_WARN:
         return
     how = ("dataset.binary: true keeps one event per channel and bin" if spec.binary
            else "counts saturate at 255 per channel and bin")
     warnings.warn(
-        f"{name} {split}: the binning merged {clipped:.0%} of the events away ({how}); where "
-        f"most bins saturate, classes can look alike. Use shorter bins (dataset.n_time_bins = "
+        f"{name} {split}: {sat:.0%} of the bins of the channels that fired are full and the "
+        f"binning merged {clipped:.0%} of the events away ({how}); such frames look alike "
+        f"across classes. Use shorter bins (dataset.n_time_bins = "
         f"{spec.n_time_bins}, dataset.time_window_us = {spec.time_window_us}), less spatial "
         f"pooling (dataset.spatial_factor = {spec.spatial_factor}) or dataset.binary: false.",
         UserWarning, stacklevel=3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import jax
@@ -198,6 +199,27 @@ def test_readme_shd_command_runs_on_generated_shd_files(tmp_path, monkeypatch):
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert s["n_train"] == 18 and s["n_inputs"] == 70 and s["n_classes"] == 20
     assert s["rule"] == "eprop" and 0.0 <= s["accuracy"] <= 1.0
+    assert 0.0 <= s["clipped_fraction_train"] < 1.0 and 0.0 < s["saturation_train"] <= 0.8
+
+
+def test_dataset_binary_reaches_the_loader(tmp_path):
+    """``dataset.binary: false`` gives counts (values above 1 where bins hold several events)."""
+    from neurorl.data import formats
+    from neurorl.experiment import classification as K
+
+    for split in ("train", "test"):
+        formats.write_synthetic("shd", tmp_path, split, n_per_class=2, n_classes=2,
+                                rate_hz=400.0)
+    arrays = {}
+    for binary in (True, False):
+        cfg = K.validate({"task": "classification", "dataset": {
+            "name": "shd", "root": str(tmp_path), "n_time_bins": 5, "binary": binary}})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the binary load clips on purpose
+            train, _ = K.load_data(cfg)
+        arrays[binary] = train
+    assert arrays[True].x.max() == 1 and arrays[False].x.max() > 1
+    assert arrays[False].clipped_fraction == 0.0 < arrays[True].clipped_fraction
 
 
 def test_data_cli(tmp_path, capsys):
