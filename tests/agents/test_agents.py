@@ -155,6 +155,8 @@ def test_agent_errors_are_for_people():
         make_agent("eprop_ac", spec, n_recc=3)
     with pytest.raises(ConfigError, match="lam"):
         make_agent("eprop_ac", spec, lam=1.5)
+    with pytest.raises(ConfigError, match=r"adam_b1.*\[0, 1\)"):
+        make_agent("eprop_ac", spec, adam_b1=1.0)
     with pytest.raises(ConfigError, match="n_minibatches"):
         make_agent("bptt_ac", spec_from_env(env, params, n_envs=3), n_minibatches=2)
     env2, params2 = make("Pendulum-v1")
