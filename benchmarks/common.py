@@ -187,7 +187,8 @@ def _mlp(key: jax.Array, sizes: list[int], last_scale: float) -> list[dict[str, 
 
 def _apply(layers: list[dict[str, jax.Array]], x: jax.Array) -> jax.Array:
     for i, lyr in enumerate(layers):
-        x = x @ lyr["w"] + lyr["b"]
+        x = x @ lyr["w"]
+        x = x + jnp.broadcast_to(lyr["b"], x.shape)  # explicit: rank promotion may raise
         if i < len(layers) - 1:
             x = jnp.tanh(x)
     return x

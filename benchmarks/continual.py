@@ -712,18 +712,18 @@ def markdown(result: dict) -> str:
 
 
 def _parse_hyper(items: list[str]) -> dict[str, dict[str, Any]]:
-    """``["eprop_ac.lr=3e-4"]`` -> ``{"eprop_ac": {"lr": 3e-4}}`` (values parsed as YAML)."""
-    import yaml
-
+    """``["eprop_ac.lr=3e-4"]`` -> ``{"eprop_ac": {"lr": 3e-4}}`` (values parsed as ``--set``
+    values are)."""
     from neurorl.errors import ConfigError
+    from neurorl.experiment.config import parse_override
 
     out: dict[str, dict[str, Any]] = {}
     for it in items:
-        key, sep, val = it.partition("=")
-        rule, dot, k = key.partition(".")
-        if not (sep and dot and k):
+        rule, dot, rest = it.partition(".")
+        if not (dot and "=" in rest and rest.split("=", 1)[0]):
             raise ConfigError("--hyper", it, "RULE.KEY=VALUE, e.g. eprop_ac.lr=3e-4")
-        out.setdefault(rule, {})[k] = yaml.safe_load(val)
+        k, v = parse_override(rest)
+        out.setdefault(rule, {})[k] = v
     return out
 
 
