@@ -235,6 +235,8 @@ def run_rule(
             base_curves[:, :, j] = scratch[d]
     base_wall = time.perf_counter() - t1
 
+    if budget.get("episodes_dir"):
+        save_episodes(Path(budget["episodes_dir"]) / f"{rule}.npz", rule, eps)
     row = _metrics(
         rule, budget, perf_arr, base_curves, init_perf, eps, per_task, n_envs, r_rand,
         chip_step_time(CHIP, cfg.agent.substeps),
@@ -345,6 +347,8 @@ def run_ppo(budget: dict[str, Any], hyper: dict[str, Any] | None = None) -> dict
                 scratch[d] = np.stack(curve, axis=1)
             base_curves[:, :, j] = scratch[d]
     base_wall = time.perf_counter() - t1
+    if budget.get("episodes_dir"):
+        save_episodes(Path(budget["episodes_dir"]) / "ppo.npz", "ppo", eps)
     row = _metrics("ppo", budget, perf_arr, base_curves, init_perf, eps, per_task, n_envs,
                    r_rand, None)
     row.update(
@@ -403,6 +407,8 @@ def _metrics(
         lens = np.array([e[2] for e in eps[s]])
         en = None if chip_s is None else np.array([e[3] for e in eps[s]])
         starts = ends - lens * n_envs
+        # the clock starts at the first episode begun after the switch: the episodes still
+        # running at the switch (up to 500 steps x n_envs) are no part of the adaptation
         adapt = []
         # as in the runner's summary: post-switch episodes started at or after the switch
         segments = cm.shift_segments(ends, lens, n_envs, bounds)
@@ -420,7 +426,7 @@ def _metrics(
                     chip_step_s=chip_s,
                     step_energy=None if en is None else en[sel],
                     start_steps=starts[sel],
-                    shift_step=b,
+                    shift_step=float(starts[post].min()) if post.size else b,
                 )
                 steps = a.experience_steps
                 adapt.append(
@@ -563,11 +569,13 @@ def main(
         budget["seeds"] = int(seeds)
     budget["seed0"] = int(seed0)
     budget["evaluate"] = bool(evaluate)
+    results_dir = Path(out) if out else ROOT / "benchmarks" / "results"
+    if out:  # raw episodes next to a scratch run's results (not into benchmarks/results)
+        budget["episodes_dir"] = str(results_dir / f"{name}_episodes")
     rules = [lookup({r: r for r in RULES}, r, "rule", field="rules") for r in rules or RULES]
     for r in hyper or {}:
         if r not in RULES:
             raise ConfigError("hyper", r, f"one of {list(RULES)}")
-    results_dir = Path(out) if out else ROOT / "benchmarks" / "results"
     t0 = time.perf_counter()
     rows = []
     for rule in rules:
@@ -594,6 +602,50 @@ def main(
         "provenance": prov,
         "rows": rows,
     }
+    write_results(name, result, rows, out=results_dir, markdown=markdown(result))
+    plot(result, results_dir / f"{name}.png")
+    return result
+
+
+def save_episodes(path: Path, rule: str, eps: list[list[tuple]]) -> None:
+    """Every seed's training episodes (end step, return, length) as ``.npz`` (for re-analysis;
+    not part of the committed results)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **{f"{rule}_seed{i}": np.array([e[:3] for e in ep], np.float64)
+                                 for i, ep in enumerate(eps)})
+
+
+def combine(paths: list[str | Path], out: str | Path | None = None,
+            name: str = "continual") -> dict:
+    """Merge the rows of several ``continual.json`` runs with the same budget (rules run in
+    separate processes) into one ``<name>.{json,md,png}``, rows in :data:`RULES` order."""
+    import json
+
+    from benchmarks.common import write_results
+    from neurorl.errors import ConfigError
+
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    if not parts:
+        raise ConfigError("combine", paths, "at least one continual.json")
+    def same(b: dict) -> dict:
+        return {k: v for k, v in b.items() if k != "episodes_dir"}
+
+    budget = same(parts[0]["budget"])
+    for p, r in zip(paths, parts, strict=True):
+        if same(r["budget"]) != budget:
+            raise ConfigError("combine", str(p), f"a run with the budget {budget}")
+    rows = sorted((row for r in parts for row in r["rows"]), key=lambda x: RULES.index(x["rule"]))
+    result = {
+        **parts[0],
+        "budget": budget,
+        "wall_s": sum(r["wall_s"] for r in parts),
+        "combined_from": [
+            {"path": str(p), "provenance": r["provenance"], "machine": r["machine"]}
+            for p, r in zip(paths, parts, strict=True)
+        ],
+        "rows": rows,
+    }
+    results_dir = Path(out) if out else ROOT / "benchmarks" / "results"
     write_results(name, result, rows, out=results_dir, markdown=markdown(result))
     plot(result, results_dir / f"{name}.png")
     return result
@@ -738,7 +790,12 @@ if __name__ == "__main__":
     ap.add_argument("--hyper", nargs="*", default=[], help="RULE.KEY=VALUE overrides")
     ap.add_argument("--name", default="continual")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--combine", nargs="+", default=None,
+                    help="merge these continual.json files instead of running")
     a = ap.parse_args()
+    if a.combine:
+        combine(a.combine, a.out, a.name)
+        sys.exit(0)
     main(quick=a.quick, out=a.out, rules=a.rules, steps_per_task=a.steps_per_task,
          seed0=a.seed0, seeds=a.seeds, evaluate=not a.no_eval, hyper=_parse_hyper(a.hyper),
          name=a.name)
