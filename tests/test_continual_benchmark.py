@@ -102,3 +102,33 @@ def test_overrides_are_checked(continual):
         continual._parse_hyper(["lr=3e-4"])
     with pytest.raises(ConfigError, match="rules"):
         continual.main(rules=["eprop"], out="/nonexistent")
+
+
+def test_combine_merges_runs_in_rule_order(continual, tmp_path):
+    import json
+
+    budget = {"steps_per_task": 1000, "seeds": 1, "evals_per_task": 1, "eval_steps": 10, "k": 1,
+              "seed0": 0, "evaluate": False}
+    r_rand = np.array([20.0] * 4)
+    eps = [_episodes([[100] * 10] * 4)]
+    paths = []
+    for rule in ("ppo", "rstdp"):  # written in the wrong order on purpose
+        row = continual._metrics(rule, budget, None, None, None, eps, 1000, 1, r_rand, None)
+        row["hyper"] = {}
+        res = {"benchmark": "continual", "config": "experiments/x.yaml", "budget":
+               {**budget, "episodes_dir": f"/tmp/{rule}"}, "energy_chip": "loihi2",
+               "wall_s": 1.0, "machine": {}, "provenance": {"commit": "abc",
+                                                            "neurorl_uncommitted": []},
+               "rows": [row]}
+        p = tmp_path / f"{rule}.json"
+        p.write_text(json.dumps(res))
+        paths.append(p)
+    out = continual.combine(paths, tmp_path / "out")
+    assert [r["rule"] for r in out["rows"]] == ["rstdp", "ppo"]
+    md = (tmp_path / "out" / "continual.md").read_text()
+    assert md.index("| rstdp |") < md.index("| ppo |") and "seeds 0-0" in md
+    bad = json.loads(paths[1].read_text())
+    bad["budget"]["steps_per_task"] = 2000
+    paths[1].write_text(json.dumps(bad))
+    with pytest.raises(ConfigError, match="combine"):
+        continual.combine(paths, tmp_path / "out2")
