@@ -634,7 +634,10 @@ def combine(paths: list[str | Path], out: str | Path | None = None,
     for p, r in zip(paths, parts, strict=True):
         if same(r["budget"]) != budget:
             raise ConfigError("combine", str(p), f"a run with the budget {budget}")
-    rows = sorted((row for r in parts for row in r["rows"]), key=lambda x: RULES.index(x["rule"]))
+    rows = sorted(
+        ({**row, "source": str(p)} for p, r in zip(paths, parts, strict=True) for row in r["rows"]),
+        key=lambda x: RULES.index(x["rule"]),
+    )
     result = {
         **parts[0],
         "budget": budget,
@@ -755,7 +758,16 @@ def markdown(result: dict) -> str:
         "",
     ]
     prov = result.get("provenance")
-    if prov:
+    if result.get("combined_from"):
+        from benchmarks.common import provenance_line
+
+        for part in result["combined_from"]:
+            rules_ = ", ".join(
+                r["rule"] for r in rows if r.get("source") == part["path"]
+            )
+            lines += [f"{rules_ or part['path']}: {provenance_line(part['provenance'])}"]
+        lines += [""]
+    elif prov:
         from benchmarks.common import provenance_line
 
         lines += [provenance_line(prov), ""]
