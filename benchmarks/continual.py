@@ -2,14 +2,16 @@
 
 The sequence is ``experiments/lifelong_cartpole.yaml``: pole half-length 0.5 -> 1.0 -> 0.25 ->
 0.5 (the last task revisits the first). Each rule (R-STDP, e-prop actor-critic, BPTT-PPO
-actor-critic; default hyperparameters, float weights) learns online through the whole sequence,
-seeds vmapped. After every ``steps_per_task / evals_per_task`` env steps the current policy is
-evaluated **frozen** (no learning, sampled actions, see ``benchmarks/robustness.py``) on every
-task, which gives the Continual World performance matrix ``perf[t, j]``. Returns are normalised
-per task as ``(R - r_rand_j) / (500 - r_rand_j)``, ``r_rand_j`` a uniformly random policy's return
-on task ``j`` measured in the same run.
+actor-critic; float weights; e-prop with the config's ``agent.hyper``, the others with their
+defaults) and the non-spiking PPO baseline (``benchmarks.common.make_ppo``, MLP 64x64) learn
+online through the whole sequence, seeds vmapped. After every ``steps_per_task /
+evals_per_task`` env steps the current policy is evaluated **frozen** (no learning, sampled
+actions, see ``benchmarks/robustness.py``) on every task, which gives the Continual World
+performance matrix ``perf[t, j]``. Returns are normalised per task as
+``(R - r_rand_j) / (500 - r_rand_j)``, ``r_rand_j`` a uniformly random policy's return on task
+``j`` measured in the same run.
 
-Reported per rule (:mod:`neurorl.metrics.continual`; mean over seeds, per seed in the JSON):
+Reported per rule (:mod:`neurorl.metrics.continual`; medians over seeds, per seed in the JSON):
 
 * average performance at the end, forgetting (Continual World, mean over tasks; end points are
   the mean of the last ``k`` evaluations of a window), backward transfer (GEM's BWT on the
@@ -18,17 +20,21 @@ Reported per rule (:mod:`neurorl.metrics.continual`; mean over seeds, per seed i
   from-scratch runs on each task (the sequence's own first window is the from-scratch run on
   length 0.5; lengths 1.0 and 0.25 get their own runs with the same seeds and budget), and GEM's
   FWT against the untrained policy;
-* adaptation after each task switch from the online training returns: env steps, chip time
-  (env steps x substeps x 1 ms) and energy until the rolling return (10 episodes) is back to 90%
-  of its pre-switch level;
+* adaptation after each task switch from the online training returns, the same for every row
+  (``adaptation_time(...).experience_steps``): env steps from the switch to the start of the
+  first full window of 10 post-switch episodes whose mean is back to 90% of the pre-switch level
+  above the new task's random return; chip time = those env steps x substeps x 1 ms;
 * energy per env step on Loihi 2's per-event constants (the network itself unconstrained),
-  spikes per env step.
+  spikes per env step;
+* a plot of the training return (median over seeds) vs env step with the switches marked.
 
-Budget: the config's 4 x 100k env steps are more than the one-hour suite affords for three rules
-(BPTT alone would take ~15 min), so the default is 4 x 50k steps per seed (``--steps-per-task
-100000`` for the config's budget), 3 seeds, 5 evaluations per task of 500 steps x 8 envs.
+Budget: the config's 4 x 100k env steps are more than the one-hour suite affords for four rules,
+so the default is 4 x 50k steps per seed (``--steps-per-task 100000`` for the config's budget),
+seeds 0-4, 5 evaluations per task of 500 steps x 8 envs. Tuning runs: ``--seed0 100 --no-eval``
+(adaptation only) with ``--hyper RULE.KEY=VALUE``.
 
-Usage: python benchmarks/continual.py [--quick] [--rules eprop_ac] [--steps-per-task N] [--out DIR]
+Usage: python benchmarks/continual.py [--quick] [--rules eprop_ac ppo] [--steps-per-task N]
+    [--seed0 S] [--seeds N] [--no-eval] [--hyper eprop_ac.lr=3e-4] [--name NAME] [--out DIR]
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import argparse
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +52,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-RULES = ("rstdp", "eprop_ac", "bptt_ac")
+RULES = ("rstdp", "eprop_ac", "bptt_ac", "ppo")
+# per-rule settings of this benchmark (the config's agent, eprop_ac, takes its own from the
+# config's agent.hyper). PPO: 125 (not 128) steps per update so that its update window
+# (16 envs x 125 = 2,000 env steps) divides the evaluation interval like the spiking rules'.
+HYPER: dict[str, dict[str, Any]] = {"ppo": {"n_steps": 125}}
 CONFIG = "lifelong_cartpole.yaml"
 CHIP = "loihi2"  # energy model for the energy per step and the adaptation energy
 FRACTION = 0.9
 WINDOW = 10
-FULL = {"steps_per_task": 50_000, "seeds": 3, "evals_per_task": 5, "eval_steps": 500, "k": 2}
+FULL = {"steps_per_task": 50_000, "seeds": 5, "evals_per_task": 5, "eval_steps": 500, "k": 2}
 QUICK = {"steps_per_task": 4_096, "seeds": 2, "evals_per_task": 2, "eval_steps": 100, "k": 1}
 
 
@@ -66,8 +77,36 @@ def _chunk(steps_per_task: int, evals: int, window: int) -> int:
     return c
 
 
-def run_rule(rule: str, budget: dict[str, Any]) -> dict[str, Any]:
-    """Train ``rule`` through the sequence with periodic frozen evaluations; metrics as a dict."""
+def _hyper(rule: str, base: dict, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The rule's hyperparameters: the config's ``agent.hyper`` for the config's own agent (the
+    continual settings live there), :data:`HYPER` for the others, then ``overrides``."""
+    h = dict(base["agent"].get("hyper") or {}) if rule == base["agent"]["name"] else {}
+    return {**h, **HYPER.get(rule, {}), **(overrides or {})}
+
+
+def _sequence(budget: dict[str, Any]):
+    """Tasks of the config: (base config, tasks, distinct tasks, column -> distinct index)."""
+    from neurorl.experiment import config as C
+
+    base = C.load_yaml(ROOT / "experiments" / CONFIG)
+    tasks = base["shifts"]["tasks"]["tasks"]
+    distinct: list[dict] = []
+    col = []
+    for t in tasks:
+        if t not in distinct:
+            distinct.append(t)
+        col.append(distinct.index(t))
+    return base, tasks, distinct, col
+
+
+def run_rule(
+    rule: str, budget: dict[str, Any], hyper: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Train ``rule`` through the sequence with periodic frozen evaluations; metrics as a dict.
+
+    ``budget["evaluate"] = False`` (tuning) skips the frozen evaluations and the from-scratch
+    runs: only the online adaptation metrics are computed.
+    """
     import jax
     import jax.numpy as jnp
 
@@ -79,7 +118,6 @@ def run_rule(rule: str, budget: dict[str, Any]) -> dict[str, Any]:
     )
     from neurorl.envs import make
     from neurorl.envs import shifts as S
-    from neurorl.errors import ConfigError
     from neurorl.experiment import config as C
     from neurorl.experiment.runner import (
         _neuron_count,
@@ -88,37 +126,32 @@ def run_rule(rule: str, budget: dict[str, Any]) -> dict[str, Any]:
         train_config,
     )
     from neurorl.experiment.train import make_train
-    from neurorl.metrics import continual as cm
 
     t_rule = time.perf_counter()
-    base = C.load_yaml(ROOT / "experiments" / CONFIG)
-    tasks = base["shifts"]["tasks"]["tasks"]
+    base, tasks, distinct, col = _sequence(budget)
     n_tasks = len(tasks)
     n_envs = base["training"]["n_envs"]
     E = budget["evals_per_task"]
-    U = update_every(C.from_dict(base, {"agent.name": rule}))
+    do_eval = budget.get("evaluate", True)
+    h = _hyper(rule, base, hyper)
+    U = update_every(C.from_dict(base, {"agent.name": rule, "agent.hyper": h}))
     chunk = _chunk(budget["steps_per_task"], E, n_envs * U)
     per_task = chunk * E
     cfg = C.from_dict(
         base,
         {
             "agent.name": rule,
+            "agent.hyper": h,
             "shifts.tasks.steps_per_task": per_task,
             "training.steps": per_task * n_tasks,
             "training.n_seeds": budget["seeds"],
+            "training.seed": budget.get("seed0", 0),
         },
     )
     train = make_train(train_config(cfg))
     evaluate = make_evaluate(train, budget["eval_steps"])
     S_ = budget["seeds"]
 
-    # distinct tasks (the last revisits the first): evaluate each once, map columns onto them
-    distinct: list[dict] = []
-    col = []
-    for t in tasks:
-        if t not in distinct:
-            distinct.append(t)
-        col.append(distinct.index(t))
     env_params = [make(cfg.env.id, **t)[1] for t in distinct]
     conds = condition_params(env_params, [S.Shifts()] * len(distinct))
     r_distinct = [
@@ -141,9 +174,11 @@ def run_rule(rule: str, budget: dict[str, Any]) -> dict[str, Any]:
         return energy_per_step(CHIP, synops, neurons, cfg.agent.substeps, n_weights)
 
     ev_key = jax.random.key(777)
-    init_perf = norm(evaluate(rs.agent_state, conds, jax.random.fold_in(ev_key, 0))[0])
+    init_perf = (
+        norm(evaluate(rs.agent_state, conds, jax.random.fold_in(ev_key, 0))[0]) if do_eval else None
+    )
     perf = []  # [T_eval] of [S, n_tasks]
-    eps: list[list[tuple[int, float, int, float]]] = [[] for _ in range(S_)]
+    eps: list[list[tuple[int, float, int, float | None]]] = [[] for _ in range(S_)]
     spikes, energies = [], []
     done_steps = 0
     eval_wall = 0.0
@@ -161,54 +196,223 @@ def run_rule(rule: str, budget: dict[str, Any]) -> dict[str, Any]:
                 end = done_steps + (int(t) + 1) * n_envs
                 eps[s].append((end, float(r[t, s, b]), int(ln[t, s, b]), e_s))
         done_steps += chunk
-        te = time.perf_counter()
-        perf.append(norm(evaluate(rs.agent_state, conds, jax.random.fold_in(ev_key, i + 1))[0]))
-        eval_wall += time.perf_counter() - te
+        if do_eval:
+            te = time.perf_counter()
+            p = norm(evaluate(rs.agent_state, conds, jax.random.fold_in(ev_key, i + 1))[0])
+            perf.append(p)
+            eval_wall += time.perf_counter() - te
+        print(f"{rule} {done_steps:7d} t={time.perf_counter() - t0:5.0f}s", flush=True)
     seq_wall = time.perf_counter() - t0
-    perf_arr = np.stack(perf, axis=1)  # [S, T_eval, n_tasks]
+    perf_arr = np.stack(perf, axis=1) if do_eval else None  # [S, T_eval, n_tasks]
 
     # from-scratch baselines: the same compiled run with every task set to task j
     t1 = time.perf_counter()
-    base_curves = np.empty((S_, E, n_tasks))
-    scratch: dict[int, np.ndarray] = {col[0]: perf_arr[:, :E, 0]}
-    for j in range(n_tasks):
-        d = col[j]
-        if d not in scratch:
-            rs_b = train.init(keys)
-            ts = rs_b.env_params.shifts.param
-            vals = {
-                name: jnp.full_like(v, float(distinct[d][name])) for name, v in ts.values.items()
-            }
-            ep = rs_b.env_params.replace(
-                shifts=rs_b.env_params.shifts.replace(param=ts.replace(values=vals))
-            )
-            rs_b = rs_b.replace(env_params=ep)
-            curve = []
-            for i in range(E):
-                rs_b, _ = train.run_chunk(rs_b, chunk)
-                p = norm(evaluate(rs_b.agent_state, conds, jax.random.fold_in(ev_key, 1000 + i))[0])
-                curve.append(p[:, j])
-            scratch[d] = np.stack(curve, axis=1)
-        base_curves[:, :, j] = scratch[d]
+    base_curves = None
+    if do_eval:
+        base_curves = np.empty((S_, E, n_tasks))
+        scratch: dict[int, np.ndarray] = {col[0]: perf_arr[:, :E, 0]}
+        for j in range(n_tasks):
+            d = col[j]
+            if d not in scratch:
+                rs_b = train.init(keys)
+                ts = rs_b.env_params.shifts.param
+                vals = {
+                    name: jnp.full_like(v, float(distinct[d][name]))
+                    for name, v in ts.values.items()
+                }
+                ep = rs_b.env_params.replace(
+                    shifts=rs_b.env_params.shifts.replace(param=ts.replace(values=vals))
+                )
+                rs_b = rs_b.replace(env_params=ep)
+                curve = []
+                for i in range(E):
+                    rs_b, _ = train.run_chunk(rs_b, chunk)
+                    p = norm(
+                        evaluate(rs_b.agent_state, conds, jax.random.fold_in(ev_key, 1000 + i))[0]
+                    )
+                    curve.append(p[:, j])
+                scratch[d] = np.stack(curve, axis=1)
+            base_curves[:, :, j] = scratch[d]
     base_wall = time.perf_counter() - t1
 
-    # metrics per seed
+    if budget.get("episodes_dir"):
+        save_episodes(Path(budget["episodes_dir"]) / f"{rule}.npz", rule, eps)
+    row = _metrics(
+        rule, budget, perf_arr, base_curves, init_perf, eps, per_task, n_envs, r_rand,
+        chip_step_time(CHIP, cfg.agent.substeps),
+    )
+    row.update(
+        {
+            "hyper": h,
+            "chunk_steps": chunk,
+            "energy_per_step_j": float(np.mean(energies)),
+            "spikes_per_step": float(np.mean(spikes)),
+            "wall_s": {
+                "total": time.perf_counter() - t_rule,
+                "sequence_incl_eval": seq_wall,
+                "eval": eval_wall,
+                "baselines_incl_eval": base_wall,
+            },
+        }
+    )
+    return row
+
+
+def run_ppo(budget: dict[str, Any], hyper: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The non-spiking PPO baseline (``benchmarks.common.make_ppo``) through the same sequence:
+    the same tasks, budget, evaluations, from-scratch runs and metrics as :func:`run_rule`."""
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks.common import PPO_DEFAULTS, make_ppo, make_ppo_evaluate
+    from benchmarks.robustness import random_policy_return
+    from neurorl.envs import make
+
+    t_rule = time.perf_counter()
+    base, tasks, distinct, col = _sequence(budget)
+    env_id = base["env"]["id"]
+    n_tasks = len(tasks)
+    E = budget["evals_per_task"]
+    do_eval = budget.get("evaluate", True)
+    h = {**HYPER.get("ppo", {}), **(hyper or {})}
+    init, update, per_update = make_ppo(env_id, dict(distinct[col[0]]), **h)
+    n_envs = int({**PPO_DEFAULTS, **h}["n_envs"])
+    chunk = _chunk(budget["steps_per_task"], E, per_update)
+    per_task = chunk * E
+    S_ = budget["seeds"]
+    eval_envs = base["training"]["n_envs"]
+    evaluate = make_ppo_evaluate(env_id, budget["eval_steps"], eval_envs)
+    env_params = [make(env_id, **t)[1] for t in distinct]
+    conds = jax.tree.map(lambda *x: jnp.stack(x), *env_params)
+    r_distinct = [
+        random_policy_return(env_id, eval_envs, budget["eval_steps"], **t) for t in distinct
+    ]
+    r_rand = np.array([r_distinct[d] for d in col])
+
+    def norm(mean_ret: Any) -> np.ndarray:
+        m = np.asarray(mean_ret, np.float64)[col].T
+        return (m - r_rand) / (500.0 - r_rand)
+
+    def with_task(state: dict[str, Any], d: int) -> dict[str, Any]:
+        p = jax.tree.map(lambda x: jnp.broadcast_to(x, (S_,) + jnp.shape(x)), env_params[d])
+        return {**state, "params": p}
+
+    run = jax.jit(
+        jax.vmap(lambda st: jax.lax.scan(lambda c, _: update(c), st, None,
+                                         length=chunk // per_update))
+    )
+    seed0 = budget.get("seed0", 0)
+    keys = jax.vmap(jax.random.key)(jnp.arange(S_) + seed0)
+    ev_key = jax.random.key(777)
+    t0 = time.perf_counter()
+    st = jax.jit(jax.vmap(init))(keys)
+    init_perf = norm(evaluate(st, conds, jax.random.fold_in(ev_key, 0))) if do_eval else None
+    perf = []
+    eps: list[list[tuple[int, float, int, float | None]]] = [[] for _ in range(S_)]
+    done_steps, eval_wall = 0, 0.0
+    for i in range(n_tasks * E):
+        if i % E == 0:
+            st = with_task(st, col[i // E])
+        st, m = run(st)
+        m = jax.device_get(m)  # [S, updates, n_steps, n_envs]
+        for s in range(S_):
+            d, r, ln = (np.asarray(m[k][s]).reshape(-1, n_envs)
+                        for k in ("done", "episode_return", "episode_length"))
+            for t, b in zip(*np.nonzero(d), strict=True):
+                end = done_steps + (int(t) + 1) * n_envs
+                eps[s].append((end, float(r[t, b]), int(ln[t, b]), None))
+        done_steps += chunk
+        if do_eval:
+            te = time.perf_counter()
+            perf.append(norm(evaluate(st, conds, jax.random.fold_in(ev_key, i + 1))))
+            eval_wall += time.perf_counter() - te
+        print(f"ppo {done_steps:7d} t={time.perf_counter() - t0:5.0f}s", flush=True)
+    seq_wall = time.perf_counter() - t0
+    perf_arr = np.stack(perf, axis=1) if do_eval else None
+
+    t1 = time.perf_counter()
+    base_curves = None
+    if do_eval:
+        base_curves = np.empty((S_, E, n_tasks))
+        scratch: dict[int, np.ndarray] = {col[0]: perf_arr[:, :E, 0]}
+        for j in range(n_tasks):
+            d = col[j]
+            if d not in scratch:
+                sb = with_task(jax.jit(jax.vmap(init))(keys), d)
+                curve = []
+                for i in range(E):
+                    sb, _ = run(sb)
+                    p = norm(evaluate(sb, conds, jax.random.fold_in(ev_key, 1000 + i)))
+                    curve.append(p[:, j])
+                scratch[d] = np.stack(curve, axis=1)
+            base_curves[:, :, j] = scratch[d]
+    base_wall = time.perf_counter() - t1
+    if budget.get("episodes_dir"):
+        save_episodes(Path(budget["episodes_dir"]) / "ppo.npz", "ppo", eps)
+    row = _metrics("ppo", budget, perf_arr, base_curves, init_perf, eps, per_task, n_envs,
+                   r_rand, None)
+    row.update(
+        {
+            "hyper": {**PPO_DEFAULTS, **h},
+            "chunk_steps": chunk,
+            "energy_per_step_j": None,  # not a spiking network
+            "spikes_per_step": None,
+            "wall_s": {
+                "total": time.perf_counter() - t_rule,
+                "sequence_incl_eval": seq_wall,
+                "eval": eval_wall,
+                "baselines_incl_eval": base_wall,
+            },
+        }
+    )
+    return row
+
+
+def _metrics(
+    rule: str,
+    budget: dict[str, Any],
+    perf_arr: np.ndarray | None,
+    base_curves: np.ndarray | None,
+    init_perf: np.ndarray | None,
+    eps: list[list[tuple[int, float, int, float | None]]],
+    per_task: int,
+    n_envs: int,
+    r_rand: np.ndarray,
+    chip_s: float | None,
+) -> dict[str, Any]:
+    """Continual World metrics and adaptation after each switch, per seed and over seeds.
+
+    Adaptation is :func:`neurorl.metrics.continual.adaptation_time`'s ``experience_steps`` for
+    every rule alike: env steps (over all parallel envs) from the switch to the start of the
+    first full window of ``WINDOW`` post-switch episodes whose mean return is back to
+    ``FRACTION`` of the pre-switch level above the new task's random-policy return.
+    """
+    from neurorl.errors import ConfigError
+    from neurorl.metrics import continual as cm
+
+    E = budget["evals_per_task"]
+    n_tasks = len(r_rand)
     bounds = [per_task * (i + 1) for i in range(n_tasks - 1)]
-    chip_s = chip_step_time(CHIP, cfg.agent.substeps)
     k = budget["k"]
     per_seed = []
-    for s in range(S_):
-        summ = cm.continual_summary(
-            perf_arr[s], E, k=k, baseline_perf=base_curves[s], random_init=init_perf[s]
-        )
+    for s in range(len(eps)):
+        summ = {}
+        if perf_arr is not None:
+            summ = cm.continual_summary(
+                perf_arr[s], E, k=k, baseline_perf=base_curves[s], random_init=init_perf[s]
+            )
+            summ["forgetting_per_task"] = cm.forgetting(perf_arr[s], E, k).tolist()
         ends = np.array([e[0] for e in eps[s]])
         rets = np.array([e[1] for e in eps[s]])
         lens = np.array([e[2] for e in eps[s]])
-        en = np.array([e[3] for e in eps[s]])
+        en = None if chip_s is None else np.array([e[3] for e in eps[s]])
+        starts = ends - lens * n_envs
+        # the clock starts at the first episode begun after the switch: the episodes still
+        # running at the switch (up to 500 steps x n_envs) are no part of the adaptation
         adapt = []
         # as in the runner's summary: post-switch episodes started at or after the switch
         segments = cm.shift_segments(ends, lens, n_envs, bounds)
-        for b, (pre, post) in zip(bounds, segments, strict=True):
+        for i, (b, (pre, post)) in enumerate(zip(bounds, segments, strict=True)):
             sel = np.concatenate([pre, post])
             shift_ep = int(pre.size)
             try:
@@ -217,18 +421,24 @@ def run_rule(rule: str, budget: dict[str, Any]) -> dict[str, Any]:
                     shift_ep,
                     window=min(WINDOW, shift_ep),
                     theta=FRACTION,
+                    reference_min=float(r_rand[i + 1]),
                     lengths=lens[sel],
                     chip_step_s=chip_s,
-                    step_energy=en[sel],
+                    step_energy=None if en is None else en[sel],
+                    start_steps=starts[sel],
+                    shift_step=float(starts[post].min()) if post.size else b,
                 )
+                steps = a.experience_steps
                 adapt.append(
                     {
                         "switch_step": b,
-                        "steps": _fin(a.tau_steps),
-                        "chip_time_s": _fin(a.tau_chip_s),
+                        "steps": _fin(steps),
+                        "chip_time_s": None if chip_s is None else _fin(steps * chip_s),
                         "energy_j": _fin(a.energy_j),
-                        "censored": a.censored,
+                        "censored": not math.isfinite(steps),
                         "pre_level": a.pre_level,
+                        "threshold": a.threshold,
+                        "tau_steps_end_of_recovery": _fin(a.tau_steps),
                     }
                 )
             except ConfigError as err:  # too few episodes around a switch (quick mode)
@@ -236,7 +446,6 @@ def run_rule(rule: str, budget: dict[str, Any]) -> dict[str, Any]:
         per_seed.append(
             {
                 **summ,
-                "forgetting_per_task": cm.forgetting(perf_arr[s], E, k).tolist(),
                 "train_last100": float(rets[-100:].mean()) if rets.size else None,
                 "adaptation": adapt,
             }
@@ -256,30 +465,46 @@ def run_rule(rule: str, budget: dict[str, Any]) -> dict[str, Any]:
                 "switch_step": b,
                 "to_task": i + 1,
                 "recovered": sum(x.get("censored") is False for x in a),
-                "steps_median": _median([x.get("steps") for x in a]),
-                "chip_time_s_median": _median([x.get("chip_time_s") for x in a]),
+                # censored seeds count as infinitely slow (a median over all seeds)
+                "steps_median": _median_censored(a, "steps"),
+                "steps_per_seed": [x.get("steps") for x in a],
+                "pre_level_median": _median([x.get("pre_level") for x in a]),
+                "chip_time_s_median": _median_censored(a, "chip_time_s"),
                 "energy_j_median": _median([x.get("energy_j") for x in a]),
             }
         )
     return {
         "rule": rule,
         "steps_per_task": per_task,
-        "eval_every": chunk,
-        "seeds": S_,
-        **{key: _mean([p.get(key) for p in per_seed]) for key in keys_},
+        "seeds": len(eps),
+        **{key: _median([p.get(key) for p in per_seed]) for key in keys_},
         "switches": switches,
-        "energy_per_step_j": float(np.mean(energies)),
-        "spikes_per_step": float(np.mean(spikes)),
         "random_policy_return": r_rand.tolist(),
-        "perf_mean": perf_arr.mean(axis=0).tolist(),
+        "perf_mean": None if perf_arr is None else perf_arr.mean(axis=0).tolist(),
+        "perf_median": None if perf_arr is None else np.median(perf_arr, axis=0).tolist(),
         "per_seed": per_seed,
-        "wall_s": {
-            "total": time.perf_counter() - t_rule,
-            "sequence_incl_eval": seq_wall,
-            "eval": eval_wall,
-            "baselines_incl_eval": base_wall,
-        },
+        "curve": _curve(eps, per_task * n_tasks),
     }
+
+
+def _curve(eps: list[list[tuple]], total: int, bins: int = 100) -> dict[str, list]:
+    """Training return vs env step for the plot: the mean return of the episodes that ended in
+    each of ``bins`` equal step bins, per seed, and its median over seeds."""
+    edges = np.linspace(0, total, bins + 1)
+    per_seed = []
+    for ep in eps:
+        ends = np.array([e[0] for e in ep], np.float64)
+        rets = np.array([e[1] for e in ep], np.float64)
+        idx = np.clip(np.searchsorted(edges, ends, side="left") - 1, 0, bins - 1)
+        sums = np.bincount(idx, rets, bins)
+        cnt = np.bincount(idx, None, bins)
+        per_seed.append(np.where(cnt > 0, sums / np.maximum(cnt, 1), np.nan))
+    arr = np.array(per_seed)
+    with warnings.catch_warnings():  # a bin without an episode in any seed is None
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mid = np.nanmedian(arr, axis=0)
+    med = [None if not np.isfinite(x) else float(x) for x in mid]
+    return {"step": ((edges[:-1] + edges[1:]) / 2).tolist(), "median": med}
 
 
 def _fin(x: Any) -> float | None:
@@ -292,8 +517,19 @@ def _mean(xs: list) -> float | None:
 
 
 def _median(xs: list) -> float | None:
-    v = [x for x in xs if x is not None]
+    v = [x for x in xs if x is not None and math.isfinite(x)]
     return float(np.median(v)) if v else None
+
+
+def _median_censored(per_seed: list[dict], key: str) -> float | None:
+    """Median over all seeds, a censored seed (never recovered) counting as +inf; None when the
+    median itself is censored or no seed has a value."""
+    v = [math.inf if x.get("censored") else x.get(key) for x in per_seed]
+    v = [x for x in v if x is not None]
+    if not v:
+        return None
+    m = float(np.median(v))
+    return m if math.isfinite(m) else None
 
 
 def main(
@@ -301,28 +537,56 @@ def main(
     out: str | Path | None = None,
     rules: list[str] | None = None,
     steps_per_task: int | None = None,
+    seed0: int = 0,
+    seeds: int | None = None,
+    evaluate: bool = True,
+    hyper: dict[str, dict[str, Any]] | None = None,
+    name: str = "continual",
 ) -> dict:
-    """Run every rule through the sequence; write ``continual.{json,md}`` to ``out``."""
+    """Run every rule through the sequence; write ``<name>.{json,md}`` (and ``<name>.png`` with
+    matplotlib) to ``out``.
+
+    Args:
+        quick: the small smoke budget.
+        out: results folder (default ``benchmarks/results``).
+        rules: a subset of :data:`RULES`.
+        steps_per_task: env steps per task per seed.
+        seed0: first seed (seeds ``seed0 .. seed0 + seeds - 1``; tune on 100-104, report 0-4).
+        seeds: number of seeds (default the budget's).
+        evaluate: False skips the frozen evaluations and from-scratch runs (adaptation only).
+        hyper: per-rule hyperparameter overrides, ``{"eprop_ac": {"lr": 3e-4}}``.
+        name: file name stem of the results.
+    """
     from benchmarks.common import machine, provenance, write_results
-    from neurorl.errors import lookup
+    from neurorl.errors import ConfigError, lookup
 
     prov = provenance()  # the code as loaded, before the (long) run
 
     budget = dict(QUICK if quick else FULL)
     if steps_per_task is not None:
         budget["steps_per_task"] = int(steps_per_task)
-    rules = [lookup({r: r for r in RULES}, r, "rule", field="rules") for r in rules or RULES]
+    if seeds is not None:
+        budget["seeds"] = int(seeds)
+    budget["seed0"] = int(seed0)
+    budget["evaluate"] = bool(evaluate)
     results_dir = Path(out) if out else ROOT / "benchmarks" / "results"
+    if out:  # raw episodes next to a scratch run's results (not into benchmarks/results)
+        budget["episodes_dir"] = str(results_dir / f"{name}_episodes")
+    rules = [lookup({r: r for r in RULES}, r, "rule", field="rules") for r in rules or RULES]
+    for r in hyper or {}:
+        if r not in RULES:
+            raise ConfigError("hyper", r, f"one of {list(RULES)}")
     t0 = time.perf_counter()
     rows = []
     for rule in rules:
-        row = run_rule(rule, budget)
+        h = (hyper or {}).get(rule)
+        row = run_ppo(budget, h) if rule == "ppo" else run_rule(rule, budget, h)
         rows.append(row)
         print(
             f"{rule}: AP {row['average_performance']}, F {row['forgetting']}, "
-            f"BWT {row['backward_transfer']}, FT {row['forward_transfer']}, "
-            f"GEM FWT {row['gem_forward_transfer']}, switches {row['switches']}, "
-            f"E/step {row['energy_per_step_j']:.3g} J, wall {row['wall_s']}",
+            f"adaptation steps {[x['steps_median'] for x in row['switches']]} "
+            f"per seed {[x['steps_per_seed'] for x in row['switches']]}, "
+            f"wall {row['wall_s']['total']:.0f}",
             flush=True,
         )
     result = {
@@ -332,13 +596,90 @@ def main(
         "budget": budget,
         "energy_chip": CHIP,
         "adaptation_fraction": FRACTION,
+        "adaptation_window": WINDOW,
         "wall_s": time.perf_counter() - t0,
         "machine": machine(),
         "provenance": prov,
         "rows": rows,
     }
-    write_results("continual", result, rows, out=results_dir, markdown=markdown(result))
+    write_results(name, result, rows, out=results_dir, markdown=markdown(result))
+    plot(result, results_dir / f"{name}.png")
     return result
+
+
+def save_episodes(path: Path, rule: str, eps: list[list[tuple]]) -> None:
+    """Every seed's training episodes (end step, return, length) as ``.npz`` (for re-analysis;
+    not part of the committed results)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **{f"{rule}_seed{i}": np.array([e[:3] for e in ep], np.float64)
+                                 for i, ep in enumerate(eps)})
+
+
+def combine(paths: list[str | Path], out: str | Path | None = None,
+            name: str = "continual") -> dict:
+    """Merge the rows of several ``continual.json`` runs with the same budget (rules run in
+    separate processes) into one ``<name>.{json,md,png}``, rows in :data:`RULES` order."""
+    import json
+
+    from benchmarks.common import write_results
+    from neurorl.errors import ConfigError
+
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    if not parts:
+        raise ConfigError("combine", paths, "at least one continual.json")
+    def same(b: dict) -> dict:
+        return {k: v for k, v in b.items() if k != "episodes_dir"}
+
+    budget = same(parts[0]["budget"])
+    for p, r in zip(paths, parts, strict=True):
+        if same(r["budget"]) != budget:
+            raise ConfigError("combine", str(p), f"a run with the budget {budget}")
+    rows = sorted(
+        ({**row, "source": str(p)} for p, r in zip(paths, parts, strict=True) for row in r["rows"]),
+        key=lambda x: RULES.index(x["rule"]),
+    )
+    result = {
+        **parts[0],
+        "budget": budget,
+        "wall_s": sum(r["wall_s"] for r in parts),
+        "combined_from": [
+            {"path": str(p), "provenance": r["provenance"], "machine": r["machine"]}
+            for p, r in zip(paths, parts, strict=True)
+        ],
+        "rows": rows,
+    }
+    results_dir = Path(out) if out else ROOT / "benchmarks" / "results"
+    write_results(name, result, rows, out=results_dir, markdown=markdown(result))
+    plot(result, results_dir / f"{name}.png")
+    return result
+
+
+def plot(result: dict, path: Path) -> Path | None:
+    """Training return (median over seeds) vs env step for every rule, switches marked."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # matplotlib is optional
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for r in result["rows"]:
+        c = r["curve"]
+        y = [np.nan if v is None else v for v in c["median"]]
+        ax.plot(c["step"], y, label=r["rule"])
+    for i, sw in enumerate(result["rows"][0]["switches"] if result["rows"] else []):
+        ax.axvline(
+            sw["switch_step"], color="k", ls="--", lw=0.8, label="switch" if i == 0 else None
+        )
+    ax.set_xlabel("env step (per seed)")
+    ax.set_ylabel("training episode return (median over seeds)")
+    ax.set_title("Lifelong CartPole: pole half-length 0.5 -> 1.0 -> 0.25 -> 0.5")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def markdown(result: dict) -> str:
@@ -349,56 +690,84 @@ def markdown(result: dict) -> str:
         return "-" if x is None else format(x, spec)
 
     rows = result["rows"]
+    s0 = b.get("seed0", 0)
     lines = [
         "# Continual: lifelong CartPole (pole half-length 0.5 -> 1.0 -> 0.25 -> 0.5)",
         "",
         f"{b['steps_per_task']:,} env steps per task per seed (rounded down to a multiple of each "
         f"rule's update window: "
         + ", ".join(f"{r['rule']} {r['steps_per_task']:,}" for r in rows)
-        + f"), {b['seeds']} seeds, online learning through the sequence (`{result['config']}`, "
-        f"steps per task reduced for the suite). {b['evals_per_task']} times per task the frozen "
-        f"policy is evaluated on every task ({b['eval_steps']} steps x 8 envs, sampled actions); "
-        "performance = (R - random) / "
-        f"(500 - random) per task. Continual World metrics with end points averaged over the last "
-        f"{b['k']} evaluations; forward transfer (FT) against from-scratch runs on each task, GEM "
-        "FWT against the untrained policy; means over seeds. Energy on "
-        f"{result['energy_chip']}'s per-event constants (float weights).",
-        "",
-        "| rule | avg performance | forgetting | backward transfer | forward transfer (CW) "
-        "| forward transfer (GEM) | energy / env step (J) | spikes / env step | wall s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        + f"), seeds {s0}-{s0 + b['seeds'] - 1}, online learning through the sequence "
+        f"(`{result['config']}`, steps per task reduced for the suite). "
+        "`ppo` is the non-spiking baseline (`benchmarks/common.make_ppo`: MLP 64x64, 16 envs, "
+        "constant lr) on the same tasks and budget.",
     ]
-    for r in rows:
-        wall = r["wall_s"]["total"]
-        lines.append(
-            f"| {r['rule']} | {f(r['average_performance'])} | {f(r['forgetting'])} | "
-            f"{f(r['backward_transfer'])} | {f(r['forward_transfer'])} | "
-            f"{f(r['gem_forward_transfer'])} | {f(r['energy_per_step_j'], '.3g')} | "
-            f"{f(r['spikes_per_step'], '.1f')} | {wall:.0f} |"
-        )
+    if b.get("evaluate", True):
+        lines += [
+            "",
+            f"{b['evals_per_task']} times per task the frozen "
+            f"policy is evaluated on every task ({b['eval_steps']} steps x 8 envs, sampled "
+            "actions); performance = (R - random) / (500 - random) per task. Continual World "
+            f"metrics with end points averaged over the last {b['k']} evaluations; forward "
+            "transfer (FT) against from-scratch runs on each task, GEM FWT against the untrained "
+            f"policy; medians over seeds. Energy on {result['energy_chip']}'s per-event "
+            "constants (float weights).",
+            "",
+            "| rule | avg performance | forgetting | backward transfer | forward transfer (CW) "
+            "| forward transfer (GEM) | energy / env step (J) | spikes / env step | wall s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in rows:
+            wall = r["wall_s"]["total"]
+            lines.append(
+                f"| {r['rule']} | {f(r['average_performance'])} | {f(r['forgetting'])} | "
+                f"{f(r['backward_transfer'])} | {f(r['forward_transfer'])} | "
+                f"{f(r['gem_forward_transfer'])} | {f(r['energy_per_step_j'], '.3g')} | "
+                f"{f(r['spikes_per_step'], '.1f')} | {wall:.0f} |"
+            )
     lines += [
         "",
-        f"Adaptation after each switch (online training returns, window {WINDOW} episodes, "
-        f"recovered = back to {FRACTION:.0%} of the pre-switch level; medians over the seeds that "
-        "recovered; chip time = env steps x substeps x 1 ms):",
+        "Adaptation after each switch, the same definition for every rule "
+        "(`neurorl.metrics.continual.adaptation_time`, `experience_steps`): env steps (all "
+        "parallel envs together) from the switch to the start of the first full window of "
+        f"{WINDOW} post-switch training episodes whose mean return is back to "
+        f"{FRACTION:.0%} of the pre-switch level (the last {WINDOW} pre-switch episodes), "
+        "both above the new task's random-policy return; 0 = no adaptation needed. Medians over "
+        "all seeds, a seed that never recovers counting as infinite (`-` when the median "
+        "itself did not recover); pre-switch level = median raw return; chip time = env steps "
+        "x substeps x 1 ms.",
         "",
-        "| rule | switch at env step | to task | recovered | env steps | chip time s | energy J |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| rule | switch at env step | to task | pre-switch level | recovered | env steps "
+        "(median) | per seed | chip time s |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
-        for s in r["switches"]:
+        for sw in r["switches"]:
+            per = ", ".join("-" if x is None else f"{x:.0f}" for x in sw["steps_per_seed"])
             lines.append(
-                f"| {r['rule']} | {s['switch_step']:,} | {s['to_task']} | "
-                f"{s['recovered']}/{r['seeds']} | {f(s['steps_median'], '.0f')} | "
-                f"{f(s['chip_time_s_median'])} | {f(s['energy_j_median'], '.3g')} |"
+                f"| {r['rule']} | {sw['switch_step']:,} | {sw['to_task']} | "
+                f"{f(sw['pre_level_median'], '.0f')} | {sw['recovered']}/{r['seeds']} | "
+                f"{f(sw['steps_median'], '.0f')} | {per} | {f(sw['chip_time_s_median'])} |"
             )
+    hy = [f"{r['rule']} {r['hyper']}" for r in rows if r.get("hyper")]
+    if hy:
+        lines += ["", "Settings (non-default hyperparameters; PPO: all): " + "; ".join(hy) + "."]
     lines += [
         "",
         f"Total wall time {result['wall_s']:.0f} s.",
         "",
     ]
     prov = result.get("provenance")
-    if prov:
+    if result.get("combined_from"):
+        from benchmarks.common import provenance_line
+
+        for part in result["combined_from"]:
+            rules_ = ", ".join(
+                r["rule"] for r in rows if r.get("source") == part["path"]
+            )
+            lines += [f"{rules_ or part['path']}: {provenance_line(part['provenance'])}"]
+        lines += [""]
+    elif prov:
         from benchmarks.common import provenance_line
 
         lines += [provenance_line(prov), ""]
@@ -406,11 +775,39 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _parse_hyper(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["eprop_ac.lr=3e-4"]`` -> ``{"eprop_ac": {"lr": 3e-4}}`` (values parsed as ``--set``
+    values are)."""
+    from neurorl.errors import ConfigError
+    from neurorl.experiment.config import parse_override
+
+    out: dict[str, dict[str, Any]] = {}
+    for it in items:
+        rule, dot, rest = it.partition(".")
+        if not (dot and "=" in rest and rest.split("=", 1)[0]):
+            raise ConfigError("--hyper", it, "RULE.KEY=VALUE, e.g. eprop_ac.lr=3e-4")
+        k, v = parse_override(rest)
+        out.setdefault(rule, {})[k] = v
+    return out
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rules", nargs="+", default=None, help=f"a subset of {list(RULES)}")
     ap.add_argument("--steps-per-task", type=int, default=None)
+    ap.add_argument("--seed0", type=int, default=0, help="first seed (tuning: 100)")
+    ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--no-eval", action="store_true", help="adaptation only (tuning)")
+    ap.add_argument("--hyper", nargs="*", default=[], help="RULE.KEY=VALUE overrides")
+    ap.add_argument("--name", default="continual")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--combine", nargs="+", default=None,
+                    help="merge these continual.json files instead of running")
     a = ap.parse_args()
-    main(quick=a.quick, out=a.out, rules=a.rules, steps_per_task=a.steps_per_task)
+    if a.combine:
+        combine(a.combine, a.out, a.name)
+        sys.exit(0)
+    main(quick=a.quick, out=a.out, rules=a.rules, steps_per_task=a.steps_per_task,
+         seed0=a.seed0, seeds=a.seeds, evaluate=not a.no_eval, hyper=_parse_hyper(a.hyper),
+         name=a.name)

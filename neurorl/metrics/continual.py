@@ -415,6 +415,14 @@ class AdaptationResult(NamedTuple):
         energy_j: energy spent from the shift until recovery, ``sum_e length_e * E_e`` over the
             same ``tau`` post-shift episodes, ``E_e`` the energy per env step during episode
             ``e`` (``math.inf`` if censored; ``None`` without ``lengths`` or ``step_energy``).
+        experience_steps: env steps of experience the agent needed after the shift before it
+            played at the recovered level: the first *full* window of ``window`` consecutive
+            post-shift episodes whose mean reaches ``threshold``, measured from ``shift_step``
+            to the earliest start among those episodes (0 = no adaptation was needed;
+            ``math.inf`` when no full window reaches it; ``None`` without ``start_steps``).
+            Unlike ``tau_steps`` it does not count the recovered episodes themselves (which
+            made an agent with long, good episodes look slow) and no single lucky episode
+            counts as recovery.
     """
 
     tau_episodes: float
@@ -427,6 +435,7 @@ class AdaptationResult(NamedTuple):
     threshold: float
     tau_chip_s: float | None = None
     energy_j: float | None = None
+    experience_steps: float | None = None
 
 
 def adaptation_time(
@@ -441,6 +450,8 @@ def adaptation_time(
     end_episode: int | None = None,
     chip_step_s: float | None = None,
     step_energy: Array | None = None,
+    start_steps: Array | None = None,
+    shift_step: float | None = None,
 ) -> AdaptationResult:
     """Time to recover after a shift: ``tau = min{k : MA_W(k) - r_min >= theta (P_pre - r_min)}``.
 
@@ -468,6 +479,9 @@ def adaptation_time(
         step_energy: ``[E]`` energy per env step in joules during each episode (the chip energy
             model's per-step figure logged with each episode), for ``energy_j``; needs
             ``lengths``.
+        start_steps: ``[E]`` env-step clock at which each episode started (total env steps
+            over parallel envs, the clock of ``shift_step``), for ``experience_steps``.
+        shift_step: the env-step clock of the shift; needed with ``start_steps``.
 
     Returns:
         An :class:`AdaptationResult`.
@@ -546,7 +560,24 @@ def adaptation_time(
             post_en = en[shift_episode:end]
             n = 0 if censored else int(tau)
             energy_j = math.inf if censored else float((post_len[:n] * post_en[:n]).sum())
+    experience = None
+    if start_steps is not None:
+        if shift_step is None:
+            raise ConfigError("shift_step", None, "the env-step clock of the shift (with "
+                              "start_steps)")
+        st = np.asarray(start_steps, dtype=np.float64)
+        if st.shape != r.shape:
+            raise ShapeError("start_steps", r.shape, st.shape)
+        experience = math.inf
+        if post.shape[0] >= window:
+            full = (csum[window:] - csum[:-window]) / window  # mean of post episodes j..j+W-1
+            ok = np.nonzero(full >= threshold - 1e-9 * max(1.0, abs(threshold)))[0]
+            if ok.size:
+                j = int(ok[0])
+                first = float(st[shift_episode + j : shift_episode + j + window].min())
+                experience = max(first - float(shift_step), 0.0)
     return AdaptationResult(
+        experience_steps=experience,
         tau_episodes=tau,
         tau_steps=tau_steps,
         censored=censored,
@@ -561,16 +592,25 @@ def adaptation_time(
 
 
 def adaptation_times(
-    returns: Array, shift_episodes: Sequence[int], **kwargs: Any
+    returns: Array,
+    shift_episodes: Sequence[int],
+    shift_steps: Sequence[float] | None = None,
+    **kwargs: Any,
 ) -> list[AdaptationResult]:
-    """:func:`adaptation_time` for every shift; each post-shift segment ends at the next shift."""
+    """:func:`adaptation_time` for every shift; each post-shift segment ends at the next shift.
+
+    ``shift_steps`` (one env-step clock per shift) goes with ``start_steps`` in ``kwargs``.
+    """
     shifts = [int(s) for s in shift_episodes]
     if sorted(shifts) != shifts:
         raise ConfigError("shift_episodes", shift_episodes, "increasing episode indices")
+    if shift_steps is not None and len(shift_steps) != len(shifts):
+        raise ConfigError("shift_steps", shift_steps, f"{len(shifts)} env steps, one per shift")
     ends = shifts[1:] + [None]
+    steps = list(shift_steps) if shift_steps is not None else [None] * len(shifts)
     return [
-        adaptation_time(returns, s, end_episode=e, **kwargs)
-        for s, e in zip(shifts, ends, strict=True)
+        adaptation_time(returns, s, end_episode=e, shift_step=t, **kwargs)
+        for s, e, t in zip(shifts, ends, steps, strict=True)
     ]
 
 

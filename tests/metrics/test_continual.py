@@ -282,3 +282,64 @@ def test_shift_segments_leave_out_episodes_straddling_a_shift():
     np.testing.assert_array_equal(pre2, [0, 1, 2, 3, 4])
     np.testing.assert_array_equal(post2, [6])  # episode 5 started at 220 < 250
     assert shift_segments(ends, lens, 2, []) == []
+
+
+def test_adaptation_experience_steps_full_window_from_episode_starts():
+    # pre-shift level mean(100, 100, 100) = 100, bar = 90 (reference_min 0)
+    returns = [100, 100, 100, 40, 95, 95, 85, 100]
+    starts = [0, 100, 200, 300, 340, 435, 530, 615]  # env-step clock of each episode's start
+    res = cm.adaptation_time(returns, 3, window=3, start_steps=starts, shift_step=300)
+    # full post-shift windows of 3: (40+95+95)/3 = 76.7, (95+95+85)/3 = 91.7 >= 90 -> the window
+    # of episodes 4, 5, 6, whose earliest start is 340: 340 - 300 = 40 env steps of experience
+    assert res.experience_steps == pytest.approx(40.0)
+    # the partial moving average (tau_episodes) is unchanged: 40, 67.5, 76.7, 91.7 -> 4
+    assert res.tau_episodes == 4
+    # a window whose episodes ended out of start order (parallel envs): the earliest start counts
+    res2 = cm.adaptation_time(
+        returns, 3, window=3, start_steps=[0, 100, 200, 300, 340, 320, 530, 615], shift_step=300
+    )
+    assert res2.experience_steps == pytest.approx(20.0)
+    # without start_steps the field stays None
+    assert cm.adaptation_time(returns, 3, window=3).experience_steps is None
+
+
+def test_adaptation_experience_steps_removes_the_old_biases():
+    # 1) a single lucky episode is not a recovery: post-shift 100, 10, 10, ... never averages 90
+    lucky = cm.adaptation_time(
+        [100] * 3 + [100, 10, 10, 10],
+        3, window=3, lengths=[1] * 7, start_steps=[0, 1, 2, 3, 4, 5, 6], shift_step=3,
+    )
+    assert lucky.tau_episodes == 1  # the partial moving average counted it
+    assert math.isinf(lucky.experience_steps)
+    # 2) episode length: an agent at 500 that keeps 500 and one at 30 that keeps 30 both needed
+    # no adaptation (0 steps); counted through the recovered episode itself (tau_steps) the good
+    # agent looked 500/30 times slower
+    good = cm.adaptation_time([500.0] * 6, 3, window=3, lengths=[500] * 6,
+                              start_steps=[0, 500, 1000, 1500, 2000, 2500], shift_step=1500)
+    weak = cm.adaptation_time([30.0] * 6, 3, window=3, lengths=[30] * 6,
+                              start_steps=[0, 30, 60, 90, 120, 150], shift_step=90)
+    assert good.tau_steps == 500 and weak.tau_steps == 30
+    assert good.experience_steps == 0.0 and weak.experience_steps == 0.0
+    # 3) the bar is above the reference (random) return: pre 100, r_min 20 -> 20 + 0.9 * 80 = 92
+    ref = cm.adaptation_time([100] * 3 + [91, 91, 91, 93, 93, 93], 3, window=3,
+                             reference_min=20.0, start_steps=list(range(0, 90, 10)), shift_step=30)
+    assert ref.threshold == pytest.approx(92.0)
+    # windows: 91, 91.67, 92.33 -> the third, episodes 5..7 start at 50: 20 steps
+    assert ref.experience_steps == pytest.approx(20.0)
+
+
+def test_adaptation_experience_steps_inputs_are_checked():
+    with pytest.raises(ConfigError, match="shift_step"):
+        cm.adaptation_time([100] * 4, 3, window=3, start_steps=[0, 1, 2, 3])
+    with pytest.raises(ShapeError):
+        cm.adaptation_time([100] * 4, 3, window=3, start_steps=[0, 1, 2], shift_step=3)
+    # fewer post-shift episodes than a window: not recovered (censored), not an error
+    short = cm.adaptation_time([100] * 4, 3, window=3, start_steps=[0, 1, 2, 3], shift_step=3)
+    assert math.isinf(short.experience_steps)
+    # adaptation_times: one shift step per shift
+    res = cm.adaptation_times([100, 100, 100, 100, 100, 100], [2, 4], shift_steps=[20, 40],
+                              window=2, start_steps=[0, 10, 20, 30, 40, 50])
+    assert [r.experience_steps for r in res] == [0.0, 0.0]
+    with pytest.raises(ConfigError, match="shift_steps"):
+        cm.adaptation_times([100] * 6, [2, 4], shift_steps=[20], window=2,
+                            start_steps=[0] * 6)
