@@ -91,7 +91,7 @@ DEFAULTS: dict[str, Any] = {
     "lr_critic": 1e-3,  # critic eta
     "tau_r": 100.0,  # env steps, reward discount time constant (gamma = 1 - 1/tau_r)
     "v_scale": 2.0,  # nu: value of a critic firing one spike per substep
-    "v0": 0.0,  # V_0
+    "v0": -1.0,  # V_0 (negative: a silent critic codes a low value)
     "reward_scale": 0.01,
     "lateral_exc": 0.0,  # weight onto the own population's other neurons (delay 1)
     "lateral_inh": 0.0,  # summed inhibition onto each neuron of another population
