@@ -104,8 +104,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # hyperparameters that shape the built-in network (ignored for a user's network)
-NETWORK_KEYS = ("n_rf", "encoding", "n_place", "pop", "tau_mem", "v_th", "noise_std", "w_init", "tau_plus", "tau_minus",
-                "tau_e", "a_plus", "a_minus", "lr")
+NETWORK_KEYS = ("n_rf", "encoding", "n_place", "pop", "tau_mem", "v_th", "noise_std", "w_init",
+                "tau_plus", "tau_minus", "tau_e", "a_plus", "a_minus", "lr")
 RULE_NAMES = ("rstdp", "stdp")
 
 
