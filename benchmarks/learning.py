@@ -34,11 +34,12 @@ from neurorl.experiment.train import TrainConfig, make_train  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "results")
 
-# td_ac on CartPole (tuning seeds 100-104, learning_notes.md): signed decision feedback and
+# td_ac on CartPole (tuning seeds 100-104, learning_notes.md): per-dimension fields (the
+# 625 place cells ran too slowly to tune on this box in time), signed decision feedback and
 # heterosynaptic balance on the actor, a less noisy critic (noise 0.3, 100 neurons), a short
 # discount time (tau_r 20 env steps) so the TD error is not drowned by spike-count noise
-TD_AC_CARTPOLE = {"gate": "signed", "normalize": True, "critic_noise_std": 0.3, "n_critic": 100,
-                  "tau_r": 20.0, "reward_scale": 0.05, "lr_critic": 1e-4}
+TD_AC_CARTPOLE = {"encoding": "rf", "gate": "signed", "normalize": True, "critic_noise_std": 0.3,
+                  "n_critic": 100, "tau_r": 20.0, "reward_scale": 0.05, "lr_critic": 1e-4}
 
 # name: (config, threshold or None, chunk env steps)
 CASES: dict[str, tuple[TrainConfig, float | None, int]] = {

@@ -151,3 +151,12 @@ def test_bad_hyperparameters_are_config_errors():
         make_agent("td_ac", spec, n_place=3, tau_r=0.5)
     with pytest.raises(ConfigError, match="lr_critc|lr_critic"):
         make_agent("td_ac", spec, lr_critc=1.0)
+
+
+def test_rstdp_takes_the_place_cells():
+    env, params = make("CartPole-v1")
+    spec = spec_from_env(env, params, n_envs=1, substeps=2)
+    agent = make_agent("rstdp", spec, encoding="place", n_place=3, pop=2)
+    assert agent.runtime.net.groups["obs"].n == 3**4
+    with pytest.raises(ConfigError, match="encoding"):
+        make_agent("rstdp", spec, encoding="grid")
