@@ -22,12 +22,14 @@ from neurorl.agents.eprop_ac import make_eprop_ac
 from neurorl.agents.network_agent import AgentNetwork, NetworkRuntime
 from neurorl.agents.reference import make_reference_agent
 from neurorl.agents.rstdp_agent import make_rstdp_agent
+from neurorl.agents.td_ac import make_td_ac
 from neurorl.errors import ConfigError, lookup
 
 AGENTS: dict[str, Callable[..., Agent]] = {
     "eprop_ac": make_eprop_ac,
     "bptt_ac": make_bptt_ac,
     "rstdp": make_rstdp_agent,
+    "td_ac": make_td_ac,
     "reference": make_reference_agent,
 }
 
@@ -84,6 +86,7 @@ __all__ = [
     "make_eprop_ac",
     "make_reference_agent",
     "make_rstdp_agent",
+    "make_td_ac",
     "reset_where",
     "spec_from_env",
 ]

@@ -79,6 +79,8 @@ Array = jax.Array
 
 DEFAULTS: dict[str, Any] = {
     "n_rf": 10,  # receptive fields per observation dimension
+    "encoding": "rf",  # "rf" (per-dimension fields) or "place" (conjunctive place cells)
+    "n_place": 5,  # place-cell centres per dimension (encoding="place")
     "pop": 10,  # output neurons per action
     "tau_mem": 10.0,  # ms
     "v_th": 1.0,
@@ -102,8 +104,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # hyperparameters that shape the built-in network (ignored for a user's network)
-NETWORK_KEYS = ("n_rf", "pop", "tau_mem", "v_th", "noise_std", "w_init", "tau_plus", "tau_minus",
-                "tau_e", "a_plus", "a_minus", "lr")
+NETWORK_KEYS = ("n_rf", "encoding", "n_place", "pop", "tau_mem", "v_th", "noise_std", "w_init",
+                "tau_plus", "tau_minus", "tau_e", "a_plus", "a_minus", "lr")
 RULE_NAMES = ("rstdp", "stdp")
 
 
@@ -115,7 +117,13 @@ def rstdp_network(spec: AgentSpec, **hyper: Any) -> AgentNetwork:
     ``W ~ U(0, w_init)``); Gaussian noise current ``noise_std`` on ``"actions"``.
     """
     h = {**DEFAULTS, **hyper}
-    enc = gaussian_rf(spec.obs_low, spec.obs_high, int(h["n_rf"]), spec.substeps, mode="regular")
+    if h["encoding"] == "place":
+        from neurorl.agents.td_ac import place_cells
+
+        enc = place_cells(spec.obs_low, spec.obs_high, int(h["n_place"]), spec.substeps)
+    else:
+        enc = gaussian_rf(spec.obs_low, spec.obs_high, int(h["n_rf"]), spec.substeps,
+                          mode="regular")
     n_out = spec.n_actions * int(h["pop"])
     obs = NeuronGroup(enc.n_in, "Input", name="obs")
     act = NeuronGroup(n_out, "LIF", {"tau_mem": h["tau_mem"], "v_th": h["v_th"]}, name="actions")
@@ -187,6 +195,8 @@ def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backe
         raise ConfigError("agent", "rstdp", "discrete action spaces only (population vote)")
     if h["modulator"] not in ("td", "reward"):
         raise ConfigError("agent.rstdp.modulator", h["modulator"], "'td' or 'reward'")
+    if h["encoding"] not in ("rf", "place"):
+        raise ConfigError("agent.rstdp.encoding", h["encoding"], "'rf' or 'place'")
     if h["gate"] not in ("action", "signed", "none"):
         raise ConfigError("agent.rstdp.gate", h["gate"], "'action', 'signed' or 'none'")
     positive("rstdp", **{k: h[k] for k in ("n_rf", "pop", "tau_mem", "v_th", "w_max", "tau_plus",

@@ -14,6 +14,7 @@ SMALL = {
     "eprop_ac": dict(n_rec=8, n_alif=2, n_rf=3),
     "bptt_ac": dict(n_rec=8, n_alif=2, n_rf=3, rollout=3, epochs=1, n_minibatches=1),
     "rstdp": dict(n_rf=3, pop=2),
+    "td_ac": dict(n_place=3, n_critic=4, pop=2, lateral_inh=0.5),
     "reference": dict(n_rf=3, n_hidden=8),
 }
 
