@@ -26,11 +26,21 @@ Learning (Bellec et al. 2020, Eq. 5 and Methods "reward-based e-prop"):
 ``t+1`` applies the update of step ``t`` (one step of delay, exact online TD). Truncated
 episodes bootstrap with ``V_t`` itself; terminated ones with 0.
 
+Opt-in tools for the harder tasks (all off by default): ``shaping`` adds a potential-based term
+``gamma Phi(s') - Phi(s)`` to the TD error (Ng et al. 1999; ``Phi`` of the observation seen by
+``act``, e.g. the MountainCar car's mechanical energy), ``reward_norm`` divides rewards by the
+running std of the discounted return (Engstrom et al. 2020), ``std_min`` is a fixed floor on the
+Gaussian policy's exploration std, ``v_init`` an optimistic initial value.
+
 References:
     Bellec, Scherr, Subramoney, Hajek, Salaj, Legenstein & Maass (2020). A solution to the
     learning dilemma for recurrent networks of spiking neurons. Nat. Commun. 11:3625
     (Eq. 1, 5, 25; Methods on reward-based e-prop).
     Sutton & Barto (2018). Reinforcement Learning: An Introduction, 2nd ed., Sec. 13.5.
+    Ng, Harada & Russell (1999). Policy invariance under reward transformations: theory and
+    application to reward shaping. ICML (potential-based shaping keeps the optimal policy).
+    Engstrom, Ilyas, Santurkar, Tsipras, Janoos, Rudolph & Madry (2020). Implementation matters
+    in deep policy gradients. ICLR (reward scaling by the discounted return's running std).
 """
 
 from __future__ import annotations
@@ -98,6 +108,29 @@ DEFAULTS: dict[str, Any] = {
     "c_ent": 0.0,  # entropy bonus (0.01 and 0.001 kept CartPole below 475; seeds 100-104)
     "reward_scale": 0.1,
     "log_std0": -0.5,  # continuous actions: initial log std
+    # opt-in tools for the harder tasks (issue 17); the defaults leave the agent unchanged
+    "std_min": 0.0,  # continuous actions: floor of the policy's std (> 0: a fixed exploration
+    # floor, log_std is clipped to log(std_min) after every update); 0: no floor
+    "reward_norm": False,  # divide rewards by the running std of the discounted return
+    "v_init": 0.0,  # initial value-head bias (> 0: an optimistic critic, in scaled reward units)
+    "shaping": "none",  # potential-based reward shaping (Ng et al. 1999): a name in SHAPING
+    "shaping_scale": 0.0,  # the potential's scale (reward units, before reward_scale)
+}
+
+
+def _mountain_car_energy(obs: Array) -> Array:
+    """Mechanical energy of the MountainCar car from its observation ``[position, velocity]``,
+    in units of the gravity coefficient 0.0025: ``(v^2 / 2 + 0.0025 sin(3x) / 3) / 0.0025``
+    (the dynamics ``v += ... - 0.0025 cos(3x)`` derive from the height ``sin(3x) / 3``)."""
+    x, v = obs[0], obs[1]
+    return (0.5 * v * v + 0.0025 * jnp.sin(3.0 * x) / 3.0) / 0.0025
+
+
+# potentials Phi(obs) for ``shaping``: name -> (obs_dim it needs, Phi); the shaped reward is
+# r + gamma Phi(s') - Phi(s) with Phi(terminal) = 0, which keeps the optimal policy (Ng et al.)
+SHAPING: dict[str, tuple[int, Any] | None] = {
+    "none": None,
+    "mountain_car_energy": (2, _mountain_car_energy),
 }
 
 # hyperparameters that shape the built-in network (ignored for a user's network)
@@ -165,6 +198,8 @@ class EpropState:
     dyn: Any
     traces: Any
     tag: Any  # per env: gamma-lambda filtered gradient estimates (w: [B, n_pre, n_post])
+    extra: Any  # opt-in bookkeeping: shaping potentials ``phi_now``/``phi_prev`` [B], reward
+    # normalisation ``ret`` [B] (discounted return) and its running ``count``/``mean``/``m2``
     g_now: Any  # per env: this step's learning signals (w: [B, n_post]) and readout grads
     gh_now: Any  # the same for the entropy bonus
     v_now: Array
@@ -205,6 +240,22 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
                           f"an integer in [0, n_rec={h['n_rec']}]")
     if h["feedback"] not in ("symmetric", "random"):
         raise ConfigError("agent.eprop_ac.feedback", h["feedback"], "'symmetric' or 'random'")
+    if h["shaping"] not in SHAPING:
+        from neurorl.errors import closest
+
+        raise ConfigError("agent.eprop_ac.shaping", h["shaping"], f"one of {sorted(SHAPING)}",
+                          closest(str(h["shaping"]), SHAPING))
+    shaping = SHAPING[h["shaping"]]
+    if shaping is not None and shaping[0] != spec.obs_dim:
+        raise ConfigError("agent.eprop_ac.shaping", h["shaping"], f"a potential for "
+                          f"{spec.obs_dim}-dimensional observations (it needs {shaping[0]})")
+    if not isinstance(h["reward_norm"], (bool, np.bool_)):
+        raise ConfigError("agent.eprop_ac.reward_norm", h["reward_norm"], "true or false")
+    for k in ("std_min", "shaping_scale", "v_init"):
+        v = h[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not (
+                np.isfinite(v) and v >= 0):
+            raise ConfigError(f"agent.eprop_ac.{k}", v, "a finite number >= 0")
     an = network if network is not None else eprop_network(
         spec, **{k: h[k] for k in NETWORK_KEYS})
     rt = NetworkRuntime(an, spec.n_envs, spec.substeps, backend, **(compile_kwargs or {}))
@@ -237,6 +288,8 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
     a_low = jnp.asarray(spec.action_low or (0.0,), jnp.float32)
     a_high = jnp.asarray(spec.action_high or (0.0,), jnp.float32)
     v_onehot = jax.nn.one_hot(n_act, n_out, dtype=jnp.float32)
+    log_std_min = float(np.log(h["std_min"])) if h["std_min"] > 0 else None
+    phi = (lambda o: h["shaping_scale"] * shaping[1](o)) if shaping is not None else None
 
     def batch(tree: Any) -> Any:
         return jax.tree.map(lambda x: jnp.broadcast_to(x, (B,) + x.shape), tree)
@@ -252,7 +305,7 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
     def init(key: Array) -> EpropState:
         k_net, k_fb = jax.random.split(key)
         weights, dyn, traces = rt.init(k_net)
-        p = params_of(weights, jnp.zeros((n_out,), jnp.float32),
+        p = params_of(weights, h["v_init"] * v_onehot,
                       jnp.full((n_std,), h["log_std0"], jnp.float32))
         fb = {g: jax.random.normal(jax.random.fold_in(k_fb, i), (net.groups[g].n, n_out))
               / np.sqrt(net.groups[g].n) for i, g in enumerate(hidden)}
@@ -261,8 +314,10 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
                "b_out": zeros["b_out"], "log_std": zeros["log_std"]}
         f = jnp.zeros((B,), jnp.float32)
         b = jnp.zeros((B,), bool)
-        return EpropState(extras(p), weights, tx.init(p), fb, dyn, traces, batch(zeros), batch(sig),
-                          batch(sig), f, f, f, b, b, b, b, AgentStats(f, f))
+        s0 = jnp.zeros((), jnp.float32)
+        extra = {"phi_now": f, "phi_prev": f, "ret": f, "count": s0, "mean": s0, "m2": s0}
+        return EpropState(extras(p), weights, tx.init(p), fb, dyn, traces, batch(zeros), extra,
+                          batch(sig), batch(sig), f, f, f, b, b, b, b, AgentStats(f, f))
 
     def signals(weights: Any, fb: Any, d_out: Array) -> dict[str, Array]:
         """Learning signal of every rule's postsynaptic group (Bellec Eq. 4)."""
@@ -301,6 +356,8 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
             act_one, in_axes=(None, None, None, 0, 0, 0, 0))(
             state.params, state.weights, state.feedback, dyn, traces, obs, keys)
         spikes, synops = rt.activity(counts)
+        if phi is not None:
+            state = state.replace(extra={**state.extra, "phi_now": jax.vmap(phi)(obs)})
         return action, state.replace(dyn=dyn, traces=traces, g_now=g, gh_now=gh, v_now=v,
                                      stats=AgentStats(spikes + 0.0 * v, synops + 0.0 * v))
 
@@ -309,6 +366,13 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         term_p, trunc_p = state.term_prev, state.trunc_prev
         boot = jnp.where(trunc_p & ~term_p, state.v_prev, state.v_now)
         delta = state.r_prev + gamma * (1.0 - term_p.astype(jnp.float32)) * boot - state.v_prev
+        ex = state.extra
+        if phi is not None:  # F = gamma Phi(s') - Phi(s), Phi(terminal) = 0; a truncated
+            # episode's s' is unseen (the next obs is a reset), so Phi(s) stands in for it, as
+            # V(s) does for the bootstrap
+            phi_next = jnp.where(trunc_p & ~term_p, ex["phi_prev"], ex["phi_now"])
+            delta = delta + h["reward_scale"] * (
+                gamma * (1.0 - term_p.astype(jnp.float32)) * phi_next - ex["phi_prev"])
         delta = jnp.where(state.has_prev, delta, 0.0)
         keep = gamma * lam * (1.0 - (term_p | trunc_p).astype(jnp.float32))
         # synapses: grad = -mean_b(delta_b tag_b) - c_H mean_b(L^H_b ebar_b); the tag then
@@ -337,6 +401,22 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
             weights[c] = params["w"][n]
         weights = net.constrain(weights, project=rt.project_updates)
         params = extras(params)
+        if log_std_min is not None:
+            params["log_std"] = jnp.maximum(params["log_std"], log_std_min)
+        r = h["reward_scale"] * reward.astype(jnp.float32)
+        ex = {**ex, "phi_prev": ex["phi_now"]}
+        if h["reward_norm"]:
+            # the running std of the discounted return (Welford over every env step; as in
+            # Engstrom et al. 2020's PPO reward scaling); the mean is not subtracted
+            ret = ex["ret"] * gamma + r
+            n_b = jnp.float32(B)
+            count = ex["count"] + n_b
+            d = jnp.mean(ret) - ex["mean"]
+            mean = ex["mean"] + d * n_b / count
+            m2 = ex["m2"] + jnp.sum((ret - jnp.mean(ret)) ** 2) + d * d * ex["count"] * n_b / count
+            r = r / jnp.sqrt(m2 / count + 1e-8)
+            ex = {**ex, "ret": jnp.where(terminated | truncated, 0.0, ret), "count": count,
+                  "mean": mean, "m2": m2}
 
         def retag(tag: Array, g: Array) -> Array:
             return keep.reshape((B,) + (1,) * (tag.ndim - 1)) * tag + g
@@ -344,8 +424,8 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         tag = {"w": tag_w, "b_out": retag(state.tag["b_out"], state.g_now["b_out"]),
                "log_std": retag(state.tag["log_std"], state.g_now["log_std"])}
         return state.replace(
-            params=params, weights=weights, opt_state=opt_state, tag=tag, v_prev=state.v_now,
-            r_prev=h["reward_scale"] * reward.astype(jnp.float32),
+            params=params, weights=weights, opt_state=opt_state, tag=tag, extra=ex,
+            v_prev=state.v_now, r_prev=r,
             term_prev=terminated.astype(bool), trunc_prev=truncated.astype(bool),
             has_prev=jnp.ones((B,), bool), reset_next=terminated | truncated)
 

@@ -16,8 +16,8 @@ def test_threshold_is_gymnasiums_reward_threshold_and_says_so(path):
     cfg = yaml.safe_load(path.read_text())
     env_id = cfg["env"]["id"]
     spec_threshold = gymnasium.spec(env_id).reward_threshold
-    assert spec_threshold is not None
-    assert cfg["training"]["threshold"] == spec_threshold
+    # an env gymnasium gives no threshold (Pendulum-v1) gets none in its config either
+    assert cfg["training"].get("threshold") == spec_threshold
     assert "gymnasium's reward_threshold" in path.read_text()  # the convention, written down
 
 
