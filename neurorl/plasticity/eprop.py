@@ -39,7 +39,7 @@ import numpy as np
 from flax import struct
 from jax import Array
 
-from neurorl.errors import ConfigError
+from neurorl.errors import ConfigError, ShapeError
 from neurorl.plasticity.traces import check_tau
 
 SUPPORTED_TARGETS = ("LIF", "ALIF", "LI")
@@ -190,7 +190,8 @@ def learning_signal(feedback: Array, err: Array) -> Array:
 
 
 def supervised_grads(net: Any, state: Any, inputs: Any, targets: Array, *, readout: str,
-                     loss: str = "mse", feedback: Any = None) -> tuple[dict, Array, Any]:
+                     loss: str = "mse", feedback: Any = None, step_weights: Any = None
+                     ) -> tuple[dict, Array, Any]:
     """Online supervised e-prop over one sequence on an N-HAL network (Bellec 2020, Eq. 4).
 
     At every step the readout group's output ``y_t`` (a leaky ``"LI"`` group) gives the error
@@ -207,6 +208,9 @@ def supervised_grads(net: Any, state: Any, inputs: Any, targets: Array, *, reado
         readout: name of the readout group.
         loss: ``"mse"`` or ``"cross_entropy"``.
         feedback: optional dict hidden group -> B ``[n_group, n_out]`` (random / adaptive).
+        step_weights: optional ``[T]`` weight of each step's loss, ``E = sum_t c_t E_t``: the
+            error becomes ``c_t err_t`` (a loss window, e.g. Bellec's evidence-accumulation
+            decision period: ``c_t = 1 / n_window`` inside it, 0 elsewhere). Default: all 1.
 
     Returns:
         ``(grads, ys, state)``: grads dict rule name -> dE/dW (descent sign), ys ``[T, n_out]``,
@@ -221,6 +225,11 @@ def supervised_grads(net: Any, state: Any, inputs: Any, targets: Array, *, reado
     lookup(net.groups, readout, "readout group", field="readout")
     ext, T = net._check_inputs(inputs, time_major=True, steps=None)
     targets = jnp.asarray(targets, jnp.float32)
+    if step_weights is None:
+        step_weights = jnp.ones((T,), jnp.float32)
+    step_weights = jnp.asarray(step_weights, jnp.float32)
+    if step_weights.shape != (T,):
+        raise ShapeError("supervised_grads.step_weights", (T,), step_weights.shape)
     to_readout = {c.source.name: n for n, c in net.connections.items()
                   if c.target.name == readout}
     for n, r in net.rules.items():
@@ -233,11 +242,11 @@ def supervised_grads(net: Any, state: Any, inputs: Any, targets: Array, *, reado
 
     def body(carry, xs):
         dyn, traces, acc = carry
-        e_t, y_star = xs
+        e_t, y_star, c_t = xs
         dyn, traces, _, _ = net._simulate(params, structure, weights, dyn, traces,
                                           {g: x[None] for g, x in e_t.items()}, 1)
         y = dyn["neurons"][readout].v
-        err = output_error(y, y_star, loss)
+        err = c_t * output_error(y, y_star, loss)
         mods = {}
         for n, r in net.rules.items():
             tgt = r.connection.target.name
@@ -253,7 +262,7 @@ def supervised_grads(net: Any, state: Any, inputs: Any, targets: Array, *, reado
 
     zero = {n: jnp.zeros_like(weights[r.connection.name]) for n, r in net.rules.items()}
     (dyn, traces, g), ys = jax.lax.scan(body, (net.dynamic(state), net.traces(state), zero),
-                                        (ext, targets), length=T)
+                                        (ext, targets, step_weights), length=T)
     rules = {n: {"rule": traces[n], "opt": state["rules"][n]["opt"]} for n in net.rules}
     return g, ys, {**dyn, "weights": weights, "rules": rules}
 
