@@ -15,7 +15,7 @@ from neurorl.plasticity.eprop import supervised_grads
 T, N_IN, N_HID, N_OUT = 120, 10, 8, 2
 
 
-def _net(beta):
+def _net(beta, normalized=False):
     r = np.random.default_rng(0)
     hid_p = {"tau_mem": 20.0, "tau_adapt": 300.0, "beta": beta, "v_th": 1.0, "t_ref": 2.0,
              "surrogate": "triangle", "surrogate_hyper": (("gamma", 0.3),)}
@@ -26,7 +26,8 @@ def _net(beta):
                                         ).astype(np.float32), delay=0, name="in")
     c_out = Connection(hid, out, weight=(r.normal(size=(N_HID, N_OUT)) / np.sqrt(N_HID)
                                          ).astype(np.float32), delay=0, name="out")
-    rules = [LearningRule(c, "eprop", {"tau_out": 20.0}, name=c.name) for c in (c_in, c_out)]
+    rules = [LearningRule(c, "eprop", {"tau_out": 20.0, "normalized_filter": normalized},
+                          name=c.name) for c in (c_in, c_out)]
     return Network(inp, hid, out, c_in, c_out, *rules, PotentialMonitor(out, name="y"),
                    SpikeMonitor(hid, name="z")).compile()
 
@@ -72,3 +73,34 @@ def test_step_weights_of_the_wrong_length_is_a_shape_error():
     xs, tg, c = _data()
     with pytest.raises(ShapeError, match="step_weights"):
         supervised_grads(net, s, {"in": xs}, tg, readout="out", step_weights=c[:-1])
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+@pytest.mark.parametrize("beta", [0.0, 0.4])
+def test_rate_regularization_signal_equals_bptt_nonrecurrent(beta, normalized):
+    """Bellec's firing-rate regulariser E = c/2 sum_j (f_j - f*)^2 through e-prop's filtered
+    traces (``rate_regularization_signal``) is its jax.grad for one layer (LIF, ALIF)."""
+    from neurorl.plasticity.eprop import rate_regularization_signal
+
+    net = _net(beta, normalized)
+    s = net.init(jax.random.PRNGKey(0))
+    xs, tg, _ = _data()
+    c_reg, f_star = 3.0, 0.01
+
+    def reg(rec):
+        return 0.5 * c_reg * jnp.sum((rec["z"].mean(0) - f_star) ** 2)
+
+    _, _, rec, _ = net.simulate(s["weights"], net.dynamic(s), net.traces(s), {"in": xs})
+    rate = rec["z"].mean(0)
+    assert float(jnp.abs(rate - f_star).max()) > 0.01  # the regulariser is active
+    sig = rate_regularization_signal(rate, f_star, c_reg, T, tau_out=20.0,
+                                     normalized_filter=normalized)
+    ge, _, _ = supervised_grads(net, s, {"in": xs}, tg, readout="out",
+                                step_weights=jnp.zeros((T,)), signals={"hid": sig})
+    gb = bptt.grads(net, reg, s["weights"], s, {"in": xs})
+    a, b = np.asarray(ge["in"]), np.asarray(gb["in"])
+    assert np.abs(b).max() > 1e-4
+    np.testing.assert_allclose(a, b, atol=1e-5 * np.abs(b).max(), rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(ge["out"]), 0.0)
+    with pytest.raises(ShapeError, match="signals"):
+        supervised_grads(net, s, {"in": xs}, tg, readout="out", signals={"hid": sig[:-1]})
