@@ -280,7 +280,7 @@ def supervised_grads(net: Any, state: Any, inputs: Any, targets: Array, *, reado
 def rate_regularization_signal(rate: Array, f_target: float, c_reg: float, T: int,
                                tau_out: float, dt: float = 1.0,
                                normalized_filter: bool = False) -> Array:
-    """Learning signal ``[T, n]`` of Bellec's firing-rate regularisation for :func:`supervised_grads`.
+    """Learning signal ``[T, n]`` of Bellec's firing-rate regulariser for :func:`supervised_grads`.
 
     ``E_reg = c_reg / 2 sum_j (f_j - f_target)^2`` with ``f_j`` the mean spikes per step of
     neuron j (over the sequence, and the batch when ``rate`` is a batch mean). Its e-prop gradient
