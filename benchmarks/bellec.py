@@ -68,7 +68,7 @@ from neurorl.core.network import Connection, LearningRule, Network, NeuronGroup
 from neurorl.plasticity import bptt
 from neurorl.plasticity.eprop import rate_regularization_signal, supervised_grads
 
-RULES = ("eprop", "eprop_random", "bptt")
+RULES = ("eprop", "eprop_random", "bptt", "bptt_clip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,10 +225,12 @@ def make_train(task: Task, rule: str):
     """``train(key) -> dict of per-iteration curves and final outputs`` (pure, vmappable)."""
     if rule not in RULES:
         raise ValueError(f"rule {rule!r}: one of {RULES}")
-    net = build(task, eprop=rule != "bptt")
+    net = build(task, eprop=not rule.startswith("bptt"))
     s0 = net.init(jax.random.PRNGKey(0))  # template: blank neurons, traces, optimizer states
     dyn0, tr0 = net.dynamic(s0), net.traces(s0)
     tx = optax.adam(task.lr)
+    if rule == "bptt_clip":  # BPTT with the gradient's global norm clipped to 1 before Adam
+        tx = optax.chain(optax.clip_by_global_norm(1.0), tx)
     c = step_weights(task)
 
     def grads(w, xb, tb, B):
@@ -239,7 +241,7 @@ def make_train(task: Task, rule: str):
 
         f, ys = jax.vmap(fwd)(xb)
         f = f.mean(0)  # [n_rec], mean over batch and time
-        if rule == "bptt":
+        if rule.startswith("bptt"):
             # d/dW c/2 sum_j (f_j - f*)^2 = mean_b d/dW [c sum_j (f_j - f*) f_bj], f held fixed
             gf = task.c_reg * (f - task.f_target)
 
@@ -345,7 +347,7 @@ def plots(tasks: dict[str, Task], results: dict[str, Any], folder) -> list[str]:
     import matplotlib.pyplot as plt
 
     files = []
-    colors = {"eprop": "C0", "eprop_random": "C2", "bptt": "C3"}
+    colors = {"eprop": "C0", "eprop_random": "C2", "bptt": "C3", "bptt_clip": "C1"}
     if "pattern_generation" in results:
         res = results["pattern_generation"]
         fig, ax = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -447,10 +449,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--delay", type=int, default=1050)
     ap.add_argument("--n-rec", type=int, default=100)
+    ap.add_argument("--lr-reg", type=float, default=3e-3,
+                    help="Adam learning rate of the pattern-generation task")
     ap.add_argument("--no-reg", action="store_true",
                     help="without the firing-rate regulariser (c_reg = 0 for both tasks)")
     ap.add_argument("--tasks", nargs="+", default=["pattern_generation", "evidence_accumulation"])
-    ap.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
+    ap.add_argument("--rules", nargs="+", default=["eprop", "eprop_random", "bptt"],
+                    choices=RULES)
     ap.add_argument("--out", default=None)
     ap.add_argument("--also", nargs="*", default=None, metavar="JSON",
                     help="rows of other bellec.json files (e.g. a --no-reg run) to list below")
@@ -465,7 +470,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     folder = Path(a.out) if a.out else RESULTS
     folder.mkdir(parents=True, exist_ok=True)
     reg = {"c_reg": 0.0} if a.no_reg else {}
-    tasks = {"pattern_generation": regression_task(a.iters_reg, a.n_rec, **reg),
+    tasks = {"pattern_generation": dataclasses.replace(
+                 regression_task(a.iters_reg, a.n_rec, **reg), lr=a.lr_reg),
              "evidence_accumulation": evidence_task(a.iters_ea, a.batch, a.delay,
                                                     n_rec=a.n_rec, **reg)}
     tasks = {k: v for k, v in tasks.items() if k in a.tasks}
@@ -487,7 +493,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for rule, r in res.items():
             fin = _final(task, r["metric"])
             row = {"task": name, "rule": rule, "seeds": len(a.seeds), "iterations": task.iters,
-                   "batch": task.batch,
+                   "batch": task.batch, "lr": task.lr, "c_reg": task.c_reg,
                    "metric": "NMSE" if task.loss == "mse" else "accuracy",
                    "median_last10pct": float(np.median(fin)),
                    "per_seed": ", ".join(f"{v:.3f}" for v in fin),
@@ -503,16 +509,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     extra = []
     for path in a.also or []:
         prev = json.loads(Path(path).read_text())
-        extra += [{k: v for k, v in r.items() if k != "nmse_after_training"}
-                  for r in prev["rows"]]
+        for r in prev["rows"]:
+            t = prev["tasks"][r["task"]]
+            r = {"lr": t["lr"], "c_reg": t.get("c_reg", 0.0), **r}
+            extra.append({k: r.get(k) for k in ("task", "rule", "seeds", "iterations", "batch",
+                                                "lr", "c_reg", "metric", "median_last10pct",
+                                                "per_seed", "rate_hz_final", "seconds")})
     if extra:
-        result["without_regulariser"] = extra
+        result["other_runs"] = extra
     md = ["# Bellec et al. 2020: pattern generation and evidence accumulation, e-prop vs BPTT",
           "", markdown_table(rows), "", *[f"![{f}]({f})" for f in files], "",
           notes(tasks, a.seeds)]
     if extra:
-        md += ["", "## Ablation: without the firing-rate regulariser (`--no-reg`, earlier run)",
-               "", markdown_table(extra)]
+        md += ["", "## Other runs: without the regulariser (`--no-reg`, c_reg 0), other "
+               "learning rates (`--lr-reg`)", "", markdown_table(extra)]
     md += ["", provenance_line(result["provenance"]), ""]
     write_results("bellec", result, rows, out=folder, markdown="\n".join(md))
     return result
