@@ -297,7 +297,8 @@ def rate_regularization_signal(rate: Array, f_target: float, c_reg: float, T: in
         f_target: target mean spikes per step.
         c_reg: regularisation strength.
         T: sequence length.
-        tau_out: the rules' ``tau_out`` (ms); dt: step (ms).
+        tau_out: the rules' ``tau_out`` (ms).
+        dt: time step (ms).
         normalized_filter: the rules' ``normalized_filter`` (then ``ebar`` is ``(1 - kappa)``
             times smaller and the signal ``1 / (1 - kappa)`` times larger).
 
