@@ -31,6 +31,7 @@ actor-critic recipe (``agents/eprop_ac.py``): learning signals from the policy a
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -39,7 +40,7 @@ import numpy as np
 from flax import struct
 from jax import Array
 
-from neurorl.errors import ConfigError
+from neurorl.errors import ConfigError, ShapeError
 from neurorl.plasticity.traces import check_tau
 
 SUPPORTED_TARGETS = ("LIF", "ALIF", "LI")
@@ -190,7 +191,8 @@ def learning_signal(feedback: Array, err: Array) -> Array:
 
 
 def supervised_grads(net: Any, state: Any, inputs: Any, targets: Array, *, readout: str,
-                     loss: str = "mse", feedback: Any = None) -> tuple[dict, Array, Any]:
+                     loss: str = "mse", feedback: Any = None, step_weights: Any = None,
+                     signals: Any = None) -> tuple[dict, Array, Any]:
     """Online supervised e-prop over one sequence on an N-HAL network (Bellec 2020, Eq. 4).
 
     At every step the readout group's output ``y_t`` (a leaky ``"LI"`` group) gives the error
@@ -207,6 +209,11 @@ def supervised_grads(net: Any, state: Any, inputs: Any, targets: Array, *, reado
         readout: name of the readout group.
         loss: ``"mse"`` or ``"cross_entropy"``.
         feedback: optional dict hidden group -> B ``[n_group, n_out]`` (random / adaptive).
+        step_weights: optional ``[T]`` weight of each step's loss, ``E = sum_t c_t E_t``: the
+            error becomes ``c_t err_t`` (a loss window, e.g. Bellec's evidence-accumulation
+            decision period: ``c_t = 1 / n_window`` inside it, 0 elsewhere). Default: all 1.
+        signals: optional dict hidden group -> ``[T, n_group]``, added to the learning signal
+            of every rule into that group (e.g. :func:`rate_regularization_signal`).
 
     Returns:
         ``(grads, ys, state)``: grads dict rule name -> dE/dW (descent sign), ys ``[T, n_out]``,
@@ -221,6 +228,16 @@ def supervised_grads(net: Any, state: Any, inputs: Any, targets: Array, *, reado
     lookup(net.groups, readout, "readout group", field="readout")
     ext, T = net._check_inputs(inputs, time_major=True, steps=None)
     targets = jnp.asarray(targets, jnp.float32)
+    if step_weights is None:
+        step_weights = jnp.ones((T,), jnp.float32)
+    step_weights = jnp.asarray(step_weights, jnp.float32)
+    if step_weights.shape != (T,):
+        raise ShapeError("supervised_grads.step_weights", (T,), step_weights.shape)
+    signals = {g: jnp.asarray(v, jnp.float32) for g, v in (signals or {}).items()}
+    for g, v in signals.items():
+        lookup(net.groups, g, "group", field="supervised_grads.signals")
+        if v.shape != (T, net.groups[g].n):
+            raise ShapeError(f"supervised_grads.signals[{g!r}]", (T, net.groups[g].n), v.shape)
     to_readout = {c.source.name: n for n, c in net.connections.items()
                   if c.target.name == readout}
     for n, r in net.rules.items():
@@ -233,11 +250,11 @@ def supervised_grads(net: Any, state: Any, inputs: Any, targets: Array, *, reado
 
     def body(carry, xs):
         dyn, traces, acc = carry
-        e_t, y_star = xs
+        e_t, y_star, c_t, extra = xs
         dyn, traces, _, _ = net._simulate(params, structure, weights, dyn, traces,
                                           {g: x[None] for g, x in e_t.items()}, 1)
         y = dyn["neurons"][readout].v
-        err = output_error(y, y_star, loss)
+        err = c_t * output_error(y, y_star, loss)
         mods = {}
         for n, r in net.rules.items():
             tgt = r.connection.target.name
@@ -247,15 +264,54 @@ def supervised_grads(net: Any, state: Any, inputs: Any, targets: Array, *, reado
                 B = (feedback or {}).get(tgt)
                 B = weights[to_readout[tgt]] if B is None else B
                 mods[n] = learning_signal(B, err)
+                if tgt in extra:
+                    mods[n] = mods[n] + extra[tgt]
         g, traces = net._rule_grads(traces, weights, mods)
         acc = jax.tree.map(jnp.add, acc, g)
         return (dyn, traces, acc), y
 
     zero = {n: jnp.zeros_like(weights[r.connection.name]) for n, r in net.rules.items()}
     (dyn, traces, g), ys = jax.lax.scan(body, (net.dynamic(state), net.traces(state), zero),
-                                        (ext, targets), length=T)
+                                        (ext, targets, step_weights, signals), length=T)
     rules = {n: {"rule": traces[n], "opt": state["rules"][n]["opt"]} for n in net.rules}
     return g, ys, {**dyn, "weights": weights, "rules": rules}
+
+
+def rate_regularization_signal(rate: Array, f_target: float, c_reg: float, T: int,
+                               tau_out: float, dt: float = 1.0,
+                               normalized_filter: bool = False) -> Array:
+    """Learning signal ``[T, n]`` of Bellec's firing-rate regulariser for :func:`supervised_grads`.
+
+    ``E_reg = c_reg / 2 sum_j (f_j - f_target)^2`` with ``f_j`` the mean spikes per step of
+    neuron j (over the sequence, and the batch when ``rate`` is a batch mean). Its e-prop gradient
+    is ``c_reg (f_j - f_target) mean_t e_ji^t`` with the *unfiltered* eligibility ``e``
+    (Bellec 2020, Methods "Firing rate regularization"; the Graz tutorials'
+    ``dreg_loss_dw``); the rule keeps only ``ebar = F_kappa(e)``, and this signal recovers the
+    sum: with ``L_t = g (1 - kappa)`` for ``t < T`` and ``L_T = g``,
+    ``sum_t L_t ebar_t = g sum_t e_t`` (``ebar_0 = 0``). For one layer it is ``jax.grad`` of
+    ``E_reg`` (tested); ``f`` must be computed beforehand (a first pass: the regulariser is not
+    online, as in the paper, where it is averaged over the batch).
+
+    Args:
+        rate: ``[n]`` mean spikes per step (``f_target`` in the same unit: Hz x dt / 1000).
+        f_target: target mean spikes per step.
+        c_reg: regularisation strength.
+        T: sequence length.
+        tau_out: the rules' ``tau_out`` (ms).
+        dt: time step (ms).
+        normalized_filter: the rules' ``normalized_filter`` (then ``ebar`` is ``(1 - kappa)``
+            times smaller and the signal ``1 / (1 - kappa)`` times larger).
+
+    Returns:
+        ``[T, n]`` learning signal for the group (``signals={group: ...}``).
+    """
+    kappa = math.exp(-dt / tau_out)
+    w = np.full((T,), 1.0 - kappa, np.float32)
+    w[-1] = 1.0
+    if normalized_filter:
+        w = w / (1.0 - kappa)
+    g = c_reg * (jnp.asarray(rate, jnp.float32) - f_target) / T
+    return jnp.asarray(w)[:, None] * g[None, :]
 
 
 def actor_critic_signal(B_pi: Array, B_v: Array, y_pi: Array, action: Array,
@@ -273,4 +329,4 @@ def actor_critic_signal(B_pi: Array, B_v: Array, y_pi: Array, action: Array,
 
 
 __all__ = ["EpropState", "actor_critic_signal", "eprop", "eprop_rule", "learning_signal",
-           "output_error", "supervised_grads"]
+           "output_error", "rate_regularization_signal", "supervised_grads"]
