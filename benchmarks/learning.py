@@ -109,7 +109,8 @@ CASES: dict[str, tuple[TrainConfig, float | None, int]] = {
                                              n_steps=300_000, n_envs=8, substeps=5, n_seeds=5),
                                  -110.0, 25_000),
     "eprop_pendulum_reward_scale_0.1": (TrainConfig("Pendulum-v1", "eprop_ac",
-                                                    {"c_ent": 0.0, "adam_eps": 1e-5},
+                                                    {"c_ent": 0.0, "adam_eps": 1e-5,
+                                                     "tau_out": 5.0, "adam_b2": 0.999},
                                                     n_steps=1_000_000, n_envs=8, substeps=5,
                                                     n_seeds=5), None, 40_000),
 }
