@@ -90,6 +90,7 @@ def test_event_stdp_equals_clock(seed, rate):
     assert n_over < T // 2  # most steps took the event path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("params", [
     {**STDP, "variant": "multiplicative", "w_max": 0.3},
     {**STDP, "pairing": "nearest"},
@@ -123,6 +124,7 @@ def _learned_scale(run, seed):
                for n in w0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,sparse", [("raw", True), ("reward_baseline", False),
                                          ("dopamine", True)])
 def test_event_rstdp_equals_clock(kind, sparse):
@@ -145,6 +147,7 @@ def test_event_rstdp_equals_clock(kind, sparse):
     np.testing.assert_allclose(c1, c0, rtol=1e-4, atol=1e-5 * np.abs(c0).max())
 
 
+@pytest.mark.slow
 def test_event_rstdp_overflow_equals_clock():
     params = {**RSTDP, "modulator_kind": "raw"}
     m = np.where(np.arange(T) % 50 == 49, 1.0, 0.0).astype(np.float32)
