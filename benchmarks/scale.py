@@ -16,8 +16,17 @@ process's resident memory from before the build to after it, divided by the syna
 per spike (wall time / spikes). neurorl runs ``CompiledNetwork.simulate`` in chunks of model
 time (spike counts only: a [T, N] record of 400,000 neurons would not fit).
 
-Run (one machine, nothing else on it; the lead's command):
-    python -m benchmarks.scale --scales 1 10 100 --threads 1 2
+Every measurement runs in a process of its own (``--worker``), pinned with ``taskset``: the
+neurorl rows on 1 core (``taskset -c 0``, XLA's multi-threaded Eigen off) beside NEST 1 thread (also
+on core 0), and on 2 cores (``taskset -c 0,1``) beside NEST 2 threads, so that no simulator's
+thread pool contends with another's (NEST in the JAX process ran its 2-thread row 25x slow).
+NEST reads the network neurorl compiled (edges, weights, v(0)) from a file the first neurorl
+worker writes, and never imports JAX. NEST at 100x needs ~17 GiB resident: it runs only when
+``MemAvailable`` (/proc/meminfo) is at least ``--nest-min-free-gib`` (default 20), else its row
+is reported as skipped with the memory seen.
+
+Run (one machine, nothing else on it; the lead's command, everything in one go):
+    python benchmarks/scale.py
     .venv-bench/bin/python -m benchmarks.scale --scales 1 --brian-only   # Brian2 rows, merged
 Writes benchmarks/results/scale.json, scale.md and scale.png (log-log cost vs size).
 """
@@ -29,16 +38,37 @@ import gc
 import json
 import os
 import resource
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+if __name__ == "__main__" and "--worker" in sys.argv and "--cores" in sys.argv:
+    if sys.argv[sys.argv.index("--cores") + 1] == "1":  # before jax starts its thread pools
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                   + " --xla_cpu_multi_thread_eigen=false").strip()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/scale.py`
 
-from benchmarks.common import machine, write_results
-from benchmarks.cuba import DT, EL, N_E, N_I, T_REF, TAUE, TAUI, TAUM, VR, VT, WE, WI, P
-from neurorl.core import Connection, Network, NeuronGroup
+import numpy as np  # noqa: E402
+
+from benchmarks.common import machine, write_results  # noqa: E402
+from benchmarks.cuba import (  # noqa: E402
+    DT,
+    EL,
+    N_E,
+    N_I,
+    T_REF,
+    TAUE,
+    TAUI,
+    TAUM,
+    VR,
+    VT,
+    WE,
+    WI,
+    P,
+)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -51,6 +81,8 @@ def rss_bytes() -> int:
 
 def build(scale: int, propagation: str, seed: int = 0):
     """CUBA with ``4000 x scale`` neurons at constant fan-in (p = 0.02 / scale)."""
+    from neurorl.core import Connection, Network, NeuronGroup
+
     lif = {"tau_mem": TAUM, "v_th": VT - VR, "v_reset": 0.0, "dt": DT, "t_ref": T_REF,
            "reset": "zero", "integration": "exponential", "r": 1.0}
     exc = NeuronGroup(N_E * scale, "LIF", lif, name="exc", bias=EL - VR, v_init=(0.0, VT - VR),
@@ -67,11 +99,16 @@ def build(scale: int, propagation: str, seed: int = 0):
 
 
 def structure_bytes(cn, state) -> int:
+    import jax
+
     leaves = jax.tree.leaves(cn.structure) + jax.tree.leaves(state["weights"])
     return int(sum(x.size * x.dtype.itemsize for x in leaves))
 
 
 def run_neurorl(cn, duration_ms: float, chunk_ms: float) -> dict:
+    import jax
+    import jax.numpy as jnp
+
     steps, chunk = int(round(duration_ms / DT)), int(round(chunk_ms / DT))
     state = cn.init(jax.random.PRNGKey(0))
     w, dyn0, tr = state["weights"], cn.dynamic(state), cn.traces(state)
@@ -99,45 +136,65 @@ def run_neurorl(cn, duration_ms: float, chunk_ms: float) -> dict:
             "propagation": cn.propagation(), "state": state}
 
 
-def run_nest(cn, state, duration_ms: float, threads: int) -> dict | None:
-    """The compiled network's edges, weights and v(0) in NEST's iaf_psc_exp (units as
+def dump_network(cn, state, path: Path) -> None:
+    """What NEST needs of the compiled network (groups' v(0); per connection its edges,
+    weights and delay) in one ``.npz``, so the NEST worker never imports JAX."""
+    arrays: dict[str, np.ndarray] = {}
+    meta = {"groups": list(cn.groups), "connections": []}
+    for g in cn.groups:
+        arrays[f"v0/{g}"] = np.asarray(state["neurons"][g].v, np.float64)
+    for i, (name, c) in enumerate(cn.connections.items()):
+        conf = cn._conf[name]
+        arrays[f"pre/{i}"], arrays[f"post/{i}"] = conf["pre"], conf["post"]
+        arrays[f"w/{i}"] = np.asarray(state["weights"][name])[conf["post"], conf["slot"]]
+        meta["connections"].append([c.source.name, c.target.name, c.delay])
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(path, **arrays)
+
+
+def run_nest(net_file: Path, duration_ms: float, threads: int) -> dict | None:
+    """The compiled network (from :func:`dump_network`) in NEST's iaf_psc_exp (units as
     ``neurorl.hardware.pynn.nest_spec``: C_m = tau_m, so currents map 1:1)."""
     try:
         import nest
     except ImportError:
         return None
+    data = np.load(net_file)
+    meta = json.loads(data["meta"].tobytes())
     nest.set_verbosity("M_ERROR") if hasattr(nest, "set_verbosity") else None
     nest.ResetKernel()
     nest.SetKernelStatus({"resolution": DT, "local_num_threads": threads, "rng_seed": 1})
     gc.collect()
     rss0 = rss_bytes()
     t0 = time.perf_counter()
-    pops, recs = {}, {}
-    for g, grp in cn.groups.items():
-        pop = nest.Create("iaf_psc_exp", grp.n, params={
+    pops, recs, n = {}, {}, 0
+    for g in meta["groups"]:
+        v0 = data[f"v0/{g}"]
+        n += len(v0)
+        pop = nest.Create("iaf_psc_exp", len(v0), params={
             "tau_m": TAUM, "C_m": TAUM, "E_L": 0.0, "V_reset": 0.0, "V_th": VT - VR,
             "t_ref": T_REF, "I_e": EL - VR, "tau_syn_ex": TAUE, "tau_syn_in": TAUI})
-        pop.set({"V_m": np.asarray(state["neurons"][g].v, np.float64).tolist()})
+        pop.set({"V_m": v0.tolist()})
         rec = nest.Create("spike_recorder", params={"record_to": "memory"})
         nest.Connect(pop, rec)
         pops[g], recs[g] = pop, rec
     syn = 0
-    for name, c in cn.connections.items():
-        conf = cn._conf[name]
-        w = np.asarray(state["weights"][name])[conf["post"], conf["slot"]].astype(np.float64)
-        first_s, first_t = pops[c.source.name][0].global_id, pops[c.target.name][0].global_id
-        nest.Connect(conf["pre"] + first_s, conf["post"] + first_t, "one_to_one",
+    for i, (src, tgt, delay) in enumerate(meta["connections"]):
+        w = data[f"w/{i}"].astype(np.float64)
+        first_s, first_t = pops[src][0].global_id, pops[tgt][0].global_id
+        nest.Connect(data[f"pre/{i}"] + first_s, data[f"post/{i}"] + first_t, "one_to_one",
                      {"synapse_model": "static_synapse", "weight": w,
-                      "delay": np.full(len(w), DT * c.delay)})
+                      "delay": np.full(len(w), DT * delay)})
         syn += len(w)
+        del w
     build_s = time.perf_counter() - t0
     rss1 = rss_bytes()
     t0 = time.perf_counter()
     nest.Simulate(duration_ms)
     wall = time.perf_counter() - t0
     n_spikes = sum(int(r.get("n_events")) for r in recs.values())
-    n = sum(g.n for g in cn.groups.values())
     return {"wall_s": wall, "build_s": build_s, "spikes": n_spikes, "threads": threads,
+            "synapses": syn,
             "rate_hz": n_spikes / n / (duration_ms / 1e3),
             "bytes_per_synapse": (rss1 - rss0) / syn, "nest": nest.__version__}
 
@@ -201,6 +258,68 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def mem_available_gib() -> float:
+    """``MemAvailable`` of /proc/meminfo (GiB)."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+def pin(cores: int) -> list[str]:
+    """``taskset -c 0`` / ``0,1``: the first ``cores`` cores (nothing where taskset is missing
+    or the machine has fewer cores)."""
+    if shutil.which("taskset") is None or (os.cpu_count() or 1) < cores:
+        return []
+    return ["taskset", "-c", ",".join(str(i) for i in range(cores))]
+
+
+def worker(args) -> None:
+    """One measurement in this process; prints ``ROW <json>``."""
+    n = 4000 * args.scale
+    if args.worker == "nest":
+        ns = run_nest(Path(args.net), args.duration_ms, args.threads[0])
+        if ns is None:
+            print("ROW null", flush=True)
+            return
+        th = args.threads[0]
+        row = {"simulator": f"NEST {ns['nest']} ({th} thread{'s' * (th > 1)})",
+               "scale": args.scale, "neurons": n, "synapses": ns["synapses"],
+               "wall_s": ns["wall_s"], "build_s": ns["build_s"], "rate_hz": ns["rate_hz"],
+               "us_per_spike": 1e6 * ns["wall_s"] / max(ns["spikes"], 1),
+               "bytes_per_synapse": ns["bytes_per_synapse"], "cores": th}
+    else:
+        import jax
+
+        t0 = time.perf_counter()
+        cn = build(args.scale, args.path)
+        host_s = time.perf_counter() - t0
+        r = run_neurorl(cn, args.duration_ms, args.chunk_ms)
+        if args.net:
+            dump_network(cn, r["state"], Path(args.net))
+        core = f"{args.cores} core{'s' * (args.cores > 1)}"
+        row = {"simulator": f"neurorl {args.path} ({jax.devices()[0].platform}, {core})",
+               "scale": args.scale, "neurons": n, "synapses": r["synapses"],
+               "wall_s": r["wall_s"], "build_s": host_s + r["compile_and_first_s"],
+               "rate_hz": r["rate_hz"], "us_per_spike": 1e6 * r["wall_s"] / max(r["spikes"], 1),
+               "bytes_per_synapse": r["bytes_per_synapse"], "propagation": r["propagation"],
+               "cores": args.cores}
+    print("ROW " + json.dumps(row), flush=True)
+
+
+def spawn(argv: list[str], cores: int) -> dict | None:
+    """Run one worker pinned to ``cores`` cores; its row (None: NEST not importable)."""
+    cmd = pin(cores) + [sys.executable, str(Path(__file__).resolve()), "--worker", *argv,
+                        "--cores", str(cores)]
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    rows = [line[4:] for line in proc.stdout.splitlines() if line.startswith("ROW ")]
+    if proc.returncode != 0 or not rows:
+        raise RuntimeError(f"worker {argv} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(rows[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 10, 100])
@@ -209,9 +328,12 @@ def main() -> None:
     ap.add_argument("--gather-max-scale", type=int, default=10,
                     help="largest scale that also runs the gather path (every synapse, every "
                          "step)")
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="NEST threads = neurorl cores of the compared rows")
     ap.add_argument("--duration-ms", type=float, default=1000.0)
     ap.add_argument("--chunk-ms", type=float, default=100.0)
+    ap.add_argument("--nest-min-free-gib", type=float, default=20.0,
+                    help="NEST at scale >= 100 runs only with this much MemAvailable")
     ap.add_argument("--brian-only", action="store_true",
                     help="only the Brian2 rows (written to scale_brian2.json, which every "
                          "later save merges into scale.json/md/png)")
@@ -220,9 +342,19 @@ def main() -> None:
     ap.add_argument("--no-nest", action="store_true")
     ap.add_argument("--merge", action="store_true",
                     help="keep the rows of other scales from an existing scale.json")
+    ap.add_argument("--worker", choices=["neurorl", "nest"], help=argparse.SUPPRESS)
+    ap.add_argument("--scale", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--path", help=argparse.SUPPRESS)
+    ap.add_argument("--cores", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--net", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        worker(args)
+        return
 
+    t_start = time.perf_counter()
     rows: list[dict] = []
+    skipped: list[str] = []
     out_json = RESULTS / "scale.json"
     brian_json = RESULTS / "scale_brian2.json"
     old = (json.loads(out_json.read_text())["rows"]
@@ -236,99 +368,96 @@ def main() -> None:
         new = {(r["scale"], r["simulator"]) for r in rows + extra}
         allr = sorted([r for r in old if (r["scale"], r["simulator"]) not in new] + rows + extra,
                       key=lambda r: (r["scale"], r["simulator"]))
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        total = time.perf_counter() - t_start
         write_results("scale", {"rows": allr, "args": vars(args), "peak_rss_bytes": peak,
-                                "machine": machine()},
+                                "total_s": total, "skipped": skipped, "machine": machine()},
                       [{k: v for k, v in r.items() if k != "propagation"} for r in allr],
-                      _notes(allr, args, peak))
+                      _notes(allr, args, peak, total, skipped))
         plot(allr, RESULTS / "scale.png")
-    for scale in [] if args.report_only else args.scales:
-        n = 4000 * scale
-        if args.brian_only:
-            br = run_brian2(scale, args.duration_ms)
-            if br is None:
-                raise SystemExit("brian2 is not importable in this interpreter")
-            rows.append({"simulator": f"Brian2 {br['brian2']} (cython)", "scale": scale,
-                         "neurons": n, "synapses": br["synapses"], "wall_s": br["wall_s"],
-                         "build_s": br["build_s"], "rate_hz": br["rate_hz"],
-                         "us_per_spike": 1e6 * br["wall_s"] / max(br["spikes"], 1),
-                         "bytes_per_synapse": None})
-            print(rows[-1], flush=True)
+
+    def add(row: dict | None) -> None:
+        if row is not None:
+            rows.append(row)
+            print({k: v for k, v in row.items() if k != "propagation"}, flush=True)
             save()
-            continue
-        state = keep = None
-        for path in args.paths:
-            if path == "gather" and scale > args.gather_max_scale:
+
+    tmp = Path(tempfile.mkdtemp(prefix="neurorl-scale-"))
+    try:
+        for scale in [] if args.report_only else args.scales:
+            if args.brian_only:
+                br = run_brian2(scale, args.duration_ms)
+                if br is None:
+                    raise SystemExit("brian2 is not importable in this interpreter")
+                add({"simulator": f"Brian2 {br['brian2']} (cython)", "scale": scale,
+                     "neurons": 4000 * scale, "synapses": br["synapses"],
+                     "wall_s": br["wall_s"], "build_s": br["build_s"], "rate_hz": br["rate_hz"],
+                     "us_per_spike": 1e6 * br["wall_s"] / max(br["spikes"], 1),
+                     "bytes_per_synapse": None})
                 continue
-            t0 = time.perf_counter()
-            cn = build(scale, path)
-            host_s = time.perf_counter() - t0
-            r = run_neurorl(cn, args.duration_ms, args.chunk_ms)
-            state = r.pop("state")
-            rows.append({"simulator": f"neurorl {path} ({jax.devices()[0].platform})",
-                         "scale": scale, "neurons": n, "synapses": r["synapses"],
-                         "wall_s": r["wall_s"], "build_s": host_s + r["compile_and_first_s"],
-                         "rate_hz": r["rate_hz"],
-                         "us_per_spike": 1e6 * r["wall_s"] / max(r["spikes"], 1),
-                         "bytes_per_synapse": r["bytes_per_synapse"],
-                         "propagation": r["propagation"]})
-            print(rows[-1], flush=True)
-            save()
-            keep = cn
-            del r
-        if not args.no_nest and state is not None:
+            net = tmp / f"cuba{scale}.npz"
+            for path in args.paths:
+                if path == "gather" and scale > args.gather_max_scale:
+                    continue
+                for cores in args.threads:
+                    dump = ["--net", str(net)] if not net.exists() else []
+                    add(spawn(["neurorl", "--scale", str(scale), "--path", path,
+                               "--duration-ms", str(args.duration_ms),
+                               "--chunk-ms", str(args.chunk_ms), *dump], cores))
+            if args.no_nest or not net.exists():
+                continue
             for th in args.threads:
-                ns = run_nest(keep, state, args.duration_ms, th)
-                if ns is None:
+                free = mem_available_gib()
+                if scale >= 100 and free < args.nest_min_free_gib:
+                    skipped.append(f"NEST {th} thread(s) at scale {scale}: MemAvailable "
+                                   f"{free:.1f} GiB < {args.nest_min_free_gib:.0f} GiB")
+                    print(skipped[-1], flush=True)
+                    save()
+                    continue
+                row = spawn(["nest", "--scale", str(scale), "--threads", str(th),
+                             "--duration-ms", str(args.duration_ms), "--net", str(net)], th)
+                if row is None:
+                    skipped.append("NEST: not importable (pip install -e '.[interop]')")
                     break
-                rows.append({"simulator": f"NEST {ns['nest']} ({th} thread{'s' * (th > 1)})",
-                             "scale": scale, "neurons": n, "synapses": rows[-1]["synapses"],
-                             "wall_s": ns["wall_s"], "build_s": ns["build_s"],
-                             "rate_hz": ns["rate_hz"],
-                             "us_per_spike": 1e6 * ns["wall_s"] / max(ns["spikes"], 1),
-                             "bytes_per_synapse": ns["bytes_per_synapse"]})
-                print(rows[-1], flush=True)
-                save()
-        del keep, state
-        gc.collect()
+                add(row)
+            net.unlink(missing_ok=True)
+            gc.collect()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     save()
+    print(f"total {time.perf_counter() - t_start:.0f} s", flush=True)
 
 
-def _notes(rows: list[dict], args, peak: int) -> str:
+def _notes(rows: list[dict], args, peak: int, total: float = 0.0,
+           skipped: list[str] = ()) -> str:
     lines = [f"{args.duration_ms:.0f} ms of model time, dt = {DT} ms, fan-in ~80 at every size "
              f"(p = 0.02 / scale). Wall time of the simulation alone (neurorl after its compile "
-             f"run, NEST/Brian2 after building; build_s apart). Peak resident memory of the run: "
-             f"{peak / 2**30:.1f} GiB (last invocation). The machine was shared with other "
-             "jobs while this ran: the times are upper bounds; rerun on a quiet machine with "
-             "the command in the module docstring. Rows come from several invocations "
-             "(--merge), each under its own load (the 1x and 10x rows were rerun when the box "
-             "had quietened, load ~1-2; the 100x row ran at load ~20-30). NEST runs in the same "
-             "process as JAX here: its 2-thread row (~10 s, vs 0.37-0.40 s measured alone in "
-             "issue #20) is anomalous -- probably XLA's thread pool contending with NEST's "
-             "OpenMP threads; NEST should be rerun in a process of its own before that row is "
-             "read. The event and gather paths simulate the same network: equal spike counts "
+             f"run, NEST/Brian2 after building; build_s apart). Every row ran in a process of "
+             f"its own, pinned with taskset: 'N core(s)' rows of neurorl beside NEST with N "
+             f"thread(s) (neurorl on 1 core: XLA's Eigen pool off). Largest resident "
+             f"memory of a worker: {peak / 2**30:.1f} GiB; the whole run took {total:.0f} s. "
+             "The event and gather paths simulate the same network: equal spike counts "
              "(tests/core/test_propagation.py checks spike-for-spike identity). neurorl's "
              "bytes/synapse: fan-in index + validity + weight (12 B per padded slot) and, for "
              "the event path, the fan-out table (8 B per padded slot); NEST's: growth of the "
-             "process's resident memory over the build. ![cost vs size](scale.png)"]
+             "process's resident memory over the build. The machine's load is in scale.json "
+             "(machine.load): rerun `python benchmarks/scale.py` on a quiet machine before "
+             "reading the times. ![cost vs size](scale.png)"]
+    lines += [f"skipped: {s}" for s in skipped]
     for scale in sorted({r["scale"] for r in rows}):
         rr = {r["simulator"]: r for r in rows if r["scale"] == scale}
-        nest = [r for s, r in rr.items() if s.startswith("NEST")]
+        nest = {r.get("cores"): r for s, r in rr.items() if s.startswith("NEST")}
         if not nest:
-            lines.append(f"scale {scale}: no NEST row in this file (not run to the end on the "
-                         "shared box: NEST's build reached 17 GiB resident next to "
-                         "neurorl's network in the same process and was stopped to keep the "
-                         "24 GiB machine usable for the other jobs; run the module's command "
-                         "with --scales 100 on a quiet machine).")
+            lines.append(f"scale {scale}: no NEST row in this file.")
         for s, r in rr.items():
-            if s.startswith("neurorl") and nest:
-                ref = nest[0]
+            ref = nest.get(r.get("cores"))
+            if s.startswith("neurorl") and ref is not None:
                 rel = 100 * (r["rate_hz"] / ref["rate_hz"] - 1)
                 lines.append(f"scale {scale}: {s} rate {r['rate_hz']:.2f} Hz vs NEST "
-                             f"{ref['rate_hz']:.2f} Hz ({rel:+.1f} %), "
-                             f"time {r['wall_s'] / ref['wall_s']:.2f}x NEST 1 thread"
-                             + "".join(f", {r['wall_s'] / x['wall_s']:.2f}x {x['simulator']}"
-                                       for x in nest[1:]))
+                             f"{ref['rate_hz']:.2f} Hz ({rel:+.1f} %), time "
+                             f"{r['wall_s'] / ref['wall_s']:.2f}x {ref['simulator']} "
+                             f"({r['us_per_spike']:.1f} vs {ref['us_per_spike']:.1f} us per "
+                             "spike)")
     return "\n\n".join(lines)
 
 

@@ -315,6 +315,12 @@ class LearningRule:
         optimizer: an optax GradientTransformation following the rule's -Delta w
             (default ``optax.sgd(1.0)``: w <- w + Delta w).
         name: key in state["rules"] and in ``run(..., modulators={name: [T]})``.
+        event_driven: ``"auto"``, True or False: ``step`` / ``run`` keep the rule's traces
+            lazily and change only the synapses of the neurons that spiked (Morrison, Diesmann
+            & Gerstner 2008; ``neurorl.plasticity.stdp.stdp_event``, ``rstdp.rstdp_event``),
+            with the result of the clock-driven rule. ``"auto"``: when the connection's
+            propagation is ``"event"`` and the rule (stdp, rstdp), the optimizer (the default)
+            and the backend (no weight projection) allow it. ``simulate`` keeps clock rules.
     """
 
     def __init__(
@@ -325,11 +331,16 @@ class LearningRule:
         *,
         optimizer: optax.GradientTransformation | None = None,
         name: str | None = None,
+        event_driven: Any = "auto",
     ) -> None:
         if not isinstance(connection, Connection):
             raise ConfigError("LearningRule.connection", connection, "a Connection")
         self.connection = connection
         params = dict(params or {})
+        self.params = params
+        if event_driven not in ("auto", True, False):
+            raise ConfigError("LearningRule.event_driven", event_driven, "'auto', True or False")
+        self.event_driven = event_driven
         if isinstance(rule, str):
             try:
                 from neurorl.plasticity import RULES
@@ -347,6 +358,7 @@ class LearningRule:
             raise ConfigError("LearningRule.connection.delay", "per-synapse",
                               "a single delay per connection for plastic connections")
         self.optimizer = optimizer if optimizer is not None else optax.sgd(1.0)
+        self.default_optimizer = optimizer is None
         self._name = name
 
     @property
@@ -602,6 +614,7 @@ class CompiledNetwork:
             project = hardware.project_weights
             self.groups, self.rules = hardware.adapt(self.groups, self.rules)
         self.project = project
+        self._event = self._event_rules()
         self.params = {
             "neurons": {n: g.params for n, g in self.groups.items()},
             "bias": {n: jnp.asarray(g.bias, jnp.float32) for n, g in self.groups.items()},
@@ -614,6 +627,36 @@ class CompiledNetwork:
         self._step_jit = jax.jit(self._step)
         self._run_jit = jax.jit(self._run, static_argnames="steps")
         self._simulate_jit = jax.jit(self._simulate, static_argnames="steps")
+
+    def _event_rules(self) -> dict[str, Any]:
+        """Rules run event-driven by ``step`` / ``run``: ``{rule: (EventRule, cap_pre,
+        cap_post)}`` (see ``LearningRule.event_driven``)."""
+        from neurorl.plasticity.rstdp import rstdp_event
+        from neurorl.plasticity.stdp import stdp_event
+
+        factories = {"stdp": stdp_event, "rstdp": rstdp_event}
+        out = {}
+        for n, r in self.rules.items():
+            c, conf = r.connection, self._conf[r.connection.name]
+            why = None
+            if r.rule_name not in factories or not isinstance(r.rule_name, str):
+                why = "a rule with an event-driven form ('stdp', 'rstdp')"
+            elif not getattr(r, "default_optimizer", False):
+                why = "the default optimizer (event-driven steps apply Delta w: optax.sgd(1.0))"
+            elif self.project is not None:
+                why = "a backend without weight projection (the simulator, no project=...)"
+            if r.event_driven is True and why is not None:
+                raise ConfigError(f"LearningRule({n}).event_driven", True, why, False)
+            if r.event_driven is True or (r.event_driven == "auto" and why is None
+                                          and conf["propagation"] == "event"):
+                cap_post = prop.resolve_capacity(c.event_capacity, c.target.n, c.rate_hz,
+                                                 _group_dt(c.target))
+                out[n] = (factories[r.rule_name](**r.params), conf["capacity"], cap_post)
+        return out
+
+    def plasticity(self) -> dict[str, str]:
+        """``"event"`` or ``"clock"`` per learning rule (how ``step`` / ``run`` update it)."""
+        return {n: "event" if n in self._event else "clock" for n in self.rules}
 
     def _schedule(self, net: Network) -> None:
         """Update order within a step (delay-0 edges: source before target) and the stages of
@@ -780,7 +823,8 @@ class CompiledNetwork:
         rules = {}
         for n, r in self.rules.items():
             w = weights[r.connection.name]
-            rules[n] = {"rule": r.rule.init(w), "opt": r.optimizer.init(w)}
+            rs = self._event[n][0].init(w) if n in self._event else r.rule.init(w)
+            rules[n] = {"rule": rs, "opt": r.optimizer.init(w)}
         return {"neurons": neurons, "history": history, "syn": syn, "weights": weights,
                 "rules": rules, "t": jnp.zeros((), jnp.int32)}
 
@@ -922,6 +966,8 @@ class CompiledNetwork:
         """Optimizer step per rule, then Dale's sign, the structural mask and the projection."""
         weights, new_opt = dict(weights), {}
         for n, r in self.rules.items():
+            if n not in grads:  # event-driven: updated in its own step
+                continue
             cn = r.connection.name
             updates, new_opt[n] = r.optimizer.update(grads[n], opt[n], weights[cn])
             w = optax.apply_updates(weights[cn], updates)
@@ -932,6 +978,8 @@ class CompiledNetwork:
     def _rule_grads(self, traces: Any, weights: Any, mods: Any) -> tuple[Any, Any]:
         grads, new = {}, {}
         for n, r in self.rules.items():
+            if n in self._event:
+                continue
             cn = r.connection.name
             g, new[n] = r.rule.update(traces[n], mods[n], weights[cn])
             grads[n] = g * self.structure[cn]["mask"]  # no synapse, no update
@@ -942,6 +990,8 @@ class CompiledNetwork:
         dyn, spikes, arriving = self._advance(params, structure, state["weights"], dyn, ext)
         traces = {}
         for n, r in self.rules.items():
+            if n in self._event:
+                continue
             c = r.connection
             view = self._view(params, c.target.name, dyn["neurons"][c.target.name])
             traces[n] = r.rule.accumulate(state["rules"][n]["rule"], arriving[c.name],
@@ -951,7 +1001,15 @@ class CompiledNetwork:
             grads, traces = self._rule_grads(traces, weights, mods)
             opt = {n: state["rules"][n]["opt"] for n in self.rules}
             weights, opt = self._apply(structure, weights, opt, grads)
-            rules = {n: {"rule": traces[n], "opt": opt[n]} for n in self.rules}
+            weights = dict(weights)
+            for n, (er, cap_pre, cap_post) in self._event.items():  # event-driven plasticity
+                c = self.rules[n].connection
+                traces[n], weights[c.name] = er.step(
+                    state["rules"][n]["rule"], weights[c.name], arriving[c.name],
+                    spikes[c.target.name], mods[n], state["t"], structure[c.name]["mask"],
+                    lambda w, cn=c.name: self._dale(cn, w), cap_pre, cap_post)
+            rules = {n: {"rule": traces[n], "opt": opt.get(n, state["rules"][n]["opt"])}
+                     for n in self.rules}
         else:
             rules = {}
         new_state = {**dyn, "weights": weights, "rules": rules}
@@ -1132,6 +1190,7 @@ class CompiledNetwork:
         Raises:
             ShapeError / ConfigError: inputs of the wrong shape or group.
         """
+        self._clock_only("simulate")
         ext, T = self._check_inputs(inputs, time_major=True, steps=steps)
         return self._simulate_jit(self.params, self.structure, weights, dyn, traces, ext,
                                   steps=T)
@@ -1144,8 +1203,16 @@ class CompiledNetwork:
             modulators: dict rule -> third factor: a scalar (reward, TD error) or one value per
                 postsynaptic neuron ``[n_post]`` (e-prop's learning signal L_j).
         """
+        self._clock_only("rule_updates")
         mods = self._check_mods(modulators, None, per_post=True)
         return self._rule_grads(traces, weights, mods)
+
+    def _clock_only(self, what: str) -> None:
+        if self._event:
+            n = next(iter(self._event))
+            raise ConfigError(f"LearningRule({n}).event_driven", True, f"False for {what}() "
+                              "(it accumulates clock-driven traces with fixed weights; event-"
+                              "driven rules learn in step / run)", False)
 
     def constrain(self, weights: Any, project: bool = True) -> dict[str, Array]:
         """Dale's sign, the structural mask and (``project``) the backend's deterministic

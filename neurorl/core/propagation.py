@@ -157,7 +157,11 @@ def fanout_tables(pre: np.ndarray, post: np.ndarray, pos: np.ndarray, n_pre: int
     key = d * (n_pre + 1) + pre
     counts = np.bincount(key, minlength=n_slices * (n_pre + 1))
     f_max = max(int(counts.max()) if len(pre) else 0, 1)
-    order = np.lexsort((post, key))
+    flat = key.astype(np.int64) * (n_post + 1) + post
+    if len(flat) and np.all(flat[1:] >= flat[:-1]):
+        order = np.arange(len(flat))  # edge lists come sorted by (pre, post): lexsort's result
+    else:
+        order = np.lexsort((post, key))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     slot = np.empty(len(pre), np.int64)
     slot[order] = np.arange(len(pre)) - starts[key[order]]

@@ -162,3 +162,140 @@ def rstdp(a_plus: float = 1.0, a_minus: float = 1.0, tau_plus: float = 20.0,
         return -lr * d * state.eligibility, state
 
     return PlasticityRule(init, accumulate, update, accumulate_block)
+
+
+# ------------------------------------------------------------------ event-driven formulation
+@struct.dataclass
+class EventRSTDPState:
+    """Event-driven R-STDP state (lazy traces and eligibility).
+
+    Attributes:
+        x_pre, t_pre: [n_pre] presynaptic trace as of its last spike, and that step (int32).
+        y_post, t_post: [n_post] postsynaptic trace and the step of its last spike.
+        eligibility: [n_pre, n_post] c as of the last step either end of the synapse spiked,
+            ``max(t_pre[i], t_post[j])``; its value at step t is
+            ``c exp(-(t - max(t_pre[i], t_post[j])) dt / tau_c)``.
+        baseline, dopamine: as in :class:`RSTDPState`.
+        overflows: [] int32 steps whose spikes did not fit the lists (dense fallback taken).
+    """
+
+    x_pre: Array
+    t_pre: Array
+    y_post: Array
+    t_post: Array
+    eligibility: Array
+    baseline: Array
+    dopamine: Array
+    overflows: Array
+
+
+def rstdp_event(a_plus: float = 1.0, a_minus: float = 1.0, tau_plus: float = 20.0,
+                tau_minus: float = 20.0, tau_c: float = 1000.0, dt: float = 1.0,
+                lr: float = 0.01, modulator_kind: str = "reward_baseline",
+                baseline_rate: float = 0.05, tau_d: float = 200.0, tonic_da: float = 0.0,
+                pairing: str = "all_to_all"):
+    """Event-driven R-STDP: the rule of :func:`rstdp` (same arguments, same result) with its
+    traces and eligibility tag kept lazily (Morrison, Diesmann & Gerstner 2008, Sec. 4).
+
+    The pre/post traces store the step of their last change and are decayed analytically when
+    read; an eligibility entry ``c_ij`` changes only when neuron i or j spikes, so its last
+    change is ``max(t_pre[i], t_post[j])`` and it is decayed analytically from there
+    (``exp(-(t - t_last) dt / tau_c)``): a step updates the rows of the presynaptic spikes and
+    the columns of the postsynaptic spikes only (Izhikevich 2007's tag, Florian 2007's
+    discrete-time order). The third factor then moves every tagged synapse,
+    ``Delta w = lr d c`` (Izhikevich 2007, Eq. 2; Fremaux & Gerstner 2016): a global signal
+    reaches all of them, so this dense step is taken only on steps where ``d != 0`` -- sparse
+    rewards (``modulator_kind="raw"`` / ``"td"`` with a zero modulator between rewards) skip
+    it; a baseline-subtracted or tonic-dopamine ``d`` is nonzero every step and pays it every
+    step. Weights and spikes equal the clock-driven path to the rounding of the decay powers.
+
+    Args:
+        See :func:`rstdp`.
+
+    Returns:
+        ``EventRule(init, step)`` (:class:`neurorl.plasticity.traces.EventRule`).
+
+    References:
+        Morrison, A., Diesmann, M. & Gerstner, W. (2008). Biol. Cybern. 98:459-478.
+        Izhikevich, E. M. (2007). Solving the distal reward problem through linkage of STDP
+        and dopamine signaling. Cereb. Cortex 17:2443-2452.
+        Potjans, W., Morrison, A. & Diesmann, M. (2010). Enabling functional neural circuit
+        simulations with distributed computing of neuromodulated plasticity. Front. Comput.
+        Neurosci. 4:141 (the event-driven dopamine synapse of NEST).
+    """
+    from neurorl.core.propagation import spike_list
+    from neurorl.plasticity.stdp import lazy_trace_step
+    from neurorl.plasticity.traces import EventRule, lazy_decay
+
+    rstdp(a_plus, a_minus, tau_plus, tau_minus, tau_c, dt, lr, modulator_kind, baseline_rate,
+          tau_d, tonic_da, pairing)  # validate
+    dp, dm = decay_factor(tau_plus, dt), decay_factor(tau_minus, dt)
+    dc, dd = decay_factor(tau_c, dt), decay_factor(tau_d, dt)
+
+    def init(weights: Array) -> EventRSTDPState:
+        n_pre, n_post = jnp.shape(weights)
+        zf, zi = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
+        return EventRSTDPState(jnp.zeros((n_pre,), jnp.float32), jnp.zeros((n_pre,), jnp.int32),
+                               jnp.zeros((n_post,), jnp.float32),
+                               jnp.zeros((n_post,), jnp.int32),
+                               jnp.zeros((n_pre, n_post), jnp.float32), zf, zf, zi)
+
+    def third_factor(state: EventRSTDPState, m: Array) -> tuple[Array, EventRSTDPState]:
+        if modulator_kind == "reward_baseline":  # as rstdp's update
+            d = m - state.baseline
+            return d, state.replace(baseline=state.baseline + baseline_rate * d)
+        if modulator_kind == "dopamine":
+            da = dd * state.dopamine + m
+            return tonic_da + da, state.replace(dopamine=da)
+        return m, state
+
+    def step(state: EventRSTDPState, w: Array, pre: Array, post: Array, modulator: Array,
+             t: Array, mask: Array, constrain: Any, cap_pre: int, cap_post: int
+             ) -> tuple[EventRSTDPState, Array]:
+        pre, post = pre.astype(jnp.float32), post.astype(jnp.float32)
+        tp, tq, C = state.t_pre, state.t_post, state.eligibility
+        # the traces with this step's spikes (Florian's order), for every neuron
+        xd, x_st, tx = lazy_trace_step(state.x_pre, tp, pre, t, dp, pairing)
+        yd, y_st, ty = lazy_trace_step(state.y_post, tq, post, t, dm, pairing)
+        x = jnp.where(pre != 0, x_st, xd)
+        y = jnp.where(post != 0, y_st, yd)
+        P, fits_pre = spike_list(pre, cap_pre)
+        Q, fits_post = spike_list(post, cap_post)
+
+        def tag(c: Array, last: Array, xv: Array, po: Array, pr: Array, yv: Array) -> Array:
+            # clock: dc * c + a_plus * x[:, None] * post[None, :] - a_minus * pre[:, None] * y
+            return (lazy_decay(c, last, t, dc) + (a_plus * xv) * po) - (a_minus * pr) * yv
+
+        def events() -> Array:
+            take = lambda v, i, axis=0: jnp.take(v, i, axis=axis, mode="fill",  # noqa: E731
+                                                 fill_value=0)
+            rows = tag(take(C, P), jnp.maximum(take(tp, P)[:, None], tq[None, :]),
+                       take(x, P)[:, None], post[None, :], take(pre, P)[:, None], y[None, :])
+            C1 = C.at[P].set(rows, mode="drop")
+            cols = take(C1, Q, 1)
+            new = tag(cols, jnp.maximum(tp[:, None], take(tq, Q)[None, :]), x[:, None],
+                      take(post, Q)[None, :], pre[:, None], take(y, Q)[None, :])
+            new = jnp.where(pre[:, None] != 0, cols, new)
+            return C1.at[:, Q].set(new, mode="drop")
+
+        def dense() -> Array:
+            touched = (pre != 0)[:, None] | (post != 0)[None, :]
+            full = tag(C, jnp.maximum(tp[:, None], tq[None, :]), x[:, None], post[None, :],
+                       pre[:, None], y[None, :])
+            return jnp.where(touched, full, C)
+
+        fits = fits_pre & fits_post
+        C = jax.lax.cond(fits, events, dense)
+        state = state.replace(x_pre=x_st, t_pre=tx, y_post=y_st, t_post=ty, eligibility=C,
+                              overflows=state.overflows + (~fits).astype(jnp.int32))
+        d, state = third_factor(state, jnp.asarray(modulator, jnp.float32))
+
+        def learn() -> Array:
+            c_now = lazy_decay(C, jnp.maximum(tx[:, None], ty[None, :]), t, dc)
+            grads = (-lr * d * c_now) * mask  # rstdp's update, then the network's mask
+            return constrain(w + (-1.0) * grads) * mask  # sgd(1.0), Dale, mask
+
+        w_new = jax.lax.cond(jnp.any(d != 0), learn, lambda: w)
+        return state, w_new
+
+    return EventRule(init, step)

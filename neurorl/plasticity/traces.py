@@ -9,6 +9,8 @@ sampled every ``dt`` (Morrison, Diesmann & Gerstner 2008, Biol. Cybern. 98:459, 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 from jax import Array
@@ -87,3 +89,42 @@ def block_traces(x0: Array, spikes: Array, decay: float | Array) -> Array:
     d = jnp.asarray(decay, jnp.float32)
     powers = d ** jnp.arange(1, T + 1, dtype=jnp.float32)
     return decay_matrix(d, T) @ spikes.astype(jnp.float32) + powers[:, None] * x0[None, :]
+
+
+# ---------------------------------------------------------------- event-driven (lazy) traces
+class EventRule(NamedTuple):
+    """The event-driven form of a rule, used by ``CompiledNetwork.step`` / ``run`` on plastic
+    connections with ``LearningRule(event_driven=...)`` (Morrison, Diesmann & Gerstner 2008,
+    Sec. 4: traces kept with the time of their last change, decayed analytically when a spike
+    reads them; synapses touched only in the rows / columns of the neurons that spiked).
+
+    Attributes:
+        init: ``weights [n_pre, n_post] -> state``.
+        step: ``(state, weights, pre [n_pre], post [n_post], modulator, t, mask, constrain,
+            cap_pre, cap_post) -> (state, weights)``: one step of accumulate + update + the
+            optimizer ``optax.sgd(1.0)`` (w <- w + Delta w), ``constrain`` (Dale's sign) and the
+            structural ``mask`` applied to the entries it changes. ``t`` is the step index,
+            ``cap_pre`` / ``cap_post`` the spike-list lengths (a step with more spikes takes
+            the dense fallback, counted in ``state.overflows``).
+    """
+
+    init: Callable[[Array], Any]
+    step: Callable[..., tuple[Any, Array]]
+
+
+def lazy_decay(value: Array, t_last: Array, t: Array, decay: Array) -> Array:
+    """A trace last changed at step ``t_last`` read at step ``t``: ``value * decay^(t - t_last)``.
+
+    The clock-driven trace multiplies by ``decay`` once per step; the power is one rounding
+    instead of ``t - t_last`` (the two differ by a few ulp per step elapsed).
+    """
+    n = (t - t_last).astype(jnp.float32)
+    return value * jnp.power(jnp.asarray(decay, jnp.float32), n)
+
+
+def spike_rows(a: Array, capacity: int) -> tuple[Array, Array]:
+    """Indices of the nonzero entries of ``a`` (ascending, padded with ``len(a)``) and whether
+    they fit in ``capacity`` (:func:`neurorl.core.propagation.spike_list`)."""
+    from neurorl.core.propagation import spike_list
+
+    return spike_list(a, capacity)

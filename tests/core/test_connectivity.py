@@ -113,3 +113,47 @@ def test_fixed_fan_out_k_too_large_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="fixed_fan_out"):
         build_edges("fixed_fan_out", 0, 10, 10, k=10, allow_self=False)
+
+
+def test_vectorised_bernoulli_pairs_distribution():
+    """The geometric-skip sampler (large probabilistic projections) against Bernoulli trials:
+    edge count within Binomial bounds, no duplicates, in/out-degrees Binomial (mean, variance,
+    chi-square of the degree histogram), pairs uniform over the index space."""
+    n_pre, n_post, p = 400, 300, 0.03
+    counts = []
+    for seed in range(5):
+        pre, post = cx.bernoulli_pairs(np.random.default_rng(seed), n_pre, n_post, p)
+        counts.append(len(pre))
+        flat = pre.astype(np.int64) * n_post + post
+        assert (np.diff(flat) > 0).all()  # sorted, no duplicates
+        assert pre.max() < n_pre and post.max() < n_post and pre.min() >= 0
+    lo, hi = stats.binom.ppf([1e-4, 1 - 1e-4], n_pre * n_post, p)
+    assert all(lo <= c <= hi for c in counts), (counts, lo, hi)
+    pre, post = cx.bernoulli_pairs(np.random.default_rng(11), 2000, 2000, 0.01)
+    for deg, n_other in ((np.bincount(post, minlength=2000), 2000),
+                         (np.bincount(pre, minlength=2000), 2000)):
+        mean, var = n_other * 0.01, n_other * 0.01 * 0.99
+        assert abs(deg.mean() - mean) < 4 * np.sqrt(var / 2000)
+        assert 0.85 < deg.var() / var < 1.15
+        ks = np.arange(0, 45)
+        expected = stats.binom.pmf(ks, n_other, 0.01) * 2000
+        observed = np.bincount(np.minimum(deg, 44), minlength=45)[:45]
+        keep = expected > 5
+        chi2 = ((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+        assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-4
+    # flat positions uniform: KS against U(0, 1)
+    flat = (pre.astype(np.int64) * 2000 + post) / (2000 * 2000)
+    assert stats.kstest(flat, "uniform").pvalue > 1e-4
+    # a sampler with p/2 would fail the count bounds
+    half = len(cx.bernoulli_pairs(np.random.default_rng(0), n_pre, n_post, p / 2)[0])
+    assert half < lo
+    assert len(cx.bernoulli_pairs(np.random.default_rng(0), 7, 9, 1.0)[0]) == 63
+    assert len(cx.bernoulli_pairs(np.random.default_rng(0), 7, 9, 0.0)[0]) == 0
+
+
+def test_probabilistic_large_uses_vectorised_sampler_without_self():
+    n = 8000  # 6.4e7 pairs > the row-loop limit
+    pre, post = cx.build_edges("probabilistic", 3, n, n, p=0.001, allow_self=False)
+    assert not (pre == post).any()
+    lo, hi = stats.binom.ppf([1e-4, 1 - 1e-4], n * n - n, 0.001)
+    assert lo <= len(pre) <= hi

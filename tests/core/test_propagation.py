@@ -115,7 +115,9 @@ def _plastic(propagation):
     out = NeuronGroup(30, "LIF", {"tau_mem": 10.0, "v_th": 1.0}, name="out", sign="excitatory")
     c = Connection(inp, out, "probabilistic", p=0.5, weight={"init": "uniform", "low": 0.2,
                                                             "high": 0.9}, propagation=propagation)
-    rule = LearningRule(c, "stdp", {"a_plus": 0.02, "a_minus": 0.021})
+    # the propagation paths alone, bit for bit: the rule stays clock-driven on both (event-
+    # driven plasticity, equal to rounding, is tests/plasticity/test_event_plasticity.py's)
+    rule = LearningRule(c, "stdp", {"a_plus": 0.02, "a_minus": 0.021}, event_driven=False)
     return Network(inp, out, c, rule, SpikeMonitor(out)).compile(seed=1)
 
 
@@ -175,3 +177,22 @@ def test_spike_list_is_the_first_active_indices_in_order(n, cap):
         np.testing.assert_array_equal(np.asarray(idx)[:m], want[:m])
         if len(want) <= cap:
             assert np.all(np.asarray(idx)[m:] == n)
+
+
+def test_fanout_tables_sorted_fast_path_equals_lexsort():
+    """Edge lists sorted by (pre, post) skip the sort; the tables equal those of the same edges
+    in any order (which take np.lexsort)."""
+    from neurorl.core import connectivity as cx
+    from neurorl.core.propagation import fanout_tables
+
+    rng = np.random.default_rng(0)
+    for rule, kw in (("probabilistic", {"p": 0.05}), ("fixed_fan_in", {"k": 7})):
+        pre, post = cx.build_edges(rule, 0, 300, 200, **kw)
+        for delay in (None, rng.integers(1, 4, len(pre)).astype(np.int32)):
+            pos = np.arange(len(pre))
+            perm = rng.permutation(len(pre))
+            a = fanout_tables(pre, post, pos, 300, 200, delay)
+            b = fanout_tables(pre[perm], post[perm], pos[perm], 300, 200,
+                              None if delay is None else delay[perm])
+            for k in a:
+                np.testing.assert_array_equal(a[k], b[k])
