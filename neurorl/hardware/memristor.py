@@ -379,7 +379,11 @@ class PulseDeviceSpec:
     ``SoftBoundsDevice`` with ``mult_noise=True``), then clipped to ``[g_lo, g_hi]``, with
     device-to-device spread ``dw_up = dw_min (1 + up_down + dtod xi)``, ``dw_down = dw_min (1 -
     up_down + dtod xi)`` and ``g_hi = w_max (1 + w_max_dtod xi)`` drawn once per device (aihwkit
-    ``PulsedDevice`` ``up_down``, ``dw_min_dtod``, ``w_max_dtod``). A device with ``endurance``
+    ``PulsedDevice`` ``dw_min_dtod``, ``up_down_dtod``, ``w_max_dtod``). Our ``up_down = b`` is
+    symmetric about ``dw_min``; aihwkit's ``up_down = a > 0`` keeps the up step at ``dw_min``
+    and shrinks the down step to ``dw_min (1 - a)``, so ours is aihwkit's with ``dw_min (1 + b)``
+    and ``a = 2 b / (1 + b)`` (checked against aihwkit's tile in ``tests/hardware/
+    test_pulses.py``). A device with ``endurance``
     pulses is worn out (stuck). The read path adds relative read noise and, for PCM, power-law
     drift since the device's last pulse (``nu`` from the aihwkit PCM fit used by
     :func:`conductance`).
@@ -387,7 +391,7 @@ class PulseDeviceSpec:
     Attributes:
         name: preset name.
         dw_min: mean step at ``g = 0`` in device units.
-        up_down: up/down asymmetry beta.
+        up_down: up/down asymmetry b: up steps ``dw_min (1 + b)``, down ``dw_min (1 - b)``.
         g_hi: upper bound (device units); ``g_lo``: lower bound.
         dw_min_dtod: device-to-device spread of the step (relative).
         up_down_dtod: device-to-device spread of beta.
