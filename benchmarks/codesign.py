@@ -166,11 +166,23 @@ def _write(rows: list[dict], steps: int, seeds: int, prov: dict, out: str | None
             f"{fmt(None if not wr else float(np.median(wr)), '.3g')} | {r['wall_s']:.0f} |")
     lines += ["", "![final return per non-ideality](codesign.png)", "",
               f"Machine: {machine()}", ""]
-    write_results("codesign", {"benchmark": "codesign", "steps": steps, "seeds": seeds,
-                               "shift_step": steps // 2, "chip": CHIP, "ideal_device": IDEAL,
-                               "nonidealities": dict(NONIDEAL), "schemes": list(SCHEMES),
-                               "machine": machine(), "provenance": prov, "rows": rows},
+    write_results("codesign", _strict({"benchmark": "codesign", "steps": steps, "seeds": seeds,
+                                       "shift_step": steps // 2, "chip": CHIP,
+                                       "ideal_device": IDEAL, "nonidealities": dict(NONIDEAL),
+                                       "schemes": list(SCHEMES), "machine": machine(),
+                                       "provenance": prov, "rows": rows}),
                   rows, out=folder, markdown="\n".join(lines))
+
+
+def _strict(x):
+    """A copy that strict JSON can hold: non-finite floats (endurance inf) as strings."""
+    if isinstance(x, dict):
+        return {k: _strict(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_strict(v) for v in x]
+    if isinstance(x, float) and not np.isfinite(x):
+        return str(x)
+    return x
 
 
 def _plot(rows: list[dict], path: Path) -> None:
