@@ -57,9 +57,10 @@ def _median(xs: list) -> float | None:
     return float(np.median(v)) if v else None
 
 
-def run_condition(label: str, agent: str, chip: str, off_chip: bool, steps: int, seeds: int
-                  ) -> dict:
-    """Train one condition (seeds vmapped) and reduce its metrics (host side)."""
+def run_condition(label: str, agent: str, chip: str, off_chip: bool, steps: int, seeds: int,
+                  chip_device: dict | None = None, env_id: str = "CartPole-v1") -> dict:
+    """Train one condition (seeds vmapped) and reduce its metrics (host side);
+    ``chip_device``: changes to a crossbar's pulsed-device model (``TrainConfig.chip_device``)."""
     import jax
 
     from neurorl.experiment.train import TrainConfig, make_train
@@ -70,8 +71,8 @@ def run_condition(label: str, agent: str, chip: str, off_chip: bool, steps: int,
 
     shift = steps // 2
     cfg = TrainConfig(
-        env_id="CartPole-v1", agent=agent, n_envs=N_ENVS, n_seeds=seeds, n_steps=steps,
-        substeps=SUBSTEPS, chip=chip, off_chip_learning=off_chip,
+        env_id=env_id, agent=agent, n_envs=N_ENVS, n_seeds=seeds, n_steps=steps,
+        substeps=SUBSTEPS, chip=chip, off_chip_learning=off_chip, chip_device=chip_device,
         shifts={"params": [{"field": "length",
                             "schedule": {"kind": "abrupt", "values": [0.5, 1.0],
                                          "steps": [shift]}}]},
@@ -124,7 +125,7 @@ def run_condition(label: str, agent: str, chip: str, off_chip: bool, steps: int,
                        else cum_e[k - 1:].tolist()[:: max(1, len(smooth) // 200)]})
         est = out["runner_state"].engine
         if est is not None and spec.device is not None:
-            dev = get_pulse_device(spec.device)
+            dev = get_pulse_device(train.agent.runtime.net.hardware.chip.device)
             p = np.concatenate([np.asarray(v.devices.pulses[s]).ravel() for v in est.values()])
             writes.append(float(p.sum()))
             max_dev.append(float(p.max()))

@@ -136,6 +136,9 @@ class HardwareSection(_Strict):
 
     chip: str = "float"
     off_chip_learning: bool = False
+    # crossbar on-chip learning: fields of the chip's pulsed-device model to change
+    # (neurorl.hardware.memristor.PulseDeviceSpec), e.g. {update: mixed_precision}
+    device: dict[str, Any] | None = None
 
 
 class TrainingSection(_Strict):

@@ -53,6 +53,7 @@ def train_config(cfg: C.ExperimentConfig, n_seeds: int | None = None):
         chip=None if cfg.hardware.chip == "float" else cfg.hardware.chip,
         off_chip_learning=cfg.hardware.off_chip_learning,
         network=cfg.agent.network,
+        chip_device=cfg.hardware.device,
     )
 
 
@@ -64,6 +65,7 @@ _YAML_PATHS = {
     "substeps": "agent.substeps",
     "obs_range": "agent.obs_range",
     "chip": "hardware.chip",
+    "chip_device": "hardware.device",
     "agent": "agent.name",
     "env_id": "env.id",
 }

@@ -77,6 +77,10 @@ class TrainConfig:
             otherwise a chip without on-chip support for the rule is an error.
         chip_w_scale: each weight matrix's grid covers ``chip_w_scale x max|w_init|`` (a
             per-projection scale, like Loihi's weight exponent).
+        chip_device: on-chip learning on a crossbar (``pcm``, ``rram``): fields of the chip's
+            pulsed-device model to change (:class:`~neurorl.hardware.memristor.PulseDeviceSpec`),
+            e.g. ``{"update": "mixed_precision"}`` (accumulate-then-program, Nandakumar et al.
+            2020) or one non-ideality such as ``{"up_down": 0.3}``; None: the preset.
         network: the agent's network when not the recipe's own: an
             :class:`~neurorl.agents.AgentNetwork`, a function ``spec -> AgentNetwork`` (a
             Python recipe) or the YAML mapping of ``agent.network``; ``agent`` then names the
@@ -97,6 +101,7 @@ class TrainConfig:
     off_chip_learning: bool = False
     chip_w_scale: float = 2.0
     network: Any = None
+    chip_device: Mapping[str, Any] | None = None
 
 
 def n_iterations(cfg: TrainConfig, n_steps: int | None = None) -> int:
@@ -129,6 +134,8 @@ def validate(cfg: TrainConfig) -> None:
         lookup(CHIPS, cfg.chip, "chip", field="chip")
         if not cfg.chip_w_scale > 0:
             raise ConfigError("chip_w_scale", cfg.chip_w_scale, "a float > 0")
+    if cfg.chip_device is not None:
+        _chip_device(cfg)
     from neurorl.experiment import config as C
     from neurorl.experiment.shiftspec import check_shifts
 
@@ -279,6 +286,23 @@ class ChipLearning:
         return sum(s.ops for s in states.values())
 
 
+def _chip_device(cfg: TrainConfig) -> Any:
+    """The crossbar's pulsed-device model with ``cfg.chip_device``'s changes (ConfigError: not
+    a crossbar learning on chip, or an unknown field / invalid value)."""
+    from neurorl.hardware.chips import get_chip
+    from neurorl.hardware.memristor import PULSE_DEVICES, pulse_device_with
+
+    spec = None if cfg.chip in (None, "float") else get_chip(cfg.chip)
+    if spec is None or spec.device not in PULSE_DEVICES or cfg.off_chip_learning:
+        raise ConfigError("chip_device", dict(cfg.chip_device),
+                          "only with on-chip learning on a crossbar chip "
+                          f"({', '.join(sorted(PULSE_DEVICES))}); chip is {cfg.chip!r}"
+                          + (", off_chip_learning is on" if cfg.off_chip_learning else ""))
+    if not isinstance(cfg.chip_device, Mapping):
+        raise ConfigError("chip_device", cfg.chip_device, "a dict of device fields")
+    return pulse_device_with(spec.device, cfg.chip_device, field="chip_device")
+
+
 def make_chip_learning(cfg: TrainConfig, agent: Any) -> ChipLearning | None:
     """The backend's on-chip learning for this agent, or None (float, off-chip learning, or an
     agent whose weights are not its compiled network's connections: then ``make_projection``)."""
@@ -294,6 +318,8 @@ def make_chip_learning(cfg: TrainConfig, agent: Any) -> ChipLearning | None:
     from neurorl.hardware.constraints import require_on_chip_learning
 
     require_on_chip_learning(cfg.chip, AGENT_RULES.get(agent.name, agent.name), False)
+    if cfg.chip_device is not None:  # the crossbar learns through the changed device model
+        hw.chip = dataclasses.replace(hw.chip, device=_chip_device(cfg))
     return ChipLearning(hw, list(w0), cfg.substeps)
 
 

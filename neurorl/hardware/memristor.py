@@ -29,6 +29,7 @@ Not verified: endurance (10^6-10^10 cycles [M]) and the level counts (hardware.m
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import flax.struct
@@ -36,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from neurorl.errors import ConfigError, lookup
+from neurorl.errors import ConfigError, closest, lookup
 
 Array = jax.Array
 
@@ -378,7 +379,11 @@ class PulseDeviceSpec:
     ``SoftBoundsDevice`` with ``mult_noise=True``), then clipped to ``[g_lo, g_hi]``, with
     device-to-device spread ``dw_up = dw_min (1 + up_down + dtod xi)``, ``dw_down = dw_min (1 -
     up_down + dtod xi)`` and ``g_hi = w_max (1 + w_max_dtod xi)`` drawn once per device (aihwkit
-    ``PulsedDevice`` ``up_down``, ``dw_min_dtod``, ``w_max_dtod``). A device with ``endurance``
+    ``PulsedDevice`` ``dw_min_dtod``, ``up_down_dtod``, ``w_max_dtod``). Our ``up_down = b`` is
+    symmetric about ``dw_min``; aihwkit's ``up_down = a > 0`` keeps the up step at ``dw_min``
+    and shrinks the down step to ``dw_min (1 - a)``, so ours is aihwkit's with ``dw_min (1 + b)``
+    and ``a = 2 b / (1 + b)`` (checked against aihwkit's tile in ``tests/hardware/
+    test_pulses.py``). A device with ``endurance``
     pulses is worn out (stuck). The read path adds relative read noise and, for PCM, power-law
     drift since the device's last pulse (``nu`` from the aihwkit PCM fit used by
     :func:`conductance`).
@@ -386,7 +391,7 @@ class PulseDeviceSpec:
     Attributes:
         name: preset name.
         dw_min: mean step at ``g = 0`` in device units.
-        up_down: up/down asymmetry beta.
+        up_down: up/down asymmetry b: up steps ``dw_min (1 + b)``, down ``dw_min (1 - b)``.
         g_hi: upper bound (device units); ``g_lo``: lower bound.
         dw_min_dtod: device-to-device spread of the step (relative).
         up_down_dtod: device-to-device spread of beta.
@@ -401,6 +406,19 @@ class PulseDeviceSpec:
         read_noise: relative sigma of a read.
         drift: PCM power-law drift on reads.
         g_max_us: conductance of device unit 1.0 in uS (for drift's g-dependence).
+        nonlinearity: how much a step shrinks towards the bound, ``step = dw (1 - nl g / b)``:
+            1.0 soft bounds (aihwkit ``SoftBoundsDevice``), 0.0 a constant step clipped at the
+            bounds (aihwkit ``ConstantStepDevice``).
+        drift_nu: a fixed drift exponent for every device (``None``: the aihwkit PCM fit).
+        drift_t0: time after a pulse from which a read drifts, s (aihwkit: 20 s).
+        update: how a requested change becomes pulses (:func:`pulse_update`):
+            ``"calibrated"`` -- a stochastic pulse count from each device's own present step
+            (the controller knows every device's step: an idealisation, the default so far);
+            ``"stochastic"`` -- a stochastic pulse count from the nominal step ``dw_min``, open
+            loop, as aihwkit and a real crossbar controller do (Gokmen & Vlasov 2016);
+            ``"mixed_precision"`` -- the change accumulates in a digital variable ``chi`` per
+            synapse and ``floor(|chi| / dw_min)`` pulses are applied once it passes one nominal
+            step, ``chi`` keeping the rest (Nandakumar et al. 2020).
     """
 
     name: str
@@ -420,16 +438,61 @@ class PulseDeviceSpec:
     read_noise: float = 0.0
     drift: bool = False
     g_max_us: float = 25.0
+    nonlinearity: float = 1.0
+    drift_nu: float | None = None
+    drift_t0: float = 20.0
+    update: str = "calibrated"
 
     def __post_init__(self) -> None:
         if not (self.dw_min > 0 and self.g_hi > self.g_lo and self.max_pulses >= 1
                 and self.endurance >= 1 and -1 < self.up_down < 1):
             raise ConfigError("pulse_device", self.name, "dw_min > 0, g_hi > g_lo, "
                               "max_pulses >= 1, endurance >= 1, |up_down| < 1")
+        if self.update not in UPDATE_SCHEMES:
+            raise ConfigError("device.update", self.update, ", ".join(UPDATE_SCHEMES),
+                              suggestion=closest(self.update, UPDATE_SCHEMES))
+        if not (0.0 <= self.nonlinearity <= 1.0 and self.drift_t0 > 0
+                and (self.drift_nu is None or self.drift_nu >= 0)):
+            raise ConfigError("device", (self.nonlinearity, self.drift_nu, self.drift_t0),
+                              "0 <= nonlinearity <= 1, drift_nu >= 0 or None, drift_t0 > 0")
 
     def replace(self, **kw: Any) -> PulseDeviceSpec:
         """A copy with some fields changed (co-design sweeps: one non-ideality at a time)."""
         return dataclasses.replace(self, **kw)
+
+
+UPDATE_SCHEMES = ("calibrated", "stochastic", "mixed_precision")
+
+
+def pulse_device_with(name: str | PulseDeviceSpec, overrides: Mapping[str, Any] | None,
+                      field: str = "hardware.device") -> PulseDeviceSpec:
+    """A pulsed-device preset with some fields changed (an experiment's ``hardware.device``).
+
+    Args:
+        name: preset name or spec.
+        overrides: field -> value, e.g. ``{"update": "mixed_precision", "up_down": 0.3}``.
+        field: the config path named in errors.
+
+    Returns:
+        The changed :class:`PulseDeviceSpec` (the preset itself for no overrides).
+
+    Raises:
+        ConfigError: an unknown field (with the closest valid name) or an invalid value.
+    """
+    dev = get_pulse_device(name)
+    if not overrides:
+        return dev
+    names = [f.name for f in dataclasses.fields(PulseDeviceSpec) if f.name != "name"]
+    for k in overrides:
+        if k not in names:
+            raise ConfigError(f"{field}.{k}", overrides[k], ", ".join(names),
+                              suggestion=closest(k, names))
+    try:
+        return dev.replace(**dict(overrides))
+    except ConfigError as e:
+        raise ConfigError(field, dict(overrides), str(e)) from None
+    except TypeError as e:
+        raise ConfigError(field, dict(overrides), f"values of the right types ({e})") from None
 
 
 PULSE_DEVICES: dict[str, PulseDeviceSpec] = {
@@ -462,6 +525,8 @@ class PulseState:
         nu: ``[2, ...]`` drift exponents; ``t_last``: time of each device's last pulse (s).
         pulses: ``[2, ...]`` pulses so far per device (endurance).
         total_pulses: scalar, all pulses (energy); ``refreshes``: scalar, pair refreshes.
+        chi: shaped like the weights: the change requested but not yet programmed, in device
+            units (``update="mixed_precision"``; zero otherwise).
     """
 
     g: Array
@@ -474,6 +539,7 @@ class PulseState:
     pulses: Array
     total_pulses: Array
     refreshes: Array
+    chi: Array
 
 
 def get_pulse_device(name: str | PulseDeviceSpec) -> PulseDeviceSpec:
@@ -500,25 +566,37 @@ def pulse_init(key: Array, shape: tuple[int, ...], device: str | PulseDeviceSpec
     g_hi = jnp.maximum(g_hi, g_lo + 1e-3)
     g = jnp.zeros(full, jnp.float32) if g0 is None else jnp.clip(g0, g_lo, g_hi)
     gh = jnp.clip(jnp.abs(g) / jnp.maximum(g_hi, 1e-6), 1e-6, None)
-    nu = (_drift_nu(DEVICES["pcm"], gh * DEVICES["pcm"].g_max, ks[4]) if dev.drift
-          else jnp.zeros(full, jnp.float32))
+    if not dev.drift:
+        nu = jnp.zeros(full, jnp.float32)
+    elif dev.drift_nu is not None:
+        nu = jnp.full(full, dev.drift_nu, jnp.float32)
+    else:
+        nu = _drift_nu(DEVICES["pcm"], gh * DEVICES["pcm"].g_max, ks[4])
     z = jnp.zeros(full, jnp.float32)
-    return PulseState(g, dw_up, dw_down, g_hi, g_lo, nu, z, z, jnp.zeros(()), jnp.zeros(()))
+    return PulseState(g, dw_up, dw_down, g_hi, g_lo, nu, z, z, jnp.zeros(()), jnp.zeros(()),
+                      jnp.zeros(shape, jnp.float32))
 
 
 def pulse_step(g: Array, n_up: Array, n_down: Array, dw_up: Array, dw_down: Array,
-               g_hi: Array, g_lo: Array, c2c: float, key: Array | None) -> Array:
+               g_hi: Array, g_lo: Array, c2c: float, key: Array | None,
+               nonlinearity: float = 1.0) -> Array:
     """``n_up`` up and ``n_down`` down soft-bounds pulses from ``g`` (elementwise).
 
-    One pulse is exact (aihwkit's per-pulse rule). ``n`` pulses of one direction use the closed
-    form of the noiseless recursion, ``g_n = b - (b - g)(1 - dw/|b|)^n``, plus the summed
-    cycle-to-cycle noise of the n steps as one Gaussian (``sqrt(n)`` times a step's sigma at the
-    starting ``g``): exact in mean, approximate in the noise for n > 1.
+    One pulse is exact (aihwkit's per-pulse rule, ``g += dw (1 - nl g / b)``). ``n`` pulses of
+    one direction use the closed form of the noiseless recursion, ``g_n = b' - (b' - g)(1 -
+    nl dw/|b|)^n`` with ``b' = b / nl`` (``nl = 0``: ``g + n dw``), then the clip to the bounds,
+    plus the summed cycle-to-cycle noise of the n steps as one Gaussian (``sqrt(n)`` times a
+    step's sigma at the starting ``g``): exact in mean, approximate in the noise for n > 1.
     """
+    nl = float(nonlinearity)
+
     def run(g, n, dw, bound, sign, k):
-        f = 1.0 - dw / jnp.abs(bound)
-        det = bound - (bound - g) * f**n
-        step = dw * (1.0 - g / bound)
+        if nl > 0:
+            f = 1.0 - nl * dw / jnp.abs(bound)
+            det = bound / nl - (bound / nl - g) * f**n
+        else:
+            det = g + sign * n * dw
+        step = dw * (1.0 - nl * g / bound)
         if k is not None and c2c:
             det = det + sign * c2c * jnp.abs(step) * jnp.sqrt(n) * jax.random.normal(
                 k, jnp.shape(g))
@@ -536,12 +614,13 @@ def pulse_step(g: Array, n_up: Array, n_down: Array, dw_up: Array, dw_down: Arra
 def pulse_read(state: PulseState, t: Array | float, device: str | PulseDeviceSpec,
                w_scale: float, key: Array | None = None) -> Array:
     """Weights ``w_scale (g+ - g-)`` (pair) or ``w_scale g`` read at time ``t`` (s): PCM drift
-    since each device's last pulse (after ``t0 = 20 s``), relative read noise if ``key``."""
+    since each device's last pulse (after ``drift_t0``, 20 s by default), relative read noise if
+    ``key``."""
     dev = get_pulse_device(device)
     g = state.g
     if dev.drift:
         dt = jnp.maximum(t - state.t_last, 0.0)
-        g = g * jnp.maximum(dt / DEVICES["pcm"].t0, 1.0) ** (-state.nu)
+        g = g * jnp.maximum(dt / dev.drift_t0, 1.0) ** (-state.nu)
     if key is not None and dev.read_noise:
         g = g + dev.read_noise * jnp.abs(g) * jax.random.normal(key, g.shape)
     return w_scale * (g[0] - g[1]) if dev.pair else w_scale * g[0]
@@ -551,31 +630,63 @@ def pulse_update(state: PulseState, delta: Array, key: Array, t: Array | float,
                  device: str | PulseDeviceSpec, w_scale: float) -> PulseState:
     """Apply a requested weight change ``delta`` as programming pulses at time ``t``.
 
-    The number of pulses is ``|delta|`` over the weight change one pulse makes at the device's
-    present value, stochastically rounded (unbiased; stochastic pulse trains as in Gokmen &
-    Vlasov 2016) and capped at ``max_pulses``. PCM: ``delta > 0`` pulses G+, ``delta < 0``
-    pulses G- (SET only); a pair whose device passes ``refresh_at`` is reprogrammed (both
-    devices RESET and the net weight rewritten onto one device: two extra writes). RRAM: up or
-    down pulses on the one device. Worn-out devices (``pulses >= endurance``) do not move.
+    How many pulses (``device.update``):
+
+    * ``"calibrated"``: ``|delta|`` over the weight change one pulse makes on *that* device at
+      its present value, stochastically rounded (the controller knows each device's step);
+    * ``"stochastic"``: ``|delta|`` over the nominal step ``dw_min``, stochastically rounded:
+      unbiased stochastic pulse trains, open loop (Gokmen & Vlasov 2016); the devices' own
+      asymmetry, nonlinearity and noise act on the weight;
+    * ``"mixed_precision"``: ``chi += delta`` (a digital accumulator per synapse, device units);
+      ``p = floor(|chi| / dw_min)`` pulses of sign ``sign(chi)`` (at most ``max_pulses``) and
+      ``chi -= sign(chi) p dw_min``. Opposite updates cancel in ``chi`` before any device is
+      touched, so a noisy rule (R-STDP) writes far fewer, and far fewer alternating, pulses
+      (Nandakumar et al. 2020, Algorithm 1, open loop).
+
+    Counts are capped at ``max_pulses``. PCM: ``delta > 0`` pulses G+, ``delta < 0`` pulses G-
+    (SET only); a pair whose device passes ``refresh_at`` is reprogrammed (both devices RESET
+    and the net weight rewritten onto one device: two extra writes). RRAM: up or down pulses on
+    the one device. Worn-out devices (``pulses >= endurance``) do not move.
+
+    References:
+        Gokmen & Vlasov, "Acceleration of deep neural network training with resistive
+        cross-point devices", Front. Neurosci. 10:333 (2016); Nandakumar et al.,
+        "Mixed-precision deep learning based on computational memory", Front. Neurosci.
+        14:406 (2020).
     """
     dev = get_pulse_device(device)
     kn, ks, kr = jax.random.split(key, 3)
     d = delta / w_scale  # device units
     alive = state.pulses < dev.endurance
     g = state.g
+    chi = state.chi
+    if dev.update == "mixed_precision":
+        c = chi + d
+        up = c >= 0
+        n = jnp.minimum(jnp.floor(jnp.abs(c) / dev.dw_min), float(dev.max_pulses))
+        chi = c - jnp.where(up, 1.0, -1.0) * n * dev.dw_min
+
+    def count(step: Array) -> Array:
+        """Stochastic pulse count for |d| at this step size (calibrated / stochastic)."""
+        return jnp.clip(stochastic_pulses(jnp.abs(d) / jnp.maximum(step, 1e-9), kn), 0,
+                        dev.max_pulses)
+
     if dev.pair:
-        idx = jnp.where(d >= 0, 0, 1)  # which device of the pair gets SET pulses
-        gi = jnp.where(idx == 0, g[0], g[1])
-        per = state.dw_up[0] * jnp.where(idx == 0, 1.0, 0.0) + state.dw_up[1] * jnp.where(
-            idx == 1, 1.0, 0.0)
-        hi = jnp.where(idx == 0, state.g_hi[0], state.g_hi[1])
-        step = jnp.maximum(per * (1.0 - gi / hi), 1e-9)
-        n = jnp.clip(stochastic_pulses(jnp.abs(d) / step, kn), 0, dev.max_pulses)
+        if dev.update != "mixed_precision":
+            up = d >= 0
+        idx = jnp.where(up, 0, 1)  # which device of the pair gets SET pulses
+        if dev.update == "calibrated":
+            gi = jnp.where(idx == 0, g[0], g[1])
+            per = jnp.where(idx == 0, state.dw_up[0], state.dw_up[1])
+            hi = jnp.where(idx == 0, state.g_hi[0], state.g_hi[1])
+            n = count(per * (1.0 - dev.nonlinearity * gi / hi))
+        elif dev.update == "stochastic":
+            n = count(jnp.full_like(d, dev.dw_min))
         n_pair = jnp.stack([jnp.where(idx == 0, n, 0.0), jnp.where(idx == 1, n, 0.0)])
         n_pair = n_pair * alive
         z = jnp.zeros_like(n_pair)
         g_new = pulse_step(g, n_pair, z, state.dw_up, state.dw_down, state.g_hi, state.g_lo,
-                           dev.dw_min_std, ks)
+                           dev.dw_min_std, ks, dev.nonlinearity)
         # refresh: a device past refresh_at -> RESET both, rewrite the net value on one device
         # (only a pair with common mode to remove: a saturated net weight stays as it is)
         full = (jnp.any(g_new > dev.refresh_at * state.g_hi, axis=0)
@@ -586,14 +697,20 @@ def pulse_update(state: PulseState, delta: Array, key: Array, t: Array | float,
         n_dev = n_pair + 2.0 * full[None]
         refreshes = state.refreshes + jnp.sum(full)
     else:
-        up = d >= 0
-        per = jnp.where(up, state.dw_up[0] * (1.0 - g[0] / state.g_hi[0]),
-                        state.dw_down[0] * (1.0 - g[0] / state.g_lo[0]))
-        n = jnp.clip(stochastic_pulses(jnp.abs(d) / jnp.maximum(per, 1e-9), kn), 0,
-                     dev.max_pulses) * alive[0]
+        if dev.update != "mixed_precision":
+            up = d >= 0
+        if dev.update == "calibrated":
+            n = count(jnp.where(up, state.dw_up[0] * (1.0 - dev.nonlinearity * g[0]
+                                                      / state.g_hi[0]),
+                                state.dw_down[0] * (1.0 - dev.nonlinearity * g[0]
+                                                    / state.g_lo[0])))
+        elif dev.update == "stochastic":
+            n = count(jnp.full_like(d, dev.dw_min))
+        n = n * alive[0]
         z = jnp.zeros_like(n)
         g0 = pulse_step(g[0], jnp.where(up, n, z), jnp.where(up, z, n), state.dw_up[0],
-                        state.dw_down[0], state.g_hi[0], state.g_lo[0], dev.dw_min_std, ks)
+                        state.dw_down[0], state.g_hi[0], state.g_lo[0], dev.dw_min_std, ks,
+                        dev.nonlinearity)
         g_new = jnp.stack([g0, g[1]])
         n_dev = jnp.stack([n, z])
         refreshes = state.refreshes
@@ -601,7 +718,7 @@ def pulse_update(state: PulseState, delta: Array, key: Array, t: Array | float,
     return state.replace(
         g=g_new, pulses=state.pulses + n_dev,
         t_last=jnp.where(wrote, t, state.t_last),
-        total_pulses=state.total_pulses + jnp.sum(n_dev), refreshes=refreshes)
+        total_pulses=state.total_pulses + jnp.sum(n_dev), refreshes=refreshes, chi=chi)
 
 
 def stochastic_pulses(x: Array, key: Array) -> Array:
