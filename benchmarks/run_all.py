@@ -15,18 +15,20 @@ benchmark is recorded in the report and the suite goes on; the exit status is 1 
 The report (machine description, a status table and each benchmark's markdown) is assembled by
 :mod:`report` from ``results/*.json`` / ``*.md``.
 
-Suite budgets (so that the full suite fits in an hour on the 2-core CPU):
+Suite budgets (the full suite takes a few hours on the 2-core CPU; ``--only`` picks some):
 
-* ``learning`` is **not rerun**: ``benchmarks/learning.py`` takes over an hour by itself (7 cases x
-  5 seeds, up to 1M env steps each); the suite reuses ``results/learning.{json,md}`` written by it
-  (copied when ``--out`` is another folder) and marks the row "reused". Without them it is skipped.
+* ``learning``, ``codesign``, ``bellec`` and ``scale`` are **not rerun** (:data:`REUSE` says
+  why: hours of training, a hand-written reading, or a quiet machine with NEST); the suite reuses
+  their ``results/<name>.{json,md}`` (copied when ``--out`` is another folder) and marks the row
+  "reused". Without them it is skipped.
 * ``distal_reward`` simulates the paper's 3,600 s of model time for seeds 0-3 in 2 processes
-  (event-driven numpy, about 20 min here; the committed 4-seed table); 10 s in quick mode.
+  (the library's N-HAL model beside the standalone event-driven numpy reference, the committed
+  4-seed table); 10 s in quick mode.
 * ``cuba`` runs with the interpreter of ``.venv-bench`` when this one lacks Brian2 (Brian2 needs
   numpy < 2.4; see benchmarks/README.md); quick mode simulates 200 ms instead of 1 s.
-* ``hardware``, ``robustness``, ``continual`` and ``event_data`` document their budgets in their
-  docstrings (``event_data`` runs on generated files in the datasets' real formats unless given
-  ``--root`` with the real downloads).
+* ``hardware``, ``robustness``, ``continual``, ``event_data``, ``onchip`` and the others
+  document their budgets in their docstrings (``event_data`` runs on generated files in the
+  datasets' real formats unless given ``--root`` with the real downloads).
 
 Quick mode writes to ``results/quick/`` unless ``--out`` says otherwise, so a smoke run never
 overwrites the reported results.
@@ -61,6 +63,14 @@ SUITE = (
     "robustness",
     "continual",
     "event_data",
+    "gym_single_env",
+    "bridged_envs",
+    "numeric_health",
+    "custom_agent",
+    "onchip",
+    "codesign",
+    "bellec",
+    "scale",
 )
 # extra command-line arguments of subprocess benchmarks per mode (the suite's budget for them)
 SUITE_ARGS: dict[str, dict[str, list[str]]] = {
@@ -74,7 +84,12 @@ SUITE_ARGS: dict[str, dict[str, list[str]]] = {
     },
 }
 # benchmarks too long for the suite: their results in RESULTS are reused, never rerun here
-REUSE = {"learning": "benchmarks/learning.py takes over an hour by itself (7 cases x 5 seeds)"}
+REUSE = {
+    "learning": "benchmarks/learning.py takes hours by itself (12 cases x 5 seeds)",
+    "codesign": "the sweep takes about an hour and its md carries a hand-written reading",
+    "bellec": "Bellec et al. 2020's two tasks take about 45 min on 2 cores",
+    "scale": "needs NEST, a quiet machine and 20 GiB free for the 100x NEST rows (~25 min)",
+}
 # separate interpreters for benchmarks whose baseline needs other packages
 VENVS = {"cuba": (ROOT / ".venv-bench" / "bin" / "python", "brian2")}
 
