@@ -297,6 +297,7 @@ def to_nir(
     strict: bool = False,
     nir_version: str | None = None,
     recurrent: str = "edges",
+    prune: bool = False,
 ) -> nir.NIRGraph:
     """Export a neurorl network (its structure and the weights in ``state``) as a NIR graph.
 
@@ -340,6 +341,9 @@ def to_nir(
             ``export_to_nir`` writes for ``RLeaky`` / ``RSynaptic``, which snnTorch 1.0 imports
             and simulates as neurorl does (its import re-wires a flat cycle wrongly: module
             docstring, "Readers").
+        prune: leave out the groups (and their connections) from which no output group can be
+            reached, e.g. an agent's LI readout when its hidden spikes are the output, for a
+            reader without LI nodes (snnTorch). Default False: the whole network.
 
     Returns:
         A ``nir.NIRGraph``; ``graph.metadata``: ``dt`` (s), ``time_unit="s"``, ``neurorl_method``,
@@ -379,22 +383,30 @@ def to_nir(
         if o not in cnet.groups:
             raise ConfigError("to_nir.outputs", o, f"group names: {list(cnet.groups)}",
                               closest(str(o), list(cnet.groups)))
+    keep = set(outputs)
+    if prune:  # groups from which an output group is reachable
+        for _ in range(len(cnet.groups)):
+            keep |= {c.source.name for c in cnet.connections.values() if c.target.name in keep}
+    else:
+        keep = set(cnet.groups)
     lossy: list[str] = []
     nodes: dict[str, nir.NIRNode] = {}
     edges: list[tuple[str, str]] = []
     # the graph's ends are "input" / "output": a group of that name gets another node name
     gnode = {k: _safe(k) if _safe(k) not in ("input", "output") else f"{_safe(k)}_group"
              for k in cnet.groups}
-    relays = [k for k, g in cnet.groups.items() if g.model.name == "Input"]
-    n_in = len(set(cnet.input_groups) | set(relays))
+    relays = [k for k, g in cnet.groups.items() if g.model.name == "Input" and k in keep]
+    n_in = len({k for k in cnet.input_groups if k in keep} | set(relays))
     for gname in relays:  # an Input relay group IS the graph's input: no neuron node
         gnode[gname] = "input" if n_in == 1 else f"input_{_safe(gname)}"
         nodes[gnode[gname]] = nir.Input(input_type=np.array([cnet.groups[gname].n]))
     for gname, g in cnet.groups.items():
-        if gname not in relays:
+        if gname not in relays and gname in keep:
             nodes[gnode[gname]] = _group_node(g, dt, method, lossy, old)
     weights, delays = cnet.dense_weights(state), cnet.delays()
     for cname, c in cnet.connections.items():
+        if c.source.name not in keep or c.target.name not in keep:
+            continue
         w, d = weights[cname], delays[cname]
         values = sorted(int(k) for k in np.unique(d[d > 0])) or [1]
         base = _safe(cname)
@@ -424,7 +436,7 @@ def to_nir(
                 last = f"{part}_syn"
             edges.append((last, gnode[c.target.name]))
     for gname in cnet.input_groups:
-        if gname in relays:
+        if gname in relays or gname not in keep:
             continue
         name = "input" if n_in == 1 else f"input_{gnode[gname]}"
         nodes[name] = nir.Input(input_type=np.array([cnet.groups[gname].n]))
