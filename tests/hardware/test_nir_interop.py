@@ -306,3 +306,33 @@ def test_spyx_simulates_a_trained_recurrent_eprop_agent_exactly(tmp_path):
         _, out = spyx.nir.from_nir(nir.read(path), jnp.asarray(x)[:, None, :], dt=1e-3)
     out = np.asarray(out)[:, 0]
     np.testing.assert_array_equal(out[1:], ref[:-1])
+
+
+def test_snntorch_recurrent_export_runs_identically_in_neurorl():
+    """snnTorch 1.0 writes an RLeaky as a flat cycle lif <-> w_rec (Affine): neurorl reads the
+    cycle as a delay-1 self-connection, which is RLeaky's previous-step feedback."""
+    import snntorch as snn
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+    rl = snn.RLeaky(beta=torch.full((6,), 0.9), threshold=torch.ones(6), linear_features=6,
+                    all_to_all=True, init_hidden=True, reset_mechanism="zero",
+                    reset_delay=False)
+    lif2 = snn.Leaky(beta=torch.full((3,), 0.8), threshold=torch.ones(3), init_hidden=True,
+                     output=True, reset_mechanism="zero", reset_delay=False)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), rl, torch.nn.Linear(6, 3), lif2)
+    with torch.no_grad():
+        model[0].weight *= 3
+        model[2].weight *= 3
+        rl.recurrent.weight *= 2
+    graph = export_to_nir(model, torch.zeros(4))
+    x = np.random.default_rng(0).random((300, 4)).astype(np.float32)
+    with torch.no_grad():
+        ys = np.array([model(torch.tensor(x[t:t + 1]))[0].numpy()[0] for t in range(len(x))])
+    imp = from_nir(graph, dt=1e-4)
+    assert [(c.source.name, c.target.name) for c in imp.net.connections.values()].count(
+        ("1.lif", "1.lif")) == 1
+    _, rec = imp.run(x)
+    out = np.asarray(rec["output"])
+    assert 0 < ys.sum() < ys.size / 2
+    np.testing.assert_array_equal(out[1:], ys[:-1])
