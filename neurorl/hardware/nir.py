@@ -55,10 +55,12 @@ Approximations and limits:
   against a same-step simulator only the spike-driven part of an output is a pure time shift.
 * Delays are rounded to whole steps (``round(delay / dt)``); per-element delays before and after
   an Affine become per-synapse delays ``d_pre[j] + d_post[i]``.
-* Not importable: Conv, pooling, Flatten, Threshold, nested NIRGraphs, an Output behind edge
-  nodes, a non-spiking node (LI / I) feeding anything but an Output or (LI only, ``v_leak = 0``,
-  uniform tau) a neuron -- the last is read as a current-based exponential synapse
-  (``Connection(synapse="exponential")``), which is also how ``to_nir`` exports such synapses.
+* Nested NIRGraphs are inlined (their Input / Output nodes become wires; a subgraph's single
+  neuron node keeps the subgraph's name), e.g. snnTorch's RLeaky form.
+* Not importable: Conv, pooling, Flatten, Threshold, an Output behind edge nodes, a non-spiking
+  node (LI / I) feeding anything but an Output or (LI only, ``v_leak = 0``, uniform tau) a neuron
+  -- the last is read as a current-based exponential synapse (``Connection(synapse=
+  "exponential")``), which is also how ``to_nir`` exports such synapses.
 
 Export (``to_nir``) writes what NIR can express and lists what it cannot in
 ``graph.metadata["neurorl_lossy"]``: neurorl's subtractive reset (written as NIR's reset to
@@ -75,30 +77,48 @@ Linear plus, only for ``d > 1``, a Delay of ``(d - 1) dt``: every neurorl neuron
 takes one step more than a same-step reader's, so a reader's output leads neurorl's by
 ``metadata["neurorl_latency"]`` steps (from_nir reads a Delay of ``k dt`` as ``k + 1`` steps, the
 same convention); ``Input`` node ``"input"``, one ``Output`` node ``"output"`` by default;
-``write_nir`` leaves out an all-zero ``v_reset`` and moves node metadata to the graph's
-(``neurorl_nodes``), the form nir 1.0.4 readers load.
+a group with ``tau_mem = inf`` (no leak, ``integration="direct"``) is an ``IF`` node
+(``r = 1 / dt``). ``recurrent="subgraph"`` writes a self-connected group as a nested graph
+``input -> lif -> output``, ``lif <-> w_rec`` (snnTorch's own RLeaky form); ``prune=True`` leaves
+out groups that feed no output. ``nir_version="1.0.4"`` writes for readers pinned to nir <= 1.0.4
+(sinabs, rockpool): that schema has no ``v_reset`` and its LIF / CubaLIF / IF reset by
+subtracting ``v_threshold`` in the spike step, so ``write_nir`` leaves the field out and sets the
+file's version to "1.0.4", edges are ``Affine`` (sinabs maps no ``Linear``), ``reset="zero"`` is
+lossy, a non-zero ``v_reset`` is refused (ConfigError naming the group and the value), and
+neurorl's subtractive reset (Bellec's: subtracted after the next step's decay) is exact only for
+IF groups. A file without ``v_reset`` means subtraction to nir 1.0.4 and reset to 0 to nir >=
+1.0.5, so the default file states ``v_reset`` (1.0.4 readers refuse it: "unexpected keyword
+argument 'v_reset'"); ``from_nir`` reads a 1.0.4 file's spiking nodes with subtraction.
 
 Readers (checked with the real packages; ``tests/hardware/test_nir_interop.py``):
 
 * snnTorch 1.0 ``import_from_nir``: zero reset in the spike step, dt fixed at 1e-4 s, no
   ``v_leak`` (bias), one threshold and one ``r dt / tau`` per layer: feed-forward LIF networks
-  with ``reset="zero"`` simulate exactly (lead = latency). Its recurrent import does not
-  reproduce a recurrent network: its ``_create_rnn_subgraph`` wires the subgraph's input into
-  W_rec instead of the LIF, so nirtorch runs ``LIF(W_rec (z[t-1] + x[t]))`` (an xfail-strict
-  test in ``test_nir_interop.py`` tracks it); an Output on a recurrent layer hangs nirtorch.
+  with ``reset="zero"`` simulate exactly (lead = latency). A recurrent layer written as a flat
+  cycle is mis-imported: its ``_create_rnn_subgraph`` wires the subgraph's input into W_rec
+  instead of the LIF, so nirtorch runs ``LIF(W_rec (z[t-1] + x[t]))`` (an xfail-strict case in
+  ``test_nir_interop.py`` tracks it); written with ``recurrent="subgraph"`` it is left alone and
+  simulates exactly (a trained recurrent e-prop agent's hidden layer, ``prune=True`` and
+  ``outputs="hidden"``: snnTorch maps no LI). Its exporter writes RLeaky as a flat cycle, which
+  ``from_nir`` reads as a delay-1 self-connection (exact).
 * Norse 1.1 ``from_nir(graph, dt=...)``: ignores ``r`` (needs r = 1: ``integration=
-  "exponential"``, ``r=1``) and ``v_reset``; no recurrent import. Feed-forward, bias included,
-  exact. Its exporter writes ``tau = dt / tau_mem_inv``: export with ``dt=1.0`` to get tau.
+  "exponential"``, ``r=1``) and ``v_reset``. Feed-forward, bias included, and recurrent layers
+  in the subgraph form simulate exactly. Its exporter writes ``tau = dt / tau_mem_inv``: export
+  with ``dt=1.0`` to get tau.
 * Spyx 1.0 ``spyx.nir.from_nir(graph, x, dt=...)``: a chain from "input" to "output"; its LIF
   resets by subtraction and emits the spike of the previous membrane, ignoring r / v_leak /
   v_reset: neurorl's ``reset="subtract"``, ``integration="direct"`` networks (recurrent too)
   simulate exactly, one step later.
-* sinabs 3.1 and rockpool 3.1 (nir <= 1.0.4): load ``write_nir`` files (sinabs: LIF networks;
-  rockpool: CubaLIF networks only, its LIF import reads a ``tau_mem`` that NIR's LIF does not
-  have). They cannot share an environment with snnTorch / Spyx (nir 1.0.8); checked by hand in a
-  separate venv (``pip install torch==2.13.0 nir==1.0.4 sinabs==3.1.3 rockpool==3.1.0``, ~19 min
-  on 2 busy cores, then ``sinabs.from_nir(nir.read(path), batch_size=1)`` /
-  ``rockpool.nn.modules.torch.nir.from_nir(path)``).
+* sinabs 3.1 and rockpool 3.1 (nir <= 1.0.4, nirtorch 2.0.2): load ``write_nir(...,
+  nir_version="1.0.4")`` files (``tests/hardware/test_nir_old_readers.py`` installs them with
+  ``pip install --no-deps --target`` beside this environment's nir 1.0.8). sinabs
+  (``sinabs.from_nir(nir.read(path), batch_size=1)``): reads LIF tau in steps and ignores r, so
+  IF networks (``tau_mem = inf``, ``reset="subtract"``) simulate exactly (lead = latency); its LI
+  import requires ``r = 1`` (an agent's LI readout is refused: ``prune=True``). rockpool
+  (``rockpool.nn.modules.from_nir(pathlib.Path(path))``): CubaLIF only (its LIF import reads a
+  ``tau_mem`` NIR's LIF does not have), every weight, tau and threshold arrives, but it takes its
+  step from ``r`` (``dt = min(tau_mem / (1 + r))``) and decays the input current in its arrival
+  step: another network by design.
 
 References:
     Pedersen et al. 2024, Nat. Commun. 15:8122 (NIR; node definitions above).
