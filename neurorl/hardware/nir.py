@@ -969,7 +969,7 @@ def from_nir(
     version = (_file_version(graph_or_path) if isinstance(graph_or_path, (str, os.PathLike))
                else None) or _text(gmeta.get("nir_version", ""))
     subtract = _is_release(version) and _old_schema(version, "from_nir: file version")
-    if "neurorl_nodes" in gmeta:  # node metadata of a file in nir 1.0.4 form (write_nir)
+    if "neurorl_nodes" in gmeta:  # node metadata moved to the graph (earlier neurorl files)
         for name, m in json.loads(_text(gmeta["neurorl_nodes"])).items():
             if name in graph.nodes:
                 graph.nodes[name].metadata = {**(graph.nodes[name].metadata or {}),
