@@ -55,10 +55,12 @@ Approximations and limits:
   against a same-step simulator only the spike-driven part of an output is a pure time shift.
 * Delays are rounded to whole steps (``round(delay / dt)``); per-element delays before and after
   an Affine become per-synapse delays ``d_pre[j] + d_post[i]``.
-* Not importable: Conv, pooling, Flatten, Threshold, nested NIRGraphs, an Output behind edge
-  nodes, a non-spiking node (LI / I) feeding anything but an Output or (LI only, ``v_leak = 0``,
-  uniform tau) a neuron -- the last is read as a current-based exponential synapse
-  (``Connection(synapse="exponential")``), which is also how ``to_nir`` exports such synapses.
+* Nested NIRGraphs are inlined (their Input / Output nodes become wires; a subgraph's single
+  neuron node keeps the subgraph's name), e.g. snnTorch's RLeaky form.
+* Not importable: Conv, pooling, Flatten, Threshold, an Output behind edge nodes, a non-spiking
+  node (LI / I) feeding anything but an Output or (LI only, ``v_leak = 0``, uniform tau) a neuron
+  -- the last is read as a current-based exponential synapse (``Connection(synapse=
+  "exponential")``), which is also how ``to_nir`` exports such synapses.
 
 Export (``to_nir``) writes what NIR can express and lists what it cannot in
 ``graph.metadata["neurorl_lossy"]``: neurorl's subtractive reset (written as NIR's reset to
@@ -75,30 +77,48 @@ Linear plus, only for ``d > 1``, a Delay of ``(d - 1) dt``: every neurorl neuron
 takes one step more than a same-step reader's, so a reader's output leads neurorl's by
 ``metadata["neurorl_latency"]`` steps (from_nir reads a Delay of ``k dt`` as ``k + 1`` steps, the
 same convention); ``Input`` node ``"input"``, one ``Output`` node ``"output"`` by default;
-``write_nir`` leaves out an all-zero ``v_reset`` and moves node metadata to the graph's
-(``neurorl_nodes``), the form nir 1.0.4 readers load.
+a group with ``tau_mem = inf`` (no leak, ``integration="direct"``) is an ``IF`` node
+(``r = 1 / dt``). ``recurrent="subgraph"`` writes a self-connected group as a nested graph
+``input -> lif -> output``, ``lif <-> w_rec`` (snnTorch's own RLeaky form); ``prune=True`` leaves
+out groups that feed no output. ``nir_version="1.0.4"`` writes for readers pinned to nir <= 1.0.4
+(sinabs, rockpool): that schema has no ``v_reset`` and its LIF / CubaLIF / IF reset by
+subtracting ``v_threshold`` in the spike step, so ``write_nir`` leaves the field out and sets the
+file's version to "1.0.4", edges are ``Affine`` (sinabs maps no ``Linear``), ``reset="zero"`` is
+lossy, a non-zero ``v_reset`` is refused (ConfigError naming the group and the value), and
+neurorl's subtractive reset (Bellec's: subtracted after the next step's decay) is exact only for
+IF groups. A file without ``v_reset`` means subtraction to nir 1.0.4 and reset to 0 to nir >=
+1.0.5, so the default file states ``v_reset`` (1.0.4 readers refuse it: "unexpected keyword
+argument 'v_reset'"); ``from_nir`` reads a 1.0.4 file's spiking nodes with subtraction.
 
 Readers (checked with the real packages; ``tests/hardware/test_nir_interop.py``):
 
 * snnTorch 1.0 ``import_from_nir``: zero reset in the spike step, dt fixed at 1e-4 s, no
   ``v_leak`` (bias), one threshold and one ``r dt / tau`` per layer: feed-forward LIF networks
-  with ``reset="zero"`` simulate exactly (lead = latency). Its recurrent import does not
-  reproduce a recurrent network: its ``_create_rnn_subgraph`` wires the subgraph's input into
-  W_rec instead of the LIF, so nirtorch runs ``LIF(W_rec (z[t-1] + x[t]))`` (an xfail-strict
-  test in ``test_nir_interop.py`` tracks it); an Output on a recurrent layer hangs nirtorch.
+  with ``reset="zero"`` simulate exactly (lead = latency). A recurrent layer written as a flat
+  cycle is mis-imported: its ``_create_rnn_subgraph`` wires the subgraph's input into W_rec
+  instead of the LIF, so nirtorch runs ``LIF(W_rec (z[t-1] + x[t]))`` (an xfail-strict case in
+  ``test_nir_interop.py`` tracks it); written with ``recurrent="subgraph"`` it is left alone and
+  simulates exactly (a trained recurrent e-prop agent's hidden layer, ``prune=True`` and
+  ``outputs="hidden"``: snnTorch maps no LI). Its exporter writes RLeaky as a flat cycle, which
+  ``from_nir`` reads as a delay-1 self-connection (exact).
 * Norse 1.1 ``from_nir(graph, dt=...)``: ignores ``r`` (needs r = 1: ``integration=
-  "exponential"``, ``r=1``) and ``v_reset``; no recurrent import. Feed-forward, bias included,
-  exact. Its exporter writes ``tau = dt / tau_mem_inv``: export with ``dt=1.0`` to get tau.
+  "exponential"``, ``r=1``) and ``v_reset``. Feed-forward, bias included, and recurrent layers
+  in the subgraph form simulate exactly. Its exporter writes ``tau = dt / tau_mem_inv``: export
+  with ``dt=1.0`` to get tau.
 * Spyx 1.0 ``spyx.nir.from_nir(graph, x, dt=...)``: a chain from "input" to "output"; its LIF
   resets by subtraction and emits the spike of the previous membrane, ignoring r / v_leak /
   v_reset: neurorl's ``reset="subtract"``, ``integration="direct"`` networks (recurrent too)
   simulate exactly, one step later.
-* sinabs 3.1 and rockpool 3.1 (nir <= 1.0.4): load ``write_nir`` files (sinabs: LIF networks;
-  rockpool: CubaLIF networks only, its LIF import reads a ``tau_mem`` that NIR's LIF does not
-  have). They cannot share an environment with snnTorch / Spyx (nir 1.0.8); checked by hand in a
-  separate venv (``pip install torch==2.13.0 nir==1.0.4 sinabs==3.1.3 rockpool==3.1.0``, ~19 min
-  on 2 busy cores, then ``sinabs.from_nir(nir.read(path), batch_size=1)`` /
-  ``rockpool.nn.modules.torch.nir.from_nir(path)``).
+* sinabs 3.1 and rockpool 3.1 (nir <= 1.0.4, nirtorch 2.0.2): load ``write_nir(...,
+  nir_version="1.0.4")`` files (``tests/hardware/test_nir_old_readers.py`` installs them with
+  ``pip install --no-deps --target`` beside this environment's nir 1.0.8). sinabs
+  (``sinabs.from_nir(nir.read(path), batch_size=1)``): reads LIF tau in steps and ignores r, so
+  IF networks (``tau_mem = inf``, ``reset="subtract"``) simulate exactly (lead = latency); its LI
+  import requires ``r = 1`` (an agent's LI readout is refused: ``prune=True``). rockpool
+  (``rockpool.nn.modules.from_nir(pathlib.Path(path))``): CubaLIF only (its LIF import reads a
+  ``tau_mem`` NIR's LIF does not have), every weight, tau and threshold arrives, but it takes its
+  step from ``r`` (``dt = min(tau_mem / (1 + r))``) and decays the input current in its arrival
+  step: another network by design.
 
 References:
     Pedersen et al. 2024, Nat. Commun. 15:8122 (NIR; node definitions above).
@@ -131,6 +151,8 @@ EDGE_NODES = ("Affine", "Linear", "Scale", "Delay")
 SUPPORTED_NODES = ("Input", "Output", *SPIKING_NODES, *READOUT_NODES, *EDGE_NODES)
 EXPORTABLE_MODELS = ("LIF", "ALIF", "CubaLIF")  # plus "LI" readouts and "Input" relays
 METHODS = ("euler", "exact")
+RECURRENT_FORMS = ("edges", "subgraph")
+OLD_NIR_VERSION = "1.0.4"  # the last nir release without v_reset (sinabs 3.1, rockpool 3.1 pin it)
 TIME_UNITS = {"s": 1e3, "ms": 1.0}  # ms per unit (files before neurorl's NIR version 2: ms)
 MS = 1e-3  # neurorl times are ms, NIR files seconds
 _NO_SPIKE = 3e38  # threshold of non-spiking readouts: finite (no inf - inf), never reached
@@ -171,8 +193,10 @@ def _text(x: Any) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _group_node(g: NeuronGroup, dt: float, method: str, lossy: list[str]) -> nir.NIRNode:
-    """One neurorl group -> a NIR LIF / CubaLIF node (per-neuron arrays, time in seconds)."""
+def _group_node(g: NeuronGroup, dt: float, method: str, lossy: list[str],
+                old_schema: bool = False) -> nir.NIRNode:
+    """One neurorl group -> a NIR LIF / CubaLIF node (per-neuron arrays, time in seconds);
+    ``old_schema``: the nir <= 1.0.4 meaning (reset by subtracting v_threshold, no v_reset)."""
     name, model, p, n = g.name, g.model.name, g.params, g.n
     if model == "LI":  # leaky readout v_t = kappa v + I (+ b): NIR's LI in the same Euler form
         kappa = np.exp(-dt / _vec(p.tau_mem, n).astype(np.float64))
@@ -190,15 +214,52 @@ def _group_node(g: NeuronGroup, dt: float, method: str, lossy: list[str]) -> nir
     if p.integration == "exponential":
         r = _vec(p.r, n).astype(np.float64)
     else:  # direct: v_t = alpha v + I  ==  v_t = alpha v + (1 - alpha) r I with r = 1/(1 - alpha)
-        r = 1.0 / (1.0 - alpha)
+        with np.errstate(divide="ignore"):  # alpha = 1 (tau_mem = inf) is written as an IF node
+            r = 1.0 / (1.0 - alpha)
     bias = _vec(g.bias, n).astype(np.float64)
-    if p.reset == "subtract":
+    leaky = bool(np.any(alpha < 1))
+    if old_schema:  # nir <= 1.0.4: z = 1 => v <- v - v_threshold; there is no v_reset field
+        v_reset = np.zeros(n)  # placeholder of nir >= 1.0.5's node; write_nir leaves it out
+        if p.reset == "subtract" and leaky:
+            lossy.append(f"{name}: reset='subtract' subtracts v_th after the next step's decay "
+                         "(v_t = alpha v + I - v_th z_{t-1}, Bellec's form); nir 1.0.4's reset "
+                         "subtracts in the spike step, so its readers (sinabs, rockpool) decay "
+                         "the subtraction too (v_t = alpha (v - v_th z_{t-1}) + I) and fire more;"
+                         " exact only without leak (tau_mem = inf: an IF node)")
+        if p.reset != "subtract":
+            vr = _vec(p.v_reset, n)
+            if np.any(vr != 0):
+                raise ConfigError(
+                    f"to_nir(nir_version='1.0.4'): group {name!r}.params.v_reset",
+                    sorted(set(vr.tolist()))[:4], "0 (nir <= 1.0.4 has no v_reset field: its "
+                    "LIF / CubaLIF / IF reset by subtracting v_threshold); set v_reset=0 or "
+                    "reset='subtract', or export without nir_version for readers of nir >= "
+                    "1.0.5 (snnTorch, Norse, Spyx), which read v_reset")
+            lossy.append(f"{name}: reset='zero' (v <- 0 after a spike) written as nir 1.0.4's "
+                         "reset by subtraction (v <- v - v_threshold, the only reset of that "
+                         "schema; sinabs and rockpool do that): they keep the overshoot "
+                         "v - v_threshold and fire more")
+    elif p.reset == "subtract":
         lossy.append(f"{name}: reset='subtract' (v -= v_th at the start of the next step) written "
                      "as NIR's reset to v_reset = 0; readers that reset by subtraction (Spyx's "
                      "LIF) reproduce it, readers that follow NIR (snnTorch, Norse) fire more")
         v_reset = np.zeros(n)
     else:
         v_reset = _vec(p.v_reset, n).astype(np.float64)
+    if not leaky and model == "LIF" and p.integration == "direct":
+        # tau_mem = inf: v_t = v + I is NIR's IF (dv/dt = r I, Euler step v + dt r I, r = 1/dt)
+        if np.any(bias != 0):
+            raise ConfigError(f"to_nir: group {name!r}.bias", _jsonable(g.bias), "0 for a "
+                              "group without leak (tau_mem = inf is NIR's IF node, which has no "
+                              "v_leak); give it a finite tau_mem to keep the bias")
+        node_cls, kw = nir.IF, {"r": np.full(n, 1.0 / (dt * MS))}
+    elif not np.all(alpha < 1):
+        raise ConfigError(f"to_nir: group {name!r}.params.tau_mem", _jsonable(p.tau_mem),
+                          "finite time constants (or all infinite with integration='direct' "
+                          f"and model 'LIF': NIR's IF node); got model {model!r}, integration "
+                          f"{p.integration!r}")
+    else:
+        node_cls, kw = None, {}
     if model == "ALIF" and np.any(_vec(p.beta, n) != 0):
         lossy.append(f"{name}: ALIF threshold adaptation (beta, tau_adapt) dropped (no NIR node)")
     n_ref = np.rint(_vec(p.t_ref, n) / dt)
@@ -219,6 +280,8 @@ def _group_node(g: NeuronGroup, dt: float, method: str, lossy: list[str]) -> nir
     }
     md = {"neurorl": json.dumps(meta)}
     v_th = _vec(p.v_th, n).astype(np.float64)
+    if node_cls is nir.IF:
+        return nir.IF(v_threshold=v_th, v_reset=v_reset, metadata=md, **kw)
     tau_s = _nir_tau(alpha, dt, method) * MS
     if model == "CubaLIF":
         beta = np.exp(-dt / _vec(p.tau_syn, n).astype(np.float64))
@@ -252,6 +315,9 @@ def to_nir(
     outputs: str | list[str] | None = None,
     method: str = "euler",
     strict: bool = False,
+    nir_version: str | None = None,
+    recurrent: str = "edges",
+    prune: bool = False,
 ) -> nir.NIRGraph:
     """Export a neurorl network (its structure and the weights in ``state``) as a NIR graph.
 
@@ -280,6 +346,24 @@ def to_nir(
             integrate the ODE exactly with inputs held over a step, e.g. NEST).
         strict: raise a ConfigError instead of recording features NIR cannot express (subtractive
             reset, adaptation, refractory period, ...) in ``metadata["neurorl_lossy"]``.
+        nir_version: the NIR schema the readers speak. None (default): the installed ``nir``'s
+            (>= 1.0.5: spiking nodes reset to ``v_reset``; snnTorch, Norse, Spyx). ``"1.0.4"``
+            (any ``"1.0.x"`` with x <= 4): the schema of readers pinned to nir <= 1.0.4 (sinabs,
+            rockpool): LIF / CubaLIF reset by subtracting ``v_threshold`` and have no
+            ``v_reset`` field, so ``reset="subtract"`` is exact there and ``reset="zero"`` is
+            lossy; connections are ``Affine`` nodes with a zero bias (sinabs maps no
+            ``Linear``). Write such a graph with :func:`write_nir` (same argument), which leaves
+            the field out of the file.
+        recurrent: how a group's connection to itself (delay 1, delta synapse) is written.
+            ``"edges"`` (default): a Linear node in a cycle with the group's node (Spyx, Norse's
+            and neurorl's readers). ``"subgraph"``: the group's node becomes a nested NIRGraph
+            ``input -> lif -> output`` with ``lif -> w_rec -> lif``, the form snnTorch's own
+            ``export_to_nir`` writes for ``RLeaky`` / ``RSynaptic``, which snnTorch 1.0 imports
+            and simulates as neurorl does (its import re-wires a flat cycle wrongly: module
+            docstring, "Readers").
+        prune: leave out the groups (and their connections) from which no output group can be
+            reached, e.g. an agent's LI readout when its hidden spikes are the output, for a
+            reader without LI nodes (snnTorch). Default False: the whole network.
 
     Returns:
         A ``nir.NIRGraph``; ``graph.metadata``: ``dt`` (s), ``time_unit="s"``, ``neurorl_method``,
@@ -288,8 +372,10 @@ def to_nir(
 
     Raises:
         ConfigError: a model NIR cannot express (Izhikevich), groups with different dt, an
-            unknown output group or method, or (``strict``) any lossy feature.
+            unknown output group or method, or (``strict``) any lossy feature; with
+            ``nir_version="1.0.4"``, a non-zero ``v_reset`` (that schema has no field for it).
     """
+    old = _old_schema(nir_version, "to_nir.nir_version")
     cnet = net.compile() if isinstance(net, Network) else net
     if not isinstance(cnet, CompiledNetwork):
         raise ConfigError("to_nir.net", type(net).__name__, "a Network or CompiledNetwork")
@@ -317,22 +403,30 @@ def to_nir(
         if o not in cnet.groups:
             raise ConfigError("to_nir.outputs", o, f"group names: {list(cnet.groups)}",
                               closest(str(o), list(cnet.groups)))
+    keep = set(outputs)
+    if prune:  # groups from which an output group is reachable
+        for _ in range(len(cnet.groups)):
+            keep |= {c.source.name for c in cnet.connections.values() if c.target.name in keep}
+    else:
+        keep = set(cnet.groups)
     lossy: list[str] = []
     nodes: dict[str, nir.NIRNode] = {}
     edges: list[tuple[str, str]] = []
     # the graph's ends are "input" / "output": a group of that name gets another node name
     gnode = {k: _safe(k) if _safe(k) not in ("input", "output") else f"{_safe(k)}_group"
              for k in cnet.groups}
-    relays = [k for k, g in cnet.groups.items() if g.model.name == "Input"]
-    n_in = len(set(cnet.input_groups) | set(relays))
+    relays = [k for k, g in cnet.groups.items() if g.model.name == "Input" and k in keep]
+    n_in = len({k for k in cnet.input_groups if k in keep} | set(relays))
     for gname in relays:  # an Input relay group IS the graph's input: no neuron node
         gnode[gname] = "input" if n_in == 1 else f"input_{_safe(gname)}"
         nodes[gnode[gname]] = nir.Input(input_type=np.array([cnet.groups[gname].n]))
     for gname, g in cnet.groups.items():
-        if gname not in relays:
-            nodes[gnode[gname]] = _group_node(g, dt, method, lossy)
+        if gname not in relays and gname in keep:
+            nodes[gnode[gname]] = _group_node(g, dt, method, lossy, old)
     weights, delays = cnet.dense_weights(state), cnet.delays()
     for cname, c in cnet.connections.items():
+        if c.source.name not in keep or c.target.name not in keep:
+            continue
         w, d = weights[cname], delays[cname]
         values = sorted(int(k) for k in np.unique(d[d > 0])) or [1]
         base = _safe(cname)
@@ -343,7 +437,9 @@ def to_nir(
         for k in values:
             part = base if len(values) == 1 else f"{base}_d{k}"
             wk = np.where(d == k, w, 0.0) if len(values) > 1 else w
-            nodes[part] = nir.Linear(weight=np.asarray(wk, np.float32).T.copy(), metadata=md)
+            wk = np.asarray(wk, np.float32).T.copy()
+            nodes[part] = (nir.Affine(weight=wk, bias=np.zeros(len(wk), np.float32), metadata=md)
+                           if old else nir.Linear(weight=wk, metadata=md))
             edges.append((gnode[c.source.name], part))
             last = part
             if k > 1:
@@ -360,7 +456,7 @@ def to_nir(
                 last = f"{part}_syn"
             edges.append((last, gnode[c.target.name]))
     for gname in cnet.input_groups:
-        if gname in relays:
+        if gname in relays or gname not in keep:
             continue
         name = "input" if n_in == 1 else f"input_{gnode[gname]}"
         nodes[name] = nir.Input(input_type=np.array([cnet.groups[gname].n]))
@@ -371,6 +467,11 @@ def to_nir(
         nodes[name] = nir.Output(output_type=np.array([cnet.groups[gname].n]))
         edges.append((gnode[gname], name))
         out_names[name] = gname
+    if recurrent not in RECURRENT_FORMS:
+        raise ConfigError("to_nir.recurrent", recurrent, f"one of {list(RECURRENT_FORMS)}",
+                          closest(str(recurrent), RECURRENT_FORMS))
+    if recurrent == "subgraph":
+        nodes, edges = _recurrent_subgraphs(nodes, edges, set(gnode.values()))
     if strict and lossy:
         raise ConfigError("to_nir(strict=True)", lossy, "only features NIR can express; "
                           "use strict=False to export them approximately")
@@ -378,7 +479,78 @@ def to_nir(
     meta = {"dt": dt * MS, "time_unit": "s", "neurorl_method": method,
             "neurorl_lossy": json.dumps(lossy), "neurorl_latency": json.dumps(latency),
             "neurorl": json.dumps({"version": 2, "backend": cnet.backend})}
+    if old:
+        meta["nir_version"] = OLD_NIR_VERSION
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+
+
+def _recurrent_subgraphs(nodes: dict[str, nir.NIRNode], edges: list[tuple[str, str]],
+                         neurons: set[str]) -> tuple[dict, list]:
+    """Wrap each neuron node ``g`` in a cycle ``g -> L -> g`` with a Linear / Affine ``L`` (a
+    self-connection of one step) into a nested NIRGraph ``input -> lif -> output``,
+    ``lif -> w_rec -> lif`` under the name ``g`` (snnTorch's RLeaky / RSynaptic form)."""
+    nodes, edges = dict(nodes), list(edges)
+    for g in sorted(neurons & set(nodes)):
+        loops = [b for a, b in edges if a == g and b != g and (b, g) in edges
+                 and _kind(nodes[b]) in ("Linear", "Affine")
+                 and sorted(e for e in edges if b in e) == sorted([(g, b), (b, g)])]
+        if len(loops) != 1:
+            continue
+        w, n = loops[0], int(np.prod(nodes[g].output_type["output"]))
+        sub = nir.NIRGraph(
+            nodes={"input": nir.Input(input_type=np.array([n])), "lif": nodes[g],
+                   "w_rec": nodes.pop(w), "output": nir.Output(output_type=np.array([n]))},
+            edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+            metadata={"neurorl_recurrent": w})
+        nodes[g] = sub
+        edges = [e for e in edges if w not in e]
+    return nodes, edges
+
+
+def _flatten(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """Inline nested NIRGraphs (their Input / Output nodes become plain wires): a subgraph's one
+    neuron node keeps the subgraph's name, its other nodes are ``<subgraph>_<node>``."""
+    if not any(isinstance(v, nir.NIRGraph) for v in graph.nodes.values()):
+        return graph
+    nodes: dict[str, Any] = {}
+    edges = list(graph.edges)
+    for name, node in graph.nodes.items():
+        if not isinstance(node, nir.NIRGraph):
+            nodes[name] = node
+            continue
+        sub = _flatten(node)
+        cells = [k for k, v in sub.nodes.items() if _kind(v) in SPIKING_NODES + READOUT_NODES]
+        rename = {k: (name if len(cells) == 1 and k == cells[0] else f"{name}_{k}")
+                  for k in sub.nodes}
+        ins = {k for k, v in sub.nodes.items() if isinstance(v, nir.Input)}
+        outs = {k for k, v in sub.nodes.items() if isinstance(v, nir.Output)}
+        for k, v in sub.nodes.items():
+            if k not in ins | outs:
+                nodes[rename[k]] = v
+        inner = [(rename[a], rename[b]) for a, b in sub.edges if a not in ins and b not in outs]
+        entry = [rename[b] for a, b in sub.edges if a in ins]
+        exits = [rename[a] for a, b in sub.edges if b in outs]
+        ends = {name, *(f"{name}.{k}" for k in ins | outs)}
+        rewired = []
+        for a, b in edges:
+            srcs = exits if a in ends else [a]
+            dsts = entry if b in ends else [b]
+            rewired += [(x, y) for x in srcs for y in dsts]
+        edges = rewired + inner
+    return nir.NIRGraph(nodes=nodes, edges=list(dict.fromkeys(edges)),
+                        metadata=graph.metadata, type_check=False)
+
+
+def _old_schema(nir_version: Any, field: str) -> bool:
+    """True for a nir release <= 1.0.4 (no ``v_reset``; reset by subtraction)."""
+    if nir_version is None:
+        return False
+    parts = str(nir_version).split(".")
+    if (isinstance(nir_version, str) and len(parts) == 3 and all(p.isdigit() for p in parts)
+            and parts[:2] == ["1", "0"]):
+        return int(parts[2]) <= 4
+    raise ConfigError(field, nir_version, "None (the installed nir's schema) or a nir 1.0.x "
+                      f"release such as {OLD_NIR_VERSION!r} (sinabs, rockpool) or '1.0.8'")
 
 
 def _export_latency(cnet: CompiledNetwork, out_names: dict[str, str]) -> dict[str, int | None]:
@@ -444,40 +616,54 @@ def write_nir(
     state: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> nir.NIRGraph:
-    """``to_nir(net, state, **kwargs)`` then ``nir.write(path, graph)`` (HDF5), in the form that
-    readers pinned to nir <= 1.0.4 (sinabs, rockpool) also load: an all-zero ``v_reset`` (a
-    field nir 1.0.5 added, default zero) is left out of the file. Returns the graph written.
+    """``to_nir(net, state, **kwargs)`` then ``nir.write(path, graph)`` (HDF5). Returns the graph.
+
+    With ``nir_version="1.0.4"`` the file is in the layout nir 1.0.4's ``nir.read`` accepts
+    (sinabs 3.1 and rockpool 3.1 pin nir <= 1.0.4): no ``v_reset`` dataset in LIF / CubaLIF /
+    IF nodes (that reader passes every dataset to the node's constructor, and 1.0.4's nodes
+    refuse the keyword) and the file's ``version`` says ``"1.0.4"``; ``from_nir`` reads such a
+    file's spiking nodes with 1.0.4's reset by subtraction. The default file states ``v_reset``
+    (nir >= 1.0.5), which 1.0.4 readers refuse ("unexpected keyword argument 'v_reset'").
 
     Raises:
         ConfigError: as ``to_nir``.
     """
     graph = to_nir(net, state, **kwargs)
     nir.write(path, graph)
-    _nir_104_form(path)
+    if _old_schema(kwargs.get("nir_version"), "write_nir.nir_version"):
+        _old_layout(path)
     return graph
 
 
-def _nir_104_form(path: str | os.PathLike) -> None:
-    """Rewrite a file from ``nir.write`` in the form nir <= 1.0.4 readers accept: no all-zero
-    ``v_reset`` (they refuse the keyword; newer readers default it to zero), and no per-node
-    ``metadata`` (their node classes have none): neurorl's node metadata moves into the graph's
-    metadata as ``neurorl_nodes`` (JSON {node: metadata}), where ``from_nir`` looks for it."""
+def _old_layout(path: str | os.PathLike) -> None:
+    """Rewrite a file from ``nir.write`` (nir >= 1.0.5) in nir 1.0.4's layout: its nodes'
+    datasets are exactly 1.0.4's constructor fields (no ``v_reset``), version "1.0.4"."""
     import h5py
 
-    with h5py.File(path, "r+") as f:
-        root = f["node"]
-        moved: dict[str, str] = {}
-        for name, item in root["nodes"].items():
-            if "v_reset" in item and not np.any(item["v_reset"][()]):
+    def strip(group: Any) -> None:
+        for item in group["nodes"].values():
+            kind = _text(item["type"][()])
+            if kind in SPIKING_NODES and "v_reset" in item:
                 del item["v_reset"]
-            if "metadata" in item:
-                md = item["metadata"]
-                if "neurorl" in md:
-                    moved[name] = _text(md["neurorl"][()])
-                del item["metadata"]
-        if moved:
-            gm = root.require_group("metadata")
-            gm.create_dataset("neurorl_nodes", data=json.dumps(moved))
+            if kind == "NIRGraph":
+                strip(item)
+
+    with h5py.File(path, "r+") as f:
+        strip(f["node"])
+        if "version" in f:
+            del f["version"]
+        f.create_dataset("version", data=OLD_NIR_VERSION)
+
+
+def _file_version(path: str | os.PathLike) -> str | None:
+    """The nir release that wrote a file (its ``version`` dataset), or None."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return _text(f["version"][()]) if "version" in f else None
+    except OSError:
+        return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -595,9 +781,16 @@ def _alpha(tau: np.ndarray, dt: float, method: str, field: str) -> tuple[np.ndar
         return alpha, np.where(np.isinf(tau), np.inf, -dt / np.log(alpha))
 
 
-def _generic_group(name: str, node: Any, dt: float, method: str, to_ms: float) -> dict[str, Any]:
+def _is_release(v: str) -> bool:
+    parts = v.split(".")
+    return len(parts) == 3 and all(p.isdigit() for p in parts) and parts[:2] == ["1", "0"]
+
+
+def _generic_group(name: str, node: Any, dt: float, method: str, to_ms: float,
+                   subtract: bool = False) -> dict[str, Any]:
     """neurorl group settings of a NIR neuron node (module docstring: the discretisation); ``dt``
-    in the graph's unit, the group's times in ms (``to_ms`` ms per graph unit)."""
+    in the graph's unit, the group's times in ms (``to_ms`` ms per graph unit); ``subtract``: the
+    node resets by subtracting v_threshold (nir <= 1.0.4) instead of to v_reset."""
     k = _kind(node)
     n = int(np.prod(node.output_type["output"]))
     zeros, ones = np.zeros(n), np.ones(n)
@@ -621,7 +814,8 @@ def _generic_group(name: str, node: Any, dt: float, method: str, to_ms: float) -
         fac = np.where(np.isinf(tau), dt, 1.0 - alpha)
         scale, bias = fac * r, fac * v_leak
     params = dict(tau_mem=tau_mem * to_ms, v_th=v_th, v_reset=v_reset,
-                  r=np.where(exponential, r, 1.0), dt=dt * to_ms, reset="zero",
+                  r=np.where(exponential, r, 1.0), dt=dt * to_ms,
+                  reset="subtract" if subtract else "zero",
                   integration="exponential" if exponential else "direct")
     i_syn0 = None
     model = "LIF"
@@ -768,9 +962,14 @@ def from_nir(
         ConfigError: an unsupported node type (naming the node and the supported ones), a
             non-spiking node feeding a neuron it cannot be a synapse of, bad time constants.
     """
-    graph = _read_graph(graph_or_path)
+    graph = _flatten(_read_graph(graph_or_path))
     gmeta = graph.metadata or {}
-    if "neurorl_nodes" in gmeta:  # node metadata of a file in nir 1.0.4 form (write_nir)
+    # a file of nir <= 1.0.4 (sinabs, rockpool, write_nir(nir_version="1.0.4")): its LIF /
+    # CubaLIF / IF reset by subtracting v_threshold (that schema has no v_reset)
+    version = (_file_version(graph_or_path) if isinstance(graph_or_path, (str, os.PathLike))
+               else None) or _text(gmeta.get("nir_version", ""))
+    subtract = _is_release(version) and _old_schema(version, "from_nir: file version")
+    if "neurorl_nodes" in gmeta:  # node metadata moved to the graph (earlier neurorl files)
         for name, m in json.loads(_text(gmeta["neurorl_nodes"])).items():
             if name in graph.nodes:
                 graph.nodes[name].metadata = {**(graph.nodes[name].metadata or {}),
@@ -828,7 +1027,7 @@ def from_nir(
             continue
         meta = _meta(nodes[name]) if use_metadata else None
         s = _meta_group(name, nodes[name], meta, dt * to_ms) if meta and "model" in meta else None
-        settings[name] = s or _generic_group(name, nodes[name], dt, method, to_ms)
+        settings[name] = s or _generic_group(name, nodes[name], dt, method, to_ms, subtract)
     fed_by_input = {p.tgt for p in paths if roles[p.src] == "input"}
     for p in paths:
         if roles[p.tgt] in ("neuron", "readout") and roles[p.src] == "readout":

@@ -229,3 +229,29 @@ def test_unsupported_nodes_and_models_raise_clear_errors():
     izh = Network(NeuronGroup(2, "Izhikevich", name="izh")).compile()
     with pytest.raises(ConfigError, match="Izhikevich"):
         to_nir(izh)
+
+
+def test_recurrent_subgraph_and_pruned_exports_round_trip_exactly(tmp_path):
+    """recurrent="subgraph" nests a self-connected group as input -> lif -> output with
+    lif <-> w_rec (snnTorch's RLeaky form); from_nir inlines it again; prune drops the groups
+    that feed no output."""
+    net = _nir_expressible_network()  # b has a delay-1 self-connection
+    state = net.init(jax.random.PRNGKey(3))
+    x = np.asarray(jax.random.uniform(jax.random.PRNGKey(4), (60, 5)))
+    _, rec = net.run(state, x)
+    path = tmp_path / "sub.nir"
+    graph = write_nir(path, net, state, outputs="b", recurrent="subgraph")
+    sub = nir.read(path).nodes["b"]
+    assert isinstance(sub, nir.NIRGraph)
+    assert sorted(sub.edges) == sorted([("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"),
+                                        ("lif", "output")])
+    for use_metadata in (True, False):
+        imp = from_nir(path, use_metadata=use_metadata)
+        assert set(imp.net.groups) == {"a", "b"}
+        _, rec2 = imp.run(x)
+        np.testing.assert_array_equal(rec2["output"], rec["b"])
+    assert json.loads(graph.metadata["neurorl_latency"]) == imp.latency
+    pruned = to_nir(net, state, outputs="a", prune=True)  # b feeds nothing upstream of a
+    assert {k for k, v in pruned.nodes.items() if isinstance(v, nir.LIF)} == {"a"}
+    with pytest.raises(ConfigError, match="recurrent"):
+        to_nir(net, recurrent="nested")
