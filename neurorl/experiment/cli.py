@@ -283,7 +283,9 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
         "of one seed, read from the run's last checkpoint) to a NIR file that snnTorch, Norse, "
         "Spyx and the chip toolchains read.",
         "  neurorl export runs/quickstart-20261123-101500 --to nir\n"
-        "  neurorl export runs/quickstart-20261123-101500 --seed 1 --out agent.nir",
+        "  neurorl export runs/quickstart-20261123-101500 --seed 1 --out agent.nir\n"
+        "  neurorl export RUN_DIR --recurrent subgraph --outputs hidden --prune  # snnTorch 1.0\n"
+        "  neurorl export RUN_DIR --nir-version 1.0.4              # for sinabs / rockpool",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `neurorl run`")
     p.add_argument("--to", default="nir", metavar="FORMAT", help="output format: nir")
@@ -291,6 +293,18 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
                    help="which seed of the run (default: its first)")
     p.add_argument("--out", default=None, metavar="FILE",
                    help="output file (default RUN_DIR/export/seed<N>.nir)")
+    p.add_argument("--nir-version", default=None, metavar="V",
+                   help="write the layout of an older nir for readers pinned to it: 1.0.4 "
+                        "(sinabs 3.1, rockpool 3.1); default: the installed nir's")
+    p.add_argument("--recurrent", default="edges", metavar="FORM",
+                   help="recurrent layers as 'edges' (flat, default) or 'subgraph' (snnTorch's "
+                        "RLeaky form, the one snnTorch 1.0 imports correctly)")
+    p.add_argument("--outputs", default=None, metavar="GROUPS",
+                   help="comma-separated groups whose spikes are the graph's output (default: "
+                        "the network's readout)")
+    p.add_argument("--prune", action="store_true",
+                   help="leave out groups that feed no output (with --outputs hidden: the LI "
+                        "readout, which snnTorch cannot map)")
     p.set_defaults(func=cmd_export)
 
     p = _add(
@@ -461,7 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_export(args: argparse.Namespace) -> int:
     from neurorl.experiment.export import export_run
 
-    path = export_run(args.run_dir, seed=args.seed, to=args.to, out=args.out)
+    path = export_run(args.run_dir, seed=args.seed, to=args.to, out=args.out,
+                      nir_version=args.nir_version, recurrent=args.recurrent, prune=args.prune,
+                      outputs=None if args.outputs is None else args.outputs.split(","))
     print(f"wrote {path}")
     return 0
 

@@ -41,7 +41,7 @@ def agent_network(train: Any, runner_state: Any, member: int = 0) -> tuple[Any, 
 
 
 def export_run(run_dir: str | Path, *, seed: int | None = None, to: str = "nir",
-               out: str | Path | None = None) -> Path:
+               out: str | Path | None = None, **nir_options: Any) -> Path:
     """Write the trained network of one seed of a run directory.
 
     Args:
@@ -49,6 +49,11 @@ def export_run(run_dir: str | Path, *, seed: int | None = None, to: str = "nir",
         seed: the seed to export (``training.seed + i`` of member i); default the first.
         to: ``"nir"``.
         out: output path (default ``RUN_DIR/export/seed<seed>.nir``).
+        **nir_options: passed to :func:`neurorl.hardware.nir.to_nir`: ``nir_version="1.0.4"``
+            (for sinabs / rockpool, which pin nir <= 1.0.4), ``recurrent="subgraph"`` (the
+            nested form snnTorch 1.0 imports correctly), ``outputs=["hidden"]`` with
+            ``prune=True`` (drop groups that feed no output, e.g. the LI readout snnTorch cannot
+            map).
 
     Returns:
         The written file.
@@ -88,9 +93,10 @@ def export_run(run_dir: str | Path, *, seed: int | None = None, to: str = "nir",
     out.parent.mkdir(parents=True, exist_ok=True)
     from neurorl.hardware.nir import write_nir
 
-    write_nir(out, net, state)
+    write_nir(out, net, state, **nir_options)
     meta = {"run_dir": str(run_dir), "seed": seed, "agent": cfg.agent.name,
             "groups": {g: int(grp.n) for g, grp in net.groups.items()},
+            "nir_options": nir_options,
             "connections": {c: list(np.shape(w)) for c, w in state["weights"].items()}}
     (out.parent / (out.stem + ".json")).write_text(json.dumps(meta, indent=2))
     return out

@@ -54,3 +54,23 @@ def test_export_errors_name_the_problem(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nowhere")]) == 2
     out = export_run(run, out=tmp_path / "a.nir")
     assert out.exists()
+
+
+def test_export_cli_passes_the_nir_reader_options(tmp_path, capsys):
+    """``--recurrent subgraph --outputs hidden --prune`` (snnTorch 1.0's form) reaches
+    ``to_nir``: the file differs as those options say, and a typo is named."""
+    _, run = _tiny(tmp_path)
+    flat = run / "export" / "seed0.nir"
+    assert main(["export", str(run), "--out", str(flat)]) == 0
+    sub = tmp_path / "sub.nir"
+    assert main(["export", str(run), "--recurrent", "subgraph", "--outputs", "hidden", "--prune",
+                 "--out", str(sub)]) == 0
+    g_flat, g_sub = nir.read(str(flat)), nir.read(str(sub))
+    assert "readout" in g_flat.nodes and "readout" not in g_sub.nodes  # pruned: feeds no output
+    assert any(type(n).__name__ == "NIRGraph" for n in g_sub.nodes.values())  # nested layer
+    assert not any(type(n).__name__ == "NIRGraph" for n in g_flat.nodes.values())
+    meta = json.loads((tmp_path / "sub.json").read_text())
+    assert meta["nir_options"] == {"nir_version": None, "recurrent": "subgraph", "prune": True,
+                                   "outputs": ["hidden"]}
+    assert main(["export", str(run), "--recurrent", "subgrap", "--out", str(sub)]) == 2
+    assert "subgraph" in capsys.readouterr().err
