@@ -27,8 +27,6 @@ import argparse
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from benchmarks.common import machine, write_results
 from neurorl.core import Connection, Network, NeuronGroup, SpikeMonitor
@@ -121,12 +119,12 @@ def run_brian2(duration_ms: float, target: str) -> dict:
     """Brian2's examples/CUBA.py in parameters (no plotting), with the refractory period that is
     equivalent to neurorl's and NEST's t_ref (t_ref + dt, see neurorl.core.neurons.LIFParams)."""
     import brian2 as b2
-    from brian2 import mV, ms
+    from brian2 import ms, mV
 
     b2.prefs.codegen.target = target
     b2.start_scope()
     b2.seed(0)
-    taum, taue, taui = TAUM * ms, TAUE * ms, TAUI * ms
+    taum, taue, taui = TAUM * ms, TAUE * ms, TAUI * ms  # noqa: F841 (equations namespace)
     Vt, Vr, El = VT * mV, VR * mV, EL * mV  # noqa: F841 (used by the equations' namespace)
     eqs = """
     dv/dt  = (ge+gi-(v-El))/taum : volt (unless refractory)

@@ -282,7 +282,7 @@ def make_weight_init(weight: Any) -> Callable[..., Array]:
         try:
             return factory(**kw)
         except TypeError as e:
-            raise ConfigError(f"Connection.weight({name})", kw, f"valid keyword arguments ({e})")
+            raise ConfigError(f"Connection.weight({name})", kw, f"valid keyword arguments ({e})") from e
     if callable(weight):
         return weight
     raise ConfigError(

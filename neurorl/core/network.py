@@ -58,7 +58,6 @@ inputs or neuron parameters never trigger a recompilation.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -69,7 +68,7 @@ import optax
 
 from neurorl.core import connectivity as cx
 from neurorl.core import propagation as prop
-from neurorl.core.monitors import Monitor, PotentialMonitor, SpikeMonitor
+from neurorl.core.monitors import Monitor, SpikeMonitor
 from neurorl.core.neurons import NeuronModel, decay, get_neuron, make_params
 from neurorl.errors import ConfigError, ShapeError, closest, lookup
 
@@ -350,7 +349,7 @@ class LearningRule:
             try:
                 self.rule = factory(**params)
             except TypeError as e:
-                raise ConfigError(f"LearningRule({rule}).params", params, f"valid arguments ({e})")
+                raise ConfigError(f"LearningRule({rule}).params", params, f"valid arguments ({e})") from e
             self.rule_name = rule.lower()
         else:
             self.rule, self.rule_name = rule, getattr(rule, "name", "custom")

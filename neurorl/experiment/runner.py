@@ -98,8 +98,8 @@ def build(cfg: C.ExperimentConfig, *, check_memory: bool = True):
     Raises:
         ConfigError: named by YAML path.
     """
-    from neurorl.experiment.resources import check_memory as _check_memory
     from neurorl.experiment.host_train import build_host, is_host_env
+    from neurorl.experiment.resources import check_memory as _check_memory
 
     if is_host_env(cfg.env.id):  # gymnasium:<Id>: the host loop
         return build_host(cfg)

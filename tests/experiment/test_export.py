@@ -8,10 +8,10 @@ import numpy as np
 import yaml
 
 from neurorl.experiment import config as C
+from neurorl.experiment.checkpoint import load_checkpoint
 from neurorl.experiment.cli import main
 from neurorl.experiment.export import agent_network, export_run
 from neurorl.experiment.runner import build, member_keys, run_experiment
-from neurorl.experiment.checkpoint import load_checkpoint
 
 
 def _tiny(tmp_path, agent="eprop_ac"):

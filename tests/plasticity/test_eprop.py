@@ -7,8 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-from neurorl.core.network import Connection, LearningRule, Network, NeuronGroup
 from neurorl.core.monitors import PotentialMonitor, SpikeMonitor
+from neurorl.core.network import Connection, LearningRule, Network, NeuronGroup
 from neurorl.errors import ConfigError
 from neurorl.plasticity import RULES, bptt
 from neurorl.plasticity.eprop import supervised_grads
