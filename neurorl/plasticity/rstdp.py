@@ -209,8 +209,7 @@ def rstdp_event(a_plus: float = 1.0, a_minus: float = 1.0, tau_plus: float = 20.
     it; a baseline-subtracted or tonic-dopamine ``d`` is nonzero every step and pays it every
     step. Weights and spikes equal the clock-driven path to the rounding of the decay powers.
 
-    Args:
-        See :func:`rstdp`.
+    The arguments are those of :func:`rstdp`.
 
     Returns:
         ``EventRule(init, step)`` (:class:`neurorl.plasticity.traces.EventRule`).

@@ -223,8 +223,7 @@ def stdp_event(a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 
     ulp). A step with more spikes than a list holds updates every synapse (the clock-driven
     formula on the lazily decayed traces: same result) and counts in ``state.overflows``.
 
-    Args:
-        See :func:`stdp`.
+    The arguments are those of :func:`stdp`.
 
     Returns:
         ``EventRule(init, step)`` (:class:`neurorl.plasticity.traces.EventRule`).
