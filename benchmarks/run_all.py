@@ -78,6 +78,8 @@ SUITE_ARGS: dict[str, dict[str, list[str]]] = {
         "quick": ["--duration-ms", "200", "--copies", "4", "--vmap-duration-ms", "100"],
         "full": [],
     },
+    "custom_agent": {"quick": ["--steps", "20000"], "full": []},
+    "numeric_health": {"quick": ["--steps", "8192"], "full": []},
     "distal_reward": {
         "quick": ["--seconds", "10"],
         "full": ["--seconds", "3600", "--seeds", "0", "1", "2", "3", "--jobs", "2"],
