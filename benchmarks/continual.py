@@ -241,12 +241,20 @@ def run_rule(
         rule, budget, perf_arr, base_curves, init_perf, eps, per_task, n_envs, r_rand,
         chip_step_time(CHIP, cfg.agent.substeps),
     )
+    return _with_run_info(row, h, chunk, float(np.mean(energies)), float(np.mean(spikes)),
+                          t_rule, seq_wall, eval_wall, base_wall)
+
+
+def _with_run_info(row: dict, hyper: dict, chunk: int, energy: float | None,
+                   spikes: float | None, t_rule: float, seq_wall: float, eval_wall: float,
+                   base_wall: float) -> dict:
+    """``row`` with the settings, energy, spikes and wall times every rule's row carries."""
     row.update(
         {
-            "hyper": h,
+            "hyper": hyper,
             "chunk_steps": chunk,
-            "energy_per_step_j": float(np.mean(energies)),
-            "spikes_per_step": float(np.mean(spikes)),
+            "energy_per_step_j": energy,
+            "spikes_per_step": spikes,
             "wall_s": {
                 "total": time.perf_counter() - t_rule,
                 "sequence_incl_eval": seq_wall,
@@ -351,21 +359,9 @@ def run_ppo(budget: dict[str, Any], hyper: dict[str, Any] | None = None) -> dict
         save_episodes(Path(budget["episodes_dir"]) / "ppo.npz", "ppo", eps)
     row = _metrics("ppo", budget, perf_arr, base_curves, init_perf, eps, per_task, n_envs,
                    r_rand, None)
-    row.update(
-        {
-            "hyper": {**PPO_DEFAULTS, **h},
-            "chunk_steps": chunk,
-            "energy_per_step_j": None,  # not a spiking network
-            "spikes_per_step": None,
-            "wall_s": {
-                "total": time.perf_counter() - t_rule,
-                "sequence_incl_eval": seq_wall,
-                "eval": eval_wall,
-                "baselines_incl_eval": base_wall,
-            },
-        }
-    )
-    return row
+    # no energy or spikes: not a spiking network
+    return _with_run_info(row, {**PPO_DEFAULTS, **h}, chunk, None, None, t_rule, seq_wall,
+                          eval_wall, base_wall)
 
 
 def _metrics(
