@@ -357,8 +357,9 @@ def main() -> None:
     skipped: list[str] = []
     out_json = RESULTS / "scale.json"
     brian_json = RESULTS / "scale_brian2.json"
-    old = (json.loads(out_json.read_text())["rows"]
-           if (args.merge or args.report_only) and out_json.exists() else [])
+    stored = (json.loads(out_json.read_text())
+              if (args.merge or args.report_only) and out_json.exists() else {})
+    old = stored.get("rows", [])
 
     def save() -> None:  # after every row: a long run that is stopped keeps what it measured
         if args.brian_only:
@@ -370,8 +371,12 @@ def main() -> None:
                       key=lambda r: (r["scale"], r["simulator"]))
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
         total = time.perf_counter() - t_start
-        write_results("scale", {"rows": allr, "args": vars(args), "peak_rss_bytes": peak,
-                                "total_s": total, "skipped": skipped, "machine": machine()},
+        run_args, mach = vars(args), machine()
+        if args.report_only and stored:  # a rewrite keeps the measuring run's facts, not today's
+            peak, total, skipped[:] = stored["peak_rss_bytes"], stored["total_s"], stored["skipped"]
+            run_args, mach = stored["args"], stored["machine"]
+        write_results("scale", {"rows": allr, "args": run_args, "peak_rss_bytes": peak,
+                                "total_s": total, "skipped": skipped, "machine": mach},
                       [{k: v for k, v in r.items() if k != "propagation"} for r in allr],
                       _notes(allr, args, peak, total, skipped))
         plot(allr, RESULTS / "scale.png")
