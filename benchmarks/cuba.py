@@ -186,8 +186,10 @@ def main() -> None:
     print(f"firing rate: neurorl {nr['rate_hz']:.2f} Hz, Brian2 {br['rate_hz']:.2f} Hz "
           f"(relative difference {100 * rel:.1f} %)")
     print(f"wall time for {args.duration_ms:.0f} ms: neurorl {nr['wall_s']:.2f} s, Brian2 "
-          f"({br['codegen_target']}) {br['wall_s']:.2f} s, ratio {result['time_ratio_neurorl_over_brian2']:.2f}")
-    print(f"{args.copies} vmapped copies x {args.vmap_duration_ms:.0f} ms: {nr['vmap_wall_s']:.2f} s, "
+          f"({br['codegen_target']}) {br['wall_s']:.2f} s, "
+          f"ratio {result['time_ratio_neurorl_over_brian2']:.2f}")
+    print(f"{args.copies} vmapped copies x {args.vmap_duration_ms:.0f} ms: "
+          f"{nr['vmap_wall_s']:.2f} s, "
           f"{nr['vmap_neuron_steps_per_s']:.3g} neuron-steps/s, "
           f"{nr['vmap_speedup_vs_sequential']:.2f}x vs sequential")
     rows = [

@@ -19,8 +19,9 @@ Rules (``CONNECTIVITY``):
                       ``fixed_outdegree``; Izhikevich 2007's network).
 
 Weight initialisers (``WEIGHT_INITS``): ``constant(value)``, ``uniform(low, high)``,
-``normal(mean, std)``, ``lognormal(mean, sigma)`` (of the underlying normal), ``glorot`` (normal with
-std sqrt(2 / (fan_in + fan_out)), Glorot & Bengio 2010). Each is ``init(key, shape, fan_in, fan_out)``.
+``normal(mean, std)``, ``lognormal(mean, sigma)`` (of the underlying normal), ``glorot``
+(normal with std sqrt(2 / (fan_in + fan_out)), Glorot & Bengio 2010). Each is
+``init(key, shape, fan_in, fan_out)``.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def probabilistic(
     sampled row by row (for each pre neuron Binomial(n_post, p) targets drawn without
     replacement; kept so that every seeded network up to that size keeps its structure); above,
     vectorised by geometric skips over the ``n_pre n_post`` pairs (:func:`bernoulli_pairs`:
-    2.4 s CPU for the 32 M synapses of a 100x CUBA network, the row loop ~6.8 s). Both give exactly the distribution of n_pre n_post independent Bernoulli trials.
+    2.4 s CPU for the 32 M synapses of a 100x CUBA network, the row loop ~6.8 s). Both give
+    exactly the distribution of n_pre n_post independent Bernoulli trials.
     """
     p = float(p)
     if not 0.0 <= p <= 1.0 or np.isnan(p):
@@ -195,7 +197,8 @@ def validate_rule(rule: str, kwargs: dict[str, Any]) -> str:
         p = float(kwargs["p"])
         if not 0.0 <= p <= 1.0 or np.isnan(p):
             raise ConfigError("Connection(probabilistic).p", kwargs["p"], "a probability in [0, 1]")
-    if name == "fixed_fan_in" and "k" in kwargs and (int(kwargs["k"]) != kwargs["k"] or kwargs["k"] < 0):
+    if (name == "fixed_fan_in" and "k" in kwargs
+            and (int(kwargs["k"]) != kwargs["k"] or kwargs["k"] < 0)):
         raise ConfigError("Connection(fixed_fan_in).k", kwargs["k"], "an integer >= 0")
     return name
 
@@ -244,7 +247,8 @@ def lognormal(mean: float = 0.0, sigma: float = 1.0) -> Callable[..., Array]:
 
 
 def glorot(gain: float = 1.0) -> Callable[..., Array]:
-    """Normal with std = gain sqrt(2 / (fan_in + fan_out)) (Glorot & Bengio 2010, Eq. 12 normal form)."""
+    """Normal with std = gain sqrt(2 / (fan_in + fan_out)) (Glorot & Bengio 2010, Eq. 12, normal
+    form)."""
     return lambda key, shape, fan_in, fan_out: gain * jnp.sqrt(
         2.0 / max(fan_in + fan_out, 1)
     ) * jax.random.normal(key, shape, jnp.float32)
@@ -282,7 +286,8 @@ def make_weight_init(weight: Any) -> Callable[..., Array]:
         try:
             return factory(**kw)
         except TypeError as e:
-            raise ConfigError(f"Connection.weight({name})", kw, f"valid keyword arguments ({e})") from e
+            raise ConfigError(f"Connection.weight({name})", kw,
+                              f"valid keyword arguments ({e})") from e
     if callable(weight):
         return weight
     raise ConfigError(

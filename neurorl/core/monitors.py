@@ -44,7 +44,8 @@ class SpikeMonitor(Monitor):
 
 
 class PotentialMonitor(Monitor):
-    """Records a neuron state field ``[T, n]`` of a group, the membrane potential ``v`` by default."""
+    """Records a neuron state field ``[T, n]`` of a group, the membrane potential ``v`` by
+    default."""
 
     kind = "v"
 

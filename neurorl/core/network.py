@@ -280,7 +280,8 @@ class Connection:
         if isinstance(delay, tuple) and len(delay) == 2:
             lo, hi = delay
             if int(lo) != lo or int(hi) != hi or lo < 1 or hi < lo:
-                raise ConfigError("Connection.delay", delay, "(low, high) integers, 1 <= low <= high")
+                raise ConfigError("Connection.delay", delay,
+                                  "(low, high) integers, 1 <= low <= high")
             return (int(lo), int(hi))
         d = np.asarray(delay)
         if d.ndim == 2:
@@ -349,7 +350,8 @@ class LearningRule:
             try:
                 self.rule = factory(**params)
             except TypeError as e:
-                raise ConfigError(f"LearningRule({rule}).params", params, f"valid arguments ({e})") from e
+                raise ConfigError(f"LearningRule({rule}).params", params,
+                                  f"valid arguments ({e})") from e
             self.rule_name = rule.lower()
         else:
             self.rule, self.rule_name = rule, getattr(rule, "name", "custom")
@@ -531,7 +533,8 @@ class CompiledNetwork:
         else:
             has_in = {c.target.name for c in net.connections}
             self.input_groups = [g.name for g in net.groups if g.name not in has_in]
-        self.dt = float(np.asarray(net.groups[0].params.dt)) if hasattr(net.groups[0].params, "dt") else 1.0
+        p0 = net.groups[0].params
+        self.dt = float(np.asarray(p0.dt)) if hasattr(p0, "dt") else 1.0
 
         # host-side structure
         self.structure: dict[str, dict[str, Any]] = {}
@@ -552,7 +555,8 @@ class CompiledNetwork:
                 delay_e, dmax = None, c.delay
             else:
                 if isinstance(c.delay, tuple):
-                    delay_e = rng.integers(c.delay[0], c.delay[1] + 1, size=len(pre)).astype(np.int32)
+                    delay_e = rng.integers(c.delay[0], c.delay[1] + 1,
+                                           size=len(pre)).astype(np.int32)
                 else:
                     delay_e = c.delay[pre, post]
                 dmax = int(delay_e.max()) if len(delay_e) else 1
@@ -733,7 +737,8 @@ class CompiledNetwork:
                                        else "") for n, c in self._conf.items()}
 
     def dense_weights(self, state: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Weights of every connection as dense ``[n_pre, n_post]`` numpy arrays (0 = no synapse)."""
+        """Weights of every connection as dense ``[n_pre, n_post]`` numpy arrays (0 = no
+        synapse)."""
         out = {}
         for n, c in self.connections.items():
             w = np.asarray(state["weights"][n])
@@ -1250,7 +1255,8 @@ class CompiledNetwork:
         out, T = {}, None
         for g, x in inputs.items():
             if g not in self.input_groups:
-                raise ConfigError(f"inputs[{g!r}]", g, f"an input group, one of {self.input_groups}",
+                raise ConfigError(f"inputs[{g!r}]", g,
+                                  f"an input group, one of {self.input_groups}",
                                   closest(str(g), self.input_groups))
             n = self.groups[g].n
             shape = tuple(np.shape(x))

@@ -147,7 +147,8 @@ class LIFParams:
 class LIFState:
     """LIF state. ``v``: membrane, ``z``: spikes of this step, ``refractory``: refractory steps
     left, ``is_refractory``: 1 where this step was refractory. ``a`` (ALIF adaptation, zeros for
-    LIF), ``thr`` (threshold used this step) and ``i_syn`` (CubaLIF synaptic current) complete it."""
+    LIF), ``thr`` (threshold used this step) and ``i_syn`` (CubaLIF synaptic current) complete
+    it."""
 
     v: Array
     z: Array
@@ -257,7 +258,8 @@ def _alif_step(params: LIFParams, state: LIFState, current: Array, xp: Any = jnp
 
 def _cuba_step(params: LIFParams, state: LIFState, current: Array, xp: Any = jnp
                ) -> tuple[Array, LIFState]:
-    """CubaLIF: LIF driven by an exponential synaptic current i_syn <- exp(-dt/tau_syn) i_syn + I."""
+    """CubaLIF: LIF driven by an exponential synaptic current, i_syn <- exp(-dt/tau_syn) i_syn
+    + I."""
     i_syn = xp.exp(-xp.asarray(params.dt, xp.float32) / params.tau_syn) * state.i_syn + current
     new = _lif_core(params, state.replace(i_syn=i_syn), i_syn, adaptive=False, xp=xp)
     return new.z, new

@@ -1,10 +1,10 @@
 """Run, resume, sweep and report experiments (the CLI's engine).
 
-A run is chunked: the jitted ``run_chunk`` advances every seed by ``training.chunk_steps`` env steps;
-between chunks the host turns the per-step metrics into episode records, writes JSONL (and wandb),
-updates the progress bar and writes a checkpoint (write-then-rename). Resuming loads the checkpoint,
-truncates the logs to the checkpointed position and continues with the same chunk boundaries, so a
-killed-and-resumed run produces exactly the records of an uninterrupted one.
+A run is chunked: the jitted ``run_chunk`` advances every seed by ``training.chunk_steps`` env
+steps; between chunks the host turns the per-step metrics into episode records, writes JSONL (and
+wandb), updates the progress bar and writes a checkpoint (write-then-rename). Resuming loads the
+checkpoint, truncates the logs to the checkpointed position and continues with the same chunk
+boundaries, so a killed-and-resumed run produces exactly the records of an uninterrupted one.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""From the ``shifts`` section of an experiment config to a :class:`~neurorl.envs.shifts.ShiftedEnv`.
+"""From the ``shifts`` section of an experiment config to a
+:class:`~neurorl.envs.shifts.ShiftedEnv`.
 
 Config step counts are *total* env steps of one agent (summed over its ``n_envs`` parallel envs),
 the x-axis of every log and plot; each parallel env advances its own step counter once per
