@@ -119,7 +119,8 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _mountain_car_energy(obs: Array) -> Array:
-    """Mechanical energy of the MountainCar car from its observation ``[position, velocity]``,
+    """Mechanical energy of the MountainCar car (MountainCar-v0 and MountainCarContinuous-v0:
+    the same hill and gravity) from its observation ``[position, velocity]``,
     in units of the gravity coefficient 0.0025: ``(v^2 / 2 + 0.0025 sin(3x) / 3) / 0.0025``
     (the dynamics ``v += ... - 0.0025 cos(3x)`` derive from the height ``sin(3x) / 3``)."""
     x, v = obs[0], obs[1]

@@ -42,9 +42,11 @@ def _energy(o):
     return (0.5 * o[:, 1] ** 2 + 0.0025 * np.sin(3 * o[:, 0]) / 3) / 0.0025
 
 
-def test_shaping_equals_the_shaped_reward_of_ng_et_al():
-    # short episodes so that truncations (and their resets) happen inside the run
-    env, params = make("MountainCar-v0", max_steps_in_episode=4)
+@pytest.mark.parametrize("env_id", ["MountainCar-v0", "MountainCarContinuous-v0"])
+def test_shaping_equals_the_shaped_reward_of_ng_et_al(env_id):
+    # short episodes so that truncations (and their resets) happen inside the run; the same
+    # potential serves both cars (same hill, gravity 0.0025, observation [position, velocity])
+    env, params = make(env_id, max_steps_in_episode=4)
     spec = spec_from_env(env, params, n_envs=3, substeps=2)
     scale, gamma = 7.0, DEFAULTS["gamma"]
     shaped = make_agent("eprop_ac", spec, shaping="mountain_car_energy", shaping_scale=scale,
