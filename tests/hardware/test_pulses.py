@@ -4,6 +4,8 @@ SoftBounds device for the same pulse sequence (skipped when aihwkit is not insta
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -126,10 +128,11 @@ def _aihwkit_trajectory(device_cls, dev, seq):
 
     b = dev.up_down
     dw = dev.dw_min * (1 + b)
-    cfg = SingleRPUConfig(device=device_cls(
-        dw_min=dw, up_down=2 * b / (1 + b), w_max=dev.g_hi, w_min=dev.g_lo,
-        dw_min_dtod=0.0, up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0, dw_min_std=0.0,
-        write_noise_std=0.0))
+    kw = dict(dw_min=dw, up_down=2 * b / (1 + b), w_max=dev.g_hi, w_min=dev.g_lo,
+              dw_min_dtod=0.0, up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0, dw_min_std=0.0)
+    if "write_noise_std" in {f.name for f in dataclasses.fields(device_cls)}:
+        kw["write_noise_std"] = 0.0  # SoftBounds has it (default 0); ConstantStep does not
+    cfg = SingleRPUConfig(device=device_cls(**kw))
     cfg.update.pulse_type = PulseType.DETERMINISTIC_IMPLICIT
     cfg.update.desired_bl = 1
     cfg.update.update_bl_management = False
