@@ -462,9 +462,15 @@ class PulseDeviceSpec:
                 and (self.drift_nu is None or self.drift_nu >= 0)):
             raise ConfigError("device", (self.nonlinearity, self.drift_nu, self.drift_t0),
                               "0 <= nonlinearity <= 1, drift_nu >= 0 or None, drift_t0 > 0")
-        if self.exp_step is not None and len(tuple(self.exp_step)) != 6:
-            raise ConfigError("device.exp_step", self.exp_step,
-                              "None or (a, b, A_up, A_down, gamma_up, gamma_down)")
+        if self.exp_step is not None:
+            try:
+                shape = tuple(float(v) for v in self.exp_step)
+            except (TypeError, ValueError):
+                shape = ()
+            if len(shape) != 6:
+                raise ConfigError("device.exp_step", self.exp_step,
+                                  "None or 6 numbers (a, b, A_up, A_down, gamma_up, gamma_down)")
+            object.__setattr__(self, "exp_step", shape)  # a YAML list -> hashable tuple
 
     def replace(self, **kw: Any) -> PulseDeviceSpec:
         """A copy with some fields changed (co-design sweeps: one non-ideality at a time)."""
