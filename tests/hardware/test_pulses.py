@@ -1,14 +1,19 @@
 """Learning by programming pulses on memristive devices (issue 16): the soft-bounds pulse model
 against its per-pulse recursion, asymmetry, bounds, endurance, drift, and aihwkit's own
-SoftBounds device for the same pulse sequence (skipped when aihwkit is not installed)."""
+SoftBounds, ConstantStep and PCM (ExpStep) devices for the same pulse sequence (skipped when
+aihwkit is not installed; ``bash benchmarks/aihwkit_check.sh`` builds a side venv with aihwkit
+1.1.0 on torch 2.10.0 and runs them)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from neurorl.errors import ConfigError
 from neurorl.hardware import memristor as M
 
 
@@ -111,6 +116,17 @@ def test_pcm_pair_is_set_only_with_refresh_and_drifts():
     assert 0 < w_late < w_now
 
 
+def _set_zero(tile, torch):
+    """Zero the tile's weight; a torch whose C++ ABI is not the one aihwkit's ``rpu_base`` was
+    built against rejects every tensor here (a clear failure, not a wrong trajectory)."""
+    try:
+        tile.set_weights(torch.zeros((1, 1)))
+    except RuntimeError as e:
+        pytest.fail(f"aihwkit's rpu_base does not accept torch {torch.__version__}'s tensors "
+                    f"({e}): aihwkit 1.1.0's wheels need torch 2.10.0; "
+                    "bash benchmarks/aihwkit_check.sh builds such a venv")
+
+
 def _aihwkit_trajectory(device_cls, dev, seq):
     """aihwkit's own tile, one pulse per update, for our device ``dev`` (noise off).
 
@@ -126,17 +142,18 @@ def _aihwkit_trajectory(device_cls, dev, seq):
 
     b = dev.up_down
     dw = dev.dw_min * (1 + b)
-    cfg = SingleRPUConfig(device=device_cls(
-        dw_min=dw, up_down=2 * b / (1 + b), w_max=dev.g_hi, w_min=dev.g_lo,
-        dw_min_dtod=0.0, up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0, dw_min_std=0.0,
-        write_noise_std=0.0))
+    kw = dict(dw_min=dw, up_down=2 * b / (1 + b), w_max=dev.g_hi, w_min=dev.g_lo,
+              dw_min_dtod=0.0, up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0, dw_min_std=0.0)
+    if "write_noise_std" in {f.name for f in dataclasses.fields(device_cls)}:
+        kw["write_noise_std"] = 0.0  # SoftBounds has it (default 0); ConstantStep does not
+    cfg = SingleRPUConfig(device=device_cls(**kw))
     cfg.update.pulse_type = PulseType.DETERMINISTIC_IMPLICIT
     cfg.update.desired_bl = 1
     cfg.update.update_bl_management = False
     cfg.update.update_management = False
     tile = AnalogTile(1, 1, cfg)
     tile.set_learning_rate(dw)
-    tile.set_weights(torch.zeros((1, 1)))
+    _set_zero(tile, torch)
     traj = []
     for s in seq:
         # one pulse of sign s: x = 1, d = -s (aihwkit descends: w -= lr * d x)
@@ -149,10 +166,10 @@ def _ours_trajectory(dev, seq):
     """Our device, one ``pulse_update`` per pulse (open-loop stochastic scheme: a request of
     exactly one nominal step is one pulse)."""
     st = M.pulse_init(jax.random.PRNGKey(0), (1,), dev)
+    update = jax.jit(M.pulse_update, static_argnums=(4,))
     out = []
     for i, s in enumerate(seq):
-        st = M.pulse_update(st, jnp.array([s * dev.dw_min]), jax.random.PRNGKey(i), 0.0, dev,
-                            1.0)
+        st = update(st, jnp.array([s * dev.dw_min]), jax.random.PRNGKey(i), 0.0, dev, 1.0)
         assert float(st.pulses[0, 0]) == i + 1
         out.append(float(st.g[0, 0]))
     return np.array(out)
@@ -165,7 +182,8 @@ def test_same_pulse_sequence_as_aihwkit_soft_bounds():
     slow loop of the per-pulse rule, and ``pulse_update`` one pulse at a time. (aihwkit 1.2.0
     is source-only on the index; 1.1.0 has a cp311 wheel and the same device update code:
     ``rpu_pulsed_device.cpp`` populate and ``rpu_linearstep_device.cpp`` / ``rpu_constantstep_
-    device.cpp`` update are unchanged from v1.1.0 to 1.2.0.)"""
+    device.cpp`` update are unchanged from v1.1.0 to 1.2.0.) Run with aihwkit:
+    ``bash benchmarks/aihwkit_check.sh`` (a side venv: aihwkit 1.1.0 on torch 2.10.0)."""
     pytest.importorskip("aihwkit")
     from aihwkit.simulator.configs import SoftBoundsDevice
 
@@ -181,7 +199,7 @@ def test_same_pulse_sequence_as_aihwkit_soft_bounds():
 @pytest.mark.slow
 def test_same_pulse_sequence_as_aihwkit_constant_step():
     """aihwkit's ConstantStepDevice and ours (``nonlinearity=0``), asymmetric, noise off, with
-    enough pulses to hit both bounds (clipping)."""
+    enough pulses to hit both bounds (clipping). Run with ``bash benchmarks/aihwkit_check.sh``."""
     pytest.importorskip("aihwkit")
     from aihwkit.simulator.configs import ConstantStepDevice
 
@@ -190,3 +208,109 @@ def test_same_pulse_sequence_as_aihwkit_constant_step():
     traj = _aihwkit_trajectory(ConstantStepDevice, dev, seq)
     assert traj.max() == pytest.approx(dev.g_hi) and traj.min() == pytest.approx(dev.g_lo)
     np.testing.assert_allclose(_ours_trajectory(dev, seq), traj, atol=1e-5)
+
+
+def _exp_step_loop(g, seq, dw, exp_step, hi, lo):
+    """aihwkit ExpStepDevice ``update_once`` (rpu_expstep_device.cpp, no noise), one pulse at a
+    time (a slow numpy loop)."""
+    a, b, a_up, a_down, gam_up, gam_down = exp_step
+    out = []
+    for s in seq:
+        z = 2 * a * g / (hi - lo) + b
+        if s > 0:
+            g = g + dw * max(1 - a_up * np.exp(gam_up * z), 0.0)
+        elif s < 0:
+            g = g - dw * max(1 - a_down * np.exp(-gam_down * z), 0.0)
+        g = min(max(g, lo), hi)
+        out.append(g)
+    return np.array(out)
+
+
+def test_exp_step_pulses_equal_the_per_pulse_loop():
+    """The ExpStep shape (aihwkit's PCM preset): n pulses in one update = n single pulses = the
+    C++ rule as a numpy loop; the first SET pulses are the large ones."""
+    dev = M.get_pulse_device("pcm_expstep").replace(dw_min_dtod=0.0, up_down_dtod=0.0,
+                                                    w_max_dtod=0.0, dw_min_std=0.0)
+    ref = _exp_step_loop(0.0, [1] * 48, dev.dw_min, dev.exp_step, dev.g_hi, dev.g_lo)
+    g = jnp.zeros((1,))
+    for k in range(3):
+        g = M.pulse_step(g, jnp.array([16.0]), jnp.array([0.0]), dev.dw_min, dev.dw_min,
+                         dev.g_hi, dev.g_lo, 0.0, None, exp_step=dev.exp_step)
+        np.testing.assert_allclose(float(g[0]), ref[16 * k + 15], rtol=1e-5)
+    assert ref[0] > 20 * dev.dw_min and np.diff(ref)[-1] < 0.2 * ref[0]
+    # calibrated counts use the exp step at the present g: a request of one first step = 1 pulse
+    st = M.pulse_init(jax.random.PRNGKey(0), (1,), dev.replace(update="calibrated"))
+    st = M.pulse_update(st, jnp.array([float(ref[0])]), jax.random.PRNGKey(1), 0.0,
+                        dev.replace(update="calibrated"), 1.0)
+    assert float(st.pulses[0, 0]) == 1.0
+    np.testing.assert_allclose(float(st.g[0, 0]), ref[0], rtol=1e-5)
+    # a config's list becomes the hashable tuple; a wrong length is a ConfigError
+    assert M.pulse_device_with("pcm", {"exp_step": list(dev.exp_step)}).exp_step == dev.exp_step
+    with pytest.raises(ConfigError, match="exp_step"):
+        M.pulse_device_with("pcm", {"exp_step": [1.0, 2.0]})
+
+
+def _aihwkit_run(device, seq, lr=1.0):
+    """aihwkit's tile with ``device``, one pulse per update (bit length 1 caps the count)."""
+    torch = pytest.importorskip("torch")
+    from aihwkit.simulator.configs import SingleRPUConfig
+    from aihwkit.simulator.parameters.enums import PulseType
+    from aihwkit.simulator.tiles.analog import AnalogTile
+
+    cfg = SingleRPUConfig(device=device)
+    cfg.update.pulse_type = PulseType.DETERMINISTIC_IMPLICIT
+    cfg.update.desired_bl = 1
+    cfg.update.update_bl_management = False
+    cfg.update.update_management = False
+    tile = AnalogTile(1, 1, cfg)
+    tile.set_learning_rate(lr)
+    _set_zero(tile, torch)
+    traj = []
+    for s in seq:
+        tile.update(torch.ones((1, 1)), torch.full((1, 1), -float(s)))
+        traj.append(float(tile.get_weights()[0][0, 0]))
+    return np.array(traj)
+
+
+@pytest.mark.slow
+def test_same_pulse_sequence_as_aihwkit_pcm_exp_step():
+    """aihwkit's PCMPresetDevice (ExpStep, noise off) and our ``pcm_expstep`` preset: the same
+    constants (range 2.0 there, 1.0 here), and the same G+ trajectory for a SET train that
+    saturates the device (our pair, one ``pulse_update`` per pulse). Then a bidirectional
+    ExpStepDevice with aihwkit's default shape (up and down pulses, both bounds). Run with
+    ``bash benchmarks/aihwkit_check.sh``."""
+    pytest.importorskip("aihwkit")
+    from aihwkit.simulator.configs import ExpStepDevice
+    from aihwkit.simulator.presets.devices import PCMPresetDevice
+
+    off = dict(dw_min_dtod=0.0, up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0,
+               dw_min_std=0.0)
+    pcm = PCMPresetDevice(dw_min_std_add=0.0, dw_min_std_slope=0.0, reset_dtod=0.0, **off)
+    dev = M.get_pulse_device("pcm_expstep").replace(**{k: v for k, v in off.items()
+                                                       if k != "w_min_dtod"},
+                                                    update="stochastic")
+    scale = (pcm.w_max - pcm.w_min) / (dev.g_hi - dev.g_lo)
+    assert dev.exp_step == (pcm.a, pcm.b, pcm.A_up, pcm.A_down, pcm.gamma_up, pcm.gamma_down)
+    assert dev.dw_min * scale == pytest.approx(pcm.dw_min) and pcm.up_down == dev.up_down == 0
+    seq = [1] * 130
+    traj = _aihwkit_run(pcm, seq) / scale
+    assert traj[0] > 0.1 and traj[-1] == pytest.approx(dev.g_hi)  # big first step; saturates
+    st = M.pulse_init(jax.random.PRNGKey(0), (1,), dev)
+    update = jax.jit(M.pulse_update, static_argnums=(4,))
+    ours = []
+    for i in range(len(seq)):
+        st = update(st, jnp.array([dev.dw_min]), jax.random.PRNGKey(i), 0.0, dev, 1.0)
+        ours.append(float(st.g[0, 0]))
+    assert float(st.refreshes) == 0 and float(st.g[1, 0]) == 0.0
+    np.testing.assert_allclose(ours, traj, atol=1e-5)
+
+    es = ExpStepDevice(w_max=1.0, w_min=-1.0, dw_min=0.01, **off)
+    shape = (es.a, es.b, es.A_up, es.A_down, es.gamma_up, es.gamma_down)
+    dev2 = _noiseless("rram", g_hi=1.0, g_lo=-1.0, dw_min=0.01, exp_step=shape,
+                      update="stochastic")
+    seq = [1] * 150 + [-1] * 300 + [1, 1, -1] * 30
+    traj = _aihwkit_run(es, seq)
+    np.testing.assert_allclose(traj, _exp_step_loop(0.0, seq, 0.01, shape, 1.0, -1.0),
+                               atol=1e-5)
+    assert traj.max() > 0.5 and traj.min() < -0.5
+    np.testing.assert_allclose(_ours_trajectory(dev2, seq), traj, atol=1e-5)
