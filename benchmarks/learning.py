@@ -126,6 +126,8 @@ CASES: dict[str, tuple[TrainConfig, float | None, int]] = {
 # the same script on the same machine: name -> (env id, threshold, budget env steps per seed)
 PPO_CASES: dict[str, tuple[str, float | None, int]] = {
     "ppo_cartpole": ("CartPole-v1", 475.0, 500_000),
+    # the same PPO (its CartPole hyperparameters, not retuned) on Acrobot, beside eprop_acrobot
+    "ppo_acrobot": ("Acrobot-v1", -100.0, 500_000),
 }
 SEEDS = (0, 1, 2, 3, 4)
 
