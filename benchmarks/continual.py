@@ -753,7 +753,7 @@ def main(
     budget["evaluate"] = bool(evaluate)
     budget["scratch"] = bool(scratch)
     budget["config"] = str(config)
-    seq, n_tasks, _, names = _sequence(budget)  # checks the config before any run
+    seq, n_tasks, own_per_task, names = _sequence(budget)  # checks the config before any run
     results_dir = Path(out) if out else ROOT / "benchmarks" / "results"
     if out:  # raw episodes next to a scratch run's results (not into benchmarks/results)
         budget["episodes_dir"] = str(results_dir / f"{name}_episodes")
@@ -780,6 +780,7 @@ def main(
         "config": str(_config_path(budget).relative_to(ROOT))
         if _config_path(budget).is_relative_to(ROOT) else str(_config_path(budget)),
         "title": seq.get("description") or seq.get("name"),
+        "config_steps_per_task": own_per_task,
         "task_names": names,
         "budget": budget,
         "energy_chip": CHIP,
@@ -916,8 +917,10 @@ def markdown(result: dict) -> str:
         f"rule's update window: "
         + ", ".join(f"{r['rule']} {r['steps_per_task']:,}" for r in rows)
         + f"), seeds {s0}-{s0 + b['seeds'] - 1}, online learning through the sequence "
-        f"(`{result['config']}`, steps per task reduced for the suite). "
-        "`ppo` is the non-spiking baseline (`benchmarks/common.make_ppo`: MLP 64x64, 16 envs, "
+        f"(`{result['config']}`"
+        + ("). " if result.get("config_steps_per_task") == b["steps_per_task"]
+           else ", steps per task reduced for the suite). ")
+        + "`ppo` is the non-spiking baseline (`benchmarks/common.make_ppo`: MLP 64x64, 16 envs, "
         "constant lr) on the same tasks and budget.",
     ]
     if b.get("evaluate", True):

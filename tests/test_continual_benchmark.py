@@ -247,7 +247,8 @@ def test_ppo_runs_on_the_shifted_env(continual):
 
 
 def test_markdown_shows_the_frozen_policy_on_the_new_task(continual):
-    budget = {"evals_per_task": 1, "k": 1, "steps_per_task": 1000, "seeds": 1, "seed0": 0}
+    budget = {"evals_per_task": 1, "k": 1, "steps_per_task": 1000, "seeds": 1, "seed0": 0,
+              "eval_steps": 10}
     r_rand = np.array([20.0] * 4)
     eps = [_episodes([[100] * 10] * 4)]
     perf = np.array([[[0.9, 0.1, 0.8, 0.9], [0.2, 0.8, 0.1, 0.2], [0.3, 0.3, 0.7, 0.05],
