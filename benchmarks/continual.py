@@ -974,9 +974,19 @@ def markdown(result: dict) -> str:
         "|---|---:|---|---:|---:|---:|---:|---|---:|",
     ]
     names = result.get("task_names")
+    trivial = False
     for r in rows:
         for i, sw in enumerate(r["switches"]):
-            per = ", ".join("-" if x is None else f"{x:.0f}" for x in sw["steps_per_seed"])
+            # a seed whose pre-switch level is at or below the new task's random return had
+            # nothing to recover: its 0 is by definition, not adaptation (marked *)
+            rr = (r.get("random_policy_return") or [None] * (i + 2))[i + 1]
+            pre = [(p.get("adaptation") or [{}] * (i + 1))[i].get("pre_level")
+                   for p in r.get("per_seed", [])] or [None] * len(sw["steps_per_seed"])
+            marks = ["*" if rr is not None and pl is not None and pl <= rr else ""
+                     for pl in pre]
+            trivial |= any(marks)
+            per = ", ".join(("-" if x is None else f"{x:.0f}") + m
+                            for x, m in zip(sw["steps_per_seed"], marks, strict=True))
             to = sw["to_task"] if not names else f"{sw['to_task']} ({names[sw['to_task']]})"
             fz = _frozen_on_new(r, i, b["evals_per_task"]) if b.get("evaluate", True) else None
             lines.append(
@@ -984,6 +994,10 @@ def markdown(result: dict) -> str:
                 f"{f(sw['pre_level_median'], '.0f')} | {sw['recovered']}/{r['seeds']} | "
                 f"{f(sw['steps_median'], '.0f')} | {per} | {f(sw['chip_time_s_median'])} |"
             )
+    if trivial:
+        lines += ["", "\\* the seed's pre-switch level was at or below the new task's "
+                  "random-policy return: it had nothing to recover, so its 0 steps are no "
+                  "adaptation."]
     hy = [f"{r['rule']} {r['hyper']}" for r in rows if r.get("hyper")]
     if hy:
         lines += ["", "Settings (non-default hyperparameters; PPO: all): " + "; ".join(hy) + "."]
