@@ -876,7 +876,9 @@ def plot(result: dict, path: Path) -> Path | None:
         )
     ax.set_xlabel("env step (per seed)")
     ax.set_ylabel("training episode return (median over seeds)")
-    ax.set_title(_title(result), fontsize=9)
+    import textwrap
+
+    ax.set_title("\n".join(textwrap.wrap(_title(result), 90)), fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
