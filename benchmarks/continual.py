@@ -1,7 +1,13 @@
-"""Continual benchmark: the lifelong CartPole task sequence for each learning rule.
+"""Continual benchmark: a lifelong CartPole task sequence for each learning rule.
 
-The sequence is ``experiments/lifelong_cartpole.yaml``: pole half-length 0.5 -> 1.0 -> 0.25 ->
-0.5 (the last task revisits the first). Each rule (R-STDP, e-prop actor-critic, BPTT-PPO
+The default sequence is ``experiments/lifelong_cartpole.yaml``: pole half-length 0.5 -> 1.0 ->
+0.25 -> 0.5 (the last task revisits the first). ``--config lifelong_cartpole_shifts.yaml`` runs
+the sequence whose every switch changes the right action (normal -> left/right swapped -> heavy
+physics -> sensors permuted -> normal; results ``continual_shifts.*``): any YAML whose
+observation / action / reward shift windows sit on its task boundaries works, each task becoming
+one frozen condition of the training env (:func:`task_conditions`).
+
+Each rule (R-STDP, e-prop actor-critic, BPTT-PPO
 actor-critic; float weights; e-prop with the config's ``agent.hyper``, the others with their
 defaults) and the non-spiking PPO baseline (``benchmarks.common.make_ppo``, MLP 64x64) learn
 online through the whole sequence, seeds vmapped. After every ``steps_per_task /
@@ -35,6 +41,11 @@ seeds 0-4, 5 evaluations per task of 500 steps x 8 envs. Tuning runs: ``--seed0 
 
 Usage: python benchmarks/continual.py [--quick] [--rules eprop_ac ppo] [--steps-per-task N]
     [--seed0 S] [--seeds N] [--no-eval] [--hyper eprop_ac.lr=3e-4] [--name NAME] [--out DIR]
+    [--config lifelong_cartpole_shifts.yaml] [--no-scratch] [--evals-per-task E]
+    [--markdown RESULTS.json] (rewrite the .md/.png of a results JSON) [--combine A.json ...]
+
+The committed shift-sequence table: ``--config lifelong_cartpole_shifts.yaml --steps-per-task
+20000 --no-scratch --name continual_shifts``, one process per rule, then ``--combine``.
 """
 
 from __future__ import annotations
