@@ -205,7 +205,7 @@ class Transition(NamedTuple):
 
 
 def make_ppo(env_id: str = "CartPole-v1", env_kwargs: dict[str, Any] | None = None,
-             **hyper: Any):
+             *, env: Any = None, params: Any = None, **hyper: Any):
     """Build ``(init, update)`` for PPO on a discrete-action env (pure functions of one seed).
 
     The env parameters live in the state (``state["params"]``), so a task sequence swaps them
@@ -214,6 +214,9 @@ def make_ppo(env_id: str = "CartPole-v1", env_kwargs: dict[str, Any] | None = No
     Args:
         env_id: a neurorl env id with discrete actions.
         env_kwargs: keyword arguments of ``neurorl.envs.make`` (e.g. ``{"length": 1.0}``).
+        env: an env object with the same API to use instead (e.g. a ``ShiftedEnv``, whose
+            ``ShiftedParams`` then live in the state); needs ``params``.
+        params: the initial params of ``env``.
         hyper: ``PPO_DEFAULTS`` keys.
 
     Returns:
@@ -230,7 +233,10 @@ def make_ppo(env_id: str = "CartPole-v1", env_kwargs: dict[str, Any] | None = No
     if bad:
         raise ValueError(f"unknown PPO hyperparameters {sorted(bad)}; allowed {list(PPO_DEFAULTS)}")
     h = {**PPO_DEFAULTS, **hyper}
-    env, params = make(env_id, **dict(env_kwargs or {}))
+    if env is None:
+        env, params = make(env_id, **dict(env_kwargs or {}))
+    elif params is None:
+        raise ValueError("make_ppo(env=...) needs the env's params too")
     space = env.action_space(params)
     if not hasattr(space, "n"):
         raise ValueError(f"{env_id}: the PPO baseline here is for discrete actions")
@@ -322,17 +328,20 @@ def make_ppo(env_id: str = "CartPole-v1", env_kwargs: dict[str, Any] | None = No
 
 
 def make_ppo_evaluate(env_id: str, n_iter: int, n_envs: int = 8,
-                      env_kwargs: dict[str, Any] | None = None):
+                      env_kwargs: dict[str, Any] | None = None, env: Any = None):
     """``evaluate(states[S], params[C], key) -> mean return [C, S]`` of the frozen PPO policy.
 
     The PPO counterpart of ``benchmarks.robustness.make_evaluate`` (same protocol: sampled
     actions, ``n_iter`` steps of ``n_envs`` fresh envs, the mean return of the finished
     episodes; an env that finished none counts its running return). ``params`` are env
-    parameters stacked along a leading condition axis (one pytree structure).
+    parameters stacked along a leading condition axis (one pytree structure); ``env`` an env
+    object to use instead of ``make(env_id)`` (e.g. a ``ShiftedEnv``, conditions then
+    ``ShiftedParams``).
     """
     from neurorl.envs import make
 
-    env, _ = make(env_id, **dict(env_kwargs or {}))
+    if env is None:
+        env, _ = make(env_id, **dict(env_kwargs or {}))
     B = int(n_envs)
 
     def one(state: dict[str, Any], params: Any, key: jax.Array):

@@ -1,7 +1,13 @@
-"""Continual benchmark: the lifelong CartPole task sequence for each learning rule.
+"""Continual benchmark: a lifelong CartPole task sequence for each learning rule.
 
-The sequence is ``experiments/lifelong_cartpole.yaml``: pole half-length 0.5 -> 1.0 -> 0.25 ->
-0.5 (the last task revisits the first). Each rule (R-STDP, e-prop actor-critic, BPTT-PPO
+The default sequence is ``experiments/lifelong_cartpole.yaml``: pole half-length 0.5 -> 1.0 ->
+0.25 -> 0.5 (the last task revisits the first). ``--config lifelong_cartpole_shifts.yaml`` runs
+the sequence whose every switch changes the right action (normal -> left/right swapped -> heavy
+physics -> sensors permuted -> normal; results ``continual_shifts.*``): any YAML whose
+observation / action / reward shift windows sit on its task boundaries works, each task becoming
+one frozen condition of the training env (:func:`task_conditions`).
+
+Each rule (R-STDP, e-prop actor-critic, BPTT-PPO
 actor-critic; float weights; e-prop with the config's ``agent.hyper``, the others with their
 defaults) and the non-spiking PPO baseline (``benchmarks.common.make_ppo``, MLP 64x64) learn
 online through the whole sequence, seeds vmapped. After every ``steps_per_task /
@@ -35,11 +41,17 @@ seeds 0-4, 5 evaluations per task of 500 steps x 8 envs. Tuning runs: ``--seed0 
 
 Usage: python benchmarks/continual.py [--quick] [--rules eprop_ac ppo] [--steps-per-task N]
     [--seed0 S] [--seeds N] [--no-eval] [--hyper eprop_ac.lr=3e-4] [--name NAME] [--out DIR]
+    [--config lifelong_cartpole_shifts.yaml] [--no-scratch] [--evals-per-task E]
+    [--markdown RESULTS.json] (rewrite the .md/.png of a results JSON) [--combine A.json ...]
+
+The committed shift-sequence table: ``--config lifelong_cartpole_shifts.yaml --steps-per-task
+20000 --no-scratch --name continual_shifts``, one process per rule, then ``--combine``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -84,19 +96,185 @@ def _hyper(rule: str, base: dict, overrides: dict[str, Any] | None) -> dict[str,
     return {**h, **HYPER.get(rule, {}), **(overrides or {})}
 
 
-def _sequence(budget: dict[str, Any]):
-    """Tasks of the config: (base config, tasks, distinct tasks, column -> distinct index)."""
+def _config_path(budget: dict[str, Any]) -> Path:
+    """The sequence's YAML: ``budget["config"]`` (a file name under ``experiments/`` or a path),
+    default :data:`CONFIG`."""
+    from neurorl.errors import ConfigError
+
+    name = budget.get("config") or CONFIG
+    p = Path(name)
+    if not p.is_absolute() and not p.exists():
+        p = ROOT / "experiments" / name
+    if not p.exists():
+        known = sorted(q.name for q in (ROOT / "experiments").glob("lifelong*.yaml"))
+        raise ConfigError("config", str(name), f"a lifelong YAML, e.g. one of {known}")
+    return p
+
+
+def _sequence(budget: dict[str, Any]) -> tuple[dict, int, int, list[str]]:
+    """The config's task sequence: (base config dict, number of tasks, the config's own steps
+    per task, task names)."""
+    from neurorl.errors import ConfigError
     from neurorl.experiment import config as C
 
-    base = C.load_yaml(ROOT / "experiments" / CONFIG)
-    tasks = base["shifts"]["tasks"]["tasks"]
-    distinct: list[dict] = []
-    col = []
-    for t in tasks:
-        if t not in distinct:
-            distinct.append(t)
-        col.append(distinct.index(t))
-    return base, tasks, distinct, col
+    base = C.load_yaml(_config_path(budget))
+    ts = (base.get("shifts") or {}).get("tasks")
+    if not ts or not isinstance(ts.get("steps_per_task"), int):
+        raise ConfigError("shifts.tasks.steps_per_task", None if not ts else
+                          ts.get("steps_per_task"), "one int (the same steps for every task)")
+    n = len(ts["tasks"])
+    names = list(ts.get("names") or [f"task {i}" for i in range(n)])
+    return base, n, int(ts["steps_per_task"]), names
+
+
+def _rescaled_shifts(shifts: dict[str, Any], own_per_task: int, per_task: int) -> dict:
+    """The config's ``shifts`` with ``steps_per_task = per_task``: observation / action / reward
+    shifts switch at task boundaries (``start`` / ``end`` multiples of the config's own steps
+    per task), so their windows move with the boundaries.
+
+    Raises:
+        ConfigError: a window edge off a task boundary, or a parameter shift besides the task
+            sequence (its schedule would not follow the tasks).
+    """
+    from neurorl.errors import ConfigError
+
+    out = {**shifts, "tasks": {**shifts["tasks"], "steps_per_task": int(per_task)}}
+    if shifts.get("params"):
+        raise ConfigError("shifts.params", shifts["params"], "[] in a continual sequence (put "
+                          "parameter changes into shifts.tasks.tasks)")
+    for kind in ("obs", "action", "reward"):
+        items = []
+        for i, o in enumerate(shifts.get(kind) or []):
+            o = dict(o)
+            for edge in ("start", "end"):
+                v = o.get(edge)
+                if v is None:
+                    continue
+                if v % own_per_task:
+                    raise ConfigError(f"shifts.{kind}[{i}].{edge}", v, "a task boundary: a "
+                                      f"multiple of shifts.tasks.steps_per_task = {own_per_task}")
+                o[edge] = v // own_per_task * int(per_task)
+            items.append(o)
+        out[kind] = items
+    return out
+
+
+def _is_schedule(x: Any) -> bool:
+    from neurorl.envs import shifts as S
+
+    return isinstance(x, (S.Constant, S.Abrupt, S.Gradual, S.Cyclic, S.Random))
+
+
+def _freeze(x: Any, t: int) -> Any:
+    """``x`` (a :class:`~neurorl.envs.shifts.Shifts` or any shift in it) with every schedule held
+    at its value at per-env step ``t`` and a task sequence held at its task of ``t``; the pytree
+    structure and shapes are kept, so frozen conditions stack and run in the compiled training
+    step unchanged.
+
+    Raises:
+        ConfigError: a random schedule (not one fixed task).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from neurorl.envs import shifts as S
+    from neurorl.errors import ConfigError
+
+    if isinstance(x, tuple):
+        return tuple(_freeze(v, t) for v in x)
+    if isinstance(x, S.TaskSequence):
+        k = int(x.task_id(t))
+        return x.replace(values={n: jnp.full_like(v, v[k]) for n, v in x.values.items()})
+    if _is_schedule(x):
+        v = x(jnp.asarray(t, jnp.int32), jax.random.PRNGKey(0))
+        if isinstance(x, S.Constant):
+            return x.replace(value=jnp.full_like(x.value, v))
+        if isinstance(x, S.Abrupt):
+            return x.replace(values=jnp.full_like(x.values, v))
+        if isinstance(x, S.Gradual):
+            return x.replace(start=jnp.full_like(x.start, v), end=jnp.full_like(x.end, v))
+        if isinstance(x, S.Cyclic):
+            return x.replace(low=jnp.full_like(x.low, v), high=jnp.full_like(x.high, v))
+        raise ConfigError("shifts", type(x).__name__, "fixed tasks (no random schedule) in a "
+                          "continual sequence")
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        new = {f.name: _freeze(getattr(x, f.name), t) for f in dataclasses.fields(x)
+               if _is_schedule(getattr(x, f.name)) or isinstance(getattr(x, f.name), tuple)
+               or dataclasses.is_dataclass(getattr(x, f.name))}
+        return x.replace(**new) if new else x
+    return x
+
+
+def _same(a: Any, b: Any) -> bool:
+    import jax
+
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(np.asarray(u), np.asarray(v))
+                                      for u, v in zip(la, lb, strict=True))
+
+
+def _num(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def task_conditions(cfg: Any, per_task: int) -> dict[str, Any]:
+    """Each task of the sequence as one fixed condition (base env params + frozen shifts).
+
+    The training env is the config's :class:`~neurorl.envs.shifts.ShiftedEnv` (task sequence,
+    observation / action / reward windows); task ``k``'s condition is its shifts frozen at the
+    task's first step, checked to be the same at its last step (a shift must switch at task
+    boundaries). Identical tasks (e.g. the first one coming back) share one condition.
+
+    Args:
+        cfg: the validated experiment config (its ``shifts`` already at ``per_task``).
+        per_task: total env steps per task.
+
+    Returns:
+        ``{"conds": [D] ShiftedParams (frozen, unstacked), "col": task -> distinct index,
+        "env_kwargs": [D] env parameter overrides of each distinct task (for the random-policy
+        return)}``.
+
+    Raises:
+        ConfigError: a shift that changes inside a task.
+    """
+    import jax
+
+    from neurorl.envs import make
+    from neurorl.envs import shifts as S
+    from neurorl.errors import ConfigError
+    from neurorl.experiment.shiftspec import build_shifted_env
+
+    env, base = make(cfg.env.id, **dict(cfg.env.params))
+    B = cfg.training.n_envs
+    obs_dim = int(np.prod(env.observation_space(base).shape))
+    shifts = cfg.shifts.model_dump(mode="python")
+    senv = build_shifted_env(env, shifts, B, obs_dim)
+    n_tasks = len(shifts["tasks"]["tasks"])
+    per_env = per_task // B
+    conds: list[Any] = []
+    col: list[int] = []
+    kwargs: list[dict] = []
+    default = make(cfg.env.id)[1]
+    for k in range(n_tasks):
+        first = _freeze(senv.shifts, k * per_env)
+        last = _freeze(senv.shifts, (k + 1) * per_env - 1)
+        if not _same(first, last):
+            raise ConfigError("shifts", f"task {k}", "shifts that change only at task "
+                              "boundaries (multiples of shifts.tasks.steps_per_task)")
+        cond = S.ShiftedParams(base, first)
+        idx = next((i for i, c in enumerate(conds) if _same(c, cond)), None)
+        if idx is None:
+            conds.append(cond)
+            idx = len(conds) - 1
+            p = first.param(jax.numpy.zeros((), "int32"), jax.random.PRNGKey(0), base)
+            kwargs.append({f: _num(getattr(p, f)) for f in type(p).__dataclass_fields__
+                           if _num(getattr(default, f)) is not None
+                           and _num(getattr(p, f)) != _num(getattr(default, f))})
+        col.append(idx)
+    return {"conds": conds, "col": col, "env_kwargs": kwargs}
 
 
 def run_rule(
@@ -110,13 +288,7 @@ def run_rule(
     import jax
     import jax.numpy as jnp
 
-    from benchmarks.robustness import (
-        condition_params,
-        make_evaluate,
-        random_policy_return,
-        update_every,
-    )
-    from neurorl.envs import make
+    from benchmarks.robustness import make_evaluate, random_policy_return, update_every
     from neurorl.envs import shifts as S
     from neurorl.experiment import config as C
     from neurorl.experiment.runner import (
@@ -128,21 +300,20 @@ def run_rule(
     from neurorl.experiment.train import make_train
 
     t_rule = time.perf_counter()
-    base, tasks, distinct, col = _sequence(budget)
-    n_tasks = len(tasks)
+    base, n_tasks, own_per_task, _ = _sequence(budget)
     n_envs = base["training"]["n_envs"]
     E = budget["evals_per_task"]
     do_eval = budget.get("evaluate", True)
+    do_scratch = do_eval and budget.get("scratch", True)
     h = _hyper(rule, base, hyper)
     U = update_every(C.from_dict(base, {"agent.name": rule, "agent.hyper": h}))
     chunk = _chunk(budget["steps_per_task"], E, n_envs * U)
     per_task = chunk * E
     cfg = C.from_dict(
-        base,
+        {**base, "shifts": _rescaled_shifts(base["shifts"], own_per_task, per_task)},
         {
             "agent.name": rule,
             "agent.hyper": h,
-            "shifts.tasks.steps_per_task": per_task,
             "training.steps": per_task * n_tasks,
             "training.n_seeds": budget["seeds"],
             "training.seed": budget.get("seed0", 0),
@@ -152,10 +323,12 @@ def run_rule(
     evaluate = make_evaluate(train, budget["eval_steps"])
     S_ = budget["seeds"]
 
-    env_params = [make(cfg.env.id, **t)[1] for t in distinct]
-    conds = condition_params(env_params, [S.Shifts()] * len(distinct))
+    tc = task_conditions(cfg, per_task)
+    col = tc["col"]
+    conds = S.stack(tc["conds"])
     r_distinct = [
-        random_policy_return(cfg.env.id, n_envs, budget["eval_steps"], **t) for t in distinct
+        random_policy_return(cfg.env.id, n_envs, budget["eval_steps"], **kw)
+        for kw in tc["env_kwargs"]
     ]
     r_rand = np.array([r_distinct[d] for d in col])
 
@@ -208,22 +381,17 @@ def run_rule(
     # from-scratch baselines: the same compiled run with every task set to task j
     t1 = time.perf_counter()
     base_curves = None
-    if do_eval:
+    if do_scratch:
         base_curves = np.empty((S_, E, n_tasks))
         scratch: dict[int, np.ndarray] = {col[0]: perf_arr[:, :E, 0]}
         for j in range(n_tasks):
             d = col[j]
             if d not in scratch:
                 rs_b = train.init(keys)
-                ts = rs_b.env_params.shifts.param
-                vals = {
-                    name: jnp.full_like(v, float(distinct[d][name]))
-                    for name, v in ts.values.items()
-                }
-                ep = rs_b.env_params.replace(
-                    shifts=rs_b.env_params.shifts.replace(param=ts.replace(values=vals))
-                )
-                rs_b = rs_b.replace(env_params=ep)
+                # every member's env held at task d (same pytree structure: no recompile)
+                frozen = jax.tree.map(lambda x: jnp.broadcast_to(x, (S_,) + jnp.shape(x)),
+                                      tc["conds"][d].shifts)
+                rs_b = rs_b.replace(env_params=rs_b.env_params.replace(shifts=frozen))
                 curve = []
                 for i in range(E):
                     rs_b, _ = train.run_chunk(rs_b, chunk)
@@ -275,25 +443,36 @@ def run_ppo(budget: dict[str, Any], hyper: dict[str, Any] | None = None) -> dict
     from benchmarks.common import PPO_DEFAULTS, make_ppo, make_ppo_evaluate
     from benchmarks.robustness import random_policy_return
     from neurorl.envs import make
+    from neurorl.envs import shifts as S
+    from neurorl.experiment import config as C
 
     t_rule = time.perf_counter()
-    base, tasks, distinct, col = _sequence(budget)
+    base, n_tasks, own_per_task, _ = _sequence(budget)
     env_id = base["env"]["id"]
-    n_tasks = len(tasks)
     E = budget["evals_per_task"]
     do_eval = budget.get("evaluate", True)
+    do_scratch = do_eval and budget.get("scratch", True)
     h = {**HYPER.get("ppo", {}), **(hyper or {})}
-    init, update, per_update = make_ppo(env_id, dict(distinct[col[0]]), **h)
     n_envs = int({**PPO_DEFAULTS, **h}["n_envs"])
+    per_update = n_envs * int({**PPO_DEFAULTS, **h}["n_steps"])
     chunk = _chunk(budget["steps_per_task"], E, per_update)
     per_task = chunk * E
+    # the same ShiftedEnv and frozen task conditions as the spiking rules' (the config's shifts)
+    cfg = C.from_dict(
+        {**base, "shifts": _rescaled_shifts(base["shifts"], own_per_task, per_task)},
+        {"training.steps": per_task * n_tasks},
+    )
+    tc = task_conditions(cfg, per_task)
+    col = tc["col"]
+    senv = S.ShiftedEnv(make(env_id, **dict(cfg.env.params))[0])
+    init, update, per_update = make_ppo(env_id, env=senv, params=tc["conds"][col[0]], **h)
     S_ = budget["seeds"]
     eval_envs = base["training"]["n_envs"]
-    evaluate = make_ppo_evaluate(env_id, budget["eval_steps"], eval_envs)
-    env_params = [make(env_id, **t)[1] for t in distinct]
-    conds = jax.tree.map(lambda *x: jnp.stack(x), *env_params)
+    evaluate = make_ppo_evaluate(env_id, budget["eval_steps"], eval_envs, env=senv)
+    conds = S.stack(tc["conds"])
     r_distinct = [
-        random_policy_return(env_id, eval_envs, budget["eval_steps"], **t) for t in distinct
+        random_policy_return(env_id, eval_envs, budget["eval_steps"], **kw)
+        for kw in tc["env_kwargs"]
     ]
     r_rand = np.array([r_distinct[d] for d in col])
 
@@ -302,7 +481,7 @@ def run_ppo(budget: dict[str, Any], hyper: dict[str, Any] | None = None) -> dict
         return (m - r_rand) / (500.0 - r_rand)
 
     def with_task(state: dict[str, Any], d: int) -> dict[str, Any]:
-        p = jax.tree.map(lambda x: jnp.broadcast_to(x, (S_,) + jnp.shape(x)), env_params[d])
+        p = jax.tree.map(lambda x: jnp.broadcast_to(x, (S_,) + jnp.shape(x)), tc["conds"][d])
         return {**state, "params": p}
 
     run = jax.jit(
@@ -340,7 +519,7 @@ def run_ppo(budget: dict[str, Any], hyper: dict[str, Any] | None = None) -> dict
 
     t1 = time.perf_counter()
     base_curves = None
-    if do_eval:
+    if do_scratch:
         base_curves = np.empty((S_, E, n_tasks))
         scratch: dict[int, np.ndarray] = {col[0]: perf_arr[:, :E, 0]}
         for j in range(n_tasks):
@@ -395,7 +574,9 @@ def _metrics(
         summ = {}
         if perf_arr is not None:
             summ = cm.continual_summary(
-                perf_arr[s], E, k=k, baseline_perf=base_curves[s], random_init=init_perf[s]
+                perf_arr[s], E, k=k,
+                baseline_perf=None if base_curves is None else base_curves[s],
+                random_init=None if init_perf is None else init_perf[s],
             )
             summ["forgetting_per_task"] = cm.forgetting(perf_arr[s], E, k).tolist()
         ends = np.array([e[0] for e in eps[s]])
@@ -467,6 +648,12 @@ def _metrics(
                 "pre_level_median": _median([x.get("pre_level") for x in a]),
                 "chip_time_s_median": _median_censored(a, "chip_time_s"),
                 "energy_j_median": _median([x.get("energy_j") for x in a]),
+                # the frozen policy of the last evaluation before the switch, on the new task
+                # (normalised): low = the switch is a real change for this rule
+                "frozen_on_new_per_seed": None if perf_arr is None else
+                perf_arr[:, (i + 1) * E - 1, i + 1].tolist(),
+                "frozen_on_new_median": None if perf_arr is None else
+                float(np.median(perf_arr[:, (i + 1) * E - 1, i + 1])),
             }
         )
     return {
@@ -538,6 +725,9 @@ def main(
     evaluate: bool = True,
     hyper: dict[str, dict[str, Any]] | None = None,
     name: str = "continual",
+    config: str = CONFIG,
+    scratch: bool = True,
+    evals_per_task: int | None = None,
 ) -> dict:
     """Run every rule through the sequence; write ``<name>.{json,md}`` (and ``<name>.png`` with
     matplotlib) to ``out``.
@@ -552,6 +742,10 @@ def main(
         evaluate: False skips the frozen evaluations and from-scratch runs (adaptation only).
         hyper: per-rule hyperparameter overrides, ``{"eprop_ac": {"lr": 3e-4}}``.
         name: file name stem of the results.
+        config: the sequence's YAML (under ``experiments/``, or a path), e.g.
+            ``lifelong_cartpole_shifts.yaml``.
+        scratch: False skips the from-scratch runs (no forward transfer; half the time).
+        evals_per_task: frozen evaluations per task (default the budget's).
     """
     from benchmarks.common import machine, provenance, write_results
     from neurorl.errors import ConfigError, lookup
@@ -563,8 +757,14 @@ def main(
         budget["steps_per_task"] = int(steps_per_task)
     if seeds is not None:
         budget["seeds"] = int(seeds)
+    if evals_per_task is not None:
+        budget["evals_per_task"] = int(evals_per_task)
+        budget["k"] = min(budget["k"], budget["evals_per_task"])
     budget["seed0"] = int(seed0)
     budget["evaluate"] = bool(evaluate)
+    budget["scratch"] = bool(scratch)
+    budget["config"] = str(config)
+    seq, n_tasks, own_per_task, names = _sequence(budget)  # checks the config before any run
     results_dir = Path(out) if out else ROOT / "benchmarks" / "results"
     if out:  # raw episodes next to a scratch run's results (not into benchmarks/results)
         budget["episodes_dir"] = str(results_dir / f"{name}_episodes")
@@ -588,7 +788,11 @@ def main(
     result = {
         "benchmark": "continual",
         "quick": quick,
-        "config": f"experiments/{CONFIG}",
+        "config": str(_config_path(budget).relative_to(ROOT))
+        if _config_path(budget).is_relative_to(ROOT) else str(_config_path(budget)),
+        "title": seq.get("description") or seq.get("name"),
+        "config_steps_per_task": own_per_task,
+        "task_names": names,
         "budget": budget,
         "energy_chip": CHIP,
         "adaptation_fraction": FRACTION,
@@ -650,6 +854,19 @@ def combine(paths: list[str | Path], out: str | Path | None = None,
     return result
 
 
+def rewrite(path: str | Path, out: str | Path | None = None, name: str = "continual") -> dict:
+    """Write ``<name>.md`` and ``<name>.png`` again from a results JSON with this code's
+    :func:`markdown` and :func:`plot` (no run; the JSON itself is not changed)."""
+    import json
+
+    result = json.loads(Path(path).read_text())
+    results_dir = Path(out) if out else ROOT / "benchmarks" / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{name}.md").write_text(markdown(result))
+    plot(result, results_dir / f"{name}.png")
+    return result
+
+
 def plot(result: dict, path: Path) -> Path | None:
     """Training return (median over seeds) vs env step for every rule, switches marked."""
     try:
@@ -670,12 +887,31 @@ def plot(result: dict, path: Path) -> Path | None:
         )
     ax.set_xlabel("env step (per seed)")
     ax.set_ylabel("training episode return (median over seeds)")
-    ax.set_title("Lifelong CartPole: pole half-length 0.5 -> 1.0 -> 0.25 -> 0.5")
+    import textwrap
+
+    ax.set_title("\n".join(textwrap.wrap(_title(result), 90)), fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _title(result: dict) -> str:
+    """The sequence in words: the config's ``description`` (older results: the pole-length
+    sequence, the only one then)."""
+    return result.get("title") or "lifelong CartPole (pole half-length 0.5 -> 1.0 -> 0.25 -> 0.5)"
+
+
+def _frozen_on_new(row: dict, i: int, evals_per_task: int) -> float | None:
+    """Median normalised performance of the frozen pre-switch policy on the task of switch ``i``
+    (from ``perf_median``, the per-entry median over seeds, for results written before the
+    switch rows carried it)."""
+    sw = row["switches"][i]
+    if sw.get("frozen_on_new_median") is not None:
+        return sw["frozen_on_new_median"]
+    pm = row.get("perf_median")
+    return None if pm is None else float(pm[(i + 1) * evals_per_task - 1][i + 1])
 
 
 def markdown(result: dict) -> str:
@@ -688,14 +924,16 @@ def markdown(result: dict) -> str:
     rows = result["rows"]
     s0 = b.get("seed0", 0)
     lines = [
-        "# Continual: lifelong CartPole (pole half-length 0.5 -> 1.0 -> 0.25 -> 0.5)",
+        f"# Continual: {_title(result)}",
         "",
         f"{b['steps_per_task']:,} env steps per task per seed (rounded down to a multiple of each "
         f"rule's update window: "
         + ", ".join(f"{r['rule']} {r['steps_per_task']:,}" for r in rows)
         + f"), seeds {s0}-{s0 + b['seeds'] - 1}, online learning through the sequence "
-        f"(`{result['config']}`, steps per task reduced for the suite). "
-        "`ppo` is the non-spiking baseline (`benchmarks/common.make_ppo`: MLP 64x64, 16 envs, "
+        f"(`{result['config']}`"
+        + ("). " if result.get("config_steps_per_task") == b["steps_per_task"]
+           else ", steps per task reduced for the suite). ")
+        + "`ppo` is the non-spiking baseline (`benchmarks/common.make_ppo`: MLP 64x64, 16 envs, "
         "constant lr) on the same tasks and budget.",
     ]
     if b.get("evaluate", True):
@@ -707,7 +945,8 @@ def markdown(result: dict) -> str:
             f"metrics with end points averaged over the last {b['k']} evaluations; forward "
             "transfer (FT) against from-scratch runs on each task, GEM FWT against the untrained "
             f"policy; medians over seeds. Energy on {result['energy_chip']}'s per-event "
-            "constants (float weights).",
+            "constants (float weights)."
+            + ("" if b.get("scratch", True) else " No from-scratch runs in this run (`-`)."),
             "",
             "| rule | avg performance | forgetting | backward transfer | forward transfer (CW) "
             "| forward transfer (GEM) | energy / env step (J) | spikes / env step | wall s |",
@@ -721,6 +960,13 @@ def markdown(result: dict) -> str:
                 f"{f(r['gem_forward_transfer'])} | {f(r['energy_per_step_j'], '.3g')} | "
                 f"{f(r['spikes_per_step'], '.1f')} | {wall:.0f} |"
             )
+        fpt = {r["rule"]: [p.get("forgetting_per_task") for p in r.get("per_seed", [])]
+               for r in rows}
+        if all(v and all(x is not None for x in v) for v in fpt.values()) and fpt:
+            lines += ["", "Forgetting per task (median over seeds; the last column is the task "
+                      "trained last): " + "; ".join(
+                          f"{rule} [" + ", ".join(f"{x:.2f}" for x in np.median(v, axis=0))
+                          + "]" for rule, v in fpt.items())]
     lines += [
         "",
         "Adaptation after each switch, the same definition for every rule "
@@ -731,20 +977,40 @@ def markdown(result: dict) -> str:
         "both above the new task's random-policy return; 0 = no adaptation needed. Medians over "
         "all seeds, a seed that never recovers counting as infinite (`-` when the median "
         "itself did not recover); pre-switch level = median raw return; chip time = env steps "
-        "x substeps x 1 ms.",
+        "x substeps x 1 ms. *Frozen on new task*: the normalised performance (0 = random, 1 = "
+        "500) of the policy of the last evaluation before the switch on the task that comes "
+        "(median over seeds): near 1 = the old policy already does the new task, so the switch "
+        "asks for no adaptation.",
         "",
-        "| rule | switch at env step | to task | pre-switch level | recovered | env steps "
-        "(median) | per seed | chip time s |",
-        "|---|---:|---:|---:|---:|---:|---|---:|",
+        "| rule | switch at env step | to task | frozen on new task | pre-switch level | "
+        "recovered | env steps (median) | per seed | chip time s |",
+        "|---|---:|---|---:|---:|---:|---:|---|---:|",
     ]
+    names = result.get("task_names")
+    trivial = False
     for r in rows:
-        for sw in r["switches"]:
-            per = ", ".join("-" if x is None else f"{x:.0f}" for x in sw["steps_per_seed"])
+        for i, sw in enumerate(r["switches"]):
+            # a seed whose pre-switch level is at or below the new task's random return had
+            # nothing to recover: its 0 is by definition, not adaptation (marked *)
+            rr = (r.get("random_policy_return") or [None] * (i + 2))[i + 1]
+            pre = [(p.get("adaptation") or [{}] * (i + 1))[i].get("pre_level")
+                   for p in r.get("per_seed", [])] or [None] * len(sw["steps_per_seed"])
+            marks = ["*" if rr is not None and pl is not None and pl <= rr else ""
+                     for pl in pre]
+            trivial |= any(marks)
+            per = ", ".join(("-" if x is None else f"{x:.0f}") + m
+                            for x, m in zip(sw["steps_per_seed"], marks, strict=True))
+            to = sw["to_task"] if not names else f"{sw['to_task']} ({names[sw['to_task']]})"
+            fz = _frozen_on_new(r, i, b["evals_per_task"]) if b.get("evaluate", True) else None
             lines.append(
-                f"| {r['rule']} | {sw['switch_step']:,} | {sw['to_task']} | "
+                f"| {r['rule']} | {sw['switch_step']:,} | {to} | {f(fz)} | "
                 f"{f(sw['pre_level_median'], '.0f')} | {sw['recovered']}/{r['seeds']} | "
                 f"{f(sw['steps_median'], '.0f')} | {per} | {f(sw['chip_time_s_median'])} |"
             )
+    if trivial:
+        lines += ["", "\\* the seed's pre-switch level was at or below the new task's "
+                  "random-policy return: it had nothing to recover, so its 0 steps are no "
+                  "adaptation."]
     hy = [f"{r['rule']} {r['hyper']}" for r in rows if r.get("hyper")]
     if hy:
         lines += ["", "Settings (non-default hyperparameters; PPO: all): " + "; ".join(hy) + "."]
@@ -797,6 +1063,11 @@ if __name__ == "__main__":
     ap.add_argument("--no-eval", action="store_true", help="adaptation only (tuning)")
     ap.add_argument("--hyper", nargs="*", default=[], help="RULE.KEY=VALUE overrides")
     ap.add_argument("--name", default="continual")
+    ap.add_argument("--config", default=CONFIG, help="the sequence's YAML under experiments/")
+    ap.add_argument("--no-scratch", action="store_true", help="skip the from-scratch runs")
+    ap.add_argument("--evals-per-task", type=int, default=None)
+    ap.add_argument("--markdown", default=None,
+                    help="rewrite <name>.md/.png from this continual JSON (no run)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--combine", nargs="+", default=None,
                     help="merge these continual.json files instead of running")
@@ -804,6 +1075,10 @@ if __name__ == "__main__":
     if a.combine:
         combine(a.combine, a.out, a.name)
         sys.exit(0)
+    if a.markdown:
+        rewrite(a.markdown, a.out, a.name)
+        sys.exit(0)
     main(quick=a.quick, out=a.out, rules=a.rules, steps_per_task=a.steps_per_task,
          seed0=a.seed0, seeds=a.seeds, evaluate=not a.no_eval, hyper=_parse_hyper(a.hyper),
-         name=a.name)
+         name=a.name, config=a.config, scratch=not a.no_scratch,
+         evals_per_task=a.evals_per_task)

@@ -132,3 +132,140 @@ def test_combine_merges_runs_in_rule_order(continual, tmp_path):
     paths[1].write_text(json.dumps(bad))
     with pytest.raises(ConfigError, match="combine"):
         continual.combine(paths, tmp_path / "out2")
+
+
+def _shift_cfg(continual, per_task):
+    from neurorl.experiment import config as C
+
+    base, n, own, names = continual._sequence({"config": "lifelong_cartpole_shifts.yaml"})
+    shifts = continual._rescaled_shifts(base["shifts"], own, per_task)
+    return C.from_dict({**base, "shifts": shifts}, {"training.steps": per_task * n}), n, names
+
+
+def test_shift_sequence_tasks_are_the_training_env_frozen(continual):
+    """Each task's frozen condition steps exactly like the training ShiftedEnv inside that task
+    (same key -> same obs, reward, done), and the sequence's shifts are what its YAML says."""
+    from neurorl.envs import make
+    from neurorl.envs import shifts as S
+    from neurorl.experiment.shiftspec import build_shifted_env
+
+    per_task = 800  # 100 steps per env (8 envs)
+    cfg, n, names = _shift_cfg(continual, per_task)
+    assert n == 5 and names[1] == "swapped"
+    tc = continual.task_conditions(cfg, per_task)
+    assert tc["col"] == [0, 1, 2, 3, 0]  # the first task comes back as the same condition
+    assert tc["env_kwargs"][0] == {} and tc["env_kwargs"][2] == pytest.approx(
+        {"gravity": 19.6, "masscart": 2.0, "force_mag": 15.0})
+    env, base = make("CartPole-v1")
+    train_env = build_shifted_env(env, cfg.shifts.model_dump(mode="python"), 8, 4)
+    fixed_env = S.ShiftedEnv(env)
+    key = jax.random.key(3)
+    for k in range(n):
+        cond = tc["conds"][tc["col"][k]]
+        _, st_train = train_env.reset(key, train_env.default_params(base))
+        _, st_fixed = fixed_env.reset(key, cond)
+        t = k * 100 + 37  # per-env step inside task k
+        st_train = st_train.replace(t=jnp.asarray(t, jnp.int32))
+        for a in (0, 1, 1, 0, 1):
+            out_t = train_env.step(key, st_train, a, train_env.default_params(base))
+            out_f = fixed_env.step(key, st_fixed, a, cond)
+            for x, y in zip(out_t[:1] + out_t[2:5], out_f[:1] + out_f[2:5], strict=True):
+                np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+            st_train = out_t[1]
+            st_fixed = out_f[1]
+    # what the YAML says: task 1 swaps the two actions, task 3 permutes all four sensors
+    sh = tc["conds"][1].shifts
+    assert int(sh.action[0].apply(jnp.int32(5), None, jnp.int32(0))) == 1
+    obs = jnp.arange(4.0)
+    perm, _ = tc["conds"][3].shifts.obs[0].apply(jnp.int32(5), None, (), obs)
+    assert sorted(np.asarray(perm).tolist()) == [0, 1, 2, 3]
+    assert all(np.asarray(perm) != np.asarray(obs))  # every sensor moves
+    same, _ = tc["conds"][0].shifts.obs[0].apply(jnp.int32(5), None, (), obs)
+    np.testing.assert_array_equal(np.asarray(same), np.asarray(obs))
+
+
+def test_shift_windows_move_with_the_task_boundaries(continual):
+    from neurorl.envs import shifts as S
+
+    sh = {"tasks": {"tasks": [{}, {}, {}], "steps_per_task": 100},
+          "action": [{"kind": "remap", "mapping": [1, 0], "start": 100, "end": 200}],
+          "obs": [{"kind": "permute", "start": 200}]}
+    out = continual._rescaled_shifts(sh, 100, 640)
+    assert out["tasks"]["steps_per_task"] == 640
+    assert (out["action"][0]["start"], out["action"][0]["end"]) == (640, 1280)
+    assert out["obs"][0]["start"] == 1280 and out["obs"][0].get("end") is None
+    assert sh["action"][0]["start"] == 100  # the config itself is not changed
+    with pytest.raises(ConfigError, match=r"shifts.action\[0\].end"):
+        continual._rescaled_shifts({**sh, "action": [{**sh["action"][0], "end": 150}]}, 100, 640)
+    with pytest.raises(ConfigError, match="shifts.params"):
+        continual._rescaled_shifts({**sh, "params": [{"field": "length", "schedule": 1.0}]},
+                                   100, 640)
+    with pytest.raises(ConfigError, match="random"):
+        continual._freeze(S.random(0.0, 1.0, 10), 3)
+    with pytest.raises(ConfigError, match="config"):
+        continual._config_path({"config": "lifelong_nothing.yaml"})
+
+
+def test_a_shift_inside_a_task_is_refused(continual):
+    from neurorl.experiment import config as C
+
+    base, n, own, _ = continual._sequence({"config": "lifelong_cartpole_shifts.yaml"})
+    shifts = continual._rescaled_shifts(base["shifts"], own, 800)
+    shifts["action"][0]["start"] = 1200  # half-way through task 1
+    cfg = C.from_dict({**base, "shifts": shifts}, {"training.steps": 800 * n})
+    with pytest.raises(ConfigError, match="task boundaries"):
+        continual.task_conditions(cfg, 800)
+
+
+def test_ppo_runs_on_the_shifted_env(continual):
+    """PPO gets the same ShiftedEnv conditions: with actions swapped, a policy that always picks
+    action 0 pushes right, so the cart drifts the other way."""
+    from benchmarks.common import make_ppo, make_ppo_evaluate
+    from neurorl.envs import make
+    from neurorl.envs import shifts as S
+
+    cfg, n, _ = _shift_cfg(continual, 800)
+    tc = continual.task_conditions(cfg, 800)
+    senv = S.ShiftedEnv(make("CartPole-v1")[0])
+    init, update, per_update = make_ppo("CartPole-v1", env=senv, params=tc["conds"][1],
+                                        n_envs=2, n_steps=32, minibatches=2)
+    st = jax.jit(init)(jax.random.key(0))
+    st, m = jax.jit(update)(st)
+    assert float(st["params"].shifts.action[0].active.values[0]) == 1.0
+    assert np.asarray(m["done"]).shape == (32, 2)
+    ev = make_ppo_evaluate("CartPole-v1", 20, n_envs=2, env=senv)
+    out = ev(jax.tree.map(lambda x: x[None], st), S.stack(tc["conds"]), jax.random.key(1))
+    assert out.shape == (4, 1) and bool(jnp.all(out > 0))
+    with pytest.raises(ValueError, match="params"):
+        make_ppo("CartPole-v1", env=senv)
+    # the swap itself: action 0 (push left) moves the cart right under task 1
+    for d, sign in ((0, -1.0), (1, 1.0)):
+        obs, es = senv.reset(jax.random.key(0), tc["conds"][d])
+        for _ in range(5):
+            obs, es, *_ = senv.step(jax.random.key(1), es, 0, tc["conds"][d])
+        assert sign * float(obs[1]) > 0.5  # cart velocity
+
+
+def test_markdown_shows_the_frozen_policy_on_the_new_task(continual):
+    budget = {"evals_per_task": 1, "k": 1, "steps_per_task": 1000, "seeds": 1, "seed0": 0,
+              "eval_steps": 10}
+    r_rand = np.array([20.0] * 4)
+    eps = [_episodes([[100] * 10] * 4)]
+    perf = np.array([[[0.9, 0.1, 0.8, 0.9], [0.2, 0.8, 0.1, 0.2], [0.3, 0.3, 0.7, 0.05],
+                      [0.9, 0.2, 0.1, 0.9]]])  # [S, T_eval, tasks]
+    row = continual._metrics("eprop_ac", budget, perf, None, None, eps, 1000, 1, r_rand, None)
+    # before switch i the last evaluation is row i; the new task is column i + 1
+    assert [s["frozen_on_new_median"] for s in row["switches"]] == [0.1, 0.1, 0.05]
+    row.update(hyper={}, energy_per_step_j=None, spikes_per_step=None, wall_s={"total": 1.0})
+    row["backward_transfer"] = row.get("backward_transfer")
+    result = {"budget": budget, "rows": [row], "config": "experiments/x.yaml",
+              "energy_chip": "loihi2", "wall_s": 1.0, "machine": {},
+              "task_names": ["a", "b", "c", "a again"], "title": "a test sequence"}
+    md = continual.markdown(result)
+    assert md.startswith("# Continual: a test sequence")
+    assert "| eprop_ac | 1,000 | 1 (b) | 0.10 |" in md and "| 3 (a again) | 0.05 |" in md
+    # results written before the column existed: the same number from perf_median
+    for s in row["switches"]:
+        s.pop("frozen_on_new_median")
+    row["perf_median"] = perf[0].tolist()
+    assert "| eprop_ac | 1,000 | 1 (b) | 0.10 |" in continual.markdown(result)
