@@ -410,7 +410,7 @@ def plots(tasks: dict[str, Task], results: dict[str, Any], folder) -> list[str]:
 def notes(tasks: dict[str, Task], seeds: list[int]) -> str:
     """What was run, how it differs from the paper, and the paper's reference values."""
     lines = ["## Set-up and differences from the paper", "",
-             f"- Seeds {seeds}, run side by side under one `jax.vmap` (3 seeds share 2 loaded "
+             f"- Seeds {seeds}, run side by side under one `jax.vmap` (the seeds share 2 loaded "
              "CPU cores); for each seed e-prop, random e-prop and BPTT start from the same "
              "weights and see the same inputs and targets. Adam, constant learning rate.",
              "- `median_last10pct`: median over seeds of the metric averaged over the last 10 % "
@@ -418,7 +418,7 @@ def notes(tasks: dict[str, Task], seeds: list[int]) -> str:
              "drawn batch before its update (trials never trained on). Pattern generation: "
              "normalised MSE `mean (y - y*)^2 / var(y*)` on the frozen input before each update; "
              "`nmse_after_training` after the last one. `rate_hz_final`: mean hidden rate. "
-             "`seconds`: wall time of one rule's 3 seeds on a 2-core machine shared by about 9 "
+             "`seconds`: wall time of one rule's seeds on a 2-core machine shared by about 9 "
              "jobs (load ~30): not a timing.",
              "- Firing-rate regulariser on both rules: BPTT in its loss, e-prop through "
              "`eprop.rate_regularization_signal` (f_target 10 Hz)."]
@@ -446,7 +446,7 @@ def notes(tasks: dict[str, Task], seeds: list[int]) -> str:
                   "recurrent loop `alpha + W_rec psi` (the reset's `-v_th psi` no longer "
                   "damping the membrane's Jacobian; the triangle pseudo-derivative is non-zero "
                   "for any v in (0, 2 v_th)), norm ~1e10 against e-prop's ~5 on this network at "
-                  "initialisation and direction unrelated to it (cosine 0.01-0.02; the "
+                  "initialisation and direction unrelated to it (cosine 0.005-0.02; the "
                   "paper's variant: 0.5x e-prop's norm, cosine 0.82), so Adam followed noise: "
                   "accuracy 0.55 (clipped to norm 1: 0.52), firing rate 58 Hz, 3 seeds "
                   "(commit d88e784; `--detach-reset` reproduces it)."]
