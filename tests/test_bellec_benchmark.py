@@ -76,3 +76,41 @@ def test_evidence_batch_encodes_the_majority_side(bellec):
     assert recall[:, : T - task.recall].sum() == 0 and recall[:, T - task.recall:].mean() > 0.02
     assert 0.005 < x[:, :, 30:40].mean() < 0.015  # 10 Hz background
     np.testing.assert_array_equal(onehot[:, 0].argmax(-1), label)
+
+
+@pytest.mark.slow
+def test_bptt_gradient_is_bounded_and_aligned_with_eprop(bellec):
+    """The benchmark's BPTT (the reset's gradient kept, as the paper's) on a small
+    evidence-accumulation network over 1350 steps: its gradient has e-prop's scale and direction.
+    With the reset detached it explodes (norm tens to thousands of times e-prop's, direction
+    unrelated): why the benchmark's BPTT learned nothing before (plasticity/bptt.py)."""
+    import dataclasses
+
+    from neurorl.plasticity import bptt
+    from neurorl.plasticity.eprop import supervised_grads
+
+    task = bellec.evidence_task(iters=1, batch=2, delay=300, n_rec=30, c_reg=0.0)
+    assert not task.detach_reset  # the benchmark's default
+    c = bellec.step_weights(task)
+    w = bellec.init_weights(task, jax.random.PRNGKey(0))
+    x, _, tb = bellec.evidence_batch(task, jax.random.PRNGKey(1), 2)
+    net = bellec.build(task, eprop=True)
+    s0 = net.init(jax.random.PRNGKey(0))
+    ge = jax.vmap(lambda xi, ti: supervised_grads(
+        net, dict(s0, weights=w), {"in": xi}, ti, readout="out", loss="cross_entropy",
+        step_weights=c)[0])(x, tb)
+    ge = {net.rules[n].connection.name: np.asarray(v.mean(0)).ravel() for n, v in ge.items()}
+    for detach in (False, True):
+        t = dataclasses.replace(task, detach_reset=detach)
+        nb = bellec.build(t, eprop=False)
+        sb = nb.init(jax.random.PRNGKey(0))
+        gb = jax.vmap(lambda xi, ti, t=t, nb=nb, sb=sb: bptt.value_and_grads(
+            nb, lambda r: bellec._loss(t, r["y"], ti, c), w, sb, {"in": xi})[1])(x, tb)
+        for k in ("in", "rec"):
+            a, b = np.asarray(gb[k].mean(0)).ravel(), ge[k]
+            ratio = np.linalg.norm(a) / np.linalg.norm(b)
+            cos = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+            if detach:
+                assert ratio > 20 and cos < 0.3, (k, ratio, cos)
+            else:
+                assert 0.1 < ratio < 3 and cos > 0.5, (k, ratio, cos)

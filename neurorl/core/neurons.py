@@ -113,8 +113,10 @@ class LIFParams:
         integration: "direct" or "exponential" (static).
         surrogate: surrogate spike function name (static): fast_sigmoid, arctan, triangle.
         surrogate_hyper: extra surrogate hyperparameters as ((name, value), ...) (static).
-        detach_reset: no gradient through the reset term (static; True as in Bellec et al.
-            2020's BPTT baseline and snnTorch), which makes e-prop exact for one layer.
+        detach_reset: no gradient through the reset term (static; True as snnTorch), which
+            makes e-prop exact for one layer. Bellec et al. 2020's BPTT baseline keeps it
+            (False): through recurrent weights over long sequences the detached gradient can
+            explode (``plasticity/bptt.py``).
     """
 
     tau_mem: Any = 20.0

@@ -1,15 +1,31 @@
 """Surrogate-gradient BPTT: ``jax.grad`` through the compiled network (the non-local baseline).
 
 The forward pass is the N-HAL simulator itself (``CompiledNetwork.simulate``): spikes through the
-neuron model's surrogate (``core.surrogate``, custom JVP), the reset term detached
-(``LIFParams.detach_reset``, as in Bellec et al. 2020's BPTT comparison and snnTorch), so that for
-a non-recurrent layer with symmetric feedback the e-prop rule's summed updates equal this
-gradient exactly (tests/plasticity/test_eprop.py).
+neuron model's surrogate (``core.surrogate``, custom JVP). Whether the reset term ``-v_th z_{t-1}``
+carries a gradient is the neuron's ``LIFParams.detach_reset``:
+
+- ``detach_reset=True`` (the default, as snnTorch): no gradient through the reset. This is the
+  gradient that e-prop computes exactly for a non-recurrent layer with symmetric feedback
+  (tests/plasticity/test_eprop.py), but through *recurrent* weights over long sequences it can
+  explode: the membrane's Jacobian keeps ``alpha`` where the reset would subtract
+  ``v_th psi_t``, and the recurrent loop ``W_rec psi`` then grows by a factor above one per
+  step. Measured on Bellec's evidence-accumulation network (100 LIF/ALIF, 2250 steps, triangle
+  surrogate of width ``v_th``): gradient norm ~1e10 against e-prop's ~5, direction unrelated to
+  it (cosine 0.01); on the 1000-step pattern-generation network ~1e12.
+- ``detach_reset=False``: the reset's gradient is kept, as in the BPTT baseline of Bellec et al.
+  2020 (the Graz TensorFlow code of the paper's Fig. 3 stops the gradient of ``z`` only for
+  e-prop, ``stop_z_gradients=FLAGS.eprop``). On the same two networks the gradient stays
+  bounded (norm ~0.5x e-prop's, cosine 0.82-0.89 with it). Use it for BPTT through recurrent
+  spiking networks over long sequences (``benchmarks/bellec.py`` does).
+
+Both variants equal a hand-written backward pass of the equations (tests/plasticity/test_bptt.py).
+Gradients of absent synapses (a connection's structural mask, e.g. no autapses) are zero.
 
 References:
     Neftci, Mostafa & Zenke (2019). Surrogate gradient learning in spiking neural networks.
     IEEE Signal Process. Mag. 36(6).
-    Bellec et al. (2020). Nat. Commun. 11:3625 (Methods: BPTT baseline).
+    Bellec et al. (2020). Nat. Commun. 11:3625 (Methods: BPTT baseline); code:
+    github.com/IGITUGraz/eligibility_propagation, Figure_3_and_S7_e_prop_tutorials/models.py.
 """
 
 from __future__ import annotations
@@ -35,7 +51,9 @@ def value_and_grads(net: Any, loss: Callable[[dict[str, Array]], Array], weights
         inputs: dict input group -> ``[T, n]``.
 
     Returns:
-        ``(loss value, grads)`` with grads shaped like ``weights``.
+        ``(loss value, grads)`` with grads shaped like ``weights``; zero where a connection has
+        no synapse (its structural mask: no autapses, sparse connectivity, padded slots), so
+        that a gradient step never creates one.
     """
     dyn, traces = net.dynamic(state), net.traces(state)
 
@@ -43,7 +61,19 @@ def value_and_grads(net: Any, loss: Callable[[dict[str, Array]], Array], weights
         _, _, records, _ = net.simulate(w, dyn, traces, inputs, steps=steps)
         return loss(records)
 
-    return jax.value_and_grad(f)(weights)
+    value, g = jax.value_and_grad(f)(weights)
+    if isinstance(g, dict):
+        g = {n: v * _mask(net, n, v) for n, v in g.items()}
+    return value, g
+
+
+def _mask(net: Any, name: str, g: Array) -> Any:
+    """The structural mask of connection ``name`` (1 where a synapse exists), or 1."""
+    s = getattr(net, "structure", {}).get(name)
+    if not isinstance(s, dict):
+        return 1.0
+    m = s.get("mask", s.get("valid"))
+    return m if m is not None and m.shape == g.shape else 1.0
 
 
 def grads(net: Any, loss: Callable[[dict[str, Array]], Array], weights: Any, state: Any,
