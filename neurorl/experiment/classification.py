@@ -366,7 +366,10 @@ def build_model(cfg: ClassificationConfig, n_in: int, n_out: int, T: int,
     out = NeuronGroup(n_out, "LIF", {"tau_mem": cfg.readout.tau_out, "v_th": 1e9}, name=OUT)
     conns = {C_IN: Connection(inp, hid, weight=0.0, name=C_IN)}
     if m.recurrent:
-        conns[C_REC] = Connection(hid, hid, weight=0.0, name=C_REC)
+        # no autapses (Bellec et al. 2020: W_rec's diagonal is disconnected); the structural
+        # mask keeps e-prop's and BPTT's updates off the diagonal
+        conns[C_REC] = Connection(hid, hid, "all_to_all", allow_self=False, weight=0.0,
+                                  name=C_REC)
     conns[C_OUT] = Connection(hid, out, weight=0.0, name=C_OUT)
     objs: list[Any] = [inp, hid, out, *conns.values(), SpikeMonitor(inp, name=M_IN),
                        SpikeMonitor(hid, name=M_HID), PotentialMonitor(out, name=M_OUT)]
@@ -554,7 +557,10 @@ class Trainer:
                 w, xb, yb, ts, keys, shifts)
             return loss.mean(), corr.mean()
 
+        from neurorl.plasticity.bptt import mask_grads
+
         (loss, acc), g = jax.value_and_grad(batch_loss, has_aux=True)(state["w"])
+        g = mask_grads(self.model.cnet, g)  # no step on a synapse the network lacks
         upd, opt = self.tx.update(g, state["opt"], state["w"])
         return {"w": optax.apply_updates(state["w"], upd), "opt": opt}, loss, acc
 

@@ -62,9 +62,19 @@ def value_and_grads(net: Any, loss: Callable[[dict[str, Array]], Array], weights
         return loss(records)
 
     value, g = jax.value_and_grad(f)(weights)
-    if isinstance(g, dict):
-        g = {n: v * _mask(net, n, v) for n, v in g.items()}
-    return value, g
+    return value, mask_grads(net, g)
+
+
+def mask_grads(net: Any, grads: Any) -> Any:
+    """``grads`` (dict connection name -> array) times each connection's structural mask, so that
+    a gradient step never creates a synapse the network does not have (no autapses, sparse
+    connectivity, padded slots). For every recipe that differentiates the simulator itself
+    (``jax.grad`` through ``CompiledNetwork.simulate``): the simulator uses the dense weights
+    unmasked, so an unmasked step would add the missing synapses. Non-dict grads pass through.
+    """
+    if not isinstance(grads, dict):
+        return grads
+    return {n: v * _mask(net, n, v) for n, v in grads.items()}
 
 
 def _mask(net: Any, name: str, g: Array) -> Any:

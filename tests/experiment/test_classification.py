@@ -289,3 +289,20 @@ def test_continual_splits():
     assert len(tasks) == 3 and all(len(t["train_idx"]) == len(train) for t in tasks)
     assert [[s.kind for s in t["shifts"]] for t in tasks] == [[], ["event_dropout"],
                                                               ["time_jitter"]]
+
+
+@pytest.mark.parametrize("rule", ["eprop", "bptt"])
+def test_recurrent_training_never_grows_autapses(rule):
+    """The recurrent layer has no autapses (Bellec et al. 2020): its structural mask has a zero
+    diagonal and neither rule's step puts weight there (BPTT differentiates the simulator, which
+    uses the dense weights unmasked, so its gradient must be masked like the rules' updates)."""
+    cfg = _cfg(model={"n_hidden": 16, "recurrent": True},
+               dataset={"synthetic": {"n_classes": 4, "n_inputs": 32, "n_train": 16,
+                                      "n_test": 8}},
+               learning={"rule": rule, "epochs": 1, "lr": 5e-3})
+    tr, _, w0, _ = _trained(cfg)
+    w = np.asarray(tr.weights()[K.C_REC])
+    mask = np.asarray(tr.model.cnet.structure[K.C_REC]["mask"])
+    assert np.all(np.diag(mask) == 0) and mask.sum() == 16 * 15
+    assert np.mean(w != w0[K.C_REC]) > 0.5  # W_rec learned off the diagonal...
+    np.testing.assert_array_equal(np.diag(w), 0.0)  # ...and nothing on it
