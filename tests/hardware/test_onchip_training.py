@@ -65,8 +65,8 @@ def test_rstdp_decision_gate_decays_tags_at_the_rules_rate_on_chip():
     population's eligibility decayed ~4x too fast. Without spikes onto the outputs (threshold
     out of reach, no noise) every tag must decay by the rule's own d^K, winner or loser."""
     from neurorl.agents import make_agent
-    from neurorl.envs import make
     from neurorl.agents.base import spec_from_env
+    from neurorl.envs import make
 
     env, params = make("CartPole-v1")
     spec = spec_from_env(env, params, 2, 5, None)
