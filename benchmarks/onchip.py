@@ -1,4 +1,4 @@
-"""On-chip lifelong learning benchmark (issue 16): CartPole-v1 and Acrobot-v1 with a physics
+"""On-chip lifelong learning benchmark (issue 16): CartPole-v1 and MountainCar-v0 with a physics
 shift, learned in float, off chip (host float shadow weights, chip runs their projection) and on
 chip (the chip's learning engine: Loihi 2's sum-of-products engine at Lava's widths; PCM / RRAM
 crossbars learning by programming pulses), for e-prop (``eprop_ac``) and R-STDP (``rstdp`` with
@@ -17,10 +17,11 @@ energy (``onchip.png``).
 Energy accounting: B envs share one weight set in training, so a learning update (one per env
 step of the B envs) is charged once and spread over the B env steps it learned from.
 
-Envs (``ENVS``): CartPole-v1 (pole half-length 0.5 -> 1.0; every condition) and Acrobot-v1
-(lower link mass 1 -> 2 kg; e-prop's conditions), the shift at half the run.
+Envs (``ENVS``): CartPole-v1 (pole half-length 0.5 -> 1.0; every condition) and MountainCar-v0
+(engine force 0.001 -> 0.0009; e-prop's conditions, with its config's reward shaping), the
+shift at half the run.
 
-Default budget: 5 seeds (the issue's) x 60k env steps on CartPole, 100k on Acrobot.
+Default budget: 5 seeds (the issue's) x 60k env steps on CartPole, 100k on MountainCar.
 ``--quick``: 1 seed x 8k steps, CartPole only. ``--merge`` keeps the existing rows this run does
 not redo (run conditions one process at a time).
 
@@ -75,13 +76,17 @@ LEGACY_CONDITIONS = [
 ENVS = {
     "CartPole-v1": {"field": "length", "values": [0.5, 1.0],
                     "what": "pole half-length 0.5 -> 1.0", "base": 0.0, "hyper": {}},
-    "Acrobot-v1": {"field": "link_mass_2", "values": [1.0, 2.0],
-                   "what": "lower link mass 1 -> 2 kg", "base": -500.0,
-                   "hyper": {"eprop_ac": {"reward_scale": 0.01, "c_ent": 0.01, "lr": 1.0e-4,
-                                          "adam_eps": 1.0e-3, "lam": 0.8, "tau_out": 5.0,
-                                          "adam_b2": 0.999}}},
+    # potential-based shaping (experiments/mountaincar_eprop.yaml): the returns are the env's
+    # own; a 10% weaker engine halfway
+    "MountainCar-v0": {"field": "force", "values": [0.001, 0.0009],
+                       "what": "engine force 0.001 -> 0.0009", "base": -200.0,
+                       "hyper": {"eprop_ac": {"reward_scale": 0.01, "c_ent": 0.01,
+                                              "shaping": "mountain_car_energy",
+                                              "shaping_scale": 300.0, "lr": 1.0e-4,
+                                              "adam_eps": 1.0e-3, "lam": 0.8, "tau_out": 5.0,
+                                              "adam_b2": 0.999}}},
 }
-DEFAULT_STEPS = {"CartPole-v1": 60_000, "Acrobot-v1": 100_000}
+DEFAULT_STEPS = {"CartPole-v1": 60_000, "MountainCar-v0": 100_000}
 LEGACY_NOTE = (
     "The R-STDP agent's default encoding (10 Gaussian fields per observation dimension, 40 "
     "inputs) ends near 250 in float. These rows are from the run before the place-cell rows "
@@ -225,7 +230,7 @@ def env_conditions(env_id: str) -> list[tuple]:
 
 def relative(r: float | None, ref: float | None, base: float) -> float | None:
     """``(r - base) / (ref - base)``: the fraction of the float return above ``base`` (0 on
-    CartPole, a plain ratio; -500 on Acrobot, the return of never reaching the goal)."""
+    CartPole, a plain ratio; -200 on MountainCar, the return of never reaching the goal)."""
     if r is None or ref is None or ref == base:
         return None
     return (r - base) / (ref - base)
@@ -306,7 +311,9 @@ def main(quick: bool = False, steps: int | None = None, seeds: int | None = None
     return result
 
 
-def _write(rows: list[dict], prov: dict, out: str | None) -> dict:
+def _write(rows: list[dict], prov: dict, out: str | None, notes: str = "") -> dict:
+    """``onchip.json`` / ``.md`` / ``.png`` from the rows (``notes``: a paragraph after the
+    introduction, e.g. which rows come from which run)."""
     from benchmarks.common import machine, write_results
 
     for r in rows:
@@ -350,12 +357,12 @@ def _write(rows: list[dict], prov: dict, out: str | None) -> dict:
             f"{fmt(wo, 'd')} | {r['wall_s']:.0f} |")
 
     lines = [
-        "# On-chip lifelong learning: CartPole-v1 and Acrobot-v1, each with a physics shift",
+        "# On-chip lifelong learning: CartPole-v1 and MountainCar-v0, each with a physics shift",
         "",
         f"{N_ENVS} envs sharing one weight set per seed, {SUBSTEPS} substeps per env step; the "
         "shift (one physics constant) at half the run. Final return: mean of the last 20 "
         "episodes (median over seeds). `/ float`: the fraction of the same rule's float return "
-        "(CartPole: a plain ratio; Acrobot: of the return above -500, the return of never "
+        "(CartPole: a plain ratio; MountainCar: of the return above -200, the return of never "
         "reaching the goal). Off-chip: the host learns float shadow weights, the chip runs "
         "their projection (host learning energy not priced). On-chip: the chip's learning "
         "engine (Loihi 2: 7-bit traces, 9-bit tags, 15-bit accumulator, stochastic rounding of "
@@ -365,14 +372,17 @@ def _write(rows: list[dict], prov: dict, out: str | None) -> dict:
         "proxies, crossbar pulse energies [M] unverified); learning energy = learning "
         f"operations x e_learn_pj, spread over the {N_ENVS} env steps each update learned "
         "from. Adaptation: env steps after the shift until the rolling return (10 episodes) is "
-        "back to 90% of its pre-shift level (Acrobot: of the level above -500). e-prop: "
+        "back to 90% of its pre-shift level (MountainCar: of the level above -200). e-prop: "
         "`eprop_ac` with each env's config (experiments/cartpole_eprop.yaml defaults; "
-        "experiments/acrobot_eprop.yaml). R-STDP: "
+        "experiments/mountaincar_eprop.yaml, its potential-based shaping in the TD error only: "
+        "the returns are the env's own). R-STDP: "
         "`rstdp` with conjunctive place cells (`encoding: place`, 625 inputs; "
         "experiments/cartpole_rstdp.yaml). Wall times: a shared 2-core machine under heavy "
         "load (about 9 agents), so they are several times the quiet wall time and only "
         "comparable within one run.",
     ]
+    if notes:
+        lines += ["", notes]
     for env_id in ENVS:
         sel = [r for r in rows if r["env_id"] == env_id and family(r) != "rstdp"]
         if not sel:
@@ -406,57 +416,84 @@ def _write(rows: list[dict], prov: dict, out: str | None) -> dict:
     return result
 
 
-SWEEP = [  # from Loihi 2's widths, one width widened at a time: which one costs the return
-    ("Loihi 2 widths (traces 7, tags 9, weights 8)", {}, None),
-    ("tags 16 bits (4096 codes per unit)", {"tag_bits": 16, "tag_scale": 4096.0}, None),
-    ("traces 12 bits (256 codes per spike)", {"trace_bits": 12, "trace_scale": 256.0}, None),
-    ("weights 16 bits", {}, 16),
-    ("all three widened (tags 20 bits: range +-128, 4096 codes per unit; traces 12; "
-     "weights 16)", {"tag_bits": 20, "tag_scale": 4096.0, "trace_bits": 12,
-                     "trace_scale": 256.0}, 16),
+SWEEP = [  # R-STDP (place cells) on Loihi 2's engine: the scales and widths one at a time
+    ("Loihi 2 widths, default scales (traces 7 bits at 16 codes per spike, tags 9 bits at 16 "
+     "codes per unit, weights 8 bits)", {}, None),
+    ("tag scale fitted (9 bits at 1 code per unit: range +-255)", {"tag_scale": 1.0}, None),
+    ("trace scale fitted (7 bits at 6 codes per spike: range 21 spikes)",
+     {"trace_scale": 6.0}, None),
+    ("both scales fitted (widths unchanged)", FITTED, None),
+    ("both scales fitted, weights 16 bits", FITTED, 16),
+    ("default scales, tags 16 bits (range +-2047) and traces 12 bits (range 256 spikes)",
+     {"tag_bits": 16, "trace_bits": 12}, None),
 ]
+
+
+def sweep_row(label: str, eng: dict, wbits: int | None, steps: int, seeds: int,
+              agent: str = "rstdp", hyper: dict | None = None,
+              name: str = "rstdp-place") -> dict:
+    """One sweep row: Loihi 2 on-chip learning with the engine's fields ``eng`` and (not None)
+    ``wbits`` weight bits."""
+    import dataclasses
+
+    from neurorl.hardware import chips
+
+    old = chips.CHIPS["loihi2"]
+    try:
+        if wbits is not None:
+            chips.CHIPS["loihi2"] = dataclasses.replace(old, weight_bits=wbits)
+        r = run_condition(f"{name}/loihi2 on-chip, {label}", agent, "loihi2", False, steps,
+                          seeds, hyper=PLACE if hyper is None else hyper, engine=eng)
+    finally:
+        chips.CHIPS["loihi2"] = old
+    r.pop("curves")
+    r.update(steps=steps, seeds=seeds, engine_fields=eng, weight_bits=wbits)
+    return r
 
 
 def sweep(steps: int, seeds: int, out: str | None = None, agent: str = "rstdp",
           hyper: dict | None = None, name: str = "rstdp-place") -> list[dict]:
-    """Loihi 2 on-chip learning with one engine width widened at a time (the cost of each
-    width); writes ``onchip_sweep.json`` / ``.md``. ``hyper``: the agent's hyperparameters
+    """Loihi 2 on-chip learning with one engine scale or width changed at a time (the cost of
+    each); writes ``onchip_sweep.json`` / ``.md``. ``hyper``: the agent's hyperparameters
     (default the place encoding of the R-STDP rows)."""
-    import dataclasses
-
-    from benchmarks.common import machine, provenance, write_results
-    from neurorl.hardware import chips
-    from neurorl.hardware.learning_engine import engine_override
+    from benchmarks.common import provenance
 
     prov = provenance()
-    rows = []
+    rows: list[dict] = []
     for label, eng, wbits in SWEEP:
-        old = chips.CHIPS["loihi2"]
-        try:
-            if wbits is not None:
-                chips.CHIPS["loihi2"] = dataclasses.replace(old, weight_bits=wbits)
-            with engine_override("loihi2", **eng):
-                r = run_condition(f"{name}/loihi2 on-chip, {label}", agent, "loihi2", False,
-                                  steps, seeds, hyper=PLACE if hyper is None else hyper)
-        finally:
-            chips.CHIPS["loihi2"] = old
-        r.pop("curves")
-        rows.append(r)
-        folder = Path(out) if out else ROOT / "benchmarks" / "results"
-        lines = [f"# On-chip {agent} on Loihi 2: one width widened at a time", "",
-                 f"{steps} env steps, seeds 0-{seeds - 1}, shift at {steps // 2}; the first row "
-                 "is Loihi 2's own widths at this budget.", "",
-                 "| width | final return (median) | per seed | recovered |",
-                 "|---|---:|---|---:|"]
-        for x in rows:
-            per = ", ".join("-" if v is None else f"{v:.0f}" for v in x["final_return_per_seed"])
-            lines.append(f"| {x['condition']} | {x['final_return_median']:.1f} | {per} | "
-                         f"{x['recovered']} |")
-        write_results("onchip_sweep", {"benchmark": "onchip_sweep", "steps": steps,
-                                       "seeds": seeds, "machine": machine(),
-                                       "provenance": prov, "rows": rows},
-                      rows, out=folder, markdown="\n".join(lines + [""]))
+        rows.append(sweep_row(label, eng, wbits, steps, seeds, agent, hyper, name))
+        write_sweep(rows, prov, out)
     return rows
+
+
+def write_sweep(rows: list[dict], prov: dict, out: str | None = None,
+                float_ref: float | None = None, notes: str = "") -> None:
+    """``onchip_sweep.json`` / ``.md`` from sweep rows (``float_ref``: the float return of the
+    same budget, for the ``/ float`` column; ``notes``: the reading, appended)."""
+    from benchmarks.common import machine, write_results
+
+    folder = Path(out) if out else ROOT / "benchmarks" / "results"
+    budgets = sorted({(r["steps"], r["seeds"]) for r in rows})
+    lines = ["# On-chip R-STDP (place cells) on Loihi 2: which scale or width costs what", "",
+             "Budget: " + "; ".join(f"{s} env steps per seed, seeds 0-{k - 1}, shift at "
+                                     f"{s // 2}" for s, k in budgets)
+             + ". Scales are codes per unit of the rule's traces / eligibilities (a mapping "
+             "choice, like the impulse a Lava user sets); widths are Loihi 2's unless the row "
+             "says otherwise.", "",
+             "| row | final return (median) | per seed | / float | recovered |",
+             "|---|---:|---|---:|---:|"]
+    for x in rows:
+        per = ", ".join("-" if v is None else f"{v:.0f}" for v in x["final_return_per_seed"])
+        rel = (None if not float_ref or x["final_return_median"] is None
+               else x["final_return_median"] / float_ref)
+        x["relative_to_float"] = rel
+        lines.append(f"| {x['condition']} | {x['final_return_median']:.1f} | {per} | "
+                     f"{'-' if rel is None else format(rel, '.2f')} | {x['recovered']} |")
+    lines += ["", notes, "", f"Machine: {machine()}", ""] if notes else [
+        "", f"Machine: {machine()}", ""]
+    write_results("onchip_sweep", {"benchmark": "onchip_sweep", "float_reference": float_ref,
+                                   "machine": machine(), "provenance": prov, "rows": rows},
+                  rows, out=folder, markdown="\n".join(lines))
 
 
 if __name__ == "__main__":

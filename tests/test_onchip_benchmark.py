@@ -39,18 +39,18 @@ def test_ratios_per_env_and_rule_family(onchip, tmp_path):
             _row("rstdp-place/loihi2 on-chip", "rstdp", "loihi2", 150.0),
             _row("rstdp/float", "rstdp", "float", 250.0),
             _row("rstdp/loihi2 on-chip", "rstdp", "loihi2", 125.0),
-            _row("eprop/float", "eprop_ac", "float", -200.0, "Acrobot-v1"),
-            _row("eprop/loihi2 on-chip", "eprop_ac", "loihi2", -260.0, "Acrobot-v1")]
+            _row("eprop/float", "eprop_ac", "float", -120.0, "MountainCar-v0"),
+            _row("eprop/loihi2 on-chip", "eprop_ac", "loihi2", -136.0, "MountainCar-v0")]
     onchip._write(rows, {}, str(tmp_path))
     rel = {(r["env_id"], r["condition"]): r["relative_to_float"] for r in rows}
     assert rel[("CartPole-v1", "eprop/loihi2 on-chip")] == pytest.approx(0.9)
     # each R-STDP encoding against its own float row
     assert rel[("CartPole-v1", "rstdp-place/loihi2 on-chip")] == pytest.approx(0.5)
     assert rel[("CartPole-v1", "rstdp/loihi2 on-chip")] == pytest.approx(0.5)
-    # Acrobot: the fraction of the float return above -500 ((-260 + 500) / (-200 + 500))
-    assert rel[("Acrobot-v1", "eprop/loihi2 on-chip")] == pytest.approx(0.8)
+    # MountainCar: the fraction of the float return above -200 ((-136 + 200) / (-120 + 200))
+    assert rel[("MountainCar-v0", "eprop/loihi2 on-chip")] == pytest.approx(0.8)
     md = (tmp_path / "onchip.md").read_text()
-    cart, acro = md.index("## CartPole-v1"), md.index("## Acrobot-v1")
+    cart, acro = md.index("## CartPole-v1"), md.index("## MountainCar-v0")
     legacy = md.index("## Earlier R-STDP rows")
     assert cart < acro < legacy
     assert "| rstdp/loihi2 on-chip |" in md[legacy:] and "| rstdp/" not in md[:legacy]
@@ -58,7 +58,7 @@ def test_ratios_per_env_and_rule_family(onchip, tmp_path):
 
 
 def test_conditions_per_env(onchip):
-    assert {c[1] for c in onchip.env_conditions("Acrobot-v1")} == {"eprop_ac"}
+    assert {c[1] for c in onchip.env_conditions("MountainCar-v0")} == {"eprop_ac"}
     assert {c[1] for c in onchip.env_conditions("CartPole-v1")} == {"eprop_ac", "rstdp"}
-    assert onchip.relative(-500.0, -200.0, -500.0) == 0.0
+    assert onchip.relative(-200.0, -120.0, -200.0) == 0.0
     assert onchip.relative(1.0, 0.0, 0.0) is None  # no ratio to a zero reference
