@@ -249,9 +249,12 @@ def plot(rows: list[dict], path: Path) -> None:
         key = (r.get("env_id", "CartPole-v1"), family(r))
         if key not in panels and any(c["energy_j"] for c in r.get("curves") or []):
             panels.append(key)
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(6 * max(len(panels), 1), 4.5),
-                             squeeze=False)
-    for ax, (env_id, fam) in zip(axes[0], panels, strict=False):
+    cols = min(max(len(panels), 1), 2)
+    nrows = max(-(-len(panels) // cols), 1)
+    fig, axes = plt.subplots(nrows, cols, figsize=(6 * cols, 4.5 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    for ax, (env_id, fam) in zip(axes.ravel(), panels, strict=False):
         sel = [x for x in rows if x.get("env_id", "CartPole-v1") == env_id
                and family(x) == fam and x["chip"] != "float"]
         for i, r in enumerate(sel):
@@ -336,10 +339,11 @@ def _write(rows: list[dict], prov: dict, out: str | None, notes: str = "") -> di
         return "-" if x is None else format(x, spec)
 
     head = [
-        "| condition | final return (median) | per seed | / float | inference J/step | "
+        "| condition | env steps x seeds | final return (median) | per seed | / float | "
+        "inference J/step | "
         "learning J/step | recovered | adaptation steps (median) | chip s | adaptation J | "
         "device writes | worn-out devices | wall s |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def line(r: dict) -> str:
@@ -347,7 +351,8 @@ def _write(rows: list[dict], prov: dict, out: str | None, notes: str = "") -> di
         wr = None if not r["device_writes_per_seed"] else _median(r["device_writes_per_seed"])
         wo = None if r["worn_out_devices"] is None else max(r["worn_out_devices"])
         return (
-            f"| {r['condition']} | {fmt(r['final_return_median'], '.1f')} | {per} | "
+            f"| {r['condition']} | {r.get('steps')} x {r.get('seeds')} | "
+            f"{fmt(r['final_return_median'], '.1f')} | {per} | "
             f"{fmt(r['relative_to_float'], '.2f')} | "
             f"{fmt(r['energy_inference_per_step_j'], '.3g')} | "
             f"{fmt(r['energy_learning_per_step_j'], '.3g')} | {r['recovered']} | "
@@ -467,9 +472,11 @@ def sweep(steps: int, seeds: int, out: str | None = None, agent: str = "rstdp",
 
 
 def write_sweep(rows: list[dict], prov: dict, out: str | None = None,
-                float_ref: float | None = None, notes: str = "") -> None:
+                float_ref: float | None = None, notes: str = "",
+                extra: dict | None = None) -> None:
     """``onchip_sweep.json`` / ``.md`` from sweep rows (``float_ref``: the float return of the
-    same budget, for the ``/ float`` column; ``notes``: the reading, appended)."""
+    same budget, for the ``/ float`` column; ``notes``: the reading, appended; ``extra``: more
+    keys of the JSON, e.g. an earlier sweep's rows)."""
     from benchmarks.common import machine, write_results
 
     folder = Path(out) if out else ROOT / "benchmarks" / "results"
@@ -492,7 +499,8 @@ def write_sweep(rows: list[dict], prov: dict, out: str | None = None,
     lines += ["", notes, "", f"Machine: {machine()}", ""] if notes else [
         "", f"Machine: {machine()}", ""]
     write_results("onchip_sweep", {"benchmark": "onchip_sweep", "float_reference": float_ref,
-                                   "machine": machine(), "provenance": prov, "rows": rows},
+                                   "machine": machine(), "provenance": prov, "rows": rows,
+                                   **(extra or {})},
                   rows, out=folder, markdown="\n".join(lines))
 
 
