@@ -219,7 +219,12 @@ def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backe
                           "the plastic connections (and at least one)")
     rule_conn = {n: r.connection.name for n, r in net.rules.items()}
     gated = {n for n, r in net.rules.items() if r.connection.target.name == out_g}
-    decay_k = {n: _step_decay(r.rule, (r.connection.source.n, r.connection.target.n), K)
+    # the decay of the rule as written (float): on a chip's learning engine the compiled rule
+    # rounds its tags every step, and a state of ones measured through it decays by a rounding
+    # artefact (Loihi 2: 0.875 over 5 steps instead of exp(-5 / 200) = 0.975)
+    float_rule = {r.name: r.rule for r in an.network.rules}
+    decay_k = {n: _step_decay(float_rule.get(n, r.rule),
+                              (r.connection.source.n, r.connection.target.n), K)
                for n, r in net.rules.items()}
     n_in = net.groups[in_g].n
     gamma, lam = h["gamma"], h["lam"]

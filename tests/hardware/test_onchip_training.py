@@ -5,6 +5,7 @@ operations the energy model prices are counted per env step."""
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -54,3 +55,33 @@ def test_pcm_rstdp_learns_by_pulses():
     es = out["runner_state"].engine
     pulses = sum(float(np.sum(s.devices.pulses)) for s in es.values())
     assert pulses == pytest.approx(float(ops[-1]))
+
+
+def test_rstdp_decision_gate_decays_tags_at_the_rules_rate_on_chip():
+    """The R-STDP recipe gates each env step's eligibility increment by the decision,
+    ``E = d^K E0 + g (E_K - d^K E0)``, with ``d^K`` the rule's decay over K steps. On a chip's
+    engine the tags are rounded every step, so ``d^K`` measured through the compiled rule came
+    out as a rounding artefact (Loihi 2: 0.875 instead of exp(-5/200) = 0.975) and the losing
+    population's eligibility decayed ~4x too fast. Without spikes onto the outputs (threshold
+    out of reach, no noise) every tag must decay by the rule's own d^K, winner or loser."""
+    from neurorl.agents import make_agent
+    from neurorl.agents.base import spec_from_env
+    from neurorl.envs import make
+
+    env, params = make("CartPole-v1")
+    spec = spec_from_env(env, params, 2, 5, None)
+    agent = make_agent("rstdp", spec, backend="loihi2", compile_kwargs={"w_max": "auto"},
+                       v_th=1e6, noise_std=0.0, encoding="place")
+    st = agent.init(jax.random.key(0))
+    e0 = 8.0
+    tr = {n: t.replace(eligibility=jnp.full_like(t.eligibility, e0))
+          for n, t in st.traces.items()}
+    obs = jnp.zeros((2, 4))
+    _, st2 = agent.act(st.replace(traces=tr, snap=tr), obs, jax.random.key(1))
+    e = np.asarray(st2.traces["input"].eligibility)
+    want = e0 * np.exp(-5 / 200)
+    # the 9-bit tag holds multiples of 1/16; each of the K = 5 steps rounds stochastically
+    # (at most one code off, unbiased), so each tag is within 5 codes and their mean within a
+    # fraction of a code (the faulty gate: losers at 2 x 0.875 x 8 - 7.8 = 6.2)
+    np.testing.assert_allclose(e, want, atol=5 / 16)
+    assert abs(e.mean() - want) < 0.25 / 16
