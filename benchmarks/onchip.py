@@ -109,7 +109,8 @@ def run_condition(label: str, agent: str, chip: str, off_chip: bool, steps: int,
     """Train one condition (seeds vmapped) and reduce its metrics (host side);
     ``hyper``: the agent's hyperparameters (over the env's, ``ENVS``); ``chip_device``: changes
     to a crossbar's pulsed-device model (``TrainConfig.chip_device``); ``engine``: fields of
-    the chip's learning engine changed for this run (``engine_override``: e.g. its scales)."""
+    the chip's learning engine changed for this run (``TrainConfig.chip_engine``, a config's
+    ``hardware.engine``: e.g. its scales)."""
     import jax
 
     from neurorl.experiment.train import TrainConfig, make_train
@@ -123,19 +124,14 @@ def run_condition(label: str, agent: str, chip: str, off_chip: bool, steps: int,
     cfg = TrainConfig(
         env_id=env_id, agent=agent, n_envs=N_ENVS, n_seeds=seeds, n_steps=steps,
         substeps=SUBSTEPS, chip=chip, off_chip_learning=off_chip, chip_device=chip_device,
+        chip_engine=engine or None,
         agent_kwargs={**env["hyper"].get(agent, {}), **(hyper or {})},
         shifts={"params": [{"field": env["field"],
                             "schedule": {"kind": "abrupt", "values": env["values"],
                                          "steps": [shift]}}]},
     )
     t0 = time.perf_counter()
-    if engine:
-        from neurorl.hardware.learning_engine import engine_override
-
-        with engine_override(chip, **engine):  # the backend takes its engine when compiled
-            train = make_train(cfg)
-    else:
-        train = make_train(cfg)
+    train = make_train(cfg)
     out = jax.block_until_ready(train(jax.random.key(0)))
     wall = time.perf_counter() - t0
     m = {k: np.asarray(v) for k, v in out["metrics"].items()}

@@ -139,6 +139,10 @@ class HardwareSection(_Strict):
     # crossbar on-chip learning: fields of the chip's pulsed-device model to change
     # (neurorl.hardware.memristor.PulseDeviceSpec), e.g. {update: mixed_precision}
     device: dict[str, Any] | None = None
+    # on-chip learning on a chip with a learning engine (loihi, loihi2, spinnaker, ...): fields
+    # of its LearningEngine to change (neurorl.hardware.learning_engine.ENGINE_FIELDS), e.g.
+    # {trace_scale: 6.0, tag_scale: 1.0}
+    engine: dict[str, Any] | None = None
 
 
 class TrainingSection(_Strict):

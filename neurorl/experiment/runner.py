@@ -54,6 +54,7 @@ def train_config(cfg: C.ExperimentConfig, n_seeds: int | None = None):
         off_chip_learning=cfg.hardware.off_chip_learning,
         network=cfg.agent.network,
         chip_device=cfg.hardware.device,
+        chip_engine=cfg.hardware.engine,
     )
 
 
@@ -66,6 +67,7 @@ _YAML_PATHS = {
     "obs_range": "agent.obs_range",
     "chip": "hardware.chip",
     "chip_device": "hardware.device",
+    "chip_engine": "hardware.engine",
     "agent": "agent.name",
     "env_id": "env.id",
 }

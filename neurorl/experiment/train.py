@@ -81,6 +81,11 @@ class TrainConfig:
             pulsed-device model to change (:class:`~neurorl.hardware.memristor.PulseDeviceSpec`),
             e.g. ``{"update": "mixed_precision"}`` (accumulate-then-program, Nandakumar et al.
             2020) or one non-ideality such as ``{"up_down": 0.3}``; None: the preset.
+        chip_engine: on-chip learning on a chip with a learning engine (Loihi, Loihi 2,
+            SpiNNaker, BrainScaleS-2): fields of its
+            :class:`~neurorl.hardware.learning_engine.LearningEngine` to change, e.g. the
+            codes per unit ``{"trace_scale": 6.0, "tag_scale": 1.0}`` (R-STDP's eligibilities
+            saturate Loihi's default 9-bit tag scale); None: the chip's engine.
         network: the agent's network when not the recipe's own: an
             :class:`~neurorl.agents.AgentNetwork`, a function ``spec -> AgentNetwork`` (a
             Python recipe) or the YAML mapping of ``agent.network``; ``agent`` then names the
@@ -102,6 +107,7 @@ class TrainConfig:
     chip_w_scale: float = 2.0
     network: Any = None
     chip_device: Mapping[str, Any] | None = None
+    chip_engine: Mapping[str, Any] | None = None
 
 
 def n_iterations(cfg: TrainConfig, n_steps: int | None = None) -> int:
@@ -136,6 +142,8 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError("chip_w_scale", cfg.chip_w_scale, "a float > 0")
     if cfg.chip_device is not None:
         _chip_device(cfg)
+    if cfg.chip_engine is not None:
+        _chip_engine(cfg)
     from neurorl.experiment import config as C
     from neurorl.experiment.shiftspec import check_shifts
 
@@ -303,6 +311,19 @@ def _chip_device(cfg: TrainConfig) -> Any:
     return pulse_device_with(spec.device, cfg.chip_device, field="chip_device")
 
 
+def _chip_engine(cfg: TrainConfig) -> Any:
+    """The chip's learning engine with ``cfg.chip_engine``'s changes (ConfigError: no chip
+    learning on chip, or an unknown field / invalid value)."""
+    from neurorl.hardware.learning_engine import engine_with
+
+    if cfg.chip in (None, "float") or cfg.off_chip_learning:
+        raise ConfigError("chip_engine", cfg.chip_engine,
+                          "only with on-chip learning on a chip with a learning engine; chip "
+                          f"is {cfg.chip!r}"
+                          + (", off_chip_learning is on" if cfg.off_chip_learning else ""))
+    return engine_with(str(cfg.chip), cfg.chip_engine, field="chip_engine")
+
+
 def make_chip_learning(cfg: TrainConfig, agent: Any) -> ChipLearning | None:
     """The backend's on-chip learning for this agent, or None (float, off-chip learning, or an
     agent whose weights are not its compiled network's connections: then ``make_projection``)."""
@@ -384,7 +405,13 @@ def make_train(
         w_max = "auto" if cfg.chip_w_scale == 2.0 else None
         hyper.update(backend=chip, compile_kwargs={"off_chip_learning": cfg.off_chip_learning,
                                                    **({"w_max": w_max} if w_max else {})})
-    agent = make_agent(cfg.agent, spec, network=cfg.network, **hyper)
+    if cfg.chip_engine:  # the backend takes the chip's engine when the network is compiled
+        from neurorl.hardware.learning_engine import engine_override
+
+        with engine_override(str(chip), **dict(cfg.chip_engine)):
+            agent = make_agent(cfg.agent, spec, network=cfg.network, **hyper)
+    else:
+        agent = make_agent(cfg.agent, spec, network=cfg.network, **hyper)
     if chip is not None and agent.runtime is not None:
         # the learning-time rounding is make_train's (below): stochastic on chip, float
         # shadow weights off chip; the recipes' own constrain keeps Dale's sign and the mask

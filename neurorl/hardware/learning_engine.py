@@ -195,12 +195,60 @@ def engine_for(chip: str | ChipSpec, rule: str = "any") -> LearningEngine:
     return ENGINES.get(spec.name, ENGINES["float"])
 
 
+# fields an experiment may change (``hardware.engine``); name and kind identify the engine
+ENGINE_FIELDS = ("trace_bits", "trace_frac_bits", "trace_scale", "tag_bits", "tag_scale",
+                 "accumulator_bits", "max_epoch", "stochastic", "trace_noise")
+
+
+def engine_with(chip: str, overrides: dict[str, Any] | None,
+                field: str = "hardware.engine") -> LearningEngine:
+    """The learning engine of ``chip`` with some fields changed (an experiment's
+    ``hardware.engine``), e.g. ``{"trace_scale": 6.0, "tag_scale": 1.0}``: the codes per unit
+    of trace and of eligibility, a mapping choice like the impulse a Lava user sets, fitted to
+    a rule's ranges (``benchmarks/results/onchip_sweep.md``).
+
+    Args:
+        chip: a chip with an on-chip learning engine.
+        overrides: field -> value (:data:`ENGINE_FIELDS`).
+        field: the config path named in errors.
+
+    Returns:
+        The changed :class:`LearningEngine` (the chip's own for no overrides).
+
+    Raises:
+        ConfigError: an unknown field (with the closest valid name), an invalid value, or a
+            chip without a learning engine of its own.
+    """
+    from neurorl.errors import closest
+
+    if chip not in ENGINES or chip == "float":
+        raise ConfigError(field, dict(overrides or {}),
+                          "a chip with an on-chip learning engine: "
+                          + ", ".join(sorted(k for k in ENGINES if k != "float")),
+                          suggestion=closest(str(chip), [k for k in ENGINES if k != "float"]))
+    eng = ENGINES[chip]
+    if not overrides:
+        return eng
+    if not isinstance(overrides, dict):
+        raise ConfigError(field, overrides, "a mapping of engine fields")
+    for k in overrides:
+        if k not in ENGINE_FIELDS:
+            raise ConfigError(f"{field}.{k}", overrides[k], ", ".join(ENGINE_FIELDS),
+                              suggestion=closest(str(k), list(ENGINE_FIELDS)))
+    try:
+        return eng.replace(**overrides)
+    except ConfigError as e:
+        raise ConfigError(field, dict(overrides), str(e)) from None
+    except TypeError as e:
+        raise ConfigError(field, dict(overrides), f"values of the right types ({e})") from None
+
+
 @contextlib.contextmanager
 def engine_override(chip: str, **fields: Any) -> Iterator[LearningEngine]:
     """Temporarily change a chip's engine (width sweeps): backends built inside the ``with``
     block use ``ENGINES[chip].replace(**fields)``."""
     old = ENGINES[chip]
-    ENGINES[chip] = old.replace(**fields)
+    ENGINES[chip] = engine_with(chip, fields, field="engine_override") if fields else old
     try:
         yield ENGINES[chip]
     finally:

@@ -4,6 +4,8 @@ without learning, and the compiled network learning through the engine."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -197,3 +199,65 @@ def test_engine_override_is_temporary():
     with le.engine_override("loihi2", trace_bits=4) as e:
         assert make_backend("loihi2").engine.trace_bits == 4 and e.trace_bits == 4
     assert make_backend("loihi2").engine.trace_bits == 7
+
+
+# ------------------------------------------------------------------ hardware.engine (configs)
+
+
+def test_engine_overrides_name_the_field():
+    from neurorl.hardware.learning_engine import ENGINES, engine_with
+
+    eng = engine_with("loihi2", {"trace_scale": 6.0, "tag_scale": 1.0})
+    assert (eng.trace_scale, eng.tag_scale) == (6.0, 1.0)
+    assert eng.tag_bits == ENGINES["loihi2"].tag_bits  # the widths stay the chip's
+    assert ENGINES["loihi2"].tag_scale == 16.0  # the preset is untouched
+    with pytest.raises(ConfigError, match=r"hardware.engine.tag_scal.*tag_scale"):
+        engine_with("loihi2", {"tag_scal": 1.0})
+    with pytest.raises(ConfigError, match="hardware.engine"):
+        engine_with("loihi2", {"tag_scale": -1.0})
+    with pytest.raises(ConfigError, match="hardware.engine.*loihi2"):
+        engine_with("truenorth", {"tag_scale": 1.0})
+
+
+def test_chip_engine_only_with_on_chip_learning():
+    from neurorl.experiment.train import TrainConfig, validate
+
+    validate(TrainConfig(agent="rstdp", chip="loihi2", chip_engine={"tag_scale": 1.0}))
+    for chip, off in ((None, False), ("loihi2", True)):
+        with pytest.raises(ConfigError, match="chip_engine"):
+            validate(TrainConfig(agent="rstdp", chip=chip, off_chip_learning=off,
+                                 chip_engine={"tag_scale": 1.0}))
+    with pytest.raises(ConfigError, match="chip_engine.trace_scal.*trace_scale"):
+        validate(TrainConfig(agent="rstdp", chip="loihi2", chip_engine={"trace_scal": 6.0}))
+
+
+def test_experiment_config_reaches_the_learning_engine():
+    """``hardware.engine`` in a YAML config trains exactly like the chip's engine changed by
+    hand (``engine_override``), and differently from the chip's own engine."""
+    import jax
+
+    from neurorl.experiment import config as C
+    from neurorl.experiment.runner import train_config
+    from neurorl.experiment.train import make_train
+    from neurorl.hardware.learning_engine import engine_override
+
+    tree = {"env": {"id": "CartPole-v1"}, "agent": {"name": "rstdp"},
+            "training": {"steps": 256, "n_envs": 4, "chunk_steps": 256},
+            "hardware": {"chip": "loihi2", "engine": {"trace_scale": 6.0, "tag_scale": 1.0}}}
+    cfg = train_config(C.ExperimentConfig.model_validate(tree))
+    assert dict(cfg.chip_engine) == {"trace_scale": 6.0, "tag_scale": 1.0}
+
+    def weights(train):
+        out = train(jax.random.key(0))
+        return np.concatenate([np.ravel(np.asarray(x))
+                               for x in jax.tree.leaves(out["runner_state"])
+                               if jnp.issubdtype(x.dtype, jnp.floating)])
+
+    w_cfg = weights(make_train(cfg))
+    with engine_override("loihi2", trace_scale=6.0, tag_scale=1.0):
+        plain = dataclasses.replace(cfg, chip_engine=None)
+        t_hand = make_train(plain)
+    w_hand = weights(t_hand)
+    w_default = weights(make_train(dataclasses.replace(cfg, chip_engine=None)))
+    np.testing.assert_array_equal(w_cfg, w_hand)
+    assert not np.array_equal(w_cfg, w_default)
