@@ -235,12 +235,21 @@ def test_sweep_group_members_match_single_runs_end_to_end(tmp_path):
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def stopped_run(tmp_path):
+@pytest.fixture(scope="module")
+def stopped_run_once(tmp_path_factory):
+    """One run stopped after its first chunk (compiled and run once per module and worker)."""
     cfg = from_dict(tiny())
-    run = tmp_path / "part"
+    run = tmp_path_factory.mktemp("stopped") / "part"
     assert runner.run_experiment(cfg, run, progress=False, wandb_mode="disabled",
                                  stop_after_chunks=1) == {"stopped_at": 256}
+    return run
+
+
+@pytest.fixture
+def stopped_run(stopped_run_once, tmp_path):
+    """A fresh copy of the stopped run for each test (they corrupt, edit or resume it)."""
+    run = tmp_path / "part"
+    shutil.copytree(stopped_run_once, run)
     return run
 
 
