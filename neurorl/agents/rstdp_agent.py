@@ -174,6 +174,19 @@ def _step_decay(rule: Any, shape: tuple[int, int], K: int) -> Any:
                         st)
 
 
+def _running_leaves(rule: Any, shape: tuple[int, int]) -> Any:
+    """Which leaves of a rule state ``update`` keeps as running values (host probe).
+
+    ``update`` of a fresh state with modulator 1 changes exactly those (``rstdp``'s reward
+    baseline and dopamine, ``[n_post]``); accumulators it consumes (``stdp``'s LTP/LTD sums)
+    start at 0 and stay 0, traces it does not touch stay as they are.
+    """
+    w = jnp.zeros(shape, jnp.float32)
+    st = rule.init(w)
+    _, upd = rule.update(st, jnp.ones((), jnp.float32), w)
+    return jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), st, upd)
+
+
 def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backend: str = "jax",
                      compile_kwargs: dict | None = None, **hyper: Any) -> Agent:
     """Build the R-STDP agent for a discrete-action ``spec`` (hyperparameters: ``DEFAULTS``).
@@ -225,6 +238,8 @@ def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backe
     float_rule = {r.name: r.rule for r in an.network.rules}
     decay_k = {n: _step_decay(float_rule.get(n, r.rule),
                               (r.connection.source.n, r.connection.target.n), K)
+               for n, r in net.rules.items()}
+    running = {n: _running_leaves(r.rule, (r.connection.source.n, r.connection.target.n))
                for n, r in net.rules.items()}
     n_in = net.groups[in_g].n
     gamma, lam = h["gamma"], h["lam"]
@@ -279,11 +294,11 @@ def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backe
         return action, state.replace(dyn=dyn, traces=traces, phi_now=phi, v_now=v,
                                      stats=AgentStats(spikes, synops))
 
-    def consume(live: Array, snap: Array, upd: Array, fresh: Array) -> Array:
+    def consume(live: Array, snap: Array, upd: Array, fresh: Array, run: bool) -> Array:
         """What ``update`` did to the snapshot, done to the live state: a cleared accumulator
         loses exactly the consumed part (unless the env restarted from a fresh state since the
         snapshot); untouched leaves stay bit-identical."""
-        if live.ndim == 1:  # per-env scalars (reward baseline, dopamine): the updated value
+        if run:  # running values (reward baseline, dopamine; [B, n_post]): the updated value
             return upd
         keep = (upd == snap) | fresh.reshape((-1,) + (1,) * (live.ndim - 1))
         return jnp.where(keep, live, live - snap + upd)
@@ -317,8 +332,8 @@ def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backe
                 dw = dw - jnp.mean(dw, axis=0, keepdims=True)
             weights[c] = jnp.clip(weights[c] + dw, -h["w_max"], h["w_max"])
             # envs reset by the last act (reset_next) hold no part of the snapshot
-            traces[n] = jax.tree.map(lambda a, b, c: consume(a, b, c, state.reset_next),
-                                     state.traces[n], state.snap[n], upd)
+            traces[n] = jax.tree.map(lambda a, b, c, k: consume(a, b, c, state.reset_next, k),
+                                     state.traces[n], state.snap[n], upd, running[n])
         weights = net.constrain(weights, project=rt.project_updates)
         w_c = state.w_c + h["lr_critic"] * jnp.mean(delta[:, None] * state.e_c, axis=0)
         done_p = (term_p | trunc_p).astype(jnp.float32)

@@ -176,7 +176,8 @@ def validate(cfg: TrainConfig) -> None:
 
 
 # learning rule each agent runs, for the chip's on-chip learning check
-AGENT_RULES = {"eprop_ac": "eprop", "bptt_ac": "bptt", "rstdp": "rstdp", "reference": "rstdp"}
+AGENT_RULES = {"eprop_ac": "eprop", "bptt_ac": "bptt", "rstdp": "rstdp", "reference": "rstdp",
+               "td_ac": "rstdp"}
 
 
 def replace_weights(agent: Any, state: Any, new_weights: Any) -> Any:

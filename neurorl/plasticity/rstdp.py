@@ -27,6 +27,11 @@ The third factor ``d`` is built from the ``modulator`` passed to ``update`` acco
     * ``"dopamine"``: Izhikevich's extracellular dopamine, D <- exp(-dt/tau_d) D + m and
       d = tonic_da + D (tau_d = 200 ms, tonic 0.002 in the paper's code).
 
+The modulator is a scalar or one value per postsynaptic neuron ``[n_post]`` (the shapes
+``CompiledNetwork.step`` / ``run`` / ``rule_updates`` accept); ``b`` and ``D`` are kept per
+postsynaptic neuron, so either shape leaves the rule state's shapes unchanged (a scalar one
+keeps every entry equal, as a single shared value would be).
+
 ``accumulate_block`` (all-to-all pairing) computes T steps with fixed weights at once: the traces
 of the T steps from a decay matrix, and the T rank-1 increments as one rank-2T product::
 
@@ -65,8 +70,11 @@ class RSTDPState:
         x_pre: [n_pre] presynaptic STDP trace (tau_plus).
         y_post: [n_post] postsynaptic STDP trace (tau_minus).
         eligibility: [n_pre, n_post] eligibility trace c (tau_c).
-        baseline: [] running mean of the modulator (``"reward_baseline"``).
-        dopamine: [] extracellular dopamine level D (``"dopamine"``).
+        baseline: [n_post] running mean of the modulator (``"reward_baseline"``), one per
+            postsynaptic neuron: a per-neuron modulator ``[n_post]`` (e-prop-style learning
+            signal) keeps one baseline each; a scalar one keeps them all equal.
+        dopamine: [n_post] extracellular dopamine level D (``"dopamine"``), likewise per
+            postsynaptic neuron.
     """
 
     x_pre: Array
@@ -117,7 +125,7 @@ def rstdp(a_plus: float = 1.0, a_minus: float = 1.0, tau_plus: float = 20.0,
 
     def init(weights: Array) -> RSTDPState:
         n_pre, n_post = jnp.shape(weights)
-        zero = jnp.zeros((), jnp.float32)
+        zero = jnp.zeros((n_post,), jnp.float32)  # baseline, dopamine: one per post neuron
         return RSTDPState(jnp.zeros((n_pre,), jnp.float32), jnp.zeros((n_post,), jnp.float32),
                           jnp.zeros((n_pre, n_post), jnp.float32), zero, zero)
 
@@ -159,7 +167,8 @@ def rstdp(a_plus: float = 1.0, a_minus: float = 1.0, tau_plus: float = 20.0,
             state = state.replace(dopamine=da)
         else:
             d = m
-        return -lr * d * state.eligibility, state
+        d = jnp.broadcast_to(d, state.y_post.shape)  # scalar or [n_post]: one per post neuron
+        return -lr * d[None, :] * state.eligibility, state
 
     return PlasticityRule(init, accumulate, update, accumulate_block)
 
@@ -233,7 +242,7 @@ def rstdp_event(a_plus: float = 1.0, a_minus: float = 1.0, tau_plus: float = 20.
 
     def init(weights: Array) -> EventRSTDPState:
         n_pre, n_post = jnp.shape(weights)
-        zf, zi = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
+        zf, zi = jnp.zeros((n_post,), jnp.float32), jnp.zeros((), jnp.int32)
         return EventRSTDPState(jnp.zeros((n_pre,), jnp.float32), jnp.zeros((n_pre,), jnp.int32),
                                jnp.zeros((n_post,), jnp.float32),
                                jnp.zeros((n_post,), jnp.int32),
@@ -246,7 +255,7 @@ def rstdp_event(a_plus: float = 1.0, a_minus: float = 1.0, tau_plus: float = 20.
         if modulator_kind == "dopamine":
             da = dd * state.dopamine + m
             return tonic_da + da, state.replace(dopamine=da)
-        return m, state
+        return jnp.broadcast_to(m, state.y_post.shape), state  # scalar or [n_post]
 
     def step(state: EventRSTDPState, w: Array, pre: Array, post: Array, modulator: Array,
              t: Array, mask: Array, constrain: Any, cap_pre: int, cap_post: int
@@ -291,7 +300,7 @@ def rstdp_event(a_plus: float = 1.0, a_minus: float = 1.0, tau_plus: float = 20.
 
         def learn() -> Array:
             c_now = lazy_decay(C, jnp.maximum(tx[:, None], ty[None, :]), t, dc)
-            grads = (-lr * d * c_now) * mask  # rstdp's update, then the network's mask
+            grads = (-lr * d[None, :] * c_now) * mask  # rstdp's update, then the mask
             return constrain(w + (-1.0) * grads) * mask  # sgd(1.0), Dale, mask
 
         w_new = jax.lax.cond(jnp.any(d != 0), learn, lambda: w)

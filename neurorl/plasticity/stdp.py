@@ -161,7 +161,8 @@ def stdp(a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 20.0,
             dw = state.ltp * (w_max - weights) - state.ltd * (weights - w_min)
         else:
             dw = state.ltp - state.ltd
-        grads = -jnp.asarray(modulator, jnp.float32) * dw
+        m = jnp.broadcast_to(jnp.asarray(modulator, jnp.float32), dw.shape[1:])  # () / [n_post]
+        grads = -m[None, :] * dw
         zero = jnp.zeros_like(state.ltp)
         return grads, state.replace(ltp=zero, ltd=zero)
 

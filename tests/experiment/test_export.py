@@ -1,10 +1,12 @@
 """`neurorl export RUN_DIR --to nir`: the trained network of one seed, with its learned weights."""
 
 import json
+import shutil
 
 import jax
 import nir
 import numpy as np
+import pytest
 import yaml
 
 from neurorl.experiment import config as C
@@ -14,20 +16,29 @@ from neurorl.experiment.export import agent_network, export_run
 from neurorl.experiment.runner import build, member_keys, run_experiment
 
 
-def _tiny(tmp_path, agent="eprop_ac"):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One tiny trained run (eprop_ac, 2 seeds), compiled and run once per module and worker."""
     raw = yaml.safe_load(open("experiments/quickstart.yaml"))
-    raw["agent"] = {"name": agent, "substeps": 3, "hyper": {"n_rec": 6, "n_rf": 3}
-                    if agent == "eprop_ac" else {"n_rf": 3, "pop": 2}}
+    raw["agent"] = {"name": "eprop_ac", "substeps": 3, "hyper": {"n_rec": 6, "n_rf": 3}}
     raw["training"].update(steps=320, n_envs=8, n_seeds=2, chunk_steps=160)
     raw["logging"]["wandb"] = "disabled"
     cfg = C.from_dict(raw)
-    run = tmp_path / "run"
+    run = tmp_path_factory.mktemp("export") / "run"
     run_experiment(cfg, run, progress=False)
     return cfg, run
 
 
-def test_export_writes_the_trained_weights_of_the_chosen_seed(tmp_path):
-    cfg, run = _tiny(tmp_path)
+@pytest.fixture
+def tiny(tiny_run, tmp_path):
+    """A fresh copy of the run for each test (each writes its own exports into it)."""
+    cfg, run = tiny_run
+    shutil.copytree(run, tmp_path / "run")
+    return cfg, tmp_path / "run"
+
+
+def test_export_writes_the_trained_weights_of_the_chosen_seed(tiny):
+    cfg, run = tiny
     assert main(["export", str(run), "--to", "nir", "--seed", "1"]) == 0
     path = run / "export" / "seed1.nir"
     g = nir.read(str(path))
@@ -46,8 +57,8 @@ def test_export_writes_the_trained_weights_of_the_chosen_seed(tmp_path):
     assert meta["seed"] == 1 and meta["groups"]["hidden"] == 6
 
 
-def test_export_errors_name_the_problem(tmp_path, capsys):
-    cfg, run = _tiny(tmp_path)
+def test_export_errors_name_the_problem(tiny, tmp_path, capsys):
+    cfg, run = tiny
     assert main(["export", str(run), "--seed", "7"]) == 2
     assert "--seed" in capsys.readouterr().err
     assert main(["export", str(run), "--to", "onnx"]) == 2
@@ -56,10 +67,10 @@ def test_export_errors_name_the_problem(tmp_path, capsys):
     assert out.exists()
 
 
-def test_export_cli_passes_the_nir_reader_options(tmp_path, capsys):
+def test_export_cli_passes_the_nir_reader_options(tiny, tmp_path, capsys):
     """``--recurrent subgraph --outputs hidden --prune`` (snnTorch 1.0's form) reaches
     ``to_nir``: the file differs as those options say, and a typo is named."""
-    _, run = _tiny(tmp_path)
+    _, run = tiny
     flat = run / "export" / "seed0.nir"
     assert main(["export", str(run), "--out", str(flat)]) == 0
     sub = tmp_path / "sub.nir"

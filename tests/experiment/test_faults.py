@@ -28,10 +28,13 @@ from neurorl.experiment.config import agent_defaults, from_dict
 pytestmark = pytest.mark.slow  # each test compiles and runs a real (tiny) experiment
 
 SMALL = {"eprop_ac": {"n_rec": 8, "n_rf": 3}, "bptt_ac": {"n_rec": 8, "n_rf": 3},
-         "rstdp": {"n_rf": 3, "pop": 2}, "reference": {"n_rf": 3, "n_hidden": 8}}
-AGENTS = ["eprop_ac", "bptt_ac", "rstdp", "reference"]
-# each agent's input gain hyperparameter (rstdp's spikes are regular: its noise current instead)
-GAIN = {"eprop_ac": "in_gain", "bptt_ac": "in_gain", "rstdp": "noise_std", "reference": "gain"}
+         "rstdp": {"n_rf": 3, "pop": 2}, "reference": {"n_rf": 3, "n_hidden": 8},
+         "td_ac": {"n_place": 2, "n_critic": 4, "pop": 2}}
+AGENTS = ["eprop_ac", "bptt_ac", "rstdp", "reference", "td_ac"]
+# each agent's input gain hyperparameter (rstdp's and td_ac's spikes are regular: their noise
+# current instead)
+GAIN = {"eprop_ac": "in_gain", "bptt_ac": "in_gain", "rstdp": "noise_std", "reference": "gain",
+        "td_ac": "noise_std"}
 
 
 def tiny(agent="eprop_ac", steps=512, chunk=256, n_seeds=1, **hyper):
@@ -135,7 +138,7 @@ def test_nan_input_gain_at_runtime_stops_with_exit_3(agent, tmp_path, capsys, mo
 @pytest.mark.parametrize("agent", AGENTS)
 def test_lr_1e3_diverges_and_stops(agent, tmp_path, capsys):
     # issue 14: lr=1e3 drove the e-prop weight norm to 7.6e5 and ended with rc 0; the clipping
-    # rules (rstdp, reference) stay finite but pin their weights at +-w_max
+    # rules (rstdp, reference, td_ac) stay finite but pin their weights at +-w_max
     rc, err, out = cli_run(tiny(agent, lr=1e3), tmp_path, capsys)
     assert rc == E.EXIT_NON_FINITE, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -158,7 +161,7 @@ def test_lr_1e3_diverges_and_stops(agent, tmp_path, capsys):
                    if np.issubdtype(np.asarray(v).dtype, np.floating))
 
 
-@pytest.mark.parametrize("agent", ["rstdp", "reference"])
+@pytest.mark.parametrize("agent", ["rstdp", "reference", "td_ac"])
 def test_default_runs_stay_far_from_the_divergence_limits(agent, tmp_path):
     # the criteria never fire on healthy runs: with default hyperparameters the peak weight
     # growth and saturation stay an order of magnitude below the limits (tiny networks here;
@@ -232,12 +235,21 @@ def test_sweep_group_members_match_single_runs_end_to_end(tmp_path):
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def stopped_run(tmp_path):
+@pytest.fixture(scope="module")
+def stopped_run_once(tmp_path_factory):
+    """One run stopped after its first chunk (compiled and run once per module and worker)."""
     cfg = from_dict(tiny())
-    run = tmp_path / "part"
+    run = tmp_path_factory.mktemp("stopped") / "part"
     assert runner.run_experiment(cfg, run, progress=False, wandb_mode="disabled",
                                  stop_after_chunks=1) == {"stopped_at": 256}
+    return run
+
+
+@pytest.fixture
+def stopped_run(stopped_run_once, tmp_path):
+    """A fresh copy of the stopped run for each test (they corrupt, edit or resume it)."""
+    run = tmp_path / "part"
+    shutil.copytree(stopped_run_once, run)
     return run
 
 

@@ -72,3 +72,14 @@ def test_plasticity_on_a_chip_without_on_chip_learning_is_an_error():
             agent="eprop_ac", n_steps=32, n_envs=4, chip="truenorth", off_chip_learning=True
         )
     )
+
+
+def test_td_ac_learns_on_a_chip_that_runs_its_rstdp_rule():
+    # td_ac's plasticity is the rstdp rule (TD-LTP): Loihi's microcode runs it on chip; the
+    # on-chip check used to look up a rule named 'td_ac' and refused the run
+    small = {"n_place": 2, "n_critic": 4, "pop": 2}
+    make_train(TrainConfig(agent="td_ac", n_steps=32, n_envs=4, substeps=2, chip="loihi",
+                           agent_kwargs=small))
+    with pytest.raises(UnsupportedOnChipError, match="'rstdp'"):  # and a chip without it
+        make_train(TrainConfig(agent="td_ac", n_steps=32, n_envs=4, substeps=2,
+                               chip="truenorth", agent_kwargs=small))
