@@ -33,8 +33,7 @@ Relies on the N-HAL's public API: ``Network``, ``NeuronGroup``, ``Connection``,
 ``LearningRule(rule="eprop", optimizer=...)``, ``SpikeMonitor``, ``PotentialMonitor``,
 ``compile(backend)``, ``init``, ``run(state, inputs, modulators=...)``, ``project``, and the state
 layout ``state["weights"][conn]``, ``state["rules"][rule] = {"rule", "opt"}``. Per-post-neuron
-modulators ``[T, n_post]`` go through ``run``; an N-HAL whose host check still accepts only
-``[T]`` modulators is driven through the same jitted scan (:func:`_run_with_signal`).
+modulators ``[T, n_post]`` (the learning signal) go through ``run``.
 
 References:
     Bellec et al., "A solution to the learning dilemma for recurrent networks of spiking
@@ -57,7 +56,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from neurorl.errors import ConfigError, ShapeError
+from neurorl.errors import ConfigError
 
 
 class _Strict(BaseModel):
@@ -416,23 +415,6 @@ def _project(model: EventModel, w: Any, key: Any = None) -> Any:
     return model.cnet.project(w) if key is None else model.cnet.project(w, None, key)
 
 
-def _run_with_signal(cnet: Any, state: Any, x: Any, mods: Mapping[str, Any]):
-    """``cnet.run`` with per-post-neuron modulators ``[T, n_post]``.
-
-    The N-HAL's e-prop rule takes a learning signal per post neuron; an N-HAL whose host-side
-    check still allows only ``[T]`` modulators raises ShapeError, and then the same jitted scan
-    is called with the validated inputs (nothing else differs).
-    """
-    import jax.numpy as jnp
-
-    try:
-        return cnet.run(state, x, modulators=dict(mods))
-    except ShapeError:
-        ext, T = cnet._check_inputs(x, time_major=True, steps=None)
-        full = {r: jnp.asarray(mods.get(r, 1.0), jnp.float32) for r in cnet.rules}
-        return cnet._run_jit(cnet.params, cnet.structure, state, ext, full, steps=T)
-
-
 class Trainer:
     """Jitted e-prop / BPTT updates and evaluation for one :class:`EventModel`."""
 
@@ -508,7 +490,7 @@ class Trainer:
         w_out = state["weights"][C_OUT]
         B = w_out if m.feedback == "symmetric" else self.B
         L = err_next @ B.T  # [T, n_hidden]
-        net, _ = _run_with_signal(m.cnet, net, x, {r: L for r in m.rules.values()})
+        net, _ = m.cnet.run(net, x, modulators={r: L for r in m.rules.values()})
 
         def filt(zb, z):
             zb = m.kappa * zb + z

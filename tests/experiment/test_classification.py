@@ -84,7 +84,7 @@ def test_eprop_signal_reaches_the_rule_per_neuron():
     net = tr._fresh(tr.state["net"], tr.state["net"]["weights"])
     L = jnp.zeros((model.T, model.n_hidden)).at[:, 3].set(0.5)
     x = jnp.asarray(train.x[0], jnp.float32)
-    new, _ = K._run_with_signal(model.cnet, net, x, {K.R_IN: L})
+    new, _ = model.cnet.run(net, x, modulators={K.R_IN: L})
     dw = np.abs(np.asarray(new["weights"][K.C_IN]) - np.asarray(net["weights"][K.C_IN]))
     assert dw[:, 3].max() > 0 and np.delete(dw, 3, axis=1).max() == 0
 
