@@ -1,4 +1,5 @@
-"""Strict JAX settings for every test: CPU only, rank promotion raises, neurorl warnings are errors."""
+"""Strict JAX settings for every test: CPU only, rank promotion raises, neurorl warnings are
+errors."""
 
 import os
 

@@ -163,7 +163,8 @@ def test_bias_v_init_and_autonomous_run():
     assert v0.min() >= 0 and v0.max() < 1 and v0.std() > 0.2
     _, rec = cn.run(s, steps=200)
     # constant drive 0.2 with alpha = exp(-0.1): v_inf = 0.2 / (1 - alpha) = 2.1 > 1 -> fires
-    # regularly (zero reset) with period n where v_n = 0.2 (1 - alpha^n) / (1 - alpha) > 1 first (n = 7)
+    # regularly (zero reset) with period n where v_n = 0.2 (1 - alpha^n) / (1 - alpha) > 1 first
+    # (n = 7)
     alpha = np.exp(-0.1)
     n = next(k for k in range(1, 50) if 0.2 * (1 - alpha**k) / (1 - alpha) > 1)
     counts = np.asarray(rec["spikes_group0"][100:]).sum(0)

@@ -26,7 +26,8 @@ def bad(overrides):
         # unknown keys, with the closest valid name
         (
             {"agent.substep": 3},
-            "agent.substep: got 3; allowed: one of the keys ['name', 'substeps', 'obs_range', 'hyper', 'network']. Did you mean 'substeps'?",
+            "agent.substep: got 3; allowed: one of the keys ['name', 'substeps', 'obs_range', "
+            "'hyper', 'network']. Did you mean 'substeps'?",
         ),
         ({"trainig.steps": 3}, "trainig: got {'steps': 3}; allowed: one of the keys"),
         # wrong types
@@ -63,7 +64,8 @@ def bad(overrides):
         # literal choices
         (
             {"logging.wandb": "ofline"},
-            "logging.wandb: got 'ofline'; allowed: one of ['offline', 'online', 'disabled']. Did you mean 'offline'?",
+            "logging.wandb: got 'ofline'; allowed: one of ['offline', 'online', 'disabled']. "
+            "Did you mean 'offline'?",
         ),
         (
             {"shifts.params": [{"field": "length", "schedule": {"kind": "abruptt"}}]},

@@ -1,4 +1,5 @@
-"""The runner end to end on tiny configs: CLI run/report, kill-and-resume equality, sweep grouping."""
+"""The runner end to end on tiny configs: CLI run/report, kill-and-resume equality, sweep
+grouping."""
 
 import json
 
