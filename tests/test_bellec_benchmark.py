@@ -1,25 +1,18 @@
 """Smoke test of ``benchmarks/bellec.py`` (Bellec et al. 2020's pattern-generation and
 evidence-accumulation tasks, e-prop vs BPTT) at tiny size, and its evidence-accumulation data."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.bench_modules import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bellec():
-    spec = importlib.util.spec_from_file_location("_test_bench_bellec", BENCH / "bellec.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("bellec")
 
 
 @pytest.fixture(scope="module")

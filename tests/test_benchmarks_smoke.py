@@ -6,7 +6,6 @@ numpy model is caught), and that ``run_all --quick --only throughput`` writes it
 report. No timing is asserted.
 """
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,16 +14,9 @@ import numpy as np
 import pytest
 
 from neurorl.errors import ConfigError
+from tests.bench_modules import BENCH, load_benchmark
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"_test_bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+_load = load_benchmark
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ The full benchmark runs minutes; these check its pieces on hand-made episodes an
 updates. No timing is asserted.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -15,17 +12,12 @@ import numpy as np
 import pytest
 
 from neurorl.errors import ConfigError
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.bench_modules import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def continual():
-    spec = importlib.util.spec_from_file_location("_test_bench_continual", BENCH / "continual.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("continual")
 
 
 def _episodes(rets_per_task, length_of=lambda r: int(r), n_envs=1):

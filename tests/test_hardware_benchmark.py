@@ -1,26 +1,18 @@
 """The hardware benchmark gives a chip whose limits the default network exceeds a network that
 fits (and says so in its row), and leaves the others on the default network."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
 from neurorl.errors import ChipCapacityError
 from neurorl.experiment import config as C
 from neurorl.experiment.train import TrainConfig, make_train
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.bench_modules import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def hw():
-    spec = importlib.util.spec_from_file_location("_test_bench_hardware", BENCH / "hardware.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("hardware")
 
 
 @pytest.fixture(scope="module")

@@ -2,23 +2,16 @@
 rule family, the tables per env, the earlier R-STDP rows in their own section, and the merge of
 rows run one process at a time. The training itself runs in the benchmark (minutes)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests.bench_modules import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def onchip():
-    spec = importlib.util.spec_from_file_location("_test_bench_onchip", BENCH / "onchip.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("onchip")
 
 
 def _row(label, agent, chip, final, env_id="CartPole-v1"):

@@ -135,31 +135,13 @@ def _aihwkit_trajectory(device_cls, dev, seq):
     populate``: ``up_bias = min(a, 0)``, ``down_bias = -max(a, 0)``). So our (dw_min, b >= 0)
     is aihwkit's (dw_min (1 + b), 2 b / (1 + b)).
     """
-    torch = pytest.importorskip("torch")
-    from aihwkit.simulator.configs import SingleRPUConfig
-    from aihwkit.simulator.parameters.enums import PulseType
-    from aihwkit.simulator.tiles.analog import AnalogTile
-
     b = dev.up_down
     dw = dev.dw_min * (1 + b)
     kw = dict(dw_min=dw, up_down=2 * b / (1 + b), w_max=dev.g_hi, w_min=dev.g_lo,
               dw_min_dtod=0.0, up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0, dw_min_std=0.0)
     if "write_noise_std" in {f.name for f in dataclasses.fields(device_cls)}:
         kw["write_noise_std"] = 0.0  # SoftBounds has it (default 0); ConstantStep does not
-    cfg = SingleRPUConfig(device=device_cls(**kw))
-    cfg.update.pulse_type = PulseType.DETERMINISTIC_IMPLICIT
-    cfg.update.desired_bl = 1
-    cfg.update.update_bl_management = False
-    cfg.update.update_management = False
-    tile = AnalogTile(1, 1, cfg)
-    tile.set_learning_rate(dw)
-    _set_zero(tile, torch)
-    traj = []
-    for s in seq:
-        # one pulse of sign s: x = 1, d = -s (aihwkit descends: w -= lr * d x)
-        tile.update(torch.ones((1, 1)), torch.full((1, 1), -float(s)))
-        traj.append(float(tile.get_weights()[0][0, 0]))
-    return np.array(traj)
+    return _aihwkit_run(device_cls(**kw), seq, lr=dw)
 
 
 def _ours_trajectory(dev, seq):
@@ -267,6 +249,7 @@ def _aihwkit_run(device, seq, lr=1.0):
     _set_zero(tile, torch)
     traj = []
     for s in seq:
+        # one pulse of sign s: x = 1, d = -s (aihwkit descends: w -= lr * d x)
         tile.update(torch.ones((1, 1)), torch.full((1, 1), -float(s)))
         traj.append(float(tile.get_weights()[0][0, 0]))
     return np.array(traj)
