@@ -453,6 +453,7 @@ class Network:
         w_max: Any = 1.0,
         off_chip_learning: bool = False,
         state_precision: bool = True,
+        engine: Mapping[str, Any] | None = None,
     ) -> CompiledNetwork:
         """Validate everything on the host, build the structure and return a CompiledNetwork.
 
@@ -474,6 +475,9 @@ class Network:
                 in the optimizer state; the network runs on their projection). Needed for rules
                 the chip cannot run (YAML: ``hardware.off_chip_learning: true``).
             state_precision: chip backends: apply the chip's membrane width to ``v``.
+            engine: chip backends learning on chip: fields of the chip's learning engine to
+                change, e.g. ``{"trace_scale": 6.0, "tag_scale": 1.0}`` (YAML:
+                ``hardware.engine``).
 
         Raises:
             ConfigError: unknown backend (closest name), invalid network or ``w_max``.
@@ -484,7 +488,7 @@ class Network:
         from neurorl.hardware.backends import make_backend
 
         hardware = make_backend(backend, off_chip_learning=off_chip_learning, w_max=w_max,
-                                state_precision=state_precision)
+                                state_precision=state_precision, engine=engine)
         self._validate()
         if not self.groups:
             raise ConfigError("Network.groups", [], "at least one NeuronGroup")

@@ -404,15 +404,11 @@ def make_train(
         # run at the chip's membrane precision and its counts give the energy; the weight grid
         # covers chip_w_scale x max|w_init| per connection
         w_max = "auto" if cfg.chip_w_scale == 2.0 else None
-        hyper.update(backend=chip, compile_kwargs={"off_chip_learning": cfg.off_chip_learning,
-                                                   **({"w_max": w_max} if w_max else {})})
-    if cfg.chip_engine:  # the backend takes the chip's engine when the network is compiled
-        from neurorl.hardware.learning_engine import engine_override
-
-        with engine_override(str(chip), **dict(cfg.chip_engine)):
-            agent = make_agent(cfg.agent, spec, network=cfg.network, **hyper)
-    else:
-        agent = make_agent(cfg.agent, spec, network=cfg.network, **hyper)
+        hyper.update(backend=chip, compile_kwargs={
+            "off_chip_learning": cfg.off_chip_learning,
+            **({"w_max": w_max} if w_max else {}),
+            **({"engine": dict(cfg.chip_engine)} if cfg.chip_engine else {})})
+    agent = make_agent(cfg.agent, spec, network=cfg.network, **hyper)
     if chip is not None and agent.runtime is not None:
         # the learning-time rounding is make_train's (below): stochastic on chip, float
         # shadow weights off chip; the recipes' own constrain keeps Dale's sign and the mask

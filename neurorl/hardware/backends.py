@@ -67,6 +67,7 @@ from neurorl.hardware.learning_engine import (
     LearningEngine,
     commit_weights,
     engine_for,
+    engine_with,
     on_engine,
 )
 from neurorl.hardware.mapping import MappingReport, check_placement, compiled_fan, connection_fan
@@ -349,6 +350,9 @@ class ChipBackend(Backend):
             a per-projection weight exponent.
         state_precision: apply the chip's membrane width (``ChipSpec.membrane_bits``) to every
             group's ``v`` after each neuron step (fixed point in units of the group's threshold).
+        engine: on-chip learning: fields of the chip's learning engine to change
+            (:func:`~neurorl.hardware.learning_engine.engine_with`, e.g. the trace and tag
+            scales); None: the chip's own engine.
     """
 
     projects = True
@@ -360,6 +364,7 @@ class ChipBackend(Backend):
         off_chip_learning: bool = False,
         w_max: Any = 1.0,
         state_precision: bool = True,
+        engine: Mapping[str, Any] | None = None,
     ) -> None:
         spec = get_chip(chip)
         super().__init__(spec.name, off_chip_learning=off_chip_learning)
@@ -373,8 +378,14 @@ class ChipBackend(Backend):
                     raise ConfigError(f"Network.compile.w_max[{k!r}]", v, "a float > 0")
         self.w_max = w_max
         self.state_precision = bool(state_precision)
+        self._engine_fields = dict(engine or {})
+        if self._engine_fields:
+            if off_chip_learning:
+                raise ConfigError("Network.compile.engine", self._engine_fields,
+                                  "None with off_chip_learning (the host learns in float)")
+            engine_with(spec.name, self._engine_fields, field="Network.compile.engine")
         self.engine = ENGINES["float"] if off_chip_learning else (
-            ENGINES.get(spec.name, ENGINES["float"]))
+            self._engine(ENGINES.get(spec.name, ENGINES["float"])))
         self._grids: dict[str | None, WeightGrid | None] = {
             None: weight_grid(spec, w_max if _positive(w_max) else 1.0)}
 
@@ -383,7 +394,11 @@ class ChipBackend(Backend):
         for r in rules:
             require_on_chip_learning(self.chip, _rule_name(r), self.off_chip_learning)
             if not self.off_chip_learning:
-                self.engine = engine_for(self.chip, _rule_name(r))
+                self.engine = self._engine(engine_for(self.chip, _rule_name(r)))
+
+    def _engine(self, eng: Any) -> Any:
+        """``eng`` with the compile call's engine fields changed."""
+        return eng.replace(**self._engine_fields) if self._engine_fields else eng
 
     def check(self, cnet: Any) -> MappingReport:
         """Place the network on the chip's cores and check every limit; bind to ``cnet``.
@@ -659,6 +674,7 @@ def make_backend(
     off_chip_learning: bool = False,
     w_max: Any = 1.0,
     state_precision: bool = True,
+    engine: Mapping[str, Any] | None = None,
 ) -> Backend:
     """The backend ``compile(backend=name)`` targets.
 
@@ -668,6 +684,7 @@ def make_backend(
         off_chip_learning: rules learn on the host (see :class:`ChipBackend`).
         w_max: weight scale of the chip grids (see :class:`ChipBackend`).
         state_precision: apply the chip's membrane width (see :class:`ChipBackend`).
+        engine: learning-engine fields to change (see :class:`ChipBackend`; chips only).
 
     Returns:
         A :class:`Backend` (simulator) or :class:`ChipBackend`.
@@ -677,13 +694,16 @@ def make_backend(
     """
     if isinstance(name, ChipSpec):
         return ChipBackend(name, off_chip_learning=off_chip_learning, w_max=w_max,
-                           state_precision=state_precision)
+                           state_precision=state_precision, engine=engine)
     names = backend_names()
     if not isinstance(name, str) or name.lower() not in [b.lower() for b in names]:
         raise ConfigError("Network.compile.backend", name, f"one of {names}",
                           closest(str(name), names))
     name = next(b for b in names if b.lower() == name.lower())
     if name in SIMULATORS:
+        if engine:
+            raise ConfigError("Network.compile.engine", dict(engine),
+                              "None on a simulator (only a chip has a learning engine)")
         return Backend(name, off_chip_learning=off_chip_learning)
     return ChipBackend(name, off_chip_learning=off_chip_learning, w_max=w_max,
-                       state_precision=state_precision)
+                       state_precision=state_precision, engine=engine)
