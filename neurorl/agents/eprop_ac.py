@@ -26,7 +26,10 @@ Learning (Bellec et al. 2020, Eq. 5 and Methods "reward-based e-prop"):
 ``t+1`` applies the update of step ``t`` (one step of delay, exact online TD). Truncated
 episodes bootstrap with ``V_t`` itself; terminated ones with 0.
 
-Opt-in tools for the harder tasks (all off by default): ``shaping`` adds a potential-based term
+Opt-in tools (all off by default): ``meta_lr_max > 1`` multiplies each update by a
+neuromodulatory gain that rises when the mid-term mean value falls below its long-run mean
+(Schweighofer & Doya 2003; :func:`neurorl.plasticity.neuromodulation.meta_lr`), for lifelong
+learning under shifts. For the harder tasks: ``shaping`` adds a potential-based term
 ``gamma Phi(s') - Phi(s)`` to the TD error (Ng et al. 1999; ``Phi`` of the observation seen by
 ``act``, e.g. the MountainCar car's mechanical energy), ``reward_norm`` divides rewards by the
 running std of the discounted return (Engstrom et al. 2020), ``std_min`` is a fixed floor on the
@@ -67,6 +70,7 @@ from neurorl.core.monitors import SpikeMonitor
 from neurorl.core.network import Connection, LearningRule, Network, NeuronGroup
 from neurorl.encoding import gaussian_rf
 from neurorl.errors import ConfigError
+from neurorl.plasticity.neuromodulation import meta_lr
 
 Array = jax.Array
 
@@ -115,6 +119,14 @@ DEFAULTS: dict[str, Any] = {
     "v_init": 0.0,  # initial value-head bias (> 0: an optimistic critic, in scaled reward units)
     "shaping": "none",  # potential-based reward shaping (Ng et al. 1999): a name in SHAPING
     "shaping_scale": 0.0,  # the potential's scale (reward units, before reward_scale)
+    # neuromodulated learning rate (opt-in; meta_lr_max 1 = off): Adam's step is multiplied by
+    # a gain that rises when the mid-term mean value V falls below its long-run mean
+    # (Schweighofer & Doya 2003; neurorl.plasticity.neuromodulation.meta_lr): a shift that
+    # breaks the policy speeds learning up, a stationary task learns at the base rate
+    "meta_lr_max": 1.0,  # the largest gain
+    "meta_lr_k": 1.0,  # gain 1 + k x relative drop of the value
+    "meta_lr_tau_mid": 50.0,  # learn calls (env steps per env)
+    "meta_lr_tau_long": 2500.0,  # learn calls
 }
 
 
@@ -291,6 +303,9 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
     v_onehot = jax.nn.one_hot(n_act, n_out, dtype=jnp.float32)
     log_std_min = float(np.log(h["std_min"])) if h["std_min"] > 0 else None
     phi = (lambda o: h["shaping_scale"] * shaping[1](o)) if shaping is not None else None
+    meta = meta_lr(h["meta_lr_max"], h["meta_lr_k"], h["meta_lr_tau_mid"],
+                   h["meta_lr_tau_long"], field="agent.eprop_ac.meta_lr")  # validates always
+    meta = meta if h["meta_lr_max"] != 1.0 else None
 
     def batch(tree: Any) -> Any:
         return jax.tree.map(lambda x: jnp.broadcast_to(x, (B,) + x.shape), tree)
@@ -317,6 +332,8 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         b = jnp.zeros((B,), bool)
         s0 = jnp.zeros((), jnp.float32)
         extra = {"phi_now": f, "phi_prev": f, "ret": f, "count": s0, "mean": s0, "m2": s0}
+        if meta is not None:  # only then: the default state (and old checkpoints) unchanged
+            extra["meta_lr"] = meta.init()
         return EpropState(extras(p), weights, tx.init(p), fb, dyn, traces, batch(zeros), extra,
                           batch(sig), batch(sig), f, f, f, b, b, b, b, AgentStats(f, f))
 
@@ -396,6 +413,10 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         # the optimizer's parameters are rebuilt from the state's weights (never a second copy)
         full = params_of(state.weights, state.params["b_out"], state.params["log_std"])
         updates, opt_state = tx.update(grads, state.opt_state, full)
+        if meta is not None:  # the value of the previous step is the one this update learns on
+            gain, m_state = meta.update(ex["meta_lr"], state.v_prev, state.has_prev)
+            updates = jax.tree.map(lambda u: gain * u, updates)
+            ex = {**ex, "meta_lr": m_state}
         params = optax.apply_updates(full, updates)
         weights = dict(state.weights)
         for n, c in rule_conn.items():
