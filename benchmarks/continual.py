@@ -73,6 +73,9 @@ CONFIG = "lifelong_cartpole.yaml"
 CHIP = "loihi2"  # energy model for the energy per step and the adaptation energy
 FRACTION = 0.9
 WINDOW = 10
+# absolute returns for the common-bar adaptation (every rule to the same return after a switch:
+# a rule's own 90% bar is higher the better it had learned the previous task)
+BARS = tuple(range(50, 500, 50))
 FULL = {"steps_per_task": 50_000, "seeds": 5, "evals_per_task": 5, "eval_steps": 500, "k": 2}
 QUICK = {"steps_per_task": 4_096, "seeds": 2, "evals_per_task": 2, "eval_steps": 100, "k": 1}
 
@@ -606,6 +609,14 @@ def _metrics(
                     shift_step=float(starts[post].min()) if post.size else b,
                 )
                 steps = a.experience_steps
+                to_bar = {}
+                for bar in BARS:  # the same window and clock, an absolute return as the bar
+                    ab = cm.adaptation_time(
+                        rets[sel], shift_ep, window=min(WINDOW, shift_ep), target=float(bar),
+                        start_steps=starts[sel],
+                        shift_step=float(starts[post].min()) if post.size else b,
+                    )
+                    to_bar[str(bar)] = _fin(ab.experience_steps)
                 adapt.append(
                     {
                         "switch_step": b,
@@ -616,6 +627,7 @@ def _metrics(
                         "pre_level": a.pre_level,
                         "threshold": a.threshold,
                         "tau_steps_end_of_recovery": _fin(a.tau_steps),
+                        "steps_to_bar": to_bar,
                     }
                 )
             except ConfigError as err:  # too few episodes around a switch (quick mode)
@@ -648,6 +660,19 @@ def _metrics(
                 "pre_level_median": _median([x.get("pre_level") for x in a]),
                 "chip_time_s_median": _median_censored(a, "chip_time_s"),
                 "energy_j_median": _median([x.get("energy_j") for x in a]),
+                # env steps to an absolute return (BARS), median over seeds, a seed that never
+                # reaches it counting as infinite
+                "steps_to_bar_median": {
+                    str(bar): _median_censored(
+                        [{"steps": (x.get("steps_to_bar") or {}).get(str(bar)),
+                          "censored": (x.get("steps_to_bar") or {}).get(str(bar)) is None
+                          and "steps_to_bar" in x} for x in a], "steps")
+                    for bar in BARS
+                },
+                "reached_bar": {
+                    str(bar): sum((x.get("steps_to_bar") or {}).get(str(bar)) is not None
+                                  for x in a) for bar in BARS
+                },
                 # the frozen policy of the last evaluation before the switch, on the new task
                 # (normalised): low = the switch is a real change for this rule
                 "frozen_on_new_per_seed": None if perf_arr is None else
@@ -1011,6 +1036,7 @@ def markdown(result: dict) -> str:
         lines += ["", "\\* the seed's pre-switch level was at or below the new task's "
                   "random-policy return: it had nothing to recover, so its 0 steps are no "
                   "adaptation."]
+    lines += _common_bar_table(rows, names)
     hy = [f"{r['rule']} {r['hyper']}" for r in rows if r.get("hyper")]
     if hy:
         lines += ["", "Settings (non-default hyperparameters; PPO: all): " + "; ".join(hy) + "."]
@@ -1035,6 +1061,64 @@ def markdown(result: dict) -> str:
         lines += [provenance_line(prov), ""]
     lines += [f"Machine: {result['machine']}", ""]
     return "\n".join(lines)
+
+
+def common_bars(rows: list[dict]) -> list[int | None]:
+    """Per switch, the common bar of :func:`_common_bar_table`: the largest of :data:`BARS` at
+    or below ``FRACTION`` x the lowest pre-switch level (median over seeds) of the rows (None:
+    below the smallest bar, or no row has the figures)."""
+    rows = [r for r in rows if all("steps_to_bar_median" in sw for sw in r["switches"])]
+    if not rows:
+        return []
+    out = []
+    for i in range(len(rows[0]["switches"])):
+        pre = [r["switches"][i]["pre_level_median"] for r in rows]
+        if any(p is None for p in pre):
+            out.append(None)
+            continue
+        ok = [bar for bar in BARS if bar <= FRACTION * min(pre)]
+        out.append(ok[-1] if ok else None)
+    return out
+
+
+def _common_bar_table(rows: list[dict], names: list[str] | None) -> list[str]:
+    """Markdown lines: env steps after each switch to the same absolute return for every rule.
+
+    The own-level adaptation above asks each rule for 90% of *its own* pre-switch level, so a
+    rule that had learned the previous task better has a higher bar; here every rule must reach
+    the same return, the largest of :data:`BARS` that every rule's own bar is at or above (so no
+    rule is asked for more than its own bar)."""
+    bars = common_bars(rows)
+    rows = [r for r in rows if all("steps_to_bar_median" in sw for sw in r["switches"])]
+    if not rows or not any(b is not None for b in bars):
+        return []
+    head = " | ".join(r["rule"] for r in rows)
+    lines = [
+        "",
+        "Adaptation to a common bar: env steps after each switch until a full window of "
+        f"{WINDOW} post-switch episodes has a mean return at or above the same bar for every "
+        f"rule -- the largest of {list(BARS)} at or below {FRACTION:.0%} of the lowest "
+        "pre-switch level of the rules (median over seeds; so no rule's bar is above its own "
+        "one). Median over seeds (a seed that never reaches it counts as infinite; `-`: the "
+        "median never did), in brackets the seeds that reached it.",
+        "",
+        f"| switch to | common bar | {head} |",
+        "|---|---:|" + "---:|" * len(rows),
+    ]
+    for i, bar in enumerate(bars):
+        to = rows[0]["switches"][i]["to_task"]
+        label = f"{to} ({names[to]})" if names else str(to)
+        if bar is None:
+            lines.append(f"| {label} | - | " + " | ".join("-" for _ in rows) + " |")
+            continue
+        cells = []
+        for r in rows:
+            sw = r["switches"][i]
+            m = sw["steps_to_bar_median"].get(str(bar))
+            cells.append(("-" if m is None else f"{m:,.0f}")
+                         + f" ({sw['reached_bar'][str(bar)]}/{r['seeds']})")
+        lines.append(f"| {label} | {bar} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _parse_hyper(items: list[str]) -> dict[str, dict[str, Any]]:

@@ -261,3 +261,36 @@ def test_markdown_shows_the_frozen_policy_on_the_new_task(continual):
         s.pop("frozen_on_new_median")
     row["perf_median"] = perf[0].tolist()
     assert "| eprop_ac | 1,000 | 1 (b) | 0.10 |" in continual.markdown(result)
+
+
+def test_common_bar_asks_every_rule_for_the_same_return(continual):
+    # rule "hi" learned task 0 to 200 and comes back to 150 after the switch: its own 90% bar
+    # (20 + 0.9 x 180 = 182) is never met; rule "lo" had 100 and comes back to 100 (own bar
+    # 92: met at once). The common bar is the largest of BARS <= 0.9 x min(200, 100) = 90,
+    # i.e. 50: both reach it, "hi" after its first two short episodes.
+    budget = {"evals_per_task": 1, "k": 1, "steps_per_task": 1000, "seeds": 1, "seed0": 0,
+              "eval_steps": 10}
+    r_rand = np.array([20.0, 20.0])
+    hi = [_episodes([[200] * 5, [20] * 2 + [160] * 6])]
+    lo = [_episodes([[100] * 10, [100] * 10])]
+    rows = []
+    for rule, eps in (("eprop_ac", hi), ("ppo", lo)):
+        row = continual._metrics(rule, budget, None, None, None, eps, 1000, 1, r_rand, None)
+        row.update(hyper={}, energy_per_step_j=None, spikes_per_step=None,
+                   wall_s={"total": 1.0})
+        rows.append(row)
+    hi_sw, lo_sw = rows[0]["switches"][0], rows[1]["switches"][0]
+    assert hi_sw["steps_median"] is None and lo_sw["steps_median"] == 0.0  # own-level bars
+    assert continual.common_bars(rows) == [50]
+    # "hi": windows of 5 episodes (the pre-switch count); (20+20+3x160)/5 = 104 >= 50 already
+    # -> the first window starts at the switch; a bar of 150: (5 x 160)/5 from episode 3, at
+    # step 40 (two episodes of 20)
+    assert hi_sw["steps_to_bar_median"]["50"] == 0.0
+    assert hi_sw["steps_to_bar_median"]["150"] == 40.0
+    assert hi_sw["steps_to_bar_median"]["200"] is None and hi_sw["reached_bar"]["200"] == 0
+    result = {"budget": budget, "rows": rows, "config": "experiments/x.yaml",
+              "energy_chip": "loihi2", "wall_s": 1.0, "machine": {},
+              "task_names": ["a", "b"], "title": "a test sequence"}
+    md = continual.markdown(result)
+    assert "| switch to | common bar | eprop_ac | ppo |" in md
+    assert "| 1 (b) | 50 | 0 (1/1) | 0 (1/1) |" in md
