@@ -29,7 +29,10 @@ Reported per rule (:mod:`neurorl.metrics.continual`; medians over seeds, per see
 * adaptation after each task switch from the online training returns, the same for every row
   (``adaptation_time(...).experience_steps``): env steps from the switch to the start of the
   first full window of 10 post-switch episodes whose mean is back to 90% of the pre-switch level
-  above the new task's random return; chip time = those env steps x substeps x 1 ms;
+  above the new task's random return; chip time = those env steps x substeps x 1 ms; and the
+  same env steps to a *common* absolute return for every rule (:data:`BARS`; the table picks,
+  per switch, the largest within every rule's own bar), since the own-level bar asks more of a
+  rule that had learned the previous task better;
 * energy per env step on Loihi 2's per-event constants (the network itself unconstrained),
   spikes per env step;
 * a plot of the training return (median over seeds) vs env step with the switches marked.
@@ -1063,20 +1066,26 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _has_level(row: dict, i: int) -> bool:
+    """Whether the row had something to recover at switch ``i``: a pre-switch level (median
+    over seeds) above the new task's random-policy return (else its adaptation is trivially 0,
+    the rows marked * in the own-level table)."""
+    pre = row["switches"][i]["pre_level_median"]
+    rr = (row.get("random_policy_return") or [None] * (i + 2))[i + 1]
+    return pre is not None and (rr is None or pre > rr)
+
+
 def common_bars(rows: list[dict]) -> list[int | None]:
     """Per switch, the common bar of :func:`_common_bar_table`: the largest of :data:`BARS` at
-    or below ``FRACTION`` x the lowest pre-switch level (median over seeds) of the rows (None:
-    below the smallest bar, or no row has the figures)."""
+    or below ``FRACTION`` x the lowest pre-switch level (median over seeds) of the rows that had
+    something to recover (:func:`_has_level`); None: below the smallest bar, or no such row."""
     rows = [r for r in rows if all("steps_to_bar_median" in sw for sw in r["switches"])]
     if not rows:
         return []
     out = []
     for i in range(len(rows[0]["switches"])):
-        pre = [r["switches"][i]["pre_level_median"] for r in rows]
-        if any(p is None for p in pre):
-            out.append(None)
-            continue
-        ok = [bar for bar in BARS if bar <= FRACTION * min(pre)]
+        pre = [r["switches"][i]["pre_level_median"] for r in rows if _has_level(r, i)]
+        ok = [bar for bar in BARS if pre and bar <= FRACTION * min(pre)]
         out.append(ok[-1] if ok else None)
     return out
 
@@ -1100,7 +1109,9 @@ def _common_bar_table(rows: list[dict], names: list[str] | None) -> list[str]:
         f"rule -- the largest of {list(BARS)} at or below {FRACTION:.0%} of the lowest "
         "pre-switch level of the rules (median over seeds; so no rule's bar is above its own "
         "one). Median over seeds (a seed that never reaches it counts as infinite; `-`: the "
-        "median never did), in brackets the seeds that reached it.",
+        "median never did), in brackets the seeds that reached it; n/a*: the rule's pre-switch "
+        "level was at or below the new task's random return (nothing to recover; not counted "
+        "in the bar).",
         "",
         f"| switch to | common bar | {head} |",
         "|---|---:|" + "---:|" * len(rows),
@@ -1114,6 +1125,9 @@ def _common_bar_table(rows: list[dict], names: list[str] | None) -> list[str]:
         cells = []
         for r in rows:
             sw = r["switches"][i]
+            if not _has_level(r, i):
+                cells.append("n/a*")
+                continue
             m = sw["steps_to_bar_median"].get(str(bar))
             cells.append(("-" if m is None else f"{m:,.0f}")
                          + f" ({sw['reached_bar'][str(bar)]}/{r['seeds']})")

@@ -294,3 +294,16 @@ def test_common_bar_asks_every_rule_for_the_same_return(continual):
     md = continual.markdown(result)
     assert "| switch to | common bar | eprop_ac | ppo |" in md
     assert "| 1 (b) | 50 | 0 (1/1) | 0 (1/1) |" in md
+
+
+def test_common_bar_leaves_out_a_rule_with_nothing_to_recover(continual):
+    # a rule that collapsed below the random return before the switch (R-STDP's 10 on the shift
+    # sequence) would otherwise pull the common bar below every meaningful return
+    budget = {"evals_per_task": 1, "k": 1}
+    r_rand = np.array([20.0, 20.0])
+    row_ok = continual._metrics("eprop_ac", budget, None, None, None,
+                                [_episodes([[200] * 5, [200] * 5])], 1000, 1, r_rand, None)
+    row_dead = continual._metrics("rstdp", budget, None, None, None,
+                                  [_episodes([[10] * 100, [10] * 100])], 1000, 1, r_rand, None)
+    assert continual.common_bars([row_ok, row_dead]) == [150]  # 0.9 x 200 = 180 -> 150
+    assert continual.common_bars([row_dead]) == [None]
