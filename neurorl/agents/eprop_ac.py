@@ -212,7 +212,8 @@ class EpropState:
     traces: Any
     tag: Any  # per env: gamma-lambda filtered gradient estimates (w: [B, n_pre, n_post])
     extra: Any  # opt-in bookkeeping: shaping potentials ``phi_now``/``phi_prev`` [B], reward
-    # normalisation ``ret`` [B] (discounted return) and its running ``count``/``mean``/``m2``
+    # normalisation ``ret`` [B] (discounted return) and its running ``count``/``mean``/``m2``;
+    # ``meta_lr`` (a MetaLRState: mid- and long-term value averages) only with meta_lr_max > 1
     g_now: Any  # per env: this step's learning signals (w: [B, n_post]) and readout grads
     gh_now: Any  # the same for the entropy bonus
     v_now: Array
