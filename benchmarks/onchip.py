@@ -92,7 +92,9 @@ LEGACY_NOTE = (
     "inputs) ends near 250 in float. These rows are from the run before the place-cell rows "
     "(60k steps, seeds 0-4) and before the decision gate's decay fix (commit ac12e88: on chip "
     "the gate measured the tag decay through the rounding engine, 0.875 instead of 0.975 per "
-    "env step), which is what the on-chip row's 0.50 of float was measured with.")
+    "env step), which is what the on-chip row's 0.50 of float was measured with. Their PCM "
+    "row learned on the soft-bounds PCM device (now the preset `pcm_softbounds`), before `pcm` "
+    "took aihwkit's ExpStep shape.")
 FRACTION = 0.9
 N_ENVS = 8
 SUBSTEPS = 5
@@ -367,8 +369,9 @@ def _write(rows: list[dict], prov: dict, out: str | None, notes: str = "") -> di
         "reaching the goal). Off-chip: the host learns float shadow weights, the chip runs "
         "their projection (host learning energy not priced). On-chip: the chip's learning "
         "engine (Loihi 2: 7-bit traces, 9-bit tags, 15-bit accumulator, stochastic rounding of "
-        "8-bit weights each epoch = env step; PCM/RRAM: programming pulses, soft-bounds devices "
-        "with device-to-device and cycle-to-cycle variability, endurance, read noise, PCM "
+        "8-bit weights each epoch = env step; PCM/RRAM: programming pulses, PCM with aihwkit's "
+        "PCMPresetDevice step shape (ExpStep, SET-only pairs with refresh), RRAM soft bounds, "
+        "both with device-to-device and cycle-to-cycle variability, endurance, read noise, PCM "
         "drift). Energy per env step from the chips' constants (Loihi 2 values are Loihi "
         "proxies, crossbar pulse energies [M] unverified); learning energy = learning "
         f"operations x e_learn_pj, spread over the {N_ENVS} env steps each update learned "

@@ -90,13 +90,18 @@ def test_endurance_freezes_worn_devices():
     assert int(M.worn_out(st, dev)) == 3
 
 
-def test_pcm_pair_is_set_only_with_refresh_and_drifts():
-    dev = M.get_pulse_device("pcm").replace(dw_min_dtod=0.0, up_down_dtod=0.0, w_max_dtod=0.0,
-                                            dw_min_std=0.0)
+@pytest.mark.parametrize("name", ["pcm", "pcm_softbounds"])
+def test_pcm_pair_is_set_only_with_refresh_and_drifts(name):
+    dev = M.get_pulse_device(name).replace(dw_min_dtod=0.0, up_down_dtod=0.0, w_max_dtod=0.0,
+                                           dw_min_std=0.0)
     st = M.pulse_init(jax.random.PRNGKey(0), (1,), dev)
-    # depression of a pair = SET pulses on G-: both conductances only grow until a refresh
-    st = M.pulse_update(st, jnp.array([0.05]), jax.random.PRNGKey(1), 0.0, dev, 1.0)
-    st = M.pulse_update(st, jnp.array([-0.02]), jax.random.PRNGKey(2), 0.0, dev, 1.0)
+    # depression of a pair = SET pulses on G-: both conductances only grow until a refresh.
+    # Requests of 1.5 first steps (one step from 0: 28 dw_min on the ExpStep "pcm", dw_min on
+    # soft bounds) are 1 or 2 pulses each, never 0
+    first = float(M._step_scale(0.0, True, 1.0, 0.0, dev.nonlinearity, dev.exp_step))
+    step0 = dev.dw_min * first
+    st = M.pulse_update(st, jnp.array([1.5 * step0]), jax.random.PRNGKey(1), 0.0, dev, 1.0)
+    st = M.pulse_update(st, jnp.array([-1.5 * step0]), jax.random.PRNGKey(2), 0.0, dev, 1.0)
     assert float(st.g[0, 0]) > 0 and float(st.g[1, 0]) > 0
     for i in range(200):  # up and down: both devices climb until the pair is refreshed
         d = 0.05 if i % 2 == 0 else -0.04
@@ -114,6 +119,32 @@ def test_pcm_pair_is_set_only_with_refresh_and_drifts():
     assert nu > 0  # mu_nu in [0.049, 0.1] plus a per-device spread (aihwkit PCM fit)
     np.testing.assert_allclose(w_late, w_now * (1e4 / 20.0) ** (-nu), rtol=1e-5)
     assert 0 < w_late < w_now
+
+
+def test_pcm_is_the_exp_step_device_and_softbounds_the_older_one():
+    """``pcm`` (the PCM chip's device) has aihwkit PCMPresetDevice's ExpStep shape: the first
+    SET pulse from 0 is 28 dw_min (1 - A_up = 28.235, clipped by nothing), and a SET train
+    reaches 0.87 of g_hi in well under 100 pulses. ``pcm_softbounds`` is the same device with
+    the soft-bounds shape it had before (first step dw_min; hundreds of pulses to 0.87);
+    ``pcm_expstep`` names ``pcm``."""
+    pcm, soft = M.get_pulse_device("pcm"), M.get_pulse_device("pcm_softbounds")
+    assert M.get_pulse_device("pcm_expstep") is pcm
+    assert soft.exp_step is None and soft.nonlinearity == 1.0
+    assert dataclasses.replace(soft, name="pcm", exp_step=pcm.exp_step) == pcm
+    seq = [1] * 600
+    exp = _exp_step_loop(0.0, seq, pcm.dw_min, pcm.exp_step, pcm.g_hi, pcm.g_lo)
+    sb = _per_pulse(0.0, seq, soft.dw_min, 0.0, soft.g_hi, -1e-9)
+    np.testing.assert_allclose(exp[0], pcm.dw_min * (1 + 27.235), rtol=1e-6)
+    np.testing.assert_allclose(sb[0], soft.dw_min, rtol=1e-6)
+    assert 40 < int(np.argmax(exp >= 0.87)) < 100 and int(np.argmax(sb >= 0.87)) > 350
+    # the chip's preset programs one pulse's worth of both shapes the same way through
+    # pulse_update (noise off): the first pulse from 0
+    for dev, first in ((pcm, exp[0]), (soft, sb[0])):
+        dev = dev.replace(dw_min_dtod=0.0, up_down_dtod=0.0, w_max_dtod=0.0, dw_min_std=0.0,
+                          update="stochastic")
+        st = M.pulse_init(jax.random.PRNGKey(0), (1,), dev)
+        st = M.pulse_update(st, jnp.array([dev.dw_min]), jax.random.PRNGKey(1), 0.0, dev, 1.0)
+        np.testing.assert_allclose(float(st.g[0, 0]), first, rtol=1e-5)
 
 
 def _set_zero(tile, torch):
@@ -211,8 +242,8 @@ def _exp_step_loop(g, seq, dw, exp_step, hi, lo):
 def test_exp_step_pulses_equal_the_per_pulse_loop():
     """The ExpStep shape (aihwkit's PCM preset): n pulses in one update = n single pulses = the
     C++ rule as a numpy loop; the first SET pulses are the large ones."""
-    dev = M.get_pulse_device("pcm_expstep").replace(dw_min_dtod=0.0, up_down_dtod=0.0,
-                                                    w_max_dtod=0.0, dw_min_std=0.0)
+    dev = M.get_pulse_device("pcm").replace(dw_min_dtod=0.0, up_down_dtod=0.0,
+                                            w_max_dtod=0.0, dw_min_std=0.0)
     ref = _exp_step_loop(0.0, [1] * 48, dev.dw_min, dev.exp_step, dev.g_hi, dev.g_lo)
     g = jnp.zeros((1,))
     for k in range(3):
@@ -257,7 +288,7 @@ def _aihwkit_run(device, seq, lr=1.0):
 
 @pytest.mark.slow
 def test_same_pulse_sequence_as_aihwkit_pcm_exp_step():
-    """aihwkit's PCMPresetDevice (ExpStep, noise off) and our ``pcm_expstep`` preset: the same
+    """aihwkit's PCMPresetDevice (ExpStep, noise off) and our ``pcm`` preset: the same
     constants (range 2.0 there, 1.0 here), and the same G+ trajectory for a SET train that
     saturates the device (our pair, one ``pulse_update`` per pulse). Then a bidirectional
     ExpStepDevice with aihwkit's default shape (up and down pulses, both bounds). Run with
@@ -269,9 +300,9 @@ def test_same_pulse_sequence_as_aihwkit_pcm_exp_step():
     off = dict(dw_min_dtod=0.0, up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0,
                dw_min_std=0.0)
     pcm = PCMPresetDevice(dw_min_std_add=0.0, dw_min_std_slope=0.0, reset_dtod=0.0, **off)
-    dev = M.get_pulse_device("pcm_expstep").replace(**{k: v for k, v in off.items()
-                                                       if k != "w_min_dtod"},
-                                                    update="stochastic")
+    dev = M.get_pulse_device("pcm").replace(**{k: v for k, v in off.items()
+                                               if k != "w_min_dtod"},
+                                            update="stochastic")
     scale = (pcm.w_max - pcm.w_min) / (dev.g_hi - dev.g_lo)
     assert dev.exp_step == (pcm.a, pcm.b, pcm.A_up, pcm.A_down, pcm.gamma_up, pcm.gamma_down)
     assert dev.dw_min * scale == pytest.approx(pcm.dw_min) and pcm.up_down == dev.up_down == 0
