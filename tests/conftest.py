@@ -2,9 +2,9 @@
 errors. One JAX compilation cache per test session, shared by the xdist workers and the
 subprocesses the tests start, so a program compiled once (the same tiny agent trained by several
 tests, a CLI run and its resume) is not compiled again; it starts empty every session (nothing
-carries over between runs) and never changes what a compiled program computes. Tests marked
-``slow`` are handed out first, so that under ``-n 2`` no worker is left alone with a long test at
-the end."""
+carries over between runs) and never changes what a compiled program computes. Files with
+``slow`` tests are handed out first, so that under ``-n 2`` no worker is left alone with a long
+test at the end."""
 
 import os
 import shutil
@@ -49,8 +49,18 @@ if "JAX_COMPILATION_CACHE_MAX_SIZE" in os.environ:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Slow tests first (a stable sort: the order within each kind is kept)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Test files with a ``slow`` test first, those with the fewest tests (a long end-to-end test
+    among few) first of all; whole files move, in their own order, so module fixtures are not
+    built twice."""
+    files: dict[str, list] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    def key(group):
+        slow = any(item.get_closest_marker("slow") for item in group)
+        return (0, len(group)) if slow else (1, 0)
+
+    items[:] = [item for group in sorted(files.values(), key=key) for item in group]
 
 
 def pytest_unconfigure(config):
