@@ -333,7 +333,10 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
         "resume an interrupted run or sweep from its last checkpoint",
         "Continue a run (or every unfinished group of a sweep) from the checkpoint written "
         "after its last chunk; the logs are cut back to the checkpoint, so the result equals an "
-        "uninterrupted run. A finished run is left as it is.",
+        "uninterrupted run. A finished run is not trained again: its plots, report.md and tables "
+        "are drawn again. A run stopped by Ctrl-C or `kill` (SIGTERM) continues from the chunk "
+        "after its last checkpoint; after a hard kill (SIGKILL, power loss) at most the chunk in "
+        "flight is redone.",
         "  neurorl resume runs/quickstart-20261123-101500\n"
         "  neurorl resume runs/sweep-rules-20261123-101500",
     )
