@@ -25,12 +25,41 @@ from pathlib import Path
 from neurorl import __version__
 from neurorl.errors import NeurorlError
 
+#: exit status after SIGTERM (128 + 15, what a shell reports for a process SIGTERM killed)
+EXIT_TERMINATED = 143
+
 #: where ``neurorl demo`` writes its plot unless told otherwise (next to the runs, not the cwd)
 DEMO_OUT = Path("runs") / "demo" / "raster.png"
 
 
-def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
-    """Lazily imported registries -> rows of (name, one-line description)."""
+def _defaults_text(items) -> str:
+    """``name=default, ...`` for (name, default) pairs (arrays shown as plain numbers)."""
+    out = []
+    for k, v in items:
+        if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:
+            v = v.item()
+        if isinstance(v, float):
+            v = float(f"{v:.6g}")
+        out.append(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}")
+    return ", ".join(out)
+
+
+def _signature_defaults(fn: Callable, skip: Sequence[str] = ()) -> str:
+    """The keyword parameters of ``fn`` that have a default, as ``name=default, ...``."""
+    import inspect
+
+    params = inspect.signature(fn).parameters.values()
+    return _defaults_text(
+        (p.name, p.default)
+        for p in params
+        if p.default is not inspect.Parameter.empty and p.name not in skip
+    )
+
+
+def _registries() -> dict[str, Callable[[], list[tuple[str, str, str]]]]:
+    """Lazily imported registries -> rows of (name, one-line description, parameters with their
+    defaults: what a config or ``NeuronGroup``/``Connection``/``LearningRule`` may set)."""
+    import dataclasses
 
     def doc(obj: object) -> str:
         text = (getattr(obj, "__doc__", None) or "").strip().splitlines()
@@ -39,37 +68,55 @@ def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
     def neurons():
         from neurorl.core.neurons import NEURONS
 
-        return [(k, doc(v.step) or doc(v.params_cls)) for k, v in NEURONS.items()]
+        rows = []
+        for k, v in NEURONS.items():
+            cls = getattr(v, "params_cls", None)
+            fields = dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ()
+            rows.append((k, doc(v.step) or doc(cls),
+                         _defaults_text((f.name, f.default) for f in fields)))
+        return rows
 
     def connectivity():
         from neurorl.core.connectivity import CONNECTIVITY
 
-        return [(k, doc(v)) for k, v in CONNECTIVITY.items()]
+        return [(k, doc(v), _signature_defaults(v)) for k, v in CONNECTIVITY.items()]
 
     def rules():
         from neurorl.plasticity import RULES
 
-        return [(k, doc(v)) for k, v in RULES.items()]
+        return [(k, doc(v), _signature_defaults(v)) for k, v in RULES.items()]
 
     def envs():
-        from neurorl.envs import ENVS
+        from neurorl.envs import ENVS, make
 
-        return [(k, doc(v)) for k, v in ENVS.items()]
+        rows = []
+        for k, v in ENVS.items():
+            try:
+                _, params = make(k)
+                fields = dataclasses.fields(params) if dataclasses.is_dataclass(params) else ()
+                text = _defaults_text((f.name, getattr(params, f.name)) for f in fields)
+            except Exception:  # an env that cannot be made here must not hide the others
+                text = ""
+            rows.append((k, doc(v), text))
+        return rows
 
     def encoders():
         from neurorl.encoding import ENCODERS
 
-        return [(k, doc(v)) for k, v in ENCODERS.items()]
+        return [(k, doc(v), _signature_defaults(v, skip=("substeps",)))
+                for k, v in ENCODERS.items()]
 
     def decoders():
         from neurorl.decoding import DECODERS
 
-        return [(k, doc(v)) for k, v in DECODERS.items()]
+        return [(k, doc(v), "") for k, v in DECODERS.items()]
 
     def agents():
         from neurorl.agents import AGENTS
+        from neurorl.experiment.config import agent_defaults
 
-        return [(k, doc(v)) for k, v in AGENTS.items()]
+        return [(k, doc(v), _defaults_text(sorted(agent_defaults(k).items())))
+                for k, v in AGENTS.items()]
 
     def chips():
         from neurorl.hardware.chips import CHIPS
@@ -80,7 +127,7 @@ def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
             unverified = getattr(c, "unverified", ())
             if unverified:
                 desc += f"  [unverified: {', '.join(unverified)}]"
-            rows.append((k, desc))
+            rows.append((k, desc, ""))
         return rows
 
     return {
@@ -95,6 +142,17 @@ def _registries() -> dict[str, Callable[[], list[tuple[str, str]]]]:
     }
 
 
+#: what the parameters column of ``neurorl list`` holds, per registry (where to set them)
+_PARAM_COLUMN = {
+    "neurons": "params (NeuronGroup params / network.groups.N.params)",
+    "connectivity": "arguments (Connection / network.connections.N)",
+    "rules": "params (LearningRule params / network.rules.N.params)",
+    "envs": "env.params (and shifts) with defaults",
+    "encoders": "arguments (network.encoder)",
+    "agents": "agent.hyper with defaults",
+}
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -106,17 +164,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     console = Console()
     for name in names:
         fn = lookup(regs, name, "registry", field="neurorl list WHAT")
-        table = Table(title=name, show_lines=False)
+        table = Table(title=name, show_lines=name in _PARAM_COLUMN)
         table.add_column("name", style="bold")
         table.add_column("description")
+        if name in _PARAM_COLUMN:
+            table.add_column(_PARAM_COLUMN[name])
         try:
             rows = fn()
         except ImportError as e:  # a subpackage that is not built yet must not hide the others
-            rows = [("(unavailable)", str(e))]
+            rows = [("(unavailable)", str(e), "")]
         from rich.markup import escape
 
         for row in rows:
-            table.add_row(*(escape(str(c)) for c in row))
+            cells = row if name in _PARAM_COLUMN else row[:2]
+            table.add_row(*(escape(str(c)) for c in cells))
         console.print(table)
     return 0
 
@@ -159,9 +220,10 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
         "run",
         "run an experiment config",
         "Validate an experiment config, train every seed (one jitted scan, vmapped over seeds), "
-        "and write a run directory: config.yaml, episodes.jsonl, chunks.jsonl, checkpoint.pkl, "
-        "summary.json, report.md, plots/ and an offline wandb run per seed. For a sweep file use "
-        "`neurorl sweep`.",
+        "and write a run directory: config.yaml, episodes.jsonl, chunks.jsonl, checkpoint.npz "
+        "(with checkpoint.json), summary.json, report.md, plots/ and an offline wandb run per "
+        "seed under wandb/. Every field a config may hold: `neurorl list` (agent.hyper, "
+        "env.params, ...) and `neurorl validate`. For a sweep file use `neurorl sweep`.",
         "  neurorl run experiments/quickstart.yaml\n"
         "  neurorl run experiments/cartpole_eprop.yaml --set training.steps=20000 "
         "--out runs/eprop-short\n"
@@ -210,10 +272,14 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
         sub,
         "sweep",
         "expand and run a sweep (wandb sweep schema)",
-        "Expand a sweep file (wandb's sweep schema plus `base:`, the experiment config it "
-        "overrides) locally and run its members. Members that differ only in training.seed run "
-        "as one compiled, seed-vmapped group. Ends with plots and a table of the groups: median, "
-        "IQR and IQM of the final return over seeds, by what the sweep varies.",
+        "Expand a sweep file (wandb's sweep schema: `program:` is the experiment config every "
+        "member overrides, `parameters:` the dotted config paths it varies) locally and run its "
+        "members. Each member is one seed: list the seeds under `training.seed: {values: [0, 1, "
+        "2]}` (the program's training.n_seeds is replaced by the number of seeds; without "
+        "training.seed every member runs the program's training.seed alone). Members that differ "
+        "only in training.seed run as one compiled, seed-vmapped group. Ends with plots and a "
+        "table of the groups: median, IQR and IQM of the final return over seeds, by what the "
+        "sweep varies.",
         "  neurorl sweep experiments/sweeps/rules.yaml\n"
         "  neurorl sweep experiments/sweeps/rules.yaml --set training.steps=20480\n"
         "  neurorl sweep experiments/sweeps/chips.yaml --launcher ray --ray-address auto",
@@ -267,7 +333,10 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
         "resume an interrupted run or sweep from its last checkpoint",
         "Continue a run (or every unfinished group of a sweep) from the checkpoint written "
         "after its last chunk; the logs are cut back to the checkpoint, so the result equals an "
-        "uninterrupted run. A finished run is left as it is.",
+        "uninterrupted run. A finished run is not trained again: its plots, report.md and tables "
+        "are drawn again. A run stopped by Ctrl-C or `kill` (SIGTERM) continues from the chunk "
+        "after its last checkpoint; after a hard kill (SIGKILL, power loss) at most the chunk in "
+        "flight is redone.",
         "  neurorl resume runs/quickstart-20261123-101500\n"
         "  neurorl resume runs/sweep-rules-20261123-101500",
     )
@@ -436,8 +505,11 @@ def build_parser() -> argparse.ArgumentParser:
         "list registered components",
         "List what the registries hold, with a one-line description each: neuron models, "
         "connectivity rules, learning rules, environments, encoders, decoders, agents and chips "
-        "(with the constants not yet checked against a source).",
-        "  neurorl list\n  neurorl list chips",
+        "(with the constants not yet checked against a source); for neurons, connectivity, "
+        "rules, envs, encoders and agents also the parameters a config may set, with their "
+        "defaults (agent.hyper, env.params, a network's params).",
+        "  neurorl list\n  neurorl list chips\n  neurorl list agents   # agent.hyper names and "
+        "defaults",
     )
     p.add_argument(
         "what",
@@ -479,7 +551,25 @@ def cmd_export(args: argparse.Namespace) -> int:
                       nir_version=args.nir_version, recurrent=args.recurrent, prune=args.prune,
                       outputs=None if args.outputs is None else args.outputs.split(","))
     print(f"wrote {path}")
+    _print_nir_lossy(path)
     return 0
+
+
+def _print_nir_lossy(path: str | Path) -> None:
+    """Name what the NIR file could not say exactly (``metadata["neurorl_lossy"]``), one line
+    each, so an export's approximations are seen without opening the file."""
+    import json
+
+    import nir
+
+    try:
+        lossy = json.loads(str(nir.read(str(path)).metadata.get("neurorl_lossy", "[]")))
+    except (OSError, ValueError, KeyError):  # the file was written; its notes are optional
+        return
+    if lossy:
+        print("approximated in NIR (metadata['neurorl_lossy']):")
+        for note in lossy:
+            print(f"  {note}")
 
 
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -514,23 +604,42 @@ def _run_command(args: argparse.Namespace) -> int:
     3 the run stopped on a numeric fault (a non-finite weight, state, observation or return, or
     diverging / saturated weights: ``training.max_weight_growth``, ``training.max_saturation``);
     4 the filesystem refused a read
-    or write; 5 another process holds the run directory; 130 interrupted (Ctrl-C), with the
-    ``neurorl resume`` command to continue.
+    or write; 5 another process holds the run directory; 130 interrupted (Ctrl-C), 143 stopped
+    by SIGTERM (``kill``, ``timeout``, a cluster scheduler), both with the ``neurorl resume``
+    command to continue: SIGTERM stops a run the way Ctrl-C does (after the chunk in flight,
+    last checkpoint kept) instead of killing it without a word.
     """
+    import signal
+
     from neurorl import errors as E
 
     def fail(msg: str, code: int) -> int:
         print(f"neurorl: error: {msg}", file=sys.stderr)
         return code
 
+    terminated = []
+
+    def on_sigterm(signum, frame):  # handled like Ctrl-C by the runner
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (e.g. called from a worker): leave SIGTERM alone
+        previous = None
+    interrupted = E.EXIT_INTERRUPTED
     try:
         return int(args.func(args) or 0)
     except E.RunInterrupted as e:
-        print(f"neurorl: {e}", file=sys.stderr)
-        return E.EXIT_INTERRUPTED
+        print(f"neurorl: {e}" + (" (stopped by SIGTERM)" if terminated else ""), file=sys.stderr)
+        return EXIT_TERMINATED if terminated else interrupted
     except KeyboardInterrupt:
-        print("neurorl: interrupted (nothing was running that needs resuming)", file=sys.stderr)
-        return E.EXIT_INTERRUPTED
+        print(
+            f"neurorl: {'stopped by SIGTERM' if terminated else 'interrupted'} (nothing was "
+            "running that needs resuming)",
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED if terminated else interrupted
     except E.NonFiniteError as e:
         return fail(str(e), E.EXIT_NON_FINITE)
     except E.RunLockedError as e:
@@ -543,6 +652,9 @@ def _run_command(args: argparse.Namespace) -> int:
         from neurorl.experiment.runner import file_error_message
 
         return fail(file_error_message(e), E.EXIT_FILESYSTEM)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -243,11 +243,46 @@ def _describe(
         choices = [
             c.strip().strip("'") for c in expected.replace(" or ", ",").split(",") if c.strip()
         ]
-        suggestion = closest(str(err.get("input")), choices)
+        value = err.get("input")
+        suggestion = closest(str(value), choices)
         allowed = f"one of {choices}"
+        if isinstance(value, bool):  # YAML 1.1 reads unquoted off/on/no/yes as booleans
+            allowed += (
+                " (YAML reads an unquoted off/on/no/yes as false/true: write one of these names, "
+                "quoted if it is one of those words)"
+            )
+            suggestion = None
     else:
-        allowed = err["msg"]
+        allowed = _friendly(err)
     return path or "config", allowed, suggestion
+
+
+#: pydantic's number-bound error types -> the comparison they state
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
+           "less_than_equal": "<="}
+#: pydantic's type error types -> what the field takes
+_TYPES = {
+    "int_parsing": "a whole number", "int_type": "a whole number",
+    "int_from_float": "a whole number", "float_parsing": "a number", "float_type": "a number",
+    "bool_parsing": "true or false", "bool_type": "true or false", "string_type": "a string",
+    "list_type": "a list, e.g. [1, 2]", "dict_type": "a mapping, e.g. {key: value}",
+    "model_type": "a mapping of the section's keys",
+}
+
+
+def _friendly(err: Mapping[str, Any]) -> str:
+    """What a field allows, in a config's words rather than pydantic's ("Input should be ...")."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind in _BOUNDS:
+        bound = next((ctx[k] for k in ("gt", "ge", "lt", "le") if k in ctx), None)
+        if bound is not None:
+            what = "a whole number" if isinstance(bound, int) else "a number"
+            return f"{what} {_BOUNDS[kind]} {bound}"
+    if kind in _TYPES:
+        return _TYPES[kind]
+    if kind == "too_short" and "min_length" in ctx:
+        return f"a list of at least {ctx['min_length']} entries"
+    return str(err["msg"])
 
 
 def _from_validation_error(
@@ -376,6 +411,7 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError("config", str(path), f"a readable UTF-8 text file ({e})") from None
     try:
+        _check_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), [], str(path))
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError("config", str(path), f"valid YAML ({e})") from None
@@ -389,6 +425,36 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError("config", type(data).__name__, "a YAML mapping at the top level")
     return data
+
+
+def _check_duplicate_keys(node: Any, path: list[str], source: str) -> None:
+    """A key written twice in one YAML mapping is an error, not a silent override.
+
+    PyYAML keeps the last of two equal keys, so ``agent: {hyper: {lr: 0.1}, ..., hyper: {}}``
+    would run with the default ``lr`` without a word.
+
+    Raises:
+        ConfigError: named by the key's dotted path, with the lines of both occurrences.
+    """
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else None
+            here = [*path, str(name)]
+            if name is not None:
+                line = key.start_mark.line + 1
+                if name in seen:
+                    raise ConfigError(
+                        _join(here),
+                        f"written twice in {source} (lines {seen[name]} and {line})",
+                        "each key once per section (YAML would silently keep only the last "
+                        "one): delete or merge one of them",
+                    )
+                seen[name] = line
+            _check_duplicate_keys(value, here, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicate_keys(item, [*path, str(i)], source)
 
 
 def from_dict(

@@ -1059,8 +1059,8 @@ def _load_experiment(path: str, overrides: Sequence[str], command: str) -> C.Exp
         raise ConfigError(
             "config",
             str(path),
-            f"an experiment config for `neurorl {command}`; this is a sweep file (method, "
-            f"parameters, base): run it with `neurorl sweep {path}`",
+            f"an experiment config for `neurorl {command}`; this is a sweep file (program, "
+            f"method, parameters): run it with `neurorl sweep {path}`",
         )
     return C.load_config(path, overrides)
 

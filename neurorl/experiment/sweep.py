@@ -509,6 +509,11 @@ def program_path(sweep: Mapping[str, Any], sweep_path: str | Path) -> Path:
         if not p.is_file():
             raise ConfigError("sweep.base", str(base), f"an experiment config (no file {p})")
         return p
+    if any(k in sweep for k in ("env", "agent", "training", "hardware", "shifts")):
+        raise ConfigError(
+            "sweep", str(sweep_path), "a sweep file (program, method, parameters); this is an "
+            f"experiment config: run it with `neurorl run {sweep_path}`"
+        )
     raise ConfigError(
         "sweep.program", None, "the path of the experiment config the members override"
     )

@@ -35,20 +35,20 @@ def bad(overrides):
         # wrong types
         (
             {"training.steps": "many"},
-            "training.steps: got 'many'; allowed: Input should be a valid integer",
+            "training.steps: got 'many'; allowed: a whole number",
         ),
         (
             {"env.params.length": "long"},
-            "env.params.length: got 'long'; allowed: Input should be a valid number",
+            "env.params.length: got 'long'; allowed: a number",
         ),
         # out of range
         (
             {"training.n_envs": 0},
-            "training.n_envs: got 0; allowed: Input should be greater than or equal to 1",
+            "training.n_envs: got 0; allowed: a whole number >= 1",
         ),
         (
             {"agent.substeps": -2},
-            "agent.substeps: got -2; allowed: Input should be greater than or equal to 1",
+            "agent.substeps: got -2; allowed: a whole number >= 1",
         ),
         # typos in registry names
         (
