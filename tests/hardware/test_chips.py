@@ -71,7 +71,7 @@ def test_describe_chips_rows_and_cli_listing_show_unverified():
     assert "unverified" in rows[0] and "weights" in rows[0]
     from neurorl.experiment.cli import _registries
 
-    listed = dict(_registries()["chips"]())
+    listed = {name: desc for name, desc, _params in _registries()["chips"]()}
     assert "unverified" in listed["loihi2"]
     assert set(listed) == set(CHIPS)
 
