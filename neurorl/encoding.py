@@ -162,6 +162,113 @@ def gaussian_rf(
     return Encoder("gaussian_rf", obs_dim * n, mode == "poisson", encode)
 
 
+class InputAdaptationState(NamedTuple):
+    """Running statistics of each observation dimension: ``mean`` and ``var`` ``[obs_dim]``
+    (exponential moving averages over calls, in obs units)."""
+
+    mean: Array
+    var: Array
+
+
+class InputAdaptation(NamedTuple):
+    """``init() -> state``; ``apply(state, obs[..., obs_dim]) -> obs'`` (the rescaled
+    observation, for an encoder with fixed ``[low, high]``); ``update(state, obs[B, obs_dim],
+    valid[B]) -> state``."""
+
+    init: Callable[[], InputAdaptationState]
+    apply: Callable[[InputAdaptationState, Array], Array]
+    update: Callable[[InputAdaptationState, Array, Array], InputAdaptationState]
+
+
+def input_adaptation(
+    low: Sequence[float] | float,
+    high: Sequence[float] | float,
+    tau: float,
+    z: float = 2.0,
+    zoom_max: float = 4.0,
+    field: str = "input_adaptation",
+) -> InputAdaptation:
+    """Sensory adaptation: each input channel rescales to the running statistics of its signal.
+
+    Sensory neurons adapt their input-output relation to the mean and variance of the stimulus
+    ensemble, so the whole dynamic range is used whatever the stimulus scale (Brenner, Bialek &
+    de Ruyter van Steveninck 2000; Fairhall et al. 2001). Here each observation dimension ``i``
+    keeps exponential moving averages of its mean ``m_i`` and variance ``s_i^2`` and is mapped so
+    that ``m_i +- z s_i`` lands on the encoder's fixed range ``c_i +- h_i`` (``c``, ``h`` the
+    centre and half-width of ``[low, high]``):
+
+        x'_i = c_i + (x_i - m_i) h_i / (z max(s_i, h_i / (z zoom_max)))
+        m_i <- m_i + (mean_b x_bi - m_i) / tau
+        s_i^2 <- s_i^2 + (mean_b (x_bi - m_i)^2 - s_i^2) / tau
+
+    The statistics start at ``m = c``, ``s = h / z``, where ``x' = x``: an agent with adaptation
+    starts exactly like one without. ``zoom_max`` caps the magnification (a channel whose signal
+    is nearly constant is not blown up to its noise). After a shift that moves or rescales a
+    sensor (a permutation, an offset, a gain change), the receptive fields re-cover the new
+    signal in about ``tau`` calls.
+
+    Args:
+        low: lower edge of the encoder's range per dimension (obs units).
+        high: upper edge per dimension.
+        tau: time constant of the running statistics, in calls (> 0; an agent's act calls).
+        z: the range ``[low, high]`` covers ``m +- z s`` (> 0).
+        zoom_max: largest magnification over the fixed range (>= 1).
+        field: the config path named in errors.
+
+    Returns:
+        An :class:`InputAdaptation` triple. ``update`` averages over the ``valid`` rows of a
+        batch ``[B, obs_dim]``; with no valid row the state is unchanged.
+
+    Raises:
+        ConfigError: invalid bounds, ``tau <= 0``, ``z <= 0`` or ``zoom_max < 1`` (host side).
+
+    References:
+        Brenner, Bialek & de Ruyter van Steveninck (2000). Adaptive rescaling maximizes
+        information transmission. Neuron 26:695-702.
+        Fairhall, Lewen, Bialek & de Ruyter van Steveninck (2001). Efficiency and ambiguity in an
+        adaptive neural code. Nature 412:787-792.
+    """
+    low_a, high_a = _as_bounds(low, high, None, field)
+
+    def num(v: object) -> bool:
+        return (isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
+                and bool(np.isfinite(v)))
+
+    if not (num(tau) and tau > 0):
+        raise ConfigError(f"{field}_tau", tau, "a number > 0 (calls)")
+    if not (num(z) and z > 0):
+        raise ConfigError(f"{field}_z", z, "a number > 0")
+    if not (num(zoom_max) and zoom_max >= 1):
+        raise ConfigError(f"{field}_zoom_max", zoom_max, "a number >= 1")
+    c = jnp.asarray((low_a + high_a) / 2, jnp.float32)
+    h = jnp.asarray((high_a - low_a) / 2, jnp.float32)
+    s_min = h / (float(z) * float(zoom_max))
+    a = 1.0 / float(tau)
+
+    def init() -> InputAdaptationState:
+        return InputAdaptationState(c, (h / float(z)) ** 2)
+
+    def apply(state: InputAdaptationState, obs: Array) -> Array:
+        obs = jnp.asarray(obs, jnp.float32)
+        lead = (1,) * (obs.ndim - 1)  # explicit broadcasting over leading batch axes
+        s = jnp.maximum(jnp.sqrt(state.var), s_min)
+        g = (h / (float(z) * s)).reshape(lead + (-1,))
+        return c.reshape(lead + (-1,)) + (obs - state.mean.reshape(lead + (-1,))) * g
+
+    def update(state: InputAdaptationState, obs: Array, valid: Array) -> InputAdaptationState:
+        obs = jnp.asarray(obs, jnp.float32)
+        w = valid.astype(jnp.float32)[:, None]
+        n = jnp.sum(w, axis=0)
+        on = n > 0
+        mean_x = jnp.sum(w * obs, axis=0) / jnp.maximum(n, 1.0)
+        mean = state.mean + a * (mean_x - state.mean)
+        sq = jnp.sum(w * (obs - state.mean[None, :]) ** 2, axis=0) / jnp.maximum(n, 1.0)
+        var = state.var + a * (sq - state.var)
+        return InputAdaptationState(jnp.where(on, mean, state.mean), jnp.where(on, var, state.var))
+
+    return InputAdaptation(init, apply, update)
+
+
 def rate(
     low: Sequence[float] | float,
     high: Sequence[float] | float,
@@ -254,4 +361,5 @@ def get_encoder(name: str, **hyper: Any) -> Encoder:
     return lookup(ENCODERS, name, "encoder")(**hyper)
 
 
-__all__ = ["ENCODERS", "Encoder", "direct", "gaussian_rf", "get_encoder", "rate"]
+__all__ = ["ENCODERS", "Encoder", "InputAdaptation", "InputAdaptationState", "direct",
+           "gaussian_rf", "get_encoder", "input_adaptation", "rate"]

@@ -68,7 +68,7 @@ from neurorl.agents.network_agent import AgentNetwork, NetworkRuntime, reset_env
 from neurorl.agents.policy import log_prob_entropy, sample_action
 from neurorl.core.monitors import SpikeMonitor
 from neurorl.core.network import Connection, LearningRule, Network, NeuronGroup
-from neurorl.encoding import gaussian_rf
+from neurorl.encoding import gaussian_rf, input_adaptation
 from neurorl.errors import ConfigError
 from neurorl.plasticity.neuromodulation import meta_lr
 
@@ -127,6 +127,13 @@ DEFAULTS: dict[str, Any] = {
     "meta_lr_k": 1.0,  # gain 1 + k x relative drop of the value
     "meta_lr_tau_mid": 50.0,  # learn calls (env steps per env)
     "meta_lr_tau_long": 2500.0,  # learn calls
+    # sensory adaptation (opt-in; 0 = off): every observation dimension is rescaled to the
+    # running mean +- obs_adapt_z std of its signal before the receptive fields
+    # (neurorl.encoding.input_adaptation; Brenner et al. 2000), so a sensor that moves or
+    # changes scale after a shift is re-covered by the fields in ~obs_adapt_tau learn calls
+    "obs_adapt_tau": 0.0,  # learn calls
+    "obs_adapt_z": 2.0,
+    "obs_adapt_zoom": 4.0,  # largest magnification over the fixed obs range
 }
 
 
@@ -307,6 +314,15 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
     meta = meta_lr(h["meta_lr_max"], h["meta_lr_k"], h["meta_lr_tau_mid"],
                    h["meta_lr_tau_long"], field="agent.eprop_ac.meta_lr")  # validates always
     meta = meta if h["meta_lr_max"] != 1.0 else None
+    if isinstance(h["obs_adapt_tau"], bool) or not (
+            isinstance(h["obs_adapt_tau"], (int, float, np.floating, np.integer))
+            and np.isfinite(h["obs_adapt_tau"]) and h["obs_adapt_tau"] >= 0):
+        raise ConfigError("agent.eprop_ac.obs_adapt_tau", h["obs_adapt_tau"],
+                          "a number >= 0 (learn calls; 0: off)")
+    adapt = input_adaptation(spec.obs_low, spec.obs_high, h["obs_adapt_tau"] or 1.0,
+                             h["obs_adapt_z"], h["obs_adapt_zoom"],
+                             field="agent.eprop_ac.obs_adapt")  # validates always
+    adapt = adapt if h["obs_adapt_tau"] > 0 else None
 
     def batch(tree: Any) -> Any:
         return jax.tree.map(lambda x: jnp.broadcast_to(x, (B,) + x.shape), tree)
@@ -335,6 +351,9 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         extra = {"phi_now": f, "phi_prev": f, "ret": f, "count": s0, "mean": s0, "m2": s0}
         if meta is not None:  # only then: the default state (and old checkpoints) unchanged
             extra["meta_lr"] = meta.init()
+        if adapt is not None:
+            extra["obs_adapt"] = adapt.init()
+            extra["obs_now"] = jnp.zeros((B, spec.obs_dim), jnp.float32)
         return EpropState(extras(p), weights, tx.init(p), fb, dyn, traces, batch(zeros), extra,
                           batch(sig), batch(sig), f, f, f, b, b, b, b, AgentStats(f, f))
 
@@ -371,6 +390,9 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         dyn = reset_envs(state.reset_next, state.dyn, dyn0)
         traces = reset_envs(state.reset_next, state.traces, tr0)
         keys = jax.random.split(key, B)
+        if adapt is not None:  # the fields see the rescaled signal; learn updates the stats
+            state = state.replace(extra={**state.extra, "obs_now": jnp.asarray(obs, jnp.float32)})
+            obs = adapt.apply(state.extra["obs_adapt"], obs)
         dyn, traces, action, g, gh, v, counts = jax.vmap(
             act_one, in_axes=(None, None, None, 0, 0, 0, 0))(
             state.params, state.weights, state.feedback, dyn, traces, obs, keys)
@@ -418,6 +440,9 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
             gain, m_state = meta.update(ex["meta_lr"], state.v_prev, state.has_prev)
             updates = jax.tree.map(lambda u: gain * u, updates)
             ex = {**ex, "meta_lr": m_state}
+        if adapt is not None:
+            ex = {**ex, "obs_adapt": adapt.update(ex["obs_adapt"], ex["obs_now"],
+                                                  jnp.ones((B,), bool))}
         params = optax.apply_updates(full, updates)
         weights = dict(state.weights)
         for n, c in rule_conn.items():
