@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from neurorl.errors import ConfigError, ShapeError, lookup
+from neurorl.errors import ConfigError, ShapeError, is_finite_number, lookup
 
 Array = jax.Array
 
@@ -230,15 +230,12 @@ def input_adaptation(
     """
     low_a, high_a = _as_bounds(low, high, None, field)
 
-    def num(v: object) -> bool:
-        return (isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
-                and bool(np.isfinite(v)))
 
-    if not (num(tau) and tau > 0):
+    if not (is_finite_number(tau) and tau > 0):
         raise ConfigError(f"{field}_tau", tau, "a number > 0 (calls)")
-    if not (num(z) and z > 0):
+    if not (is_finite_number(z) and z > 0):
         raise ConfigError(f"{field}_z", z, "a number > 0")
-    if not (num(zoom_max) and zoom_max >= 1):
+    if not (is_finite_number(zoom_max) and zoom_max >= 1):
         raise ConfigError(f"{field}_zoom_max", zoom_max, "a number >= 1")
     c = jnp.asarray((low_a + high_a) / 2, jnp.float32)
     h = jnp.asarray((high_a - low_a) / 2, jnp.float32)

@@ -56,6 +56,16 @@ class UnsupportedOnChipError(NeurorlError):
     """A feature (e.g. on-chip plasticity) is not supported by the selected chip."""
 
 
+def is_finite_number(value: object) -> bool:
+    """True for a finite real number given as a number (not a bool, not a string); for the
+    host-side checks of hyperparameters before they reach a trace."""
+    import math
+    import numbers
+
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(float(value)))
+
+
 def closest(name: str, choices: Iterable[str]) -> str | None:
     """Closest valid name to ``name`` among ``choices`` (case-insensitive), or ``None``."""
     choices = list(choices)

@@ -34,10 +34,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax.numpy as jnp
-import numpy as np
 from jax import Array
 
-from neurorl.errors import ConfigError
+from neurorl.errors import ConfigError, is_finite_number
 
 EPS = 1e-3  # floor of |l^| in the relative drop (value units)
 
@@ -81,17 +80,14 @@ def meta_lr(g_max: float, k: float = 1.0, tau_mid: float = 50.0, tau_long: float
     References:
         Schweighofer & Doya (2003), Neural Networks 16:5-9; see the module docstring.
     """
-    def num(v: object) -> bool:
-        return (isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
-                and bool(np.isfinite(v)))
 
-    if not (num(g_max) and g_max >= 1):
+    if not (is_finite_number(g_max) and g_max >= 1):
         raise ConfigError(f"{field}_max", g_max, "a number >= 1 (1: off)")
-    if not (num(k) and k >= 0):
+    if not (is_finite_number(k) and k >= 0):
         raise ConfigError(f"{field}_k", k, "a number >= 0")
-    if not (num(tau_mid) and tau_mid > 0):
+    if not (is_finite_number(tau_mid) and tau_mid > 0):
         raise ConfigError(f"{field}_tau_mid", tau_mid, "a number > 0 (calls)")
-    if not (num(tau_long) and tau_long > tau_mid):
+    if not (is_finite_number(tau_long) and tau_long > tau_mid):
         raise ConfigError(f"{field}_tau_long", tau_long, f"a number > tau_mid = {tau_mid}")
     a_mid, a_long = 1.0 / float(tau_mid), 1.0 / float(tau_long)
 
