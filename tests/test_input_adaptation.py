@@ -105,7 +105,7 @@ def _run(n=30, **hyper):
         a, state = act(state, obs, ka)
         obs, es, r, term, trunc, _ = step(jax.random.split(ke, 3), es, a, params)
         state = learn(state, r, term, trunc)
-    return agent, state, np.array(seen)
+    return act, state, np.array(seen)
 
 
 def test_eprop_obs_adaptation_is_off_by_default_and_tracks_the_observations():
@@ -114,7 +114,7 @@ def test_eprop_obs_adaptation_is_off_by_default_and_tracks_the_observations():
     base = make_agent("eprop_ac", spec, n_rec=8, n_rf=3).init(jax.random.key(1))
     assert "obs_adapt" not in base.extra  # the default state (and old checkpoints) unchanged
     tau = 7.0
-    _, on, seen = _run(obs_adapt_tau=tau)
+    act, on, seen = _run(obs_adapt_tau=tau)
     lo, hi = -np.array([2.4, 3.0, 0.21, 3.0]), np.array([2.4, 3.0, 0.21, 3.0])
     _, mean, var = np_adaptation(seen.astype(np.float64), np.ones(seen.shape[:2], bool), lo, hi,
                                  tau, 2.0, 4.0)
@@ -123,6 +123,12 @@ def test_eprop_obs_adaptation_is_off_by_default_and_tracks_the_observations():
     np.testing.assert_allclose(np.asarray(on.extra["obs_adapt"].var), var, rtol=1e-3, atol=1e-7)
     # the statistics moved away from the start (m = 0, s = R / 2), so the fields saw rescaled obs
     assert np.abs(np.sqrt(var) - hi / 2).max() > 0.1 * (hi / 2).min()
+    # act alone (a frozen evaluation) leaves the statistics as they are
+    st = on
+    for i in range(3):
+        _a, st = act(st, jnp.asarray(seen[i] * 3.0), jax.random.key(i))
+    for a, b in zip(on.extra["obs_adapt"], st.extra["obs_adapt"], strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_eprop_obs_adaptation_bad_value_is_a_config_error():

@@ -69,7 +69,7 @@ from neurorl.agents.policy import log_prob_entropy, sample_action
 from neurorl.core.monitors import SpikeMonitor
 from neurorl.core.network import Connection, LearningRule, Network, NeuronGroup
 from neurorl.encoding import gaussian_rf, input_adaptation
-from neurorl.errors import ConfigError
+from neurorl.errors import ConfigError, is_finite_number
 from neurorl.plasticity.neuromodulation import meta_lr
 
 Array = jax.Array
@@ -314,9 +314,7 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
     meta = meta_lr(h["meta_lr_max"], h["meta_lr_k"], h["meta_lr_tau_mid"],
                    h["meta_lr_tau_long"], field="agent.eprop_ac.meta_lr")  # validates always
     meta = meta if h["meta_lr_max"] != 1.0 else None
-    if isinstance(h["obs_adapt_tau"], bool) or not (
-            isinstance(h["obs_adapt_tau"], (int, float, np.floating, np.integer))
-            and np.isfinite(h["obs_adapt_tau"]) and h["obs_adapt_tau"] >= 0):
+    if not (is_finite_number(h["obs_adapt_tau"]) and h["obs_adapt_tau"] >= 0):
         raise ConfigError("agent.eprop_ac.obs_adapt_tau", h["obs_adapt_tau"],
                           "a number >= 0 (learn calls; 0: off)")
     adapt = input_adaptation(spec.obs_low, spec.obs_high, h["obs_adapt_tau"] or 1.0,
@@ -390,12 +388,13 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         dyn = reset_envs(state.reset_next, state.dyn, dyn0)
         traces = reset_envs(state.reset_next, state.traces, tr0)
         keys = jax.random.split(key, B)
+        seen = obs
         if adapt is not None:  # the fields see the rescaled signal; learn updates the stats
             state = state.replace(extra={**state.extra, "obs_now": jnp.asarray(obs, jnp.float32)})
-            obs = adapt.apply(state.extra["obs_adapt"], obs)
+            seen = adapt.apply(state.extra["obs_adapt"], obs)
         dyn, traces, action, g, gh, v, counts = jax.vmap(
             act_one, in_axes=(None, None, None, 0, 0, 0, 0))(
-            state.params, state.weights, state.feedback, dyn, traces, obs, keys)
+            state.params, state.weights, state.feedback, dyn, traces, seen, keys)
         spikes, synops = rt.activity(counts)
         if phi is not None:
             state = state.replace(extra={**state.extra, "phi_now": jax.vmap(phi)(obs)})
