@@ -28,7 +28,7 @@ from neurorl.experiment.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from neurorl.experiment.reporting import print_report_tables, report
+from neurorl.experiment.reporting import print_report_tables, print_run_files, report
 
 # ----------------------------------------------------------------------------------------------
 # config -> training function
@@ -574,6 +574,42 @@ def file_error_message(e: OSError, run_dir: Path | None = None) -> str:
     return f"cannot write or read {where}: {e.strerror or e} ({hint})"
 
 
+def finished_summary(run_dir: str | Path, cfg: C.ExperimentConfig) -> dict[str, Any] | None:
+    """The summary of a run that already did all of ``cfg``'s env steps, else ``None``.
+
+    Read from the run directory alone (``summary.json`` and the checkpoint's metadata, with
+    numpy), so resuming a finished run reports it without building or compiling the training
+    function. A run counts as finished when its ``summary.json`` says ``status: finished`` and
+    its checkpoint (if any) was written by this config at env step ``training.steps`` or later;
+    a stopped (``non_finite``) run, a partial run, or a checkpoint of another config is not
+    finished (resume then continues, or refuses the checkpoint as before).
+
+    Args:
+        run_dir: the run directory.
+        cfg: the run's config (its ``config.yaml``).
+    """
+    from neurorl.errors import CheckpointError
+    from neurorl.experiment.checkpoint import checkpoint_meta
+
+    run_dir = Path(run_dir)
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("status") != "finished":
+        return None
+    if has_checkpoint(run_dir):
+        try:
+            meta = checkpoint_meta(run_dir)
+        except CheckpointError:
+            return None  # resume's own checks name what is wrong with it
+        if meta.get("config_sha256") not in (None, config_fingerprint(cfg)):
+            return None
+        if int(meta.get("env_steps", -1)) < cfg.training.steps:
+            return None
+    return summary
+
+
 def _run_experiment(
     cfg: C.ExperimentConfig,
     run_dir: Path,
@@ -591,6 +627,10 @@ def _run_experiment(
     from neurorl.experiment.checkpoint import clean_temp_files
     from neurorl.experiment.logging import RunLogger
 
+    if resume:
+        done = finished_summary(run_dir, cfg)
+        if done is not None:  # nothing to run: no build, no trace, no compile
+            return done
     train = build(cfg)  # every host-side check, before anything exists on disk
     tc = train.config
     total = cfg.training.steps
@@ -1090,6 +1130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_experiment(cfg, run_dir, progress=not args.no_progress, wandb_mode=args.wandb)
     report(run_dir)
     print_report_tables(run_dir)
+    print_run_files(run_dir)
     return 0
 
 
@@ -1100,8 +1141,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if (run_dir / "sweep.json").exists():
         return _resume_sweep(run_dir, progress=not args.no_progress)
     cfg = C.from_dict(C.load_yaml(run_dir / "config.yaml"))
-    if (run_dir / "summary.json").exists() and not has_checkpoint(run_dir):
-        print("run already finished")
+    if finished_summary(run_dir, cfg) is not None or (
+        (run_dir / "summary.json").exists() and not has_checkpoint(run_dir)
+    ):
+        print(f"run already finished ({cfg.training.steps:,} env steps): nothing to resume")
+        report(run_dir)
+        print_report_tables(run_dir)
+        print_run_files(run_dir)
         return 0
     members = (
         json.loads((run_dir / "members.json").read_text())
@@ -1111,6 +1157,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_experiment(cfg, run_dir, progress=not args.no_progress, resume=True, members=members)
     report(run_dir)
     print_report_tables(run_dir)
+    print_run_files(run_dir)
     return 0
 
 
@@ -1247,6 +1294,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             )
     report(out)
     print_report_tables(out, members=False)
+    print_run_files(out)
     return 0
 
 
@@ -1293,9 +1341,14 @@ def _resume_sweep(out: Path, progress: bool = True) -> int:
         gdir = out / f"group-{gi:03d}"
         if (gdir / "summary.json").exists() and not has_checkpoint(gdir):
             continue
+        if (gdir / "config.yaml").exists() and finished_summary(
+            gdir, C.from_dict(C.load_yaml(gdir / "config.yaml"))
+        ) is not None:
+            continue  # finished: nothing to build or compile for this group
         run_group(base, g, out, gi, name, progress=progress, resume=True)
     report(out)
     print_report_tables(out, members=False)
+    print_run_files(out)
     return 0
 
 
@@ -1307,4 +1360,5 @@ def _resume_sweep(out: Path, progress: bool = True) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     report(args.run_dir)
     print_report_tables(args.run_dir)
+    print_run_files(args.run_dir)
     return 0

@@ -1,0 +1,183 @@
+"""Reliability and usability faults a newcomer found (second round): a finished run recompiled
+on resume, closing lines that did not say where summary.json is, `neurorl list` cutting
+descriptions, sweep seeds that differed between `neurorl sweep` and `wandb agent`, energy
+without its parts, description-file errors, mis-cased registry names kept as typed."""
+
+import json
+import re
+from contextlib import contextmanager
+
+import pytest
+import yaml
+
+from neurorl.experiment import cli, runner
+from neurorl.experiment.cli import main
+from neurorl.experiment.config import from_dict
+
+TINY = {
+    "name": "tiny",
+    "env": {"id": "CartPole-v1"},
+    "agent": {"name": "eprop_ac", "substeps": 2, "hyper": {"n_rec": 8, "n_rf": 3}},
+    "training": {"steps": 400, "n_envs": 4, "n_seeds": 1, "chunk_steps": 200,
+                 "episode_window": 5},
+    "logging": {"wandb": "disabled", "progress": False},
+}
+
+
+@contextmanager
+def count_jax_work():
+    """Count jaxpr traces and XLA compilations (jax.monitoring's events; no timing)."""
+    from jax import monitoring
+    from jax._src import dispatch
+
+    seen = {"trace": 0, "compile": 0}
+    active = [True]
+
+    def listener(event, _duration, **_kw):
+        if not active[0]:
+            return
+        if event == dispatch.JAXPR_TRACE_EVENT:
+            seen["trace"] += 1
+        elif event == dispatch.BACKEND_COMPILE_EVENT:
+            seen["compile"] += 1
+
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield seen
+    finally:
+        active[0] = False
+
+
+# ----------------------------------------------------------------------------------------------
+# a finished run is reported on resume without building or compiling anything
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("finished") / "run"
+    runner.run_experiment(from_dict(TINY), out, progress=False, wandb_mode="disabled")
+    return out
+
+
+def test_resuming_a_finished_run_reports_it_without_tracing_or_compiling(finished_run, capsys):
+    summary = (finished_run / "summary.json").read_text()
+    assert (finished_run / "checkpoint.npz").exists()  # the case that used to rebuild the run
+    with count_jax_work() as seen:
+        assert main(["resume", str(finished_run), "--no-progress"]) == 0
+    assert seen == {"trace": 0, "compile": 0}
+    out = capsys.readouterr().out
+    assert "run already finished" in out and "summary.json" in out
+    assert (finished_run / "summary.json").read_text() == summary  # nothing rewritten
+    # the Python API's resume takes the same path
+    with count_jax_work() as seen:
+        got = runner.run_experiment(from_dict(TINY), finished_run, progress=False,
+                                    wandb_mode="disabled", resume=True)
+    assert seen == {"trace": 0, "compile": 0} and got == json.loads(summary)
+
+
+def test_an_unfinished_run_is_not_mistaken_for_a_finished_one(finished_run, tmp_path):
+    cfg = from_dict(TINY)
+    assert runner.finished_summary(finished_run, cfg) is not None
+    # more steps asked for than the checkpoint has done: not finished
+    assert runner.finished_summary(finished_run, from_dict(TINY, {"training.steps": 800})) is None
+    # a run stopped by a numeric fault is not finished
+    d = tmp_path / "faulted"
+    d.mkdir()
+    s = json.loads((finished_run / "summary.json").read_text())
+    (d / "summary.json").write_text(json.dumps({**s, "status": "non_finite"}))
+    assert runner.finished_summary(d, cfg) is None
+    # an interrupted run (checkpoint before the last step) resumes and does compile
+    part = tmp_path / "part"
+    assert runner.run_experiment(cfg, part, progress=False, wandb_mode="disabled",
+                                 stop_after_chunks=1) == {"stopped_at": 200}
+    assert runner.finished_summary(part, cfg) is None
+    with count_jax_work() as seen:
+        runner.run_experiment(cfg, part, progress=False, wandb_mode="disabled", resume=True)
+    assert seen["compile"] > 0  # the counter sees the work a real resume does
+    assert runner.finished_summary(part, cfg) is not None
+
+
+# ----------------------------------------------------------------------------------------------
+# the closing lines say where summary.json and the other files are
+# ----------------------------------------------------------------------------------------------
+
+
+def test_a_runs_closing_lines_name_summary_json_and_the_other_files(tmp_path, capsys):
+    p = tmp_path / "tiny.yaml"
+    p.write_text(yaml.safe_dump({**TINY, "training": {**TINY["training"], "steps": 200}}))
+    out = tmp_path / "run"
+    assert main(["run", str(p), "--out", str(out), "--no-progress", "--wandb", "disabled"]) == 0
+    lines = capsys.readouterr().out.rstrip().splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("files in "))
+    closing = "\n".join(lines[start:])
+    for name in ("summary.json", "episodes.jsonl", "chunks.jsonl", "checkpoint.npz",
+                 "config.yaml", "report.md", "plots/"):
+        assert str(out / name) in closing, name
+    # the report of the same directory ends the same way
+    assert main(["report", str(out)]) == 0
+    assert str(out / "summary.json") in capsys.readouterr().out
+
+
+def test_run_files_of_a_sweep_directory_point_at_the_groups_summaries(tmp_path):
+    from neurorl.experiment.reporting import run_files
+
+    for g in ("group-000", "group-001"):
+        (tmp_path / g).mkdir()
+        (tmp_path / g / "summary.json").write_text("{}")
+    (tmp_path / "sweep.json").write_text("{}")
+    files = dict(run_files(tmp_path))
+    assert str(tmp_path / "group-*" / "summary.json") in files
+    assert "(2)" in files[str(tmp_path / "group-*" / "summary.json")]
+    assert str(tmp_path / "sweep.json") in files
+    assert run_files(tmp_path / "missing") == []
+
+
+# ----------------------------------------------------------------------------------------------
+# neurorl list shows every description and parameter whole
+# ----------------------------------------------------------------------------------------------
+
+
+def _columns(text: str) -> list[str]:
+    """Each table column's cell text over all rows, box characters and whitespace removed."""
+    cols: list[str] = []
+    for line in text.splitlines():
+        if not line.startswith("│"):
+            continue
+        cells = line.split("│")[1:-1]
+        cols += [""] * (len(cells) - len(cols))
+        for i, c in enumerate(cells):
+            cols[i] += re.sub(r"\s+", "", c)
+    return cols
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_list_wraps_every_cell_and_cuts_none(width, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", str(width))
+    regs = cli._registries()
+    longest = ("", "")
+    for what, fn in regs.items():
+        rows = fn()
+        assert cli.main(["list", what]) == 0
+        text = capsys.readouterr().out
+        assert "…" not in text
+        cols = _columns(text)
+        for row in rows:
+            cells = row if what in cli._PARAM_COLUMN else row[:2]
+            for i, cell in enumerate(cells):
+                assert re.sub(r"\s+", "", str(cell)) in cols[i], (what, row[0], i)
+            if len(row[1]) > len(longest[1]):
+                longest = (what, row[1])
+    assert len(longest[1]) > width  # the longest description had to wrap, and is whole
+
+
+def test_list_descriptions_are_whole_first_paragraphs_of_the_docstrings():
+    from neurorl.core.connectivity import CONNECTIVITY
+
+    rows = {name: desc for name, desc, _ in cli._registries()["connectivity"]()}
+    doc = CONNECTIVITY["fixed_fan_out"].__doc__.strip().split("\n\n")[0]
+    assert rows["fixed_fan_out"] == " ".join(x.strip() for x in doc.splitlines())
+    assert rows["fixed_fan_out"].count("(") == rows["fixed_fan_out"].count(")")  # not cut
+    assert cli._summary("One line.\n\n    More.") == "One line."
+    assert cli._summary("Wraps onto\n    a second line.\n\n  Body") == "Wraps onto a second line."
+    assert cli._summary(None) == ""
