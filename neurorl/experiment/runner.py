@@ -1092,8 +1092,41 @@ def _default_run_dir(cfg: C.ExperimentConfig, out: str | None) -> Path:
     return Path(cfg.logging.dir) / f"{cfg.name}-{stamp}"
 
 
+def agent_member_overrides(path: str | Path, overrides: Sequence[str]) -> list[str]:
+    """``overrides`` of a ``neurorl run`` that a ``wandb agent`` started, with the member's seeds.
+
+    Under ``wandb agent`` (``WANDB_SWEEP_ID`` set) the run is one sweep member: its
+    ``training.seed`` / ``training.n_seeds`` come from :func:`sweep.member_seeds`, the function
+    ``neurorl sweep`` takes them from, so a member runs the same seeds either way (before, the
+    agent's run kept the program's ``n_seeds`` and stopped, while the local sweep ran one seed).
+    Elsewhere ``overrides`` are returned unchanged.
+
+    Args:
+        path: the experiment config (the sweep's ``program``).
+        overrides: the ``--name=value`` / ``--set`` items, in order.
+
+    Raises:
+        ConfigError: as :func:`sweep.member_seeds`.
+    """
+    import os
+    import sys
+
+    from neurorl.experiment.sweep import member_seeds, seeds_note
+
+    if not os.environ.get("WANDB_SWEEP_ID"):
+        return list(overrides)
+    program = C.load_yaml(path)
+    params = dict(C.parse_override(o) for o in overrides)
+    seeds = member_seeds(program, params)
+    note = seeds_note(program, path)
+    if note:
+        print(note, file=sys.stderr, flush=True)
+    return [f"{k}={v}" for k, v in seeds.items()] + list(overrides)
+
+
 def _load_experiment(path: str, overrides: Sequence[str], command: str) -> C.ExperimentConfig:
-    """Load an experiment config; a sweep file gets pointed to ``neurorl sweep``."""
+    """Load an experiment config; a sweep file gets pointed to ``neurorl sweep``; under
+    ``wandb agent`` the member's seeds (:func:`agent_member_overrides`)."""
     raw = C.load_yaml(path)
     if "parameters" in raw and ("method" in raw or "base" in raw):
         raise ConfigError(
@@ -1102,7 +1135,7 @@ def _load_experiment(path: str, overrides: Sequence[str], command: str) -> C.Exp
             f"an experiment config for `neurorl {command}`; this is a sweep file (program, "
             f"method, parameters): run it with `neurorl sweep {path}`",
         )
-    return C.load_config(path, overrides)
+    return C.load_config(path, agent_member_overrides(path, overrides))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -1172,12 +1205,14 @@ def sweep_groups(
     """Group sweep members that differ only in ``training.seed``: each group is one compiled,
     vmapped function over consecutive seeds (shapes and static settings match); the rest are
     separate groups. Returns ``[{"overrides": ..., "seeds": [...], "members": [indices]}]``."""
+    from neurorl.experiment.sweep import member_seeds
+
     groups: dict[str, dict[str, Any]] = {}
     for i, m in enumerate(members):
-        rest = {k: v for k, v in m.items() if k != "training.seed"}
+        rest = {k: v for k, v in m.items() if k not in ("training.seed", "training.n_seeds")}
         key = json.dumps(rest, sort_keys=True, default=str)
         g = groups.setdefault(key, {"overrides": rest, "seeds": [], "members": []})
-        g["seeds"].append(int(m.get("training.seed", base.get("training", {}).get("seed", 0))))
+        g["seeds"].append(member_seeds(base, m)["training.seed"])
         g["members"].append(i)
     out = []
     for g in groups.values():
@@ -1229,7 +1264,9 @@ def load_sweep(
     sweep = C.load_yaml(path)
     base = C.load_yaml(program_path(sweep, path))  # wandb's `program` (or the legacy `base`)
     sets = dict(C.parse_override(o) for o in overrides)
-    members = [{**m, **sets} for m in expand_sweep(sweep)]
+    # registered names in their registered spelling (env.id: cartpole-v1 -> CartPole-v1), so
+    # labels, member names and groups agree with the validated configs
+    members = [C.canonical_overrides({**m, **sets}) for m in expand_sweep(sweep)]
     groups = sweep_groups(base, members)
     varying = _varying_keys(members)
     for g in groups:
@@ -1249,14 +1286,24 @@ def _varying_keys(members: Sequence[Mapping[str, Any]]) -> set[str]:
 
 
 def group_config(base: Mapping[str, Any], g: Mapping[str, Any]) -> C.ExperimentConfig:
+    """The config of a compiled group: its members' seeds (:func:`sweep.member_seeds` each,
+    consecutive) vmapped as one run of ``len(seeds) x`` the seeds per member."""
+    from neurorl.experiment.sweep import member_seeds
+
     ov = dict(g["overrides"])
-    ov["training.seed"] = g["seeds"][0]
-    ov["training.n_seeds"] = len(g["seeds"])
+    first = member_seeds(base, {**ov, "training.seed": g["seeds"][0]})
+    ov["training.seed"] = first["training.seed"]
+    ov["training.n_seeds"] = len(g["seeds"]) * first["training.n_seeds"]
     return C.from_dict(base, ov)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     base, members, groups = load_sweep(args.sweep, getattr(args, "overrides", ()))
+    from neurorl.experiment.sweep import program_path, seeds_note
+
+    note = seeds_note(base, program_path(C.load_yaml(args.sweep), args.sweep))
+    if note:  # the same note a wandb agent's run prints
+        print(note, flush=True)
     if args.launcher == "ray":
         from neurorl.experiment.launch_ray import import_ray, run_sweep_ray
 

@@ -181,3 +181,145 @@ def test_list_descriptions_are_whole_first_paragraphs_of_the_docstrings():
     assert cli._summary("One line.\n\n    More.") == "One line."
     assert cli._summary("Wraps onto\n    a second line.\n\n  Body") == "Wraps onto a second line."
     assert cli._summary(None) == ""
+
+
+# ----------------------------------------------------------------------------------------------
+# a sweep member runs the same seeds under `neurorl sweep` and under `wandb agent`
+# ----------------------------------------------------------------------------------------------
+
+
+def _sweep_files(tmp_path, program: dict, params: dict) -> tuple:
+    prog = tmp_path / "program.yaml"
+    prog.write_text(yaml.safe_dump(program))
+    sweep = {"program": str(prog), "command": ["neurorl", "run", "${program}", "${args}"],
+             "method": "grid", "metric": {"name": "final_return", "goal": "maximize"},
+             "parameters": params}
+    sw = tmp_path / "sweep.yaml"
+    sw.write_text(yaml.safe_dump(sweep))
+    return prog, sw, sweep
+
+
+def _agent_config(prog, member: dict, monkeypatch):
+    """The config `neurorl run` builds when a wandb agent starts it with this member."""
+
+    monkeypatch.setenv("WANDB_SWEEP_ID", "sweep0")
+    argv = [f"--{k}={v}" for k, v in member.items()]  # how wandb's agent writes ${args}
+    args = cli._parse(cli.build_parser(), ["run", str(prog), *argv])
+    try:
+        return runner._load_experiment(args.config, args.overrides, "run")
+    finally:
+        monkeypatch.delenv("WANDB_SWEEP_ID")
+
+
+@pytest.mark.parametrize(
+    "program_training, params",
+    [
+        ({"n_seeds": 3, "seed": 7}, {"agent.hyper.lr": {"values": [0.001, 0.01]}}),  # no seeds
+        ({"n_seeds": 3}, {"agent.hyper.lr": {"values": [0.001]}}),  # no seed in the program
+        ({"n_seeds": 1, "seed": 2}, {"training.steps": {"value": 400}}),
+        ({"n_seeds": 4}, {"training.seed": {"values": [5, 6]}}),  # seeds listed
+    ],
+)
+def test_local_sweep_and_wandb_agent_run_a_member_with_the_same_seeds(
+        program_training, params, tmp_path, monkeypatch, capsys):
+    from neurorl.experiment.sweep import member_seeds
+
+    program = {**TINY, "training": {**TINY["training"], **program_training}}
+    prog, sw, sweep = _sweep_files(tmp_path, program, params)
+    base, members, groups = runner.load_sweep(sw)
+    for g in groups:
+        local = runner.group_config(base, g)
+        for i, seed in zip(g["members"], g["seeds"], strict=True):
+            agent = _agent_config(prog, members[i], monkeypatch)
+            want = member_seeds(program, members[i])
+            assert agent.training.seed == seed == want["training.seed"]
+            assert agent.training.n_seeds == want["training.n_seeds"] == 1
+            # the agent's member is the local group's member i: same config but the seed axis
+            a, b = (json.loads(json.dumps(c.model_dump(mode="json"))) for c in (agent, local))
+            for d in (a, b):
+                d["training"].pop("seed"), d["training"].pop("n_seeds")
+            assert a == b
+        assert local.training.n_seeds == len(g["seeds"])
+        assert local.training.seed == g["seeds"][0]
+    expected = [program_training.get("seed", 0)] if "training.seed" not in params else [5, 6]
+    assert sorted(s for g in groups for s in g["seeds"]) == sorted(
+        expected * (len(members) // len(expected)))
+    note = "note:" in capsys.readouterr().err
+    assert note == (program_training["n_seeds"] != 1)  # the replaced n_seeds is said
+
+
+def test_a_sweep_member_with_more_than_one_seed_is_refused_both_ways(tmp_path, monkeypatch):
+    from neurorl.errors import ConfigError
+
+    prog, sw, _ = _sweep_files(tmp_path, TINY, {"training.n_seeds": {"value": 3}})
+    with pytest.raises(ConfigError) as e:
+        runner.load_sweep(sw)
+    assert e.value.field == "sweep.parameters.training.n_seeds"
+    assert "training.seed" in e.value.allowed
+    with pytest.raises(ConfigError) as e2:
+        _agent_config(prog, {"training.n_seeds": 3}, monkeypatch)
+    assert e2.value.field == e.value.field
+    # the shipped sweeps' explicit `training.n_seeds: {value: 1}` is what both run
+    prog, sw, _ = _sweep_files(tmp_path, TINY, {"training.n_seeds": {"value": 1},
+                                                "training.seed": {"values": [0, 1]}})
+    base, members, groups = runner.load_sweep(sw)
+    assert [g["seeds"] for g in groups] == [[0, 1]]
+    assert _agent_config(prog, members[1], monkeypatch).training.n_seeds == 1
+    # outside wandb agent, neurorl run keeps the program's n_seeds
+    args = cli._parse(cli.build_parser(), ["run", str(prog)])
+    three = {**TINY, "training": {**TINY["training"], "n_seeds": 3}}
+    prog.write_text(yaml.safe_dump(three))
+    assert runner._load_experiment(args.config, args.overrides, "run").training.n_seeds == 3
+
+
+# ----------------------------------------------------------------------------------------------
+# a registered name written in another case is normalised where the config is validated
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field, written, canonical",
+    [
+        ("env.id", "cartpole-v1", "CartPole-v1"),  # the newcomer's
+        ("env.id", "CARTPOLE-V1", "CartPole-v1"),
+        ("env.id", "mountaincarcontinuous-v0", "MountainCarContinuous-v0"),
+        ("env.id", "gymnasium:cartpole-v1", "gymnasium:CartPole-v1"),
+        ("agent.name", "EProp_AC", "eprop_ac"),
+        ("hardware.chip", "Loihi2", "loihi2"),
+    ],
+)
+def test_a_mis_cased_registered_name_becomes_the_registered_one_everywhere(
+        field, written, canonical):
+    from neurorl.experiment.config import canonical_name, to_dict
+
+    assert canonical_name(field, written) == canonical
+    cfg = from_dict(TINY, {field: written})
+    section, key = field.split(".")
+    assert to_dict(cfg)[section][key] == canonical  # config.yaml, summary.json, wandb config
+    assert canonical_name(field, canonical) == canonical
+
+
+def test_a_mis_cased_env_id_in_a_sweep_gives_canonical_labels_and_member_names(tmp_path):
+    prog, sw, _ = _sweep_files(tmp_path, TINY,
+                               {"env.id": {"values": ["cartpole-v1", "acrobot-v1"]}})
+    base, members, groups = runner.load_sweep(sw)
+    assert [m["env.id"] for m in members] == ["CartPole-v1", "Acrobot-v1"]
+    assert [g["label"] for g in groups] == ["id=CartPole-v1", "id=Acrobot-v1"]
+    assert [runner.group_config(base, g).env.id for g in groups] == ["CartPole-v1", "Acrobot-v1"]
+    # a whole env section swept
+    prog, sw, _ = _sweep_files(tmp_path, TINY, {"env": {"values": [{"id": "pendulum-v1"}]}})
+    _, members, _ = runner.load_sweep(sw)
+    assert members[0]["env"] == {"id": "Pendulum-v1"}
+
+
+@pytest.mark.parametrize("written, suggestion",
+                         [("cartpole", "CartPole-v1"), ("CartPol-v1", "CartPole-v1"),
+                          ("gymnasium:cartpol-v1", "gymnasium:CartPole-v1")])
+def test_a_name_that_is_not_a_case_variant_is_still_refused_with_the_closest(written,
+                                                                              suggestion):
+    from neurorl.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        from_dict(TINY, {"env.id": written})
+    assert e.value.field == "env.id" and e.value.value == written
+    assert e.value.suggestion == suggestion
