@@ -291,7 +291,8 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
         "member overrides, `parameters:` the dotted config paths it varies) locally and run its "
         "members. Each member is one seed: list the seeds under `training.seed: {values: [0, 1, "
         "2]}` (the program's training.n_seeds is replaced by the number of seeds; without "
-        "training.seed every member runs the program's training.seed alone). Members that differ "
+        "training.seed every member runs the program's training.seed alone, as each `neurorl run` "
+        "a `wandb agent` starts does). Members that differ "
         "only in training.seed run as one compiled, seed-vmapped group. Ends with plots and a "
         "table of the groups: median, IQR and IQM of the final return over seeds, by what the "
         "sweep varies.",

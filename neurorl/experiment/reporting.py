@@ -211,7 +211,8 @@ def print_table(
 
     table = Table(title=escape(title))
     for c in columns:
-        table.add_column(escape(c), justify="left" if c in ("member", "label", "chip") else "right")
+        table.add_column(escape(c), justify="left" if c in ("member", "label", "chip") else "right",
+                         overflow="fold")  # wrap a long label, never cut it
     for r in rows:
         table.add_row(*(escape(x) for x in r))
     console.print(table)

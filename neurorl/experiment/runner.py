@@ -141,13 +141,15 @@ def _neuron_count(train: Any, agent_state_one: Any) -> int:
         train.agent.weights(agent_state_one)) if np.ndim(w) >= 2))
 
 
-def energy_per_step(
+def energy_breakdown_per_step(
     chip: str, synops: float, neurons: int, substeps: int, n_weights: int
-) -> float | None:
-    """Energy (J) of one env step on ``chip`` from counted synaptic events and neuron updates.
+):
+    """Energy of one env step on ``chip`` by term (:class:`~neurorl.hardware.energy.
+    EnergyBreakdown`: synaptic, neuron, learning, static, total in J, and ``missing``).
 
     Synaptic events are counted by the agent; neuron updates are ``neurons x substeps``; learning
     updates are one per learnable synapse per env step; static power over ``substeps`` chip steps.
+    Priced by :func:`neurorl.hardware.energy.energy` (for agents without a compiled network).
     """
     from neurorl.hardware.energy import ActivityCounts, energy
 
@@ -158,12 +160,46 @@ def energy_per_step(
         learning_updates=float(n_weights),
         steps=float(substeps),
     )
-    e = energy(counts, chip)
-    return float(e.total)
+    return energy(counts, chip)
+
+
+def energy_per_step(
+    chip: str, synops: float, neurons: int, substeps: int, n_weights: int
+) -> float | None:
+    """Energy (J) of one env step: the total of :func:`energy_breakdown_per_step`."""
+    return float(energy_breakdown_per_step(chip, synops, neurons, substeps, n_weights).total)
+
+
+#: the ChipSpec fields the energy model prices with (their provenance goes into summary.json)
+ENERGY_FIELDS = ("e_synop_pj", "e_neuron_pj", "e_neuron_idle_pj", "e_learn_pj",
+                 "static_power_w", "step_time_s")
+#: the terms of an energy breakdown, which sum to its total
+ENERGY_PARTS = ("synaptic", "neuron", "learning", "static")
+
+
+def energy_model_info(chip: str, missing: Sequence[str], counts: str | None) -> dict[str, Any]:
+    """What ``summary.json`` says about the energy numbers: which chip constants priced them,
+    which were not located (counted as 0: ``missing``, from the energy model itself) and which
+    are unverified estimates (``assumed``: the chip's ``unverified`` energy fields, with their
+    values), and how the activity was counted."""
+    from neurorl.hardware.chips import get_chip
+
+    spec = get_chip(chip)
+    return {
+        "chip": spec.name,
+        "energy_scope": spec.energy_scope,
+        "constants": {f: getattr(spec, f) for f in ENERGY_FIELDS},
+        "missing": sorted(set(missing)),
+        "assumed": {f: getattr(spec, f) for f in spec.unverified if f in ENERGY_FIELDS},
+        "parts": list(ENERGY_PARTS),
+        "counts": counts,
+        "has_energy_model": has_energy_model(spec.name),
+    }
 
 
 def network_energy_fn(train: Any, substeps: int):
-    """Energy (J) of one env step from the agent's compiled network: ``synops -> J``, or None.
+    """Energy of one env step from the agent's compiled network: ``synops -> EnergyBreakdown``
+    (J by term and total), or None.
 
     The counts of one env step (``substeps`` steps) are the compiled network's own
     (``cnet.hardware.counts``): a neuron update per neuron of every group per step and, when the
@@ -187,13 +223,13 @@ def network_energy_fn(train: Any, substeps: int):
     updates = float(np.sum(base.neuron_updates))
     learning = float(np.sum(base.learning_updates))
 
-    def fn(synops: float) -> float:
+    def fn(synops: float):
         from neurorl.hardware.energy import ActivityCounts
 
         counts = ActivityCounts(synops_ac=float(synops), neuron_updates=updates,
                                 active_neuron_updates=updates, learning_updates=learning,
                                 steps=float(substeps))
-        return float(hw.energy(counts).total)
+        return hw.energy(counts)
 
     return fn
 
@@ -243,7 +279,11 @@ def chunk_records(
         t_idx, b_idx = np.nonzero(done[:, s])
         sps = float(spikes[:, s].mean())
         syn = float(synops[:, s].mean())
-        e_step = energy_fn(syn) if energy_fn is not None else None
+        e_step, parts, missing = energy_fn(syn) if energy_fn is not None else None, None, ()
+        if e_step is not None and hasattr(e_step, "total"):  # an EnergyBreakdown: its parts too
+            parts = {k: float(getattr(e_step, k)) for k in ENERGY_PARTS}
+            missing = tuple(e_step.missing)
+            e_step = float(e_step.total)
         for t, b in zip(t_idx, b_idx, strict=True):
             rec = {
                 "member": s,
@@ -271,6 +311,8 @@ def chunk_records(
                 "synops_per_step": syn,
                 "weight_norm": float(wnorm[-1, s]),
                 "energy_per_step_j": e_step,
+                **({"energy_parts_j": parts} if parts is not None else {}),
+                **({"energy_missing": list(missing)} if missing else {}),
             }
         )
     return episodes, chunks
@@ -702,9 +744,14 @@ def _run_experiment(
         # None: the chip has no energy model (the float reference), energy is not logged; the
         # compiled network's hardware model where the agent is an N-HAL network
         efn = network_energy_fn(train, cfg.agent.substeps) if has_energy_model(chip) else None
+        counted = ("the compiled network's counts (cnet.hardware.counts): every neuron update "
+                   "counted active, learning updates only when the rules learn on the chip"
+                   if efn is not None else None)
         if efn is None and has_energy_model(chip):
-            efn = lambda syn: energy_per_step(  # noqa: E731
+            efn = lambda syn: energy_breakdown_per_step(  # noqa: E731
                 chip, syn, neurons, cfg.agent.substeps, n_weights)
+            counted = (f"agent estimate: {neurons} neurons x {cfg.agent.substeps} substeps "
+                       f"active updates, {n_weights} learning updates per env step")
 
         bound = clip_bound(cfg)
         S = cfg.training.n_seeds
@@ -805,6 +852,7 @@ def _run_experiment(
             ) from None
 
         summary = summarize_run(run_dir, cfg, members)
+        summary["energy_model"]["counts"] = counted
         # the numeric-fault criteria's peaks over the logged chunks (how far from the limits)
         summary["numeric"] = {
             "max_weight_growth_limit": cfg.training.max_weight_growth,
@@ -927,6 +975,10 @@ def summarize_run(
             s["synops_per_step"] = float(np.mean(syn)) if syn else None
             e = [c["energy_per_step_j"] for c in mc if c.get("energy_per_step_j") is not None]
             s["energy_per_step_j"] = float(np.mean(e)) if e else None
+            parts = [c["energy_parts_j"] for c in mc if c.get("energy_parts_j") is not None]
+            if e and len(parts) == len(e):  # the same chunks' mean of each term
+                s["energy_parts_per_step_j"] = {
+                    k: float(np.mean([p[k] for p in parts])) for k in ENERGY_PARTS}
         # energy per env step of each episode as logged (None for runs without an energy model)
         e_ep = [e.get("energy_per_step_j") for e in eps]
         step_energy = (
@@ -976,6 +1028,7 @@ def summarize_run(
                 reference_max=cfg.training.threshold,
             )
         out.append(s)
+    missing = sorted({m for c in chunks for m in c.get("energy_missing", ())})
     return {
         "name": cfg.name,
         "env": cfg.env.id,
@@ -983,6 +1036,7 @@ def summarize_run(
         "chip": cfg.hardware.chip,
         "steps": cfg.training.steps,
         "boundaries": bounds,
+        "energy_model": energy_model_info(cfg.hardware.chip, missing, None),
         "members": out,
     }
 
@@ -1116,6 +1170,8 @@ def agent_member_overrides(path: str | Path, overrides: Sequence[str]) -> list[s
     if not os.environ.get("WANDB_SWEEP_ID"):
         return list(overrides)
     program = C.load_yaml(path)
+    if program.get("task") == "classification":  # its own schema, no training.n_seeds
+        return list(overrides)
     params = dict(C.parse_override(o) for o in overrides)
     seeds = member_seeds(program, params)
     note = seeds_note(program, path)
