@@ -143,7 +143,7 @@ def _neuron_count(train: Any, agent_state_one: Any) -> int:
 
 def energy_breakdown_per_step(
     chip: str, synops: float, neurons: int, substeps: int, n_weights: int
-):
+) -> Any:
     """Energy of one env step on ``chip`` by term (:class:`~neurorl.hardware.energy.
     EnergyBreakdown`: synaptic, neuron, learning, static, total in J, and ``missing``).
 
@@ -181,7 +181,17 @@ def energy_model_info(chip: str, missing: Sequence[str], counts: str | None) -> 
     """What ``summary.json`` says about the energy numbers: which chip constants priced them,
     which were not located (counted as 0: ``missing``, from the energy model itself) and which
     are unverified estimates (``assumed``: the chip's ``unverified`` energy fields, with their
-    values), and how the activity was counted."""
+    values), and how the activity was counted.
+
+    Args:
+        chip: the chip name (``hardware.chip``).
+        missing: the terms the energy model named as not located (``EnergyBreakdown.missing``).
+        counts: how the activity was counted, in words (``None`` without an energy model).
+
+    Returns:
+        ``{"chip", "energy_scope", "constants", "missing", "assumed", "parts", "counts",
+        "has_energy_model"}``.
+    """
     from neurorl.hardware.chips import get_chip
 
     spec = get_chip(chip)

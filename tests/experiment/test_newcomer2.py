@@ -413,3 +413,27 @@ def test_resuming_a_finished_sweep_compiles_nothing(tmp_path, capsys):
     with count_jax_work() as seen:
         assert main(["resume", str(out), "--no-progress"]) == 0
     assert seen == {"trace": 0, "compile": 0}
+
+
+@pytest.mark.parametrize(
+    "section, written, valid",
+    [
+        (("training",), "n seeds", "n_seeds"),
+        (("training",), "chunk-steps", "chunk_steps"),
+        (("hardware",), "off chip learning", "off_chip_learning"),
+        (("agent", "hyper"), "n rec", "n_rec"),
+        (("env", "params"), "x threshold", "x_threshold"),
+    ],
+)
+def test_a_config_key_with_spaces_or_hyphens_is_named_as_written_with_its_valid_key(
+        section, written, valid):
+    from neurorl.errors import ConfigError
+
+    tree = json.loads(json.dumps(TINY))
+    node = tree
+    for k in section:
+        node = node.setdefault(k, {})
+    node[written] = 2
+    with pytest.raises(ConfigError) as e:
+        from_dict(tree)
+    assert e.value.field == ".".join((*section, written)) and e.value.suggestion == valid
