@@ -437,3 +437,19 @@ def test_a_config_key_with_spaces_or_hyphens_is_named_as_written_with_its_valid_
     with pytest.raises(ConfigError) as e:
         from_dict(tree)
     assert e.value.field == ".".join((*section, written)) and e.value.suggestion == valid
+
+
+def test_the_gymnasium_env_classes_take_a_case_variant_as_the_registered_id():
+    """lookup accepted `cartpole-v1`, then the render metadata looked the typed id up in
+    gymnasium and failed with `render: got 'cartpole-v1'`; now the registered id is used."""
+    import gymnasium
+
+    from neurorl.envs.gym_registration import NeurorlGymEnv, NeurorlVectorEnv
+
+    fps = gymnasium.make("CartPole-v1").metadata["render_fps"]
+    env = NeurorlGymEnv("cartpole-v1")
+    assert env.name == "CartPole-v1" and env.metadata["render_fps"] == fps
+    env.reset(seed=0)
+    assert env.step(0)[1] == 1.0
+    vec = NeurorlVectorEnv(2, "CARTPOLE-V1")
+    assert vec.name == "CartPole-v1" and vec.metadata["render_fps"] == fps
