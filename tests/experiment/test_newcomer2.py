@@ -28,17 +28,18 @@ TINY = {
 def count_jax_work():
     """Count jaxpr traces and XLA compilations (jax.monitoring's events; no timing)."""
     from jax import monitoring
-    from jax._src import dispatch
 
+    trace_event = "/jax/core/compile/jaxpr_trace_duration"  # jax's own event names
+    compile_event = "/jax/core/compile/backend_compile_duration"
     seen = {"trace": 0, "compile": 0}
     active = [True]
 
     def listener(event, _duration, **_kw):
         if not active[0]:
             return
-        if event == dispatch.JAXPR_TRACE_EVENT:
+        if event == trace_event:
             seen["trace"] += 1
-        elif event == dispatch.BACKEND_COMPILE_EVENT:
+        elif event == compile_event:
             seen["compile"] += 1
 
     monitoring.register_event_duration_secs_listener(listener)
