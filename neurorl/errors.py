@@ -9,6 +9,7 @@ traceback for a typo.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -66,12 +67,21 @@ def is_finite_number(value: object) -> bool:
             and math.isfinite(float(value)))
 
 
+def _separators(name: str) -> str:
+    """``name`` lower-cased with runs of spaces, hyphens and underscores as one underscore."""
+    return re.sub(r"[\s_\-]+", "_", name.strip().lower())
+
+
 def closest(name: str, choices: Iterable[str]) -> str | None:
     """Closest valid name to ``name`` among ``choices`` (case-insensitive), or ``None``."""
     choices = list(choices)
     lowered = {c.lower(): c for c in choices}
     if name.lower() in lowered:
         return lowered[name.lower()]
+    # a key written with spaces or hyphens for underscores (`tau mem`, `n-seeds`): that key
+    sep = {_separators(c): c for c in choices}
+    if _separators(name) in sep:
+        return sep[_separators(name)]
     hits = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.4)
     return lowered[hits[0]] if hits else None
 

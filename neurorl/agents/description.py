@@ -22,16 +22,22 @@ can be written in YAML, validated with errors that name the YAML path::
         rules:
           - {connection: obs->exc, rule: eprop, params: {tau_out: 5.0}}
 
-Group sizes are integers or small expressions of ``encoder`` (the encoder's ``n_in``),
-``n_actions`` and ``obs_dim`` with ``+`` and ``*`` (``n_actions * 10``, ``n_actions + 1``).
+Group sizes are whole numbers or small expressions of ``encoder`` (the encoder's ``n_in``),
+``n_actions`` and ``obs_dim`` with ``+``, ``-``, ``*`` and parentheses (``n_actions * 10``,
+``(n_actions + 1) * 4``); the expression is parsed, never run as Python.
 A connection's keys are :class:`~neurorl.core.network.Connection`'s arguments (``rule`` is the
 connectivity rule: all_to_all, one_to_one, probabilistic with ``p``, fixed_fan_in with ``k``);
-``name`` defaults to ``"source->target"``. ``rules: "eprop"`` (a string) puts that rule on
-every connection.
+``name`` defaults to ``"source->target"``. ``rules: eprop`` (a string) or ``rules: {rule: eprop,
+params: {...}}`` puts that rule on every connection (errors then name ``rules`` /
+``rules.rule``, where it was written); a list holds ``{connection, rule}`` entries. Keys are
+written with underscores: a key with a space or a hyphen (``tau mem``) is an error that names
+it as written and the valid key.
 """
 
 from __future__ import annotations
 
+import ast
+import operator
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -54,7 +60,10 @@ def _check_keys(path: str, d: Any, allowed: tuple[str, ...], required: tuple[str
         raise ConfigError(path, d, f"a mapping with keys from {list(allowed)}")
     for k in d:
         if k not in allowed:
-            raise ConfigError(f"{path}.{k}", d[k], f"one of the keys {list(allowed)}",
+            hint = ""
+            if isinstance(k, str) and re.search(r"[\s-]", k.strip()):
+                hint = " (keys are written with underscores, no spaces or hyphens)"
+            raise ConfigError(f"{path}.{k}", d[k], f"one of the keys {list(allowed)}{hint}",
                               closest(str(k), allowed))
     for k in required:
         if k not in d:
@@ -62,36 +71,100 @@ def _check_keys(path: str, d: Any, allowed: tuple[str, ...], required: tuple[str
     return dict(d)
 
 
+_SIZE_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+_OP_TEXT = {ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**", ast.MatMult: "@",
+            ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<",
+            ast.RShift: ">>"}
+
+
 def _size(path: str, value: Any, names: Mapping[str, int]) -> int:
-    """An int, or an expression like ``n_actions * 10 + 1`` of the names (no other syntax)."""
+    """A group size: a whole number > 0, or an expression like ``n_actions * 10 + 1``.
+
+    The expression may use whole numbers, the names (``encoder``, ``n_actions``, ``obs_dim``),
+    ``+``, ``-``, ``*`` and parentheses, nothing else (it is parsed, never evaluated as Python).
+
+    Raises:
+        ConfigError: one message naming the field, the value, what is allowed (with the names'
+            values here) and what in the value is not, with the closest name for a misspelt one.
+    """
+    known = ", ".join(f"{k} (= {v})" for k, v in sorted(names.items()))
+    allowed = (f"a whole number > 0, or an expression of whole numbers and the names {known} "
+               "with +, -, * and parentheses")
+
+    def bad(why: str, suggestion: str | None = None) -> ConfigError:
+        return ConfigError(path, value, f"{allowed}; {why}", suggestion)
+
+    def ev(node: ast.AST) -> int:
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.Constant):
+            raise bad(f"{node.value!r} is not a whole number")
+        if isinstance(node, ast.Name):
+            if node.id not in names:
+                hint = closest(node.id, names)
+                raise bad(f"{node.id!r} is not one of the names", hint)
+            return int(names[node.id])
+        if isinstance(node, ast.BinOp) and type(node.op) in _SIZE_OPS:
+            return _SIZE_OPS[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.BinOp):
+            raise bad(f"the operator {_OP_TEXT.get(type(node.op), type(node.op).__name__)!r} "
+                      "is not allowed")
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            x = ev(node.operand)
+            return -x if isinstance(node.op, ast.USub) else x
+        raise bad(f"{ast.unparse(node)!r} is not a number, a name or + - * of them")
+
     if isinstance(value, bool):
-        raise ConfigError(path, value, "an integer > 0 or an expression of " f"{sorted(names)}")
+        raise bad("true/false is not a size")
     if isinstance(value, int):
         n = value
-    elif isinstance(value, str) and re.fullmatch(r"[\w\s+*]+", value):
-        total = 0
+    elif isinstance(value, float):
+        raise bad("a size is a whole number" + (f" (write {int(value)})"
+                                                if value.is_integer() else ""))
+    elif isinstance(value, str):
         try:
-            for term in value.split("+"):
-                prod = 1
-                for f in term.split("*"):
-                    f = f.strip()
-                    if f.isdigit():
-                        prod *= int(f)
-                    elif f in names:
-                        prod *= names[f]
-                    else:
-                        raise ConfigError(path, value, f"integers and the names {sorted(names)} "
-                                          "with + and *", closest(f, names))
-                total += prod
-        except ValueError as e:
-            raise ConfigError(path, value, f"an integer expression ({e})") from None
-        n = total
+            tree = ast.parse(value.strip(), mode="eval")
+        except SyntaxError:
+            raise bad("it is not a complete expression") from None
+        n = ev(tree.body)
     else:
-        raise ConfigError(path, value, f"an integer > 0 or an expression of {sorted(names)} "
-                          "with + and *")
+        raise bad(f"a {type(value).__name__} is not a size")
     if n <= 0:
-        raise ConfigError(path, value, "a size > 0")
+        raise ConfigError(path, value, f"a size > 0 (this is {n} here); {allowed}")
     return int(n)
+
+
+def _rules_registry() -> Mapping[str, Any]:
+    from neurorl.plasticity import RULES
+
+    return RULES
+
+
+def _rule_names() -> list[str]:
+    return list(_rules_registry())
+
+
+def _check_rule_params(path: str, rule: Any, params: Any) -> None:
+    """Each key of a rule's ``params`` is an argument of the rule (named with the closest)."""
+    import inspect
+
+    if not isinstance(rule, str) or not isinstance(params, Mapping):
+        return  # the rule name / params type are checked where the rule is made
+    reg = _rules_registry()
+    key = rule if rule in reg else closest(rule, reg)
+    if key is None or key.lower() != rule.lower():
+        return
+    sig = inspect.signature(reg[key]).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
+        return
+    names = [n for n, p in sig.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    for k, v in params.items():
+        if k not in names:
+            hint = ""
+            if isinstance(k, str) and re.search(r"[\s-]", k.strip()):
+                hint = " (keys are written with underscores, no spaces or hyphens)"
+            raise ConfigError(f"{path}.params.{k}", v,
+                              f"one of the {key} parameters {names}{hint}", closest(str(k), names))
 
 
 def _rethrow(path: str, e: NeurorlError) -> ConfigError:
@@ -187,15 +260,36 @@ def network_from_config(d: Mapping[str, Any], spec: AgentSpec, *, path: str = "a
         conn._name = cname
         conns[cname] = conn
     rules_d = d.get("rules") or []
+    # (entry, the path the user wrote it at): a string or a mapping is one entry for every
+    # connection, so its errors name `rules` / `rules.rule`, not a list index the user never wrote
     if isinstance(rules_d, str):
-        rules_d = [{"connection": n, "rule": rules_d} for n in conns]
+        entries = [({"connection": n, "rule": rules_d}, f"{path}.rules") for n in conns]
     elif isinstance(rules_d, Mapping):  # {"rule": "eprop", "params": {...}} on every connection
         r0 = _check_keys(f"{path}.rules", rules_d, ("rule", "params"), ("rule",))
-        rules_d = [{"connection": n, **r0} for n in conns]
+        entries = [({"connection": n, **r0}, f"{path}.rules") for n in conns]
+    elif isinstance(rules_d, list):
+        entries = []
+        for i, r in enumerate(rules_d):
+            if isinstance(r, str):  # a rule name where a {connection, rule} entry belongs
+                name_ = r if r in _rule_names() else (closest(r, _rule_names()) or "RULE")
+                raise ConfigError(
+                    f"{path}.rules.{i}", r,
+                    "a mapping {connection: NAME, rule: RULE} (connections: "
+                    f"{list(conns)}); to put {name_} on every connection write "
+                    f"`rules: {name_}` without a list")
+            entries.append((r, f"{path}.rules.{i}"))
+    else:
+        raise ConfigError(f"{path}.rules", rules_d, "a rule name for every connection (e.g. "
+                          "`rules: eprop`), {rule: RULE, params: {...}} for every connection, "
+                          "or a list of {connection: NAME, rule: RULE}")
     rules = []
-    for i, r in enumerate(rules_d):
-        rp = f"{path}.rules.{i}"
-        r = _check_keys(rp, r, RULE_KEYS, ("connection", "rule"))
+    for r, rp in entries:
+        whole = rp == f"{path}.rules"  # one rule for every connection
+        if not whole:
+            r = _check_keys(rp, r, RULE_KEYS, ("connection", "rule"))
+        if whole and isinstance(rules_d, str):
+            lookup(_rules_registry(), r["rule"], "plasticity rule", field=rp)
+        _check_rule_params(rp, r.get("rule"), r.get("params"))
         if r["connection"] not in conns:
             raise ConfigError(f"{rp}.connection", r["connection"],
                               f"a connection name, one of {list(conns)}",

@@ -135,7 +135,8 @@ class NeurorlGymEnv(gymnasium.Env):
             raise ConfigError("backend", backend, "'auto', 'numpy' or 'jax'")
         self.params = _build_params(env_cls, params, param_overrides)
         self.render_mode = render_mode
-        self.metadata = {**type(self).metadata, "render_fps": render_fps(env_id)}
+        # a case variant (cartpole-v1) was accepted by lookup: use the registered id from here on
+        self.metadata = {**type(self).metadata, "render_fps": render_fps(env_cls.id)}
         self.jax_env = env_cls()
         self._obs_space = self.jax_env.observation_space(self.params)
         self._act_space = self.jax_env.action_space(self.params)
@@ -411,7 +412,8 @@ class NeurorlVectorEnv(VectorEnv):
         self.params = _build_params(env_cls, params, param_overrides)
         self.num_envs = num_envs
         self.render_mode = render_mode
-        self.metadata = {**type(self).metadata, "render_fps": render_fps(env_id)}
+        # a case variant (cartpole-v1) was accepted by lookup: use the registered id from here on
+        self.metadata = {**type(self).metadata, "render_fps": render_fps(env_cls.id)}
         self.jax_env = env_cls()
         obs_space = self.jax_env.observation_space(self.params)
         act_space = self.jax_env.action_space(self.params)

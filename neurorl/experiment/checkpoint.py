@@ -245,6 +245,18 @@ def load_checkpoint(
     return jax.tree_util.tree_unflatten(treedef, leaves), header["meta"]
 
 
+def checkpoint_meta(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of a verified checkpoint (env steps done, chunks, config hash, ...).
+
+    Reads the file with numpy only (no template, nothing traced or compiled), so the runner can
+    tell a finished run from an interrupted one before it builds the training function.
+
+    Raises:
+        CheckpointError: as :func:`read_checkpoint`.
+    """
+    return read_checkpoint(run_dir)[0]["meta"]
+
+
 def has_checkpoint(run_dir: str | os.PathLike) -> bool:
     """Whether ``run_dir`` holds a checkpoint (current or legacy format)."""
     return (Path(run_dir) / CHECKPOINT_NAME).exists() or (Path(run_dir) / LEGACY_NAME).exists()

@@ -805,6 +805,9 @@ def cmd_run(cfg: ClassificationConfig, out: str | None, progress: bool = True) -
     print(f"run directory: {run_dir}")
     summary = run_classification(cfg, run_dir, progress=progress)
     print_summary(summary)
+    from neurorl.experiment.reporting import print_run_files
+
+    print_run_files(run_dir)  # the closing lines name summary.json and the other files
     return 0
 
 

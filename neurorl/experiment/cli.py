@@ -56,14 +56,25 @@ def _signature_defaults(fn: Callable, skip: Sequence[str] = ()) -> str:
     )
 
 
+def _summary(docstring: str | None) -> str:
+    """A docstring's first paragraph as one line (a summary that wraps onto a second line of
+    the docstring is kept whole, not cut at the line break)."""
+    lines = (docstring or "").strip().splitlines()
+    para = []
+    for line in lines:
+        if not line.strip():
+            break
+        para.append(line.strip())
+    return " ".join(para)
+
+
 def _registries() -> dict[str, Callable[[], list[tuple[str, str, str]]]]:
     """Lazily imported registries -> rows of (name, one-line description, parameters with their
     defaults: what a config or ``NeuronGroup``/``Connection``/``LearningRule`` may set)."""
     import dataclasses
 
     def doc(obj: object) -> str:
-        text = (getattr(obj, "__doc__", None) or "").strip().splitlines()
-        return text[0] if text else ""
+        return _summary(getattr(obj, "__doc__", None))
 
     def neurons():
         from neurorl.core.neurons import NEURONS
@@ -164,15 +175,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     console = Console()
     for name in names:
         fn = lookup(regs, name, "registry", field="neurorl list WHAT")
-        table = Table(title=name, show_lines=name in _PARAM_COLUMN)
-        table.add_column("name", style="bold")
-        table.add_column("description")
-        if name in _PARAM_COLUMN:
-            table.add_column(_PARAM_COLUMN[name])
         try:
             rows = fn()
         except ImportError as e:  # a subpackage that is not built yet must not hide the others
             rows = [("(unavailable)", str(e), "")]
+        table = Table(title=name, show_lines=name in _PARAM_COLUMN)
+        # every cell wraps (a word longer than its column folds onto the next line): rich's
+        # default overflow cut long names and `key=default` items with an ellipsis
+        longest = max((len(str(r[0])) for r in rows), default=4)
+        table.add_column("name", style="bold", overflow="fold",
+                         min_width=min(longest, console.width // 4))
+        table.add_column("description", overflow="fold")
+        if name in _PARAM_COLUMN:
+            table.add_column(_PARAM_COLUMN[name], overflow="fold")
         from rich.markup import escape
 
         for row in rows:
@@ -276,7 +291,8 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
         "member overrides, `parameters:` the dotted config paths it varies) locally and run its "
         "members. Each member is one seed: list the seeds under `training.seed: {values: [0, 1, "
         "2]}` (the program's training.n_seeds is replaced by the number of seeds; without "
-        "training.seed every member runs the program's training.seed alone). Members that differ "
+        "training.seed every member runs the program's training.seed alone, as each `neurorl run` "
+        "a `wandb agent` starts does). Members that differ "
         "only in training.seed run as one compiled, seed-vmapped group. Ends with plots and a "
         "table of the groups: median, IQR and IQM of the final return over seeds, by what the "
         "sweep varies.",

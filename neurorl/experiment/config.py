@@ -474,12 +474,99 @@ def from_dict(
         from neurorl.experiment import classification
 
         return classification.validate(tree)
+    tree = canonical_tree(tree)
     try:
         cfg = ExperimentConfig.model_validate(tree)
     except ValidationError as e:
         raise _from_validation_error(e) from None
     check_registries(cfg)
     return cfg
+
+
+#: config fields whose value is a registered name, and the section key that holds each
+CANONICAL_FIELDS = {"env.id": ("env", "id"), "agent.name": ("agent", "name"),
+                    "hardware.chip": ("hardware", "chip")}
+
+
+def _registered_names(field: str, value: str) -> list[str]:
+    """The registered names ``value`` may be a spelling of (with its ``gymnasium:``/``gymnax:``
+    prefix for bridged env ids)."""
+    if field == "agent.name":
+        from neurorl.agents import AGENTS
+
+        return list(AGENTS)
+    if field == "hardware.chip":
+        from neurorl.hardware.chips import CHIPS
+
+        return list(CHIPS)
+    if value.startswith("gymnasium:"):
+        if ":" in value[len("gymnasium:"):]:  # module:Id, registered by importing the module
+            return []
+        import gymnasium
+
+        return ["gymnasium:" + k for k in gymnasium.registry]
+    if value.startswith("gymnax:"):
+        try:
+            from neurorl.envs.gymnax_env import gymnax_ids
+
+            return ["gymnax:" + k for k in gymnax_ids()]
+        except ImportError:  # the [gymnax] extra is missing: env.id's check says so
+            return []
+    from neurorl.envs import ENVS
+
+    return list(ENVS)
+
+
+def canonical_name(field: str, value: Any) -> Any:
+    """The registered spelling of a name written in another case, else ``value`` unchanged.
+
+    neurorl looks its registries up case-insensitively, so ``env.id: cartpole-v1`` always ran
+    CartPole-v1; it was only *kept* as typed, so run names, sweep labels, ``summary.json``,
+    report tables and wandb configs said ``cartpole-v1`` and did not group with the runs that
+    wrote ``CartPole-v1``. A case-only difference has exactly one reading when one registered
+    name matches, so it is normalised here, once, where the config is validated; everything
+    downstream uses the validated config. A name matching none (a typo) or several is left for
+    validation, which rejects it with the closest registered name. Bridged ids
+    (``gymnasium:cartpole-v1``, ``gymnax:...``) follow the same rule, against their registries.
+
+    Args:
+        field: one of :data:`CANONICAL_FIELDS` (``env.id``, ``agent.name``, ``hardware.chip``).
+        value: the name as written.
+
+    Returns:
+        The registered name, or ``value``.
+    """
+    if field not in CANONICAL_FIELDS or not isinstance(value, str):
+        return value
+    names = _registered_names(field, value)
+    if value in names:
+        return value
+    hits = [n for n in names if n.lower() == value.lower()]
+    return hits[0] if len(hits) == 1 else value
+
+
+def canonical_tree(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """A config dict with its registered names in their registered spelling
+    (:func:`canonical_name`); other values untouched."""
+    out = dict(tree)
+    for field, (section, key) in CANONICAL_FIELDS.items():
+        sec = out.get(section)
+        if isinstance(sec, Mapping) and key in sec:
+            out[section] = {**sec, key: canonical_name(field, sec[key])}
+    return out
+
+
+def canonical_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted overrides (a sweep member's parameters) with registered names normalised as in
+    :func:`canonical_name`: ``env.id`` itself, or ``id`` inside a whole ``env`` section."""
+    out = {}
+    for k, v in overrides.items():
+        if k in CANONICAL_FIELDS:
+            v = canonical_name(k, v)
+        elif isinstance(v, Mapping) and k in {s for s, _ in CANONICAL_FIELDS.values()}:
+            v = canonical_tree({k: v})[k]
+        out[k] = v
+    return out
 
 
 def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> ExperimentConfig:

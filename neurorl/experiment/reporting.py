@@ -211,7 +211,8 @@ def print_table(
 
     table = Table(title=escape(title))
     for c in columns:
-        table.add_column(escape(c), justify="left" if c in ("member", "label", "chip") else "right")
+        table.add_column(escape(c), justify="left" if c in ("member", "label", "chip") else "right",
+                         overflow="fold")  # wrap a long label, never cut it
     for r in rows:
         table.add_row(*(escape(x) for x in r))
     console.print(table)
@@ -421,3 +422,53 @@ def print_report_tables(run_dir: str | Path, *, members: bool = True) -> None:
         GROUP_COLUMNS,
         group_rows(group_stats(summaries)),
     )
+
+
+#: what each file a run or sweep directory may hold is, in the order the closing lines name them
+RUN_FILES = (
+    ("summary.json", "final return, steps to threshold, energy per step and its parts, "
+                     "adaptation, status per member"),
+    ("report.md", "the tables above"),
+    ("plots", "lifelong.png, lifelong.csv, return_vs_energy.png, compare.png"),
+    ("episodes.jsonl", "one line per finished episode"),
+    ("chunks.jsonl", "one line per chunk (steps/s, spikes, energy)"),
+    ("config.yaml", "the resolved config"),
+    ("members.json", "the seeds (members) and their names"),
+    ("checkpoint.npz", "the last checkpoint (neurorl resume)"),
+    ("sweep.json", "the sweep's members and compiled groups"),
+    ("wandb", "wandb's run directories (wandb sync)"),
+)
+
+
+def run_files(run_dir: str | Path) -> list[tuple[str, str]]:
+    """The files a finished run or sweep directory holds, with what each is.
+
+    Args:
+        run_dir: a run directory, or a sweep directory (``group-NNN/`` run directories inside).
+
+    Returns:
+        ``[(path, what)]`` for the files that exist; in a sweep directory the groups' summaries
+        are one entry ``group-*/summary.json``.
+    """
+    run_dir = Path(run_dir)
+    out = []
+    groups = sorted(p for p in run_dir.glob("group-*") if (p / "summary.json").exists())
+    if groups:
+        out.append((str(run_dir / "group-*" / "summary.json"),
+                    f"one summary per compiled group ({len(groups)}): " + RUN_FILES[0][1]))
+    for name, what in RUN_FILES:
+        p = run_dir / name
+        if p.exists():
+            out.append((str(p) + ("/" if p.is_dir() else ""), what))
+    return out
+
+
+def print_run_files(run_dir: str | Path) -> None:
+    """The closing lines of a run, resume, sweep or report: where its summary and files are."""
+    files = run_files(run_dir)
+    if not files:
+        return
+    width = max(len(p) for p, _ in files)
+    print(f"files in {run_dir}:", flush=True)
+    for p, what in files:
+        print(f"  {p:<{width}}  {what}", flush=True)

@@ -28,7 +28,7 @@ from neurorl.experiment.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from neurorl.experiment.reporting import print_report_tables, report
+from neurorl.experiment.reporting import print_report_tables, print_run_files, report
 
 # ----------------------------------------------------------------------------------------------
 # config -> training function
@@ -141,13 +141,15 @@ def _neuron_count(train: Any, agent_state_one: Any) -> int:
         train.agent.weights(agent_state_one)) if np.ndim(w) >= 2))
 
 
-def energy_per_step(
+def energy_breakdown_per_step(
     chip: str, synops: float, neurons: int, substeps: int, n_weights: int
-) -> float | None:
-    """Energy (J) of one env step on ``chip`` from counted synaptic events and neuron updates.
+) -> Any:
+    """Energy of one env step on ``chip`` by term (:class:`~neurorl.hardware.energy.
+    EnergyBreakdown`: synaptic, neuron, learning, static, total in J, and ``missing``).
 
     Synaptic events are counted by the agent; neuron updates are ``neurons x substeps``; learning
     updates are one per learnable synapse per env step; static power over ``substeps`` chip steps.
+    Priced by :func:`neurorl.hardware.energy.energy` (for agents without a compiled network).
     """
     from neurorl.hardware.energy import ActivityCounts, energy
 
@@ -158,12 +160,56 @@ def energy_per_step(
         learning_updates=float(n_weights),
         steps=float(substeps),
     )
-    e = energy(counts, chip)
-    return float(e.total)
+    return energy(counts, chip)
+
+
+def energy_per_step(
+    chip: str, synops: float, neurons: int, substeps: int, n_weights: int
+) -> float | None:
+    """Energy (J) of one env step: the total of :func:`energy_breakdown_per_step`."""
+    return float(energy_breakdown_per_step(chip, synops, neurons, substeps, n_weights).total)
+
+
+#: the ChipSpec fields the energy model prices with (their provenance goes into summary.json)
+ENERGY_FIELDS = ("e_synop_pj", "e_neuron_pj", "e_neuron_idle_pj", "e_learn_pj",
+                 "static_power_w", "step_time_s")
+#: the terms of an energy breakdown, which sum to its total
+ENERGY_PARTS = ("synaptic", "neuron", "learning", "static")
+
+
+def energy_model_info(chip: str, missing: Sequence[str], counts: str | None) -> dict[str, Any]:
+    """What ``summary.json`` says about the energy numbers: which chip constants priced them,
+    which were not located (counted as 0: ``missing``, from the energy model itself) and which
+    are unverified estimates (``assumed``: the chip's ``unverified`` energy fields, with their
+    values), and how the activity was counted.
+
+    Args:
+        chip: the chip name (``hardware.chip``).
+        missing: the terms the energy model named as not located (``EnergyBreakdown.missing``).
+        counts: how the activity was counted, in words (``None`` without an energy model).
+
+    Returns:
+        ``{"chip", "energy_scope", "constants", "missing", "assumed", "parts", "counts",
+        "has_energy_model"}``.
+    """
+    from neurorl.hardware.chips import get_chip
+
+    spec = get_chip(chip)
+    return {
+        "chip": spec.name,
+        "energy_scope": spec.energy_scope,
+        "constants": {f: getattr(spec, f) for f in ENERGY_FIELDS},
+        "missing": sorted(set(missing)),
+        "assumed": {f: getattr(spec, f) for f in spec.unverified if f in ENERGY_FIELDS},
+        "parts": list(ENERGY_PARTS),
+        "counts": counts,
+        "has_energy_model": has_energy_model(spec.name),
+    }
 
 
 def network_energy_fn(train: Any, substeps: int):
-    """Energy (J) of one env step from the agent's compiled network: ``synops -> J``, or None.
+    """Energy of one env step from the agent's compiled network: ``synops -> EnergyBreakdown``
+    (J by term and total), or None.
 
     The counts of one env step (``substeps`` steps) are the compiled network's own
     (``cnet.hardware.counts``): a neuron update per neuron of every group per step and, when the
@@ -187,13 +233,13 @@ def network_energy_fn(train: Any, substeps: int):
     updates = float(np.sum(base.neuron_updates))
     learning = float(np.sum(base.learning_updates))
 
-    def fn(synops: float) -> float:
+    def fn(synops: float):
         from neurorl.hardware.energy import ActivityCounts
 
         counts = ActivityCounts(synops_ac=float(synops), neuron_updates=updates,
                                 active_neuron_updates=updates, learning_updates=learning,
                                 steps=float(substeps))
-        return float(hw.energy(counts).total)
+        return hw.energy(counts)
 
     return fn
 
@@ -243,7 +289,11 @@ def chunk_records(
         t_idx, b_idx = np.nonzero(done[:, s])
         sps = float(spikes[:, s].mean())
         syn = float(synops[:, s].mean())
-        e_step = energy_fn(syn) if energy_fn is not None else None
+        e_step, parts, missing = energy_fn(syn) if energy_fn is not None else None, None, ()
+        if e_step is not None and hasattr(e_step, "total"):  # an EnergyBreakdown: its parts too
+            parts = {k: float(getattr(e_step, k)) for k in ENERGY_PARTS}
+            missing = tuple(e_step.missing)
+            e_step = float(e_step.total)
         for t, b in zip(t_idx, b_idx, strict=True):
             rec = {
                 "member": s,
@@ -271,6 +321,8 @@ def chunk_records(
                 "synops_per_step": syn,
                 "weight_norm": float(wnorm[-1, s]),
                 "energy_per_step_j": e_step,
+                **({"energy_parts_j": parts} if parts is not None else {}),
+                **({"energy_missing": list(missing)} if missing else {}),
             }
         )
     return episodes, chunks
@@ -574,6 +626,42 @@ def file_error_message(e: OSError, run_dir: Path | None = None) -> str:
     return f"cannot write or read {where}: {e.strerror or e} ({hint})"
 
 
+def finished_summary(run_dir: str | Path, cfg: C.ExperimentConfig) -> dict[str, Any] | None:
+    """The summary of a run that already did all of ``cfg``'s env steps, else ``None``.
+
+    Read from the run directory alone (``summary.json`` and the checkpoint's metadata, with
+    numpy), so resuming a finished run reports it without building or compiling the training
+    function. A run counts as finished when its ``summary.json`` says ``status: finished`` and
+    its checkpoint (if any) was written by this config at env step ``training.steps`` or later;
+    a stopped (``non_finite``) run, a partial run, or a checkpoint of another config is not
+    finished (resume then continues, or refuses the checkpoint as before).
+
+    Args:
+        run_dir: the run directory.
+        cfg: the run's config (its ``config.yaml``).
+    """
+    from neurorl.errors import CheckpointError
+    from neurorl.experiment.checkpoint import checkpoint_meta
+
+    run_dir = Path(run_dir)
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("status") != "finished":
+        return None
+    if has_checkpoint(run_dir):
+        try:
+            meta = checkpoint_meta(run_dir)
+        except CheckpointError:
+            return None  # resume's own checks name what is wrong with it
+        if meta.get("config_sha256") not in (None, config_fingerprint(cfg)):
+            return None
+        if int(meta.get("env_steps", -1)) < cfg.training.steps:
+            return None
+    return summary
+
+
 def _run_experiment(
     cfg: C.ExperimentConfig,
     run_dir: Path,
@@ -591,6 +679,10 @@ def _run_experiment(
     from neurorl.experiment.checkpoint import clean_temp_files
     from neurorl.experiment.logging import RunLogger
 
+    if resume:
+        done = finished_summary(run_dir, cfg)
+        if done is not None:  # nothing to run: no build, no trace, no compile
+            return done
     train = build(cfg)  # every host-side check, before anything exists on disk
     tc = train.config
     total = cfg.training.steps
@@ -662,9 +754,14 @@ def _run_experiment(
         # None: the chip has no energy model (the float reference), energy is not logged; the
         # compiled network's hardware model where the agent is an N-HAL network
         efn = network_energy_fn(train, cfg.agent.substeps) if has_energy_model(chip) else None
+        counted = ("the compiled network's counts (cnet.hardware.counts): every neuron update "
+                   "counted active, learning updates only when the rules learn on the chip"
+                   if efn is not None else None)
         if efn is None and has_energy_model(chip):
-            efn = lambda syn: energy_per_step(  # noqa: E731
+            efn = lambda syn: energy_breakdown_per_step(  # noqa: E731
                 chip, syn, neurons, cfg.agent.substeps, n_weights)
+            counted = (f"agent estimate: {neurons} neurons x {cfg.agent.substeps} substeps "
+                       f"active updates, {n_weights} learning updates per env step")
 
         bound = clip_bound(cfg)
         S = cfg.training.n_seeds
@@ -765,6 +862,7 @@ def _run_experiment(
             ) from None
 
         summary = summarize_run(run_dir, cfg, members)
+        summary["energy_model"]["counts"] = counted
         # the numeric-fault criteria's peaks over the logged chunks (how far from the limits)
         summary["numeric"] = {
             "max_weight_growth_limit": cfg.training.max_weight_growth,
@@ -887,6 +985,10 @@ def summarize_run(
             s["synops_per_step"] = float(np.mean(syn)) if syn else None
             e = [c["energy_per_step_j"] for c in mc if c.get("energy_per_step_j") is not None]
             s["energy_per_step_j"] = float(np.mean(e)) if e else None
+            parts = [c["energy_parts_j"] for c in mc if c.get("energy_parts_j") is not None]
+            if e and len(parts) == len(e):  # the same chunks' mean of each term
+                s["energy_parts_per_step_j"] = {
+                    k: float(np.mean([p[k] for p in parts])) for k in ENERGY_PARTS}
         # energy per env step of each episode as logged (None for runs without an energy model)
         e_ep = [e.get("energy_per_step_j") for e in eps]
         step_energy = (
@@ -936,6 +1038,7 @@ def summarize_run(
                 reference_max=cfg.training.threshold,
             )
         out.append(s)
+    missing = sorted({m for c in chunks for m in c.get("energy_missing", ())})
     return {
         "name": cfg.name,
         "env": cfg.env.id,
@@ -943,6 +1046,7 @@ def summarize_run(
         "chip": cfg.hardware.chip,
         "steps": cfg.training.steps,
         "boundaries": bounds,
+        "energy_model": energy_model_info(cfg.hardware.chip, missing, None),
         "members": out,
     }
 
@@ -1052,8 +1156,43 @@ def _default_run_dir(cfg: C.ExperimentConfig, out: str | None) -> Path:
     return Path(cfg.logging.dir) / f"{cfg.name}-{stamp}"
 
 
+def agent_member_overrides(path: str | Path, overrides: Sequence[str]) -> list[str]:
+    """``overrides`` of a ``neurorl run`` that a ``wandb agent`` started, with the member's seeds.
+
+    Under ``wandb agent`` (``WANDB_SWEEP_ID`` set) the run is one sweep member: its
+    ``training.seed`` / ``training.n_seeds`` come from :func:`sweep.member_seeds`, the function
+    ``neurorl sweep`` takes them from, so a member runs the same seeds either way (before, the
+    agent's run kept the program's ``n_seeds`` and stopped, while the local sweep ran one seed).
+    Elsewhere ``overrides`` are returned unchanged.
+
+    Args:
+        path: the experiment config (the sweep's ``program``).
+        overrides: the ``--name=value`` / ``--set`` items, in order.
+
+    Raises:
+        ConfigError: as :func:`sweep.member_seeds`.
+    """
+    import os
+    import sys
+
+    from neurorl.experiment.sweep import member_seeds, seeds_note
+
+    if not os.environ.get("WANDB_SWEEP_ID"):
+        return list(overrides)
+    program = C.load_yaml(path)
+    if program.get("task") == "classification":  # its own schema, no training.n_seeds
+        return list(overrides)
+    params = dict(C.parse_override(o) for o in overrides)
+    seeds = member_seeds(program, params)
+    note = seeds_note(program, path)
+    if note:
+        print(note, file=sys.stderr, flush=True)
+    return [f"{k}={v}" for k, v in seeds.items()] + list(overrides)
+
+
 def _load_experiment(path: str, overrides: Sequence[str], command: str) -> C.ExperimentConfig:
-    """Load an experiment config; a sweep file gets pointed to ``neurorl sweep``."""
+    """Load an experiment config; a sweep file gets pointed to ``neurorl sweep``; under
+    ``wandb agent`` the member's seeds (:func:`agent_member_overrides`)."""
     raw = C.load_yaml(path)
     if "parameters" in raw and ("method" in raw or "base" in raw):
         raise ConfigError(
@@ -1062,7 +1201,7 @@ def _load_experiment(path: str, overrides: Sequence[str], command: str) -> C.Exp
             f"an experiment config for `neurorl {command}`; this is a sweep file (program, "
             f"method, parameters): run it with `neurorl sweep {path}`",
         )
-    return C.load_config(path, overrides)
+    return C.load_config(path, agent_member_overrides(path, overrides))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -1090,6 +1229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_experiment(cfg, run_dir, progress=not args.no_progress, wandb_mode=args.wandb)
     report(run_dir)
     print_report_tables(run_dir)
+    print_run_files(run_dir)
     return 0
 
 
@@ -1100,8 +1240,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if (run_dir / "sweep.json").exists():
         return _resume_sweep(run_dir, progress=not args.no_progress)
     cfg = C.from_dict(C.load_yaml(run_dir / "config.yaml"))
-    if (run_dir / "summary.json").exists() and not has_checkpoint(run_dir):
-        print("run already finished")
+    if finished_summary(run_dir, cfg) is not None or (
+        (run_dir / "summary.json").exists() and not has_checkpoint(run_dir)
+    ):
+        print(f"run already finished ({cfg.training.steps:,} env steps): nothing to resume")
+        report(run_dir)
+        print_report_tables(run_dir)
+        print_run_files(run_dir)
         return 0
     members = (
         json.loads((run_dir / "members.json").read_text())
@@ -1111,6 +1256,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_experiment(cfg, run_dir, progress=not args.no_progress, resume=True, members=members)
     report(run_dir)
     print_report_tables(run_dir)
+    print_run_files(run_dir)
     return 0
 
 
@@ -1125,12 +1271,14 @@ def sweep_groups(
     """Group sweep members that differ only in ``training.seed``: each group is one compiled,
     vmapped function over consecutive seeds (shapes and static settings match); the rest are
     separate groups. Returns ``[{"overrides": ..., "seeds": [...], "members": [indices]}]``."""
+    from neurorl.experiment.sweep import member_seeds
+
     groups: dict[str, dict[str, Any]] = {}
     for i, m in enumerate(members):
-        rest = {k: v for k, v in m.items() if k != "training.seed"}
+        rest = {k: v for k, v in m.items() if k not in ("training.seed", "training.n_seeds")}
         key = json.dumps(rest, sort_keys=True, default=str)
         g = groups.setdefault(key, {"overrides": rest, "seeds": [], "members": []})
-        g["seeds"].append(int(m.get("training.seed", base.get("training", {}).get("seed", 0))))
+        g["seeds"].append(member_seeds(base, m)["training.seed"])
         g["members"].append(i)
     out = []
     for g in groups.values():
@@ -1182,7 +1330,9 @@ def load_sweep(
     sweep = C.load_yaml(path)
     base = C.load_yaml(program_path(sweep, path))  # wandb's `program` (or the legacy `base`)
     sets = dict(C.parse_override(o) for o in overrides)
-    members = [{**m, **sets} for m in expand_sweep(sweep)]
+    # registered names in their registered spelling (env.id: cartpole-v1 -> CartPole-v1), so
+    # labels, member names and groups agree with the validated configs
+    members = [C.canonical_overrides({**m, **sets}) for m in expand_sweep(sweep)]
     groups = sweep_groups(base, members)
     varying = _varying_keys(members)
     for g in groups:
@@ -1202,14 +1352,24 @@ def _varying_keys(members: Sequence[Mapping[str, Any]]) -> set[str]:
 
 
 def group_config(base: Mapping[str, Any], g: Mapping[str, Any]) -> C.ExperimentConfig:
+    """The config of a compiled group: its members' seeds (:func:`sweep.member_seeds` each,
+    consecutive) vmapped as one run of ``len(seeds) x`` the seeds per member."""
+    from neurorl.experiment.sweep import member_seeds
+
     ov = dict(g["overrides"])
-    ov["training.seed"] = g["seeds"][0]
-    ov["training.n_seeds"] = len(g["seeds"])
+    first = member_seeds(base, {**ov, "training.seed": g["seeds"][0]})
+    ov["training.seed"] = first["training.seed"]
+    ov["training.n_seeds"] = len(g["seeds"]) * first["training.n_seeds"]
     return C.from_dict(base, ov)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     base, members, groups = load_sweep(args.sweep, getattr(args, "overrides", ()))
+    from neurorl.experiment.sweep import program_path, seeds_note
+
+    note = seeds_note(base, program_path(C.load_yaml(args.sweep), args.sweep))
+    if note:  # the same note a wandb agent's run prints
+        print(note, flush=True)
     if args.launcher == "ray":
         from neurorl.experiment.launch_ray import import_ray, run_sweep_ray
 
@@ -1247,6 +1407,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             )
     report(out)
     print_report_tables(out, members=False)
+    print_run_files(out)
     return 0
 
 
@@ -1293,9 +1454,14 @@ def _resume_sweep(out: Path, progress: bool = True) -> int:
         gdir = out / f"group-{gi:03d}"
         if (gdir / "summary.json").exists() and not has_checkpoint(gdir):
             continue
+        if (gdir / "config.yaml").exists() and finished_summary(
+            gdir, C.from_dict(C.load_yaml(gdir / "config.yaml"))
+        ) is not None:
+            continue  # finished: nothing to build or compile for this group
         run_group(base, g, out, gi, name, progress=progress, resume=True)
     report(out)
     print_report_tables(out, members=False)
+    print_run_files(out)
     return 0
 
 
@@ -1307,4 +1473,5 @@ def _resume_sweep(out: Path, progress: bool = True) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     report(args.run_dir)
     print_report_tables(args.run_dir)
+    print_run_files(args.run_dir)
     return 0

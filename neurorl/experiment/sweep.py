@@ -470,6 +470,56 @@ def expand_sweep(sweep: Mapping[str, Any], seed: int = 0) -> list[dict[str, Any]
     return [{n: _sample(n, s, rng) for n, s in params.items()} for _ in range(count)]
 
 
+#: seeds one sweep member runs: a member is one `neurorl run` under `wandb agent` (one wandb run)
+SEEDS_PER_MEMBER = 1
+
+
+def member_seeds(program: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, int]:
+    """``training.seed`` and ``training.n_seeds`` of one sweep member.
+
+    The one place both ways of running a sweep take them from, so a member runs the same seeds
+    either way: ``neurorl sweep`` (which then vmaps members that differ only in their seed as
+    one group) and a ``wandb agent`` starting ``neurorl run PROGRAM --name=value ...``. A member
+    is one seed: its ``training.seed`` parameter, else the program's ``training.seed`` (default
+    0); the program's ``training.n_seeds`` is replaced by 1 (say which seeds to run under
+    ``training.seed: {values: [...]}``; :func:`seeds_note` says so when it replaces more).
+
+    Args:
+        program: the experiment config dict the sweep's members override (``program``).
+        params: the member's parameters (dotted config paths -> values).
+
+    Returns:
+        ``{"training.seed": s, "training.n_seeds": 1}``.
+
+    Raises:
+        ConfigError: the member sets ``training.n_seeds`` to more than one seed (a member is one
+            wandb run; list the seeds under ``training.seed``), or a seed that is not an int.
+    """
+    training = program.get("training") if isinstance(program, Mapping) else None
+    training = training if isinstance(training, Mapping) else {}
+    n = params.get("training.n_seeds", SEEDS_PER_MEMBER)
+    if n != SEEDS_PER_MEMBER:
+        raise ConfigError(
+            "sweep.parameters.training.n_seeds", n,
+            f"{SEEDS_PER_MEMBER} (or no entry): each member is one seed, as one wandb run; "
+            "list the seeds to run under training.seed: {values: [0, 1, 2]}")
+    seed = params.get("training.seed", training.get("seed", 0))
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError("training.seed", seed, "an int")
+    return {"training.seed": seed, "training.n_seeds": SEEDS_PER_MEMBER}
+
+
+def seeds_note(program: Mapping[str, Any], program_name: str | Path) -> str | None:
+    """One line when the program's ``training.n_seeds`` is replaced by :func:`member_seeds`."""
+    training = program.get("training") if isinstance(program, Mapping) else None
+    n = training.get("n_seeds", 1) if isinstance(training, Mapping) else 1
+    if n == SEEDS_PER_MEMBER:
+        return None
+    return (f"note: {program_name} has training.n_seeds: {n}; a sweep member is one seed, so "
+            f"each member runs {SEEDS_PER_MEMBER} (list the seeds under training.seed: "
+            "{values: [...]} in the sweep file)")
+
+
 def program_path(sweep: Mapping[str, Any], sweep_path: str | Path) -> Path:
     """The experiment config a sweep's members override (``program``, or the legacy ``base``).
 
