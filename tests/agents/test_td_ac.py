@@ -83,13 +83,16 @@ def test_td_ltp_matches_a_numpy_loop_of_the_papers_equations():
     v_prev = np.zeros(B)
     r_prev = np.zeros(B)
     n_post_spikes = 0
+    # compiled once (as training runs them): eagerly, every step's scans and their ~350 small
+    # primitives were compiled again (most of this test's ~20 s of CPU)
+    step_one, act, learn = jax.jit(rt.step_one), jax.jit(agent.act), jax.jit(agent.learn)
     for t in range(6):
         ka = jax.random.fold_in(key, 100 + t)
         # the network's spikes of this step, as the agent's act draws them (same keys)
-        rec = [rt.step_one(state.weights, jax.tree.map(lambda a, b=b: a[b], state.dyn),
-                           jax.tree.map(lambda a, b=b: a[b], state.traces), obs[b],
-                           jax.random.split(ka, B)[b])[2] for b in range(B)]
-        a, state = agent.act(state, obs, ka)
+        rec = [step_one(state.weights, jax.tree.map(lambda a, b=b: a[b], state.dyn),
+                        jax.tree.map(lambda a, b=b: a[b], state.traces), obs[b],
+                        jax.random.split(ka, B)[b])[2] for b in range(B)]
+        a, state = act(state, obs, ka)
         spk = {g: np.stack([np.asarray(r[g]) for r in rec], axis=1)  # [K, B, n]
                for g in ("obs", "critic", "actions")}
         n_post_spikes += spk["critic"].sum() + spk["actions"].sum()
@@ -102,7 +105,7 @@ def test_td_ltp_matches_a_numpy_loop_of_the_papers_equations():
         obs, es, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(jax.random.fold_in(key, t), B), es, a, params)
         assert not np.any(np.asarray(term | trunc))
-        state = agent.learn(state, r.astype(jnp.float32), term, trunc)
+        state = learn(state, r.astype(jnp.float32), term, trunc)
         if t > 0:
             delta = r_prev - v / h["tau_r"] + (v - v_prev)
             for n, lr in (("critic", h["lr_critic"]), ("actor", h["lr"])):
