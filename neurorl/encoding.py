@@ -16,6 +16,9 @@ Encoders:
       negative deviations from the centre) so that the sign of an observation is visible.
     * ``direct``: direct current injection, ``gain * obs / scale`` repeated on every substep.
 
+Sensory adaptation (``input_adaptation``, an init / apply / update triple with state) rescales
+each observation dimension to its running mean and spread before a fixed-range encoder.
+
 References:
     Bohte, Kok & La Poutre (2002). Error-backpropagation in temporally encoded networks of
     spiking neurons. Neurocomputing 48, 17-37 (Gaussian receptive fields, Sec. 3).
@@ -210,7 +213,8 @@ def input_adaptation(
     Args:
         low: lower edge of the encoder's range per dimension (obs units).
         high: upper edge per dimension.
-        tau: time constant of the running statistics, in calls (> 0; an agent's act calls).
+        tau: time constant of the running statistics, in ``update`` calls (> 0; e-prop
+            calls ``update`` once per learn call).
         z: the range ``[low, high]`` covers ``m +- z s`` (> 0).
         zoom_max: largest magnification over the fixed range (>= 1).
         field: the config path named in errors.
@@ -229,8 +233,6 @@ def input_adaptation(
         adaptive neural code. Nature 412:787-792.
     """
     low_a, high_a = _as_bounds(low, high, None, field)
-
-
     if not (is_finite_number(tau) and tau > 0):
         raise ConfigError(f"{field}_tau", tau, "a number > 0 (calls)")
     if not (is_finite_number(z) and z > 0):

@@ -80,7 +80,6 @@ def meta_lr(g_max: float, k: float = 1.0, tau_mid: float = 50.0, tau_long: float
     References:
         Schweighofer & Doya (2003), Neural Networks 16:5-9; see the module docstring.
     """
-
     if not (is_finite_number(g_max) and g_max >= 1):
         raise ConfigError(f"{field}_max", g_max, "a number >= 1 (1: off)")
     if not (is_finite_number(k) and k >= 0):
