@@ -54,16 +54,21 @@ NETWORK_KEYS = ("encoder", "groups", "connections", "rules", "input", "output", 
                 "spiking_input")
 
 
+def _underscore_hint(key: Any) -> str:
+    """The reminder for a key written with a space or a hyphen (``tau mem``), else ``""``."""
+    if isinstance(key, str) and re.search(r"[\s-]", key.strip()):
+        return " (keys are written with underscores, no spaces or hyphens)"
+    return ""
+
+
 def _check_keys(path: str, d: Any, allowed: tuple[str, ...], required: tuple[str, ...] = ()
                 ) -> dict[str, Any]:
     if not isinstance(d, Mapping):
         raise ConfigError(path, d, f"a mapping with keys from {list(allowed)}")
     for k in d:
         if k not in allowed:
-            hint = ""
-            if isinstance(k, str) and re.search(r"[\s-]", k.strip()):
-                hint = " (keys are written with underscores, no spaces or hyphens)"
-            raise ConfigError(f"{path}.{k}", d[k], f"one of the keys {list(allowed)}{hint}",
+            raise ConfigError(f"{path}.{k}", d[k],
+                              f"one of the keys {list(allowed)}{_underscore_hint(k)}",
                               closest(str(k), allowed))
     for k in required:
         if k not in d:
@@ -160,11 +165,9 @@ def _check_rule_params(path: str, rule: Any, params: Any) -> None:
     names = [n for n, p in sig.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
     for k, v in params.items():
         if k not in names:
-            hint = ""
-            if isinstance(k, str) and re.search(r"[\s-]", k.strip()):
-                hint = " (keys are written with underscores, no spaces or hyphens)"
             raise ConfigError(f"{path}.params.{k}", v,
-                              f"one of the {key} parameters {names}{hint}", closest(str(k), names))
+                              f"one of the {key} parameters {names}{_underscore_hint(k)}",
+                              closest(str(k), names))
 
 
 def _rethrow(path: str, e: NeurorlError) -> ConfigError:
