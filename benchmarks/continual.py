@@ -1040,6 +1040,7 @@ def markdown(result: dict) -> str:
                   "random-policy return: it had nothing to recover, so its 0 steps are no "
                   "adaptation."]
     lines += _common_bar_table(rows, names)
+    lines += _rank_test_table(rows, names)
     hy = [f"{r['rule']} {r['hyper']}" for r in rows if r.get("hyper")]
     if hy:
         lines += ["", "Settings (non-default hyperparameters; PPO: all): " + "; ".join(hy) + "."]
@@ -1131,6 +1132,75 @@ def _common_bar_table(rows: list[dict], names: list[str] | None) -> list[str]:
             m = sw["steps_to_bar_median"].get(str(bar))
             cells.append(("-" if m is None else f"{m:,.0f}")
                          + f" ({sw['reached_bar'][str(bar)]}/{r['seeds']})")
+        lines.append(f"| {label} | {bar} | " + " | ".join(cells) + " |")
+    return lines
+
+
+#: the non-local baselines a local rule is compared with (issue 17: "faster than the BPTT/PPO
+#: baseline"); every other rule of a table is a local rule
+BASELINES = ("bptt_ac", "ppo")
+
+
+def _bar_steps_per_seed(row: dict, i: int, bar: int) -> list[float | None] | None:
+    """Per seed, env steps after switch ``i`` to the absolute return ``bar`` (None: never);
+    None when the row has no per-seed record of it (older JSON)."""
+    out = []
+    for p in row.get("per_seed") or []:
+        ad = p.get("adaptation") or []
+        if i >= len(ad) or "steps_to_bar" not in ad[i]:
+            return None
+        out.append(ad[i]["steps_to_bar"].get(str(bar)))
+    return out or None
+
+
+def _rank_test_table(rows: list[dict], names: list[str] | None) -> list[str]:
+    """Markdown lines: is a local rule's adaptation to the common bar faster or slower than a
+    baseline's beyond seed noise? Exact one-sided Mann-Whitney tests over the seeds
+    (:func:`neurorl.experiment.reporting.rank_test`; a seed that never reaches the bar ranks
+    last)."""
+    from neurorl.experiment.reporting import rank_test
+
+    bars = common_bars(rows)
+    rows = [r for r in rows if all("steps_to_bar_median" in sw for sw in r["switches"])]
+    local = [r for r in rows if r["rule"] not in BASELINES]
+    base = [r for r in rows if r["rule"] in BASELINES]
+    pairs = [(a, b) for a in local for b in base]
+    if not pairs or not any(b is not None for b in bars):
+        return []
+    n = rows[0]["seeds"]
+    lines = [
+        "",
+        "Is the difference beyond seed noise? For each local rule against each baseline, at the "
+        "common bar above: exact one-sided Mann-Whitney tests over the seeds (a seed that never "
+        "reaches the bar ranks last; `neurorl.experiment.reporting.rank_test`). *faster* / "
+        "*slower*: p < 0.05 that the local rule's steps tend to be smaller / larger; `~`: "
+        f"neither (with {n} vs {n} seeds the smallest attainable p is "
+        f"{1 / math.comb(2 * n, n):.3f}); n/a: a rule had nothing to recover. In brackets: "
+        "p(faster), p(slower).",
+        "",
+        "| switch to | common bar | " + " | ".join(f"{a['rule']} vs {b['rule']}"
+                                                  for a, b in pairs) + " |",
+        "|---|---:|" + "---|" * len(pairs),
+    ]
+    for i, bar in enumerate(bars):
+        to = rows[0]["switches"][i]["to_task"]
+        label = f"{to} ({names[to]})" if names else str(to)
+        if bar is None:
+            lines.append(f"| {label} | - | " + " | ".join("-" for _ in pairs) + " |")
+            continue
+        cells = []
+        for a, b in pairs:
+            xa, xb = _bar_steps_per_seed(a, i, bar), _bar_steps_per_seed(b, i, bar)
+            if not (_has_level(a, i) and _has_level(b, i)):
+                cells.append("n/a")
+                continue
+            if xa is None or xb is None:
+                cells.append("-")
+                continue
+            t = rank_test(xa, xb)
+            verdict = ("faster" if t["p_less"] < 0.05 else
+                       "slower" if t["p_greater"] < 0.05 else "~")
+            cells.append(f"{verdict} ({t['p_less']:.3f}, {t['p_greater']:.3f})")
         lines.append(f"| {label} | {bar} | " + " | ".join(cells) + " |")
     return lines
 

@@ -307,3 +307,40 @@ def test_common_bar_leaves_out_a_rule_with_nothing_to_recover(continual):
                                   [_episodes([[10] * 100, [10] * 100])], 1000, 1, r_rand, None)
     assert continual.common_bars([row_ok, row_dead]) == [150]  # 0.9 x 200 = 180 -> 150
     assert continual.common_bars([row_dead]) == [None]
+
+
+def _bar_row(rule, per_seed_steps, pre=200.0, bar=150, n_bars=(50, 100, 150)):
+    """A results row with one switch: per seed, the env steps to ``bar`` (None: never)."""
+    reached = [s for s in per_seed_steps if s is not None]
+    return {
+        "rule": rule, "seeds": len(per_seed_steps), "random_policy_return": [20.0, 20.0],
+        "switches": [{"to_task": 1, "pre_level_median": pre,
+                      "steps_to_bar_median": {str(b): float(np.median(reached)) if reached
+                                              else None for b in n_bars},
+                      "reached_bar": {str(b): len(reached) for b in n_bars}}],
+        "per_seed": [{"adaptation": [{"steps_to_bar": {str(bar): s}}]} for s in per_seed_steps],
+    }
+
+
+def test_rank_test_table_says_faster_slower_or_neither(continual):
+    # common bar: 0.9 x 200 = 180 -> 150. e-prop's seeds all before BPTT's -> faster at the
+    # smallest attainable p (1/252); against PPO interleaved -> neither; R-STDP never -> slower
+    rows = [_bar_row("rstdp", [None] * 5),
+            _bar_row("eprop_ac", [100.0, 200.0, 300.0, 400.0, 500.0]),
+            _bar_row("bptt_ac", [600.0, 700.0, 800.0, 900.0, 1000.0]),
+            _bar_row("ppo", [150.0, 250.0, 350.0, 450.0, None])]
+    md = "\n".join(continual._rank_test_table(rows, ["a", "b"]))
+    assert ("| switch to | common bar | rstdp vs bptt_ac | rstdp vs ppo | eprop_ac vs bptt_ac"
+            " | eprop_ac vs ppo |") in md
+    line = next(x for x in md.splitlines() if x.startswith("| 1 (b) | 150 |"))
+    cells = [c.strip() for c in line.strip("|").split("|")][2:]
+    assert cells[0].startswith("slower (1.000, 0.004)")
+    assert cells[1].startswith("slower")  # PPO reached with 4 of 5
+    assert cells[2] == "faster (0.004, 1.000)"
+    assert cells[3].startswith("~")
+    assert "smallest attainable p is 0.004" in md
+    # a rule with nothing to recover is not compared; no baseline: no table
+    rows[0]["switches"][0]["pre_level_median"] = 10.0
+    line = next(x for x in continual._rank_test_table(rows, None) if x.startswith("| 1 | 150"))
+    assert line.split("|")[3].strip() == "n/a"
+    assert continual._rank_test_table(rows[:2], None) == []

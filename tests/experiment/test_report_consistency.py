@@ -137,6 +137,54 @@ def test_seed_stats_median_iqr_and_iqm_with_bootstrap_interval():
     assert reporting.seed_stats([5.0, 5.0, 5.0])["iqm_ci"] == (5.0, 5.0)
 
 
+def _brute_force_u_test(x, y):
+    """Mann-Whitney by hand: midranks of the pooled values (inf last), U of the first group,
+    and its exact null by enumerating every split of the pooled values."""
+    import itertools
+
+    pooled = np.asarray(list(x) + list(y), dtype=float)
+    order = np.argsort(pooled, kind="stable")
+    ranks = np.empty(pooled.size)
+    i = 0
+    while i < pooled.size:  # midranks of ties
+        j = i
+        while j + 1 < pooled.size and pooled[order[j + 1]] == pooled[order[i]]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    n = len(x)
+    u = lambda idx: ranks[list(idx)].sum() - n * (n + 1) / 2.0
+    u_obs = u(range(n))
+    null = np.array([u(c) for c in itertools.combinations(range(pooled.size), n)])
+    return u_obs, float(np.mean(null <= u_obs + 1e-9)), float(np.mean(null >= u_obs - 1e-9))
+
+
+@pytest.mark.parametrize("x, y", [
+    ([1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0]),           # separated: p = 1/252
+    ([2808.0, 4992.0, 3512.0, 4584.0, 4128.0],
+     [1416.0, 1880.0, 1032.0, 3568.0, 2088.0]),                         # one inversion
+    ([1.0, None, 3.0, None, 5.0], [6.0, 7.0, None, 9.0, 10.0]),          # never = inf, tied
+    ([None] * 5, [None] * 5),                                            # nobody got there
+    ([0.0, 0.0, 400.0, 1000.0], [0.0, 500.0, 500.0, 700.0, 900.0, None]),  # ties, 4 vs 6
+])
+def test_rank_test_is_the_exact_mann_whitney_test(x, y):
+    from scipy.stats import mannwhitneyu
+
+    t = reporting.rank_test(x, y)
+    inf = lambda v: [np.inf if e is None else e for e in v]
+    u, p_less, p_greater = _brute_force_u_test(inf(x), inf(y))
+    assert t["u"] == pytest.approx(u)
+    assert t["p_less"] == pytest.approx(p_less) and t["p_greater"] == pytest.approx(p_greater)
+    assert (t["n_x"], t["n_y"]) == (len(x), len(y))
+    if len(set(inf(x)) | set(inf(y))) == len(x) + len(y):  # no ties: scipy's exact test agrees
+        assert t["p_less"] == pytest.approx(
+            mannwhitneyu(x, y, alternative="less", method="exact").pvalue)
+
+
+def test_rank_test_with_an_empty_group_has_no_p_value():
+    assert reporting.rank_test([], [1.0, 2.0])["p_less"] is None
+
+
 def test_iqm_matches_a_numpy_interquartile_mean():
     rng = np.random.default_rng(3)
     for n in (4, 8, 12, 20):
