@@ -243,6 +243,11 @@ class NumericFaultError(NeurorlError):
     """A run stopped on a numeric fault (non-finite numbers or diverging weights)."""
 
 
+class RunStoppedError(NumericFaultError):
+    """Resume of a run that a numeric fault stopped before its first checkpoint: nothing to
+    resume; names the env step, the quantity, the likely cause and how to start again."""
+
+
 class NonFiniteError(NumericFaultError):
     """A run produced a non-finite number or diverged; names the quantity, member, step and cause.
 
@@ -270,10 +275,11 @@ class NonFiniteError(NumericFaultError):
             "Lower the learning rate or check the inputs (e.g. agent.hyper.in_gain)."
         )
         what = quantity if quantity.startswith(("diverg", "saturat")) else f"non-finite {quantity}"
+        kept = (f"keeps its last good checkpoint (env step {checkpoint_step})" if checkpoint_step
+                else "has no checkpoint (it stopped in its first chunk: nothing to resume)")
         super().__init__(
-            f"{what} in member {member} at env step {env_step}{where}; the run "
-            f"stopped and keeps its last good checkpoint (env step {checkpoint_step}). "
-            f"{self.hint}"
+            f"{what} in member {member} at env step {env_step}{where}; the run stopped and "
+            f"{kept}. {self.hint}"
         )
 
 
