@@ -10,7 +10,8 @@ of TD(lambda), Sutton & Barto 2018, Sec. 12.2 and 13.5). Each agent state keeps,
 
 * :func:`next_value` -- ``V(s')`` of the previous transition: 0 after a termination; after a
   truncation ``s'`` (the next observation) is a reset state, so the value of ``s`` itself stands
-  in for it (bootstrap, as gymnasium's time limits are meant to be treated, Pardo et al. 2018);
+  in for it (a time limit is not a terminal state, so the return is bootstrapped, Pardo et al.
+  2018; ``V(s)`` approximates the unseen ``V(s')``);
   otherwise this step's value.
 * :func:`td_error` -- ``delta = r + gamma V(s') - V(s)`` (0 where there is no previous step),
   with an optional extra term (a potential-based shaping ``gamma Phi(s') - Phi(s)``, built by
@@ -28,7 +29,7 @@ References:
     (semi-gradient TD(lambda): trace Eq. 12.5, TD error Eq. 12.6, update Eq. 12.7) and 13.5
     (actor-critic with eligibility traces).
     Pardo, Tavakoli, Levdik & Kormushev (2018). Time limits in reinforcement learning. ICML
-    (bootstrap at time-limit truncations).
+    (partial-episode bootstrapping at time-limit truncations).
 """
 
 from __future__ import annotations

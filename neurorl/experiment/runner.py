@@ -628,6 +628,15 @@ def file_error_message(e: OSError, run_dir: Path | None = None) -> str:
     return f"cannot write or read {where}: {e.strerror or e} ({hint})"
 
 
+def _summary_if(run_dir: Path, status: str) -> dict[str, Any] | None:
+    """``run_dir/summary.json`` when it is readable and says ``status``, else None."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("status") == status else None
+
+
 def finished_summary(run_dir: str | Path, cfg: C.ExperimentConfig) -> dict[str, Any] | None:
     """The summary of a run that already did all of ``cfg``'s env steps, else ``None``.
 
@@ -646,11 +655,8 @@ def finished_summary(run_dir: str | Path, cfg: C.ExperimentConfig) -> dict[str, 
     from neurorl.experiment.checkpoint import checkpoint_meta
 
     run_dir = Path(run_dir)
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(summary, dict) or summary.get("status") != "finished":
+    summary = _summary_if(run_dir, "finished")
+    if summary is None:
         return None
     if has_checkpoint(run_dir):
         try:
@@ -682,13 +688,8 @@ def stopped_run_error(run_dir: str | Path) -> Exception | None:
     from neurorl.errors import RunStoppedError
 
     run_dir = Path(run_dir)
-    if has_checkpoint(run_dir):
-        return None
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(summary, dict) or summary.get("status") != "non_finite":
+    summary = None if has_checkpoint(run_dir) else _summary_if(run_dir, "non_finite")
+    if summary is None:
         return None
     fault = summary.get("fault") if isinstance(summary.get("fault"), dict) else {}
     quantity = str(fault.get("quantity") or "the run's numbers")
