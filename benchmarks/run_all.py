@@ -96,11 +96,17 @@ REUSE = {
 VENVS = {"cuba": (ROOT / ".venv-bench" / "bin" / "python", "brian2")}
 
 
-def _load(name: str, path: Path):
-    """Import ``path`` as ``_bench_<name>`` (once per process: compiled functions are reused)."""
+def load_benchmark(name: str, path: Path | None = None):
+    """Import ``benchmarks/<name>.py`` (or ``path``) as module ``_bench_<name>``.
+
+    Once per process: a second call returns the same module, so its compiled functions are
+    reused (the suite runner and the tests that call a benchmark's functions share them). The
+    module is registered in ``sys.modules`` before it runs (its dataclasses look it up there).
+    The tests import this function (``tests/bench_modules.py``); it is the only such loader.
+    """
     if f"_bench_{name}" in sys.modules:
         return sys.modules[f"_bench_{name}"]
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path or HERE / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -152,7 +158,7 @@ def run_one(name: str, path: Path, quick: bool, out: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     if "def main(quick" in source:
         try:
-            module = _load(name, path)
+            module = load_benchmark(name, path)
             kwargs: dict[str, Any] = {"quick": quick}
             if "out" in inspect.signature(module.main).parameters:
                 kwargs["out"] = out
@@ -233,9 +239,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         print(f"=== {n}: {status[n]['status']} in {sec or 0:.0f} s ===", flush=True)
     status = {n: status[n] for n in SUITE if n in status}
 
-    report = _load("report", HERE / "report.py")
+    report = load_benchmark("report")
     machine = (
-        _load("common", HERE / "common.py").machine() if (HERE / "common.py").exists() else None
+        load_benchmark("common").machine() if (HERE / "common.py").exists() else None
     )
     path = report.write_report(args.out, machine=machine, status=status, quick=args.quick)
     print(f"wrote {path}")

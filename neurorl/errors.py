@@ -72,8 +72,95 @@ def _separators(name: str) -> str:
     return re.sub(r"[\s_\-]+", "_", name.strip().lower())
 
 
-def closest(name: str, choices: Iterable[str]) -> str | None:
-    """Closest valid name to ``name`` among ``choices`` (case-insensitive), or ``None``."""
+def _squashed(name: str) -> str:
+    """``name`` lower-cased without spaces, hyphens and underscores: ``learning rate``,
+    ``learning_rate``, ``learningRate`` and ``Learning-Rate`` are all ``learningrate``."""
+    return re.sub(r"[\s_\-]+", "", name.strip().lower())
+
+
+def _synonym_table(groups: Mapping[tuple[str, ...], tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    table: dict[str, tuple[str, ...]] = {}
+    for names, targets in groups.items():
+        for n in names:
+            table[_squashed(n)] = table.get(_squashed(n), ()) + targets
+    return table
+
+
+# What other libraries and papers call neurorl's hyperparameters (PyTorch/optax ``learning_rate``,
+# Stable-Baselines3 ``ent_coef`` / ``vf_coef`` / ``gae_lambda`` / ``clip_range``, CleanRL
+# ``clip_coef`` / ``update_epochs``, snnTorch / Norse / NEST membrane and threshold names, ...):
+# spelling -> the neurorl names it may mean, in order of preference. Spellings are compared
+# squashed (case, spaces, hyphens and underscores ignored); a target is suggested only where it
+# is one of the valid names (:func:`closest_hyper`), so an agent never hears of a key it lacks.
+HYPER_SYNONYMS: dict[str, tuple[str, ...]] = _synonym_table({
+    ("learning_rate", "alpha", "eta", "step_size", "lr_actor", "actor_lr", "policy_lr",
+     "learning_rate_actor"): ("lr",),
+    # (eprop_ac and bptt_ac train actor and critic with one lr)
+    ("critic_lr", "value_lr", "lr_value", "lr_v", "critic_learning_rate",
+     "learning_rate_critic", "value_learning_rate", "eta_critic", "alpha_critic"):
+        ("lr_critic", "lr"),
+    # (td_ac discounts by the time constant tau_r: gamma = 1 - 1 / tau_r)
+    ("discount", "discount_factor", "discount_rate", "gamma"): ("gamma", "tau_r"),
+    ("lambda", "lmbda", "td_lambda", "trace_decay", "trace_lambda", "eligibility_decay"):
+        ("lam", "gae_lambda"),
+    ("gae_lambda", "gae_lam", "lambda_gae"): ("gae_lambda", "lam"),
+    ("entropy_coef", "ent_coef", "entropy_coeff", "entropy_cost", "entropy_weight",
+     "entropy_beta", "entropy_bonus", "beta_entropy", "c_entropy", "c_h"): ("c_ent",),
+    ("vf_coef", "value_coef", "value_coeff", "value_loss_coef", "vf_loss_coeff", "value_cost",
+     "value_weight", "critic_coef", "baseline_cost", "c_value", "c_vf"): ("c_v",),
+    ("clip_range", "clip_coef", "clip_param", "clip_ratio", "clip_epsilon", "eps_clip",
+     "epsilon_clip", "ppo_clip", "clip"): ("clip_eps",),
+    ("grad_clip", "clip_grad_norm", "gradient_clip", "max_norm", "grad_norm_clip",
+     "clip_grad", "max_gradient_norm"): ("max_grad_norm",),
+    ("n_epochs", "num_epochs", "ppo_epochs", "update_epochs", "epochs_per_update",
+     "noptepochs"): ("epochs",),
+    ("num_minibatches", "n_minibatch", "nminibatches", "minibatches", "num_mini_batch"):
+        ("n_minibatches",),
+    ("rollout_length", "rollout_len", "unroll_length", "n_rollout_steps", "horizon"):
+        ("rollout",),
+    ("adam_epsilon", "adam_eps", "optimizer_eps"): ("adam_eps",),
+    ("eps", "epsilon"): ("adam_eps", "clip_eps"),
+    ("tau_m", "taum", "tau_membrane", "membrane_tau", "membrane_time_constant", "tau_v",
+     "tau_mem_ms", "taumem"): ("tau_mem",),
+    ("threshold", "thresh", "v_thresh", "v_threshold", "vth", "threshold_voltage", "theta",
+     "v_thr", "firing_threshold"): ("v_th",),
+    ("n_hidden", "hidden_size", "num_hidden", "hidden_units", "n_hid", "hidden_dim",
+     "n_recurrent", "num_recurrent", "n_neurons", "num_neurons", "units"): ("n_rec", "n_hidden"),
+    ("n_adaptive", "num_alif", "n_adapt", "num_adaptive"): ("n_alif",),
+    ("tau_a", "tau_adaptation", "adaptation_time_constant", "tau_adp"): ("tau_adapt",),
+    ("tau_readout", "tau_output", "readout_tau", "tau_o"): ("tau_out",),
+    ("tau_eligibility", "tau_elig", "tau_e", "tau_c", "eligibility_time_constant",
+     "tau_kappa"): ("tau_e", "tau_elig", "tau_kappa"),
+    ("tau_pre", "tau_stdp_pre", "tau_plus"): ("tau_plus", "tau_trace", "tau_eps"),
+    ("tau_post", "tau_stdp_post", "tau_minus"): ("tau_minus", "tau_trace"),
+    ("a_ltp", "a_pre", "ltp_amplitude", "a_plus"): ("a_plus",),
+    ("a_ltd", "a_post", "ltd_amplitude", "a_minus"): ("a_minus",),
+    ("wmax", "weight_max", "max_weight", "w_clip", "weight_clip"): ("w_max",),
+    ("noise", "noise_sigma", "noise_level", "exploration_noise", "sigma_noise"): ("noise_std",),
+    ("reward_scaling", "scale_reward", "reward_scale_factor"): ("reward_scale",),
+    ("n_receptive_fields", "num_rf", "rf_per_dim", "n_fields"): ("n_rf",),
+    ("surrogate_dampening", "dampening", "gamma_pseudo", "pseudo_derivative_gamma"):
+        ("gamma_pd",),
+})
+
+
+def closest(name: str, choices: Iterable[str],
+            synonyms: Mapping[str, tuple[str, ...]] | None = None) -> str | None:
+    """Closest valid name to ``name`` among ``choices`` (case-insensitive), or ``None``.
+
+    Args:
+        name: what the user wrote.
+        choices: the valid names.
+        synonyms: optional table of other spellings (squashed: lower case, no spaces, hyphens
+            or underscores; see :data:`HYPER_SYNONYMS`) -> the names they may mean, in order of
+            preference; the first of those that is among ``choices`` wins over the spelling
+            match, the others are never suggested.
+
+    Returns:
+        The choice ``name`` differs from only by case or separators; else a synonym's target
+        in ``choices``; else the most similar choice by spelling (difflib ratio >= 0.4); else
+        None.
+    """
     choices = list(choices)
     lowered = {c.lower(): c for c in choices}
     if name.lower() in lowered:
@@ -82,8 +169,30 @@ def closest(name: str, choices: Iterable[str]) -> str | None:
     sep = {_separators(c): c for c in choices}
     if _separators(name) in sep:
         return sep[_separators(name)]
+    if synonyms:  # a name from another library (`learning rate` for `lr`), if this one has it
+        for target in synonyms.get(_squashed(name), ()):
+            if target in choices:
+                return target
     hits = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.4)
     return lowered[hits[0]] if hits else None
+
+
+def closest_hyper(name: str, defaults: Iterable[str]) -> str | None:
+    """Closest hyperparameter of an agent to ``name``, reading other libraries' names for it.
+
+    ``learning_rate`` / ``learning rate`` / ``learningRate`` / ``alpha`` -> ``lr``,
+    ``discount`` -> ``gamma``, ``ent_coef`` -> ``c_ent``, ``clip_range`` -> ``clip_eps``,
+    ``tau_m`` -> ``tau_mem``, ``hidden_size`` -> ``n_rec`` ... (:data:`HYPER_SYNONYMS`), but
+    only to a name the agent has; a typo gets the closest spelling.
+
+    Args:
+        name: the unknown hyperparameter name as written.
+        defaults: the agent's hyperparameter names (its ``DEFAULTS``).
+
+    Returns:
+        A name in ``defaults``, or None.
+    """
+    return closest(name, defaults, HYPER_SYNONYMS)
 
 
 def lookup(registry: Mapping[str, Any], name: str, kind: str, field: str | None = None) -> Any:
@@ -134,6 +243,11 @@ class NumericFaultError(NeurorlError):
     """A run stopped on a numeric fault (non-finite numbers or diverging weights)."""
 
 
+class RunStoppedError(NumericFaultError):
+    """Resume of a run that a numeric fault stopped before its first checkpoint: nothing to
+    resume; names the env step, the quantity, the likely cause and how to start again."""
+
+
 class NonFiniteError(NumericFaultError):
     """A run produced a non-finite number or diverged; names the quantity, member, step and cause.
 
@@ -161,10 +275,11 @@ class NonFiniteError(NumericFaultError):
             "Lower the learning rate or check the inputs (e.g. agent.hyper.in_gain)."
         )
         what = quantity if quantity.startswith(("diverg", "saturat")) else f"non-finite {quantity}"
+        kept = (f"keeps its last good checkpoint (env step {checkpoint_step})" if checkpoint_step
+                else "has no checkpoint (it stopped in its first chunk: nothing to resume)")
         super().__init__(
-            f"{what} in member {member} at env step {env_step}{where}; the run "
-            f"stopped and keeps its last good checkpoint (env step {checkpoint_step}). "
-            f"{self.hint}"
+            f"{what} in member {member} at env step {env_step}{where}; the run stopped and "
+            f"{kept}. {self.hint}"
         )
 
 

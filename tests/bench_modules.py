@@ -1,17 +1,9 @@
-"""Load a script of ``benchmarks/`` as a module for the tests (the folder is not a package)."""
+"""The benchmark scripts for the tests: ``benchmarks/`` is imported as a namespace package from
+the repository root (as ``tests/test_distal_reward_benchmark.py`` does), and its one loader,
+``benchmarks.run_all.load_benchmark``, loads a script as module ``_bench_<name>`` (once per
+process, shared with the suite runner)."""
 
-import importlib.util
-import sys
-from pathlib import Path
+from benchmarks.run_all import HERE as BENCH
+from benchmarks.run_all import load_benchmark
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def load_benchmark(name: str):
-    """``benchmarks/<name>.py`` executed as module ``_test_bench_<name>`` (registered in
-    ``sys.modules``: its dataclasses look their module up there)."""
-    spec = importlib.util.spec_from_file_location(f"_test_bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+__all__ = ["BENCH", "load_benchmark"]

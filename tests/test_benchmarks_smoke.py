@@ -16,18 +16,16 @@ import pytest
 from neurorl.errors import ConfigError
 from tests.bench_modules import BENCH, load_benchmark
 
-_load = load_benchmark
-
 
 @pytest.fixture(scope="module")
 def run_all():
-    return _load("run_all")
+    return load_benchmark("run_all")
 
 
 @pytest.fixture(scope="module")
 def throughput(run_all):
     # the module object run_all will call, so its compiled functions are shared with that test
-    return run_all._load("throughput", BENCH / "throughput.py")
+    return run_all.load_benchmark("throughput")
 
 
 def test_reference_agent_agrees_with_numpy_host_loop(throughput):
@@ -125,7 +123,7 @@ def test_run_all_reuses_learning_results_and_quick_writes_elsewhere(run_all, tmp
 
 @pytest.fixture(scope="module")
 def robustness(run_all):
-    return run_all._load("robustness", BENCH / "robustness.py")
+    return run_all.load_benchmark("robustness")
 
 
 def test_frozen_evaluation_conditions(robustness):

@@ -170,14 +170,16 @@ def reset_where(done: Array, state: Any, init_state: Any) -> Any:
 
 
 def check_hyper(name: str, given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """Merge user hyperparameters into defaults; unknown names -> ConfigError with the closest."""
-    from neurorl.errors import closest
+    """Merge user hyperparameters into defaults; unknown names -> ConfigError with the closest
+    (by spelling, or another library's name for it: ``learning_rate`` -> ``lr``;
+    :func:`neurorl.errors.closest_hyper`)."""
+    from neurorl.errors import closest_hyper
 
     for k in given:
         if k not in defaults:
             raise ConfigError(f"agent.{name}.{k}", given[k],
                               f"one of the hyperparameters {sorted(defaults)}",
-                              closest(k, defaults))
+                              closest_hyper(str(k), defaults))
     return {**defaults, **given}
 
 

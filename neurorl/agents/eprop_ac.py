@@ -56,6 +56,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from neurorl.agents import td
 from neurorl.agents.base import (
     Agent,
     AgentSpec,
@@ -344,7 +345,6 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         sig = {"w": {n: jnp.zeros((net.groups[t].n,), jnp.float32) for n, t in targets.items()},
                "b_out": zeros["b_out"], "log_std": zeros["log_std"]}
         f = jnp.zeros((B,), jnp.float32)
-        b = jnp.zeros((B,), bool)
         s0 = jnp.zeros((), jnp.float32)
         extra = {"phi_now": f, "phi_prev": f, "ret": f, "count": s0, "mean": s0, "m2": s0}
         if meta is not None:  # only then: the default state (and old checkpoints) unchanged
@@ -353,7 +353,7 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
             extra["obs_adapt"] = adapt.init()
             extra["obs_now"] = jnp.zeros((B, spec.obs_dim), jnp.float32)
         return EpropState(extras(p), weights, tx.init(p), fb, dyn, traces, batch(zeros), extra,
-                          batch(sig), batch(sig), f, f, f, b, b, b, b, AgentStats(f, f))
+                          batch(sig), batch(sig), **td.init_fields(B), stats=AgentStats(f, f))
 
     def signals(weights: Any, fb: Any, d_out: Array) -> dict[str, Array]:
         """Learning signal of every rule's postsynaptic group (Bellec Eq. 4)."""
@@ -404,17 +404,14 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
     def learn(state: EpropState, reward: Array, terminated: Array, truncated: Array
               ) -> EpropState:
         term_p, trunc_p = state.term_prev, state.trunc_prev
-        boot = jnp.where(trunc_p & ~term_p, state.v_prev, state.v_now)
-        delta = state.r_prev + gamma * (1.0 - term_p.astype(jnp.float32)) * boot - state.v_prev
         ex = state.extra
-        if phi is not None:  # F = gamma Phi(s') - Phi(s), Phi(terminal) = 0; a truncated
-            # episode's s' is unseen (the next obs is a reset), so Phi(s) stands in for it, as
-            # V(s) does for the bootstrap
-            phi_next = jnp.where(trunc_p & ~term_p, ex["phi_prev"], ex["phi_now"])
-            delta = delta + h["reward_scale"] * (
-                gamma * (1.0 - term_p.astype(jnp.float32)) * phi_next - ex["phi_prev"])
-        delta = jnp.where(state.has_prev, delta, 0.0)
-        keep = gamma * lam * (1.0 - (term_p | trunc_p).astype(jnp.float32))
+        # F = gamma Phi(s') - Phi(s), Phi(terminal) = 0; a truncated episode's s' is unseen
+        # (the next obs is a reset), so Phi(s) stands in for it, as V(s) does for the bootstrap
+        shaped = None if phi is None else h["reward_scale"] * td.potential_difference(
+            ex["phi_now"], ex["phi_prev"], term_p, trunc_p, gamma)
+        delta = td.td_error(state.r_prev, state.v_now, state.v_prev, term_p, trunc_p,
+                            state.has_prev, gamma, shaped)
+        keep = td.trace_decay(gamma, lam, term_p, trunc_p)
         # synapses: grad = -mean_b(delta_b tag_b) - c_H mean_b(L^H_b ebar_b); the tag then
         # takes this step's L_b ebar_b (Bellec Eq. 5 with a TD(lambda) filter)
         grads_w, tag_w = {}, {}
@@ -472,9 +469,7 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
                "log_std": retag(state.tag["log_std"], state.g_now["log_std"])}
         return state.replace(
             params=params, weights=weights, opt_state=opt_state, tag=tag, extra=ex,
-            v_prev=state.v_now, r_prev=r,
-            term_prev=terminated.astype(bool), trunc_prev=truncated.astype(bool),
-            has_prev=jnp.ones((B,), bool), reset_next=terminated | truncated)
+            **td.advance(state.v_now, r, terminated, truncated))
 
     def weights_of(state: EpropState) -> Any:
         return state.weights

@@ -62,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from neurorl.agents import td
 from neurorl.agents.base import (
     Agent,
     AgentSpec,
@@ -243,7 +244,7 @@ def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backe
                for n, r in net.rules.items()}
     n_in = net.groups[in_g].n
     gamma, lam = h["gamma"], h["lam"]
-    td = h["modulator"] == "td"
+    use_td = h["modulator"] == "td"
     # population of each output neuron (decision feedback), None without feedback
     win_g = np.arange(out_grp.n) // pop if h["gate"] != "none" else None
     signed = h["gate"] == "signed"
@@ -254,11 +255,10 @@ def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backe
     def init(key: Array) -> RstdpState:
         weights, dyn, traces = rt.init(key)
         f = jnp.zeros((B,), jnp.float32)
-        b = jnp.zeros((B,), bool)
         zc = jnp.zeros((B, n_in + 1), jnp.float32)
         return RstdpState(weights, jnp.zeros((n_in + 1,), jnp.float32),
                           jnp.zeros((), jnp.float32), dyn, traces, traces, zc, zc,
-                          f, f, f, b, b, b, b, AgentStats(f, f))
+                          **td.init_fields(B), stats=AgentStats(f, f))
 
     def gate(before: Any, after: Any, dk: Any, g: Array) -> Any:
         """``E = d^K E_0 + g (E_K - d^K E_0)`` on every [n_pre, n_post] leaf (post-wise g)."""
@@ -306,11 +306,10 @@ def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backe
     def learn(state: RstdpState, reward: Array, terminated: Array, truncated: Array
               ) -> RstdpState:
         term_p, trunc_p = state.term_prev, state.trunc_prev
-        boot = jnp.where(trunc_p & ~term_p, state.v_prev, state.v_now)
-        delta = state.r_prev + gamma * (1.0 - term_p.astype(jnp.float32)) * boot - state.v_prev
-        delta = jnp.where(state.has_prev, delta, 0.0)
+        delta = td.td_error(state.r_prev, state.v_now, state.v_prev, term_p, trunc_p,
+                            state.has_prev, gamma)
         r = h["reward_scale"] * reward.astype(jnp.float32)
-        if td:
+        if use_td:
             m = delta
             baseline = state.baseline
         else:
@@ -336,13 +335,10 @@ def make_rstdp_agent(spec: AgentSpec, network: AgentNetwork | None = None, backe
                                      state.traces[n], state.snap[n], upd, running[n])
         weights = net.constrain(weights, project=rt.project_updates)
         w_c = state.w_c + h["lr_critic"] * jnp.mean(delta[:, None] * state.e_c, axis=0)
-        done_p = (term_p | trunc_p).astype(jnp.float32)
-        e_c = gamma * lam * (1.0 - done_p)[:, None] * state.e_c + state.phi_now
+        e_c = td.trace_decay(gamma, lam, term_p, trunc_p)[:, None] * state.e_c + state.phi_now
         return state.replace(
             weights=weights, w_c=w_c, baseline=baseline, e_c=e_c, traces=traces, snap=traces,
-            v_prev=state.v_now, r_prev=r, term_prev=terminated.astype(bool),
-            trunc_prev=truncated.astype(bool), has_prev=jnp.ones((B,), bool),
-            reset_next=terminated | truncated)
+            **td.advance(state.v_now, r, terminated, truncated))
 
     def weights_of(state: RstdpState) -> Any:
         return state.weights

@@ -64,6 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from neurorl.agents import td
 from neurorl.agents.base import Agent, AgentSpec, AgentStats, check_hyper, positive
 from neurorl.agents.network_agent import AgentNetwork, NetworkRuntime, reset_envs
 from neurorl.core.network import Connection, LearningRule, Network, NeuronGroup
@@ -222,8 +223,7 @@ def td_error(r_prev: Array, v_now: Array, v_prev: Array, term_prev: Array, trunc
     ``V_t`` is 0 after a terminal transition and the previous step's value after a truncation
     (bootstrap: the truncated episode's next state is not observed); 0 before the first step.
     """
-    boot = jnp.where(trunc_prev & ~term_prev, v_prev, v_now)
-    boot = boot * (1.0 - term_prev.astype(jnp.float32))
+    boot = td.next_value(v_now, v_prev, term_prev, trunc_prev)
     delta = r_prev - boot / tau_r + (boot - v_prev)
     return jnp.where(has_prev, delta, 0.0)
 
@@ -292,8 +292,8 @@ def make_td_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: st
     def init(key: Array) -> TdAcState:
         weights, dyn, traces = rt.init(key)
         f = jnp.zeros((B,), jnp.float32)
-        b = jnp.zeros((B,), bool)
-        return TdAcState(weights, dyn, traces, traces, f, f, f, b, b, b, b, AgentStats(f, f))
+        return TdAcState(weights, dyn, traces, traces, **td.init_fields(B),
+                         stats=AgentStats(f, f))
 
     def act_one(w: Any, dyn: Any, traces: Any, obs: Array, key: Array):
         dyn, new_tr, _, counts = rt.step_one(w, dyn, traces, obs, key)
@@ -335,10 +335,8 @@ def make_td_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: st
             weights[c] = jnp.clip(weights[c] + dw, -h["w_max"], h["w_max"])
         weights = net.constrain(weights, project=rt.project_updates)
         r = h["reward_scale"] * reward.astype(jnp.float32)
-        return state.replace(
-            weights=weights, snap=state.traces, v_prev=state.v_now, r_prev=r,
-            term_prev=terminated.astype(bool), trunc_prev=truncated.astype(bool),
-            has_prev=jnp.ones((B,), bool), reset_next=terminated | truncated)
+        return state.replace(weights=weights, snap=state.traces,
+                             **td.advance(state.v_now, r, terminated, truncated))
 
     def weights_of(state: TdAcState) -> Any:
         return state.weights

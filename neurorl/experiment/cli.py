@@ -656,7 +656,7 @@ def _run_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_TERMINATED if terminated else interrupted
-    except E.NonFiniteError as e:
+    except E.NumericFaultError as e:  # a fault now, or a resume of a run one stopped
         return fail(str(e), E.EXIT_NON_FINITE)
     except E.RunLockedError as e:
         return fail(str(e), E.EXIT_LOCKED)

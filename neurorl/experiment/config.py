@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from neurorl.errors import ConfigError, closest
+from neurorl.errors import ConfigError, closest, closest_hyper
 
 
 class _Strict(BaseModel):
@@ -715,7 +715,7 @@ def check_hyper_values(agent: str, hyper: Mapping[str, Any], prefix: str) -> Non
         if k not in defaults:
             raise ConfigError(
                 f, v, f"one of the {agent} hyperparameters {sorted(defaults)}",
-                closest(str(k), defaults),
+                closest_hyper(str(k), defaults),
             )
         d = defaults[k]
         if isinstance(d, bool):

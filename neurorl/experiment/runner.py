@@ -596,6 +596,8 @@ def run_experiment(
             kept and ``summary.json`` (strict JSON) records the fault.
         RunInterrupted: Ctrl-C; names the env step and the ``neurorl resume`` command.
         CheckpointError: on resume, a damaged, crafted or mismatched checkpoint (logs untouched).
+        RunStoppedError: on resume, a run a numeric fault stopped before its first checkpoint
+            (nothing to resume; :func:`stopped_run_error`).
         RunLockedError: another process holds the run directory.
         RunFileError: the filesystem refused a write (read-only, full).
     """
@@ -626,6 +628,15 @@ def file_error_message(e: OSError, run_dir: Path | None = None) -> str:
     return f"cannot write or read {where}: {e.strerror or e} ({hint})"
 
 
+def _summary_if(run_dir: Path, status: str) -> dict[str, Any] | None:
+    """``run_dir/summary.json`` when it is readable and says ``status``, else None."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("status") == status else None
+
+
 def finished_summary(run_dir: str | Path, cfg: C.ExperimentConfig) -> dict[str, Any] | None:
     """The summary of a run that already did all of ``cfg``'s env steps, else ``None``.
 
@@ -644,11 +655,8 @@ def finished_summary(run_dir: str | Path, cfg: C.ExperimentConfig) -> dict[str, 
     from neurorl.experiment.checkpoint import checkpoint_meta
 
     run_dir = Path(run_dir)
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(summary, dict) or summary.get("status") != "finished":
+    summary = _summary_if(run_dir, "finished")
+    if summary is None:
         return None
     if has_checkpoint(run_dir):
         try:
@@ -660,6 +668,45 @@ def finished_summary(run_dir: str | Path, cfg: C.ExperimentConfig) -> dict[str, 
         if int(meta.get("env_steps", -1)) < cfg.training.steps:
             return None
     return summary
+
+
+def stopped_run_error(run_dir: str | Path) -> Exception | None:
+    """Why a run cannot be resumed because a numeric fault stopped it before any checkpoint.
+
+    Read from the run directory alone (``summary.json``: ``status: non_finite`` and its
+    ``fault``; no checkpoint file). A faulted run that kept a checkpoint resumes from it as any
+    other; a run without ``summary.json`` (killed in its first chunk) starts afresh.
+
+    Args:
+        run_dir: the run directory.
+
+    Returns:
+        A :class:`~neurorl.errors.RunStoppedError` naming the env step and quantity of the
+        fault, that there is no checkpoint, the likely cause recorded with it and the command
+        that starts a new run; ``None`` for any other run.
+    """
+    from neurorl.errors import RunStoppedError
+
+    run_dir = Path(run_dir)
+    summary = None if has_checkpoint(run_dir) else _summary_if(run_dir, "non_finite")
+    if summary is None:
+        return None
+    fault = summary.get("fault") if isinstance(summary.get("fault"), dict) else {}
+    quantity = str(fault.get("quantity") or "the run's numbers")
+    what = (quantity if quantity.startswith(("diverg", "saturat"))
+            else f"non-finite values in {quantity}")
+    step = fault.get("env_step")
+    member = fault.get("member")
+    at = f"at env step {step:,}" if isinstance(step, int) else "early"
+    of = f" (member {member})" if isinstance(member, int) else ""
+    cause = str(fault.get("likely_cause") or "Lower the learning rate or check the inputs.")
+    config = _shell_quote(run_dir / "config.yaml")
+    return RunStoppedError(
+        f"nothing to resume in {run_dir}: the run stopped {at}{of} because of {what}, before "
+        f"its first checkpoint, so there is no checkpoint to resume from (resuming would repeat "
+        f"the same steps). {cause} Change that and start a new run, e.g. neurorl run {config} "
+        "--set agent.hyper.KEY=VALUE"
+    )
 
 
 def _run_experiment(
@@ -683,6 +730,9 @@ def _run_experiment(
         done = finished_summary(run_dir, cfg)
         if done is not None:  # nothing to run: no build, no trace, no compile
             return done
+        stopped = stopped_run_error(run_dir)
+        if stopped is not None:  # a fault before any checkpoint: rerunning would repeat it
+            raise stopped
     train = build(cfg)  # every host-side check, before anything exists on disk
     tc = train.config
     total = cfg.training.steps
@@ -1240,6 +1290,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if (run_dir / "sweep.json").exists():
         return _resume_sweep(run_dir, progress=not args.no_progress)
     cfg = C.from_dict(C.load_yaml(run_dir / "config.yaml"))
+    stopped = stopped_run_error(run_dir)
+    if stopped is not None:
+        raise stopped  # exit 3, not "already finished"
     if finished_summary(run_dir, cfg) is not None or (
         (run_dir / "summary.json").exists() and not has_checkpoint(run_dir)
     ):
