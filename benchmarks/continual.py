@@ -1198,6 +1198,9 @@ def _rank_test_table(rows: list[dict], names: list[str] | None) -> list[str]:
                 cells.append("-")
                 continue
             t = rank_test(xa, xb)
+            if t["p_less"] is None:
+                cells.append("too few seeds")
+                continue
             verdict = ("faster" if t["p_less"] < 0.05 else
                        "slower" if t["p_greater"] < 0.05 else "~")
             cells.append(f"{verdict} ({t['p_less']:.3f}, {t['p_greater']:.3f})")

@@ -344,3 +344,5 @@ def test_rank_test_table_says_faster_slower_or_neither(continual):
     line = next(x for x in continual._rank_test_table(rows, None) if x.startswith("| 1 | 150"))
     assert line.split("|")[3].strip() == "n/a"
     assert continual._rank_test_table(rows[:2], None) == []
+    one = [_bar_row("eprop_ac", [100.0]), _bar_row("bptt_ac", [600.0])]
+    assert "| 1 | 150 | too few seeds |" in continual._rank_test_table(one, None)

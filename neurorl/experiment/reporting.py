@@ -109,7 +109,8 @@ def rank_test(x: Sequence[float | None], y: Sequence[float | None]) -> dict[str,
     Returns:
         ``{"u", "p_less", "p_greater", "n_x", "n_y"}``: U of ``x`` (pairs with ``x < y`` plus
         half the ties), the p-value that ``x`` tends to be smaller than ``y`` and that it tends to
-        be larger; both ``None`` when a group is empty.
+        be larger; both ``None`` when a group has fewer than 2 values (scipy's permutation
+        test needs two per group; one seed against one says nothing anyway).
 
     References:
         Mann & Whitney (1947). Ann. Math. Statist. 18:50-60. Agarwal et al. (2021), Deep RL at
@@ -123,7 +124,7 @@ def rank_test(x: Sequence[float | None], y: Sequence[float | None]) -> dict[str,
     a, b = arr(x), arr(y)
     out: dict[str, Any] = {"u": None, "p_less": None, "p_greater": None,
                            "n_x": int(a.size), "n_y": int(b.size)}
-    if a.size == 0 or b.size == 0:
+    if a.size < 2 or b.size < 2:
         return out
 
     def u_stat(s: np.ndarray, t: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -181,8 +181,9 @@ def test_rank_test_is_the_exact_mann_whitney_test(x, y):
             mannwhitneyu(x, y, alternative="less", method="exact").pvalue)
 
 
-def test_rank_test_with_an_empty_group_has_no_p_value():
+def test_rank_test_with_fewer_than_two_values_in_a_group_has_no_p_value():
     assert reporting.rank_test([], [1.0, 2.0])["p_less"] is None
+    assert reporting.rank_test([1.0], [2.0, 3.0])["p_greater"] is None
 
 
 def test_iqm_matches_a_numpy_interquartile_mean():
