@@ -961,8 +961,9 @@ def markdown(result: dict) -> str:
         f"(`{result['config']}`"
         + ("). " if result.get("config_steps_per_task") == b["steps_per_task"]
            else ", steps per task reduced for the suite). ")
-        + "`ppo` is the non-spiking baseline (`benchmarks/common.make_ppo`: MLP 64x64, 16 envs, "
-        "constant lr) on the same tasks and budget.",
+        + ("`ppo` is the non-spiking baseline (`benchmarks/common.make_ppo`: MLP 64x64, 16 "
+           "envs, constant lr) on the same tasks and budget." if any(
+               r["rule"] == "ppo" for r in rows) else ""),
     ]
     if b.get("evaluate", True):
         lines += [
@@ -1175,7 +1176,7 @@ def _rank_test_table(rows: list[dict], names: list[str] | None) -> list[str]:
         "reaches the bar ranks last; `neurorl.experiment.reporting.rank_test`). *faster* / "
         "*slower*: p < 0.05 that the local rule's steps tend to be smaller / larger; `~`: "
         f"neither (with {n} vs {n} seeds the smallest attainable p is "
-        f"{1 / math.comb(2 * n, n):.3f}); n/a: a rule had nothing to recover. In brackets: "
+        f"{1 / math.comb(2 * n, n):.2g}); n/a: a rule had nothing to recover. In brackets: "
         "p(faster), p(slower).",
         "",
         "| switch to | common bar | " + " | ".join(f"{a['rule']} vs {b['rule']}"
