@@ -67,11 +67,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-RULES = ("rstdp", "eprop_ac", "bptt_ac", "ppo")
+RULES = ("rstdp", "eprop_ac", "eprop_ppo", "bptt_ac", "ppo")
+# rows that are an agent with settings under another name: ``eprop_ppo`` is the BPTT baseline's
+# PPO on rollouts with e-prop's gradient (``bptt_ac`` with ``gradient: eprop``): local in space
+# (each update a sum of learning signal x eligibility trace), but replayed for 10 epochs, not
+# online -- it separates what the gradient's locality costs from what the online update costs
+AGENT = {"eprop_ppo": "bptt_ac"}
 # per-rule settings of this benchmark (the config's agent, eprop_ac, takes its own from the
 # config's agent.hyper). PPO: 125 (not 128) steps per update so that its update window
 # (16 envs x 125 = 2,000 env steps) divides the evaluation interval like the spiking rules'.
-HYPER: dict[str, dict[str, Any]] = {"ppo": {"n_steps": 125}}
+HYPER: dict[str, dict[str, Any]] = {"ppo": {"n_steps": 125}, "eprop_ppo": {"gradient": "eprop"}}
 CONFIG = "lifelong_cartpole.yaml"
 CHIP = "loihi2"  # energy model for the energy per step and the adaptation energy
 FRACTION = 0.9
@@ -312,13 +317,14 @@ def run_rule(
     do_eval = budget.get("evaluate", True)
     do_scratch = do_eval and budget.get("scratch", True)
     h = _hyper(rule, base, hyper)
-    U = update_every(C.from_dict(base, {"agent.name": rule, "agent.hyper": h}))
+    agent = AGENT.get(rule, rule)
+    U = update_every(C.from_dict(base, {"agent.name": agent, "agent.hyper": h}))
     chunk = _chunk(budget["steps_per_task"], E, n_envs * U)
     per_task = chunk * E
     cfg = C.from_dict(
         {**base, "shifts": _rescaled_shifts(base["shifts"], own_per_task, per_task)},
         {
-            "agent.name": rule,
+            "agent.name": agent,
             "agent.hyper": h,
             "training.steps": per_task * n_tasks,
             "training.n_seeds": budget["seeds"],

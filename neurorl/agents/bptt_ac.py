@@ -8,6 +8,10 @@ so each minibatch replays whole sequences). The loss replays every sequence from
 carry stored at the rollout's start (truncated BPTT over ``rollout * K`` substeps), resetting
 the carry with ``jnp.where`` wherever an episode ended (the PureJaxRL ``ppo_rnn`` pattern), with
 the clipped surrogate objective, a clipped value loss, an entropy bonus and GAE(lambda).
+``gradient="eprop"`` keeps all of that and cuts the gradient through the spikes of delayed
+(recurrent) connections, so each update is e-prop's gradient of the same loss (Bellec et al.
+2020, Methods: e-prop with symmetric feedback equals the gradient with the recurrent spike
+paths stopped; ``tests/plasticity/test_eprop.py`` checks it against the library's e-prop).
 
 The PPO update is ``agent.update(state, obs, key)``, called by the training loop after every
 ``rollout`` act/learn steps with the next observation (the bootstrap ``V(s_T)``); ``act`` stores
@@ -74,6 +78,11 @@ DEFAULTS: dict[str, Any] = {
     "c_ent": 0.0,
     "reward_scale": 0.1,
     "log_std0": -0.5,
+    # "bptt": the full surrogate gradient; "eprop": the same PPO loss and updates with the
+    # gradient through other neurons' earlier spikes cut (Network.compile stop_z_gradients),
+    # which with symmetric feedback is e-prop's gradient (Bellec et al. 2020) -- separates what
+    # the gradient's locality costs from what the online update costs
+    "gradient": "bptt",
 }
 
 
@@ -141,7 +150,15 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
     if network is None:
         network = eprop_network(spec, rule=None, surrogate=h["surrogate"],
                                 **{k: h[k] for k in NETWORK_KEYS if k in h})
-    rt = NetworkRuntime(network, B, spec.substeps, backend, **(compile_kwargs or {}))
+    if h["gradient"] not in ("bptt", "eprop"):
+        from neurorl.errors import closest
+
+        raise ConfigError("agent.bptt_ac.gradient", h["gradient"], "'bptt' or 'eprop'",
+                          closest(str(h["gradient"]), ("bptt", "eprop")))
+    ck = dict(compile_kwargs or {})
+    if h["gradient"] == "eprop":
+        ck["stop_z_gradients"] = True
+    rt = NetworkRuntime(network, B, spec.substeps, backend, **ck)
     net, out_g = rt.net, network.output
     n_act = spec.n_actions
     n_out = n_act + 1

@@ -454,6 +454,7 @@ class Network:
         off_chip_learning: bool = False,
         state_precision: bool = True,
         engine: Mapping[str, Any] | None = None,
+        stop_z_gradients: bool = False,
     ) -> CompiledNetwork:
         """Validate everything on the host, build the structure and return a CompiledNetwork.
 
@@ -478,6 +479,14 @@ class Network:
             engine: chip backends learning on chip: fields of the chip's learning engine to
                 change, e.g. ``{"trace_scale": 6.0, "tag_scale": 1.0}`` (YAML:
                 ``hardware.engine``).
+            stop_z_gradients: no gradient through the spikes that delayed (``delay >= 1``)
+                connections deliver -- the recurrent synapses in the usual wiring, where the
+                feed-forward path is delay 0. ``jax.grad`` of a loss through ``simulate`` then
+                keeps each neuron's own state dependence (membrane leak, threshold adaptation,
+                the readout's filter) and drops the paths through other neurons' earlier
+                spikes: with symmetric feedback that is e-prop's gradient instead of BPTT's
+                (Bellec et al. 2020, Methods; ``stop_z_gradients`` of their code). The forward
+                pass is unchanged.
 
         Raises:
             ConfigError: unknown backend (closest name), invalid network or ``w_max``.
@@ -496,7 +505,11 @@ class Network:
         if project is not None:
             user_project = project
             project = lambda w, name=None: user_project(w)  # noqa: E731
-        return CompiledNetwork(self, hardware.name, seed, project, hardware=hardware)
+        if not isinstance(stop_z_gradients, (bool, np.bool_)):
+            raise ConfigError("compile.stop_z_gradients", stop_z_gradients, "true or false")
+        cnet = CompiledNetwork(self, hardware.name, seed, project, hardware=hardware)
+        cnet.stop_z_gradients = bool(stop_z_gradients)
+        return cnet
 
 
 def _group_dt(g: NeuronGroup) -> float:
@@ -526,6 +539,7 @@ class CompiledNetwork:
         hardware: Any = None,
     ) -> None:
         self.backend = backend
+        self.stop_z_gradients = False  # set by Network.compile (static: read while tracing)
         self.groups = {g.name: g for g in net.groups}
         self.connections = {c.name: c for c in net.connections}
         self.rules = {r.name: r for r in net.rules}
@@ -892,6 +906,8 @@ class CompiledNetwork:
         """Current of a delayed connection read from its source's ring buffer; also the
         arriving spike vector (None for per-synapse delays)."""
         c, conf = self.connections[name], self._conf[name]
+        if self.stop_z_gradients:
+            hist = jax.lax.stop_gradient(hist)
         if conf["per_synapse_delay"]:
             def clock() -> Array:
                 if conf["storage"] == "dense":

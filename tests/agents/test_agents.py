@@ -165,6 +165,25 @@ def test_agent_errors_are_for_people():
         make_agent("rstdp", spec_from_env(env2, params2))
 
 
+def test_bptt_ac_eprop_gradient_same_acts_different_update():
+    """``gradient: eprop`` compiles the same network with the recurrent spike paths' gradient
+    cut: the same actions until the first update, then other weights (the recurrent paths
+    carry gradient in BPTT); a wrong name is refused with the closest one."""
+    env, params = make("CartPole-v1")
+    spec = spec_from_env(env, params, n_envs=2, substeps=3)
+    small = {**SMALL["bptt_ac"], "n_alif": 0, "rec_scale": 2.0, "in_gain": 3.0}
+    states, acts = {}, {}
+    for g in ("bptt", "eprop"):
+        agent = make_agent("bptt_ac", spec, gradient=g, **small)
+        assert agent.runtime.net.stop_z_gradients == (g == "eprop")
+        states[g], acts[g] = _rollout(agent, env, params, jax.random.key(3), n=3)
+    np.testing.assert_array_equal(np.asarray(acts["bptt"]), np.asarray(acts["eprop"]))
+    w_b, w_e = states["bptt"].params["w"], states["eprop"].params["w"]
+    assert not np.allclose(np.asarray(w_b["recurrent"]), np.asarray(w_e["recurrent"]))
+    with pytest.raises(ConfigError, match=r"gradient.*'eprop'"):
+        make_agent("bptt_ac", spec, gradient="e-prop", **SMALL["bptt_ac"])
+
+
 def test_rstdp_decision_feedback_signs_the_step_eligibility():
     """One act from zero eligibility: "none" gives the plain STDP increment; "action" keeps it
     on the chosen population only; "signed" keeps the winners' and negates the losers' (divided

@@ -36,7 +36,7 @@ def _weights(seed, n_in, n_rec, n_out, w_scale):
 
 def _net(n_in, n_rec, n_out, *, beta=0.0, recurrent=True, n_ref=0, tau_mem=20.0,
          tau_adapt=200.0, v_th=1.0, tau_out=20.0, w_scale=1.0, seed=0, rules=True,
-         normalized_filter=False):
+         normalized_filter=False, stop_z_gradients=False):
     w_in, w_rec, w_out = _weights(seed, n_in, n_rec, n_out, w_scale)
     adaptive = np.any(np.asarray(beta) != 0)
     hid_p = {"tau_mem": tau_mem, "tau_adapt": tau_adapt, "beta": beta, "v_th": v_th,
@@ -57,7 +57,7 @@ def _net(n_in, n_rec, n_out, *, beta=0.0, recurrent=True, n_ref=0, tau_mem=20.0,
         objs += [LearningRule(c, "eprop", {"tau_out": tau_out,
                                            "normalized_filter": normalized_filter},
                               name=c.name) for c in conns]
-    return Network(*objs).compile()
+    return Network(*objs).compile(stop_z_gradients=stop_z_gradients)
 
 
 def _mse(tg):
@@ -92,6 +92,34 @@ def test_eprop_differs_from_bptt_when_recurrent_but_aligned():
         rel = np.abs(a - b).max() / np.abs(b).max()
         assert rel > 1e-2, (n, rel)  # truncated: ignores the recurrent paths
         assert _cos(a, b) > 0.5, (n, _cos(a, b))
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5])  # LIF and ALIF
+def test_eprop_equals_bptt_with_stopped_recurrent_spike_gradients(beta):
+    """Bellec 2020 (Methods): e-prop with symmetric feedback is the gradient of the loss once
+    the paths through other neurons' earlier spikes are cut -- here ``jax.grad`` through the
+    same simulator compiled with ``stop_z_gradients``, on the recurrent network of the test
+    above (where full BPTT differs), every connection equal."""
+    net = _net(10, 8, 2, beta=beta, recurrent=True, n_ref=2, w_scale=3.0,
+               stop_z_gradients=True)
+    s = net.init(jax.random.PRNGKey(0))
+    xs, tg = _task()
+    ge, ys, _ = supervised_grads(net, s, {"in": xs}, tg, readout="out")
+    gb = bptt.grads(net, _mse(tg), s["weights"], s, {"in": xs})
+    _, _, rec, _ = net.simulate(s["weights"], net.dynamic(s), net.traces(s), {"in": xs})
+    np.testing.assert_allclose(ys, rec["y"], atol=1e-5)  # the forward pass is unchanged
+    full = _net(10, 8, 2, beta=beta, recurrent=True, n_ref=2, w_scale=3.0)
+    _, _, rec_full, _ = full.simulate(s["weights"], full.dynamic(s), full.traces(s), {"in": xs})
+    np.testing.assert_array_equal(np.asarray(rec["z"]), np.asarray(rec_full["z"]))
+    for n in ("in", "rec", "out"):
+        a, b = np.asarray(ge[n]), np.asarray(gb[n])
+        assert np.abs(b).max() > 1e-3
+        np.testing.assert_allclose(a, b, atol=1e-5 * np.abs(b).max(), rtol=1e-4)
+
+
+def test_stop_z_gradients_must_be_a_bool():
+    with pytest.raises(ConfigError, match="stop_z_gradients"):
+        Network(NeuronGroup(2, "LIF", name="b")).compile(stop_z_gradients="yes")
 
 
 def _numpy_eprop(w_in, w_rec, w_out, xs, tau_m, tau_a, beta, v_th, tau_out, gamma, n_ref):
