@@ -8,8 +8,10 @@ observation / action / reward shift windows sit on its task boundaries works, ea
 one frozen condition of the training env (:func:`task_conditions`).
 
 Each rule (R-STDP, e-prop actor-critic, BPTT-PPO
-actor-critic; float weights; e-prop with the config's ``agent.hyper``, the others with their
-defaults) and the non-spiking PPO baseline (``benchmarks.common.make_ppo``, MLP 64x64) learn
+actor-critic, and ``eprop_ppo``: BPTT-PPO with e-prop's gradient, ``bptt_ac`` with
+``gradient: eprop``, which separates the gradient's locality from the online update; float
+weights; e-prop with the config's ``agent.hyper``, the others with their defaults) and the
+non-spiking PPO baseline (``benchmarks.common.make_ppo``, MLP 64x64) learn
 online through the whole sequence, seeds vmapped. After every ``steps_per_task /
 evals_per_task`` env steps the current policy is evaluated **frozen** (no learning, sampled
 actions, see ``benchmarks/robustness.py``) on every task, which gives the Continual World
@@ -26,6 +28,9 @@ Reported per rule (:mod:`neurorl.metrics.continual`; medians over seeds, per see
   from-scratch runs on each task (the sequence's own first window is the from-scratch run on
   length 0.5; lengths 1.0 and 0.25 get their own runs with the same seeds and budget), and GEM's
   FWT against the untrained policy;
+* whether each local rule's adaptation to the common bar is faster or slower than each
+  baseline's (:data:`BASELINES`) beyond seed noise: exact one-sided Mann-Whitney tests over the
+  seeds (:func:`neurorl.experiment.reporting.rank_test`);
 * adaptation after each task switch from the online training returns, the same for every row
   (``adaptation_time(...).experience_steps``): env steps from the switch to the start of the
   first full window of 10 post-switch episodes whose mean is back to 90% of the pre-switch level
