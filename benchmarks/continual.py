@@ -28,9 +28,6 @@ Reported per rule (:mod:`neurorl.metrics.continual`; medians over seeds, per see
   from-scratch runs on each task (the sequence's own first window is the from-scratch run on
   length 0.5; lengths 1.0 and 0.25 get their own runs with the same seeds and budget), and GEM's
   FWT against the untrained policy;
-* whether each local rule's adaptation to the common bar is faster or slower than each
-  baseline's (:data:`BASELINES`) beyond seed noise: exact one-sided Mann-Whitney tests over the
-  seeds (:func:`neurorl.experiment.reporting.rank_test`);
 * adaptation after each task switch from the online training returns, the same for every row
   (``adaptation_time(...).experience_steps``): env steps from the switch to the start of the
   first full window of 10 post-switch episodes whose mean is back to 90% of the pre-switch level
@@ -38,6 +35,9 @@ Reported per rule (:mod:`neurorl.metrics.continual`; medians over seeds, per see
   same env steps to a *common* absolute return for every rule (:data:`BARS`; the table picks,
   per switch, the largest within every rule's own bar), since the own-level bar asks more of a
   rule that had learned the previous task better;
+* whether each local rule's adaptation to the common bar is faster or slower than each
+  baseline's (:data:`BASELINES`) beyond seed noise: exact one-sided Mann-Whitney tests over the
+  seeds (:func:`neurorl.experiment.reporting.rank_test`);
 * energy per env step on Loihi 2's per-event constants (the network itself unconstrained),
   spikes per env step;
 * a plot of the training return (median over seeds) vs env step with the switches marked.
