@@ -265,6 +265,10 @@ if __name__ == "__main__":
     ap.add_argument("--no-float", action="store_true", help="skip the float reference rows")
     ap.add_argument("--baseline", help="an earlier codesign.json: reference rows")
     ap.add_argument("--name", default="codesign", help="results file name")
+    ap.add_argument("--transfer-lr", type=float, help="tiki_taka's transfer_lr (default "
+                    f"{TIKI_TAKA['transfer_lr']})")
     a = ap.parse_args()
+    if a.transfer_lr is not None:
+        TIKI_TAKA["transfer_lr"] = a.transfer_lr
     main(a.quick, a.steps, a.seeds, a.agents, a.out, a.nonidealities, a.schemes,
          not a.no_float, a.baseline, a.name)
