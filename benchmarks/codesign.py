@@ -267,8 +267,13 @@ if __name__ == "__main__":
     ap.add_argument("--name", default="codesign", help="results file name")
     ap.add_argument("--transfer-lr", type=float, help="tiki_taka's transfer_lr (default "
                     f"{TIKI_TAKA['transfer_lr']})")
+    ap.add_argument("--n-reads", type=int, help="tiki_taka's n_reads_per_transfer (default "
+                    f"{TIKI_TAKA['n_reads_per_transfer']}; larger than a connection's inputs: "
+                    "all of them)")
     a = ap.parse_args()
     if a.transfer_lr is not None:
         TIKI_TAKA["transfer_lr"] = a.transfer_lr
+    if a.n_reads is not None:
+        TIKI_TAKA["n_reads_per_transfer"] = a.n_reads
     main(a.quick, a.steps, a.seeds, a.agents, a.out, a.nonidealities, a.schemes,
          not a.no_float, a.baseline, a.name)

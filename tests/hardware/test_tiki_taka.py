@@ -6,6 +6,8 @@ its config errors, and a short on-chip training run with a checkpoint round trip
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -134,6 +136,12 @@ def _soft_bounds(update, **kw):
 def _train(dev, steps, lr, sigma, target, w0):
     """``steps`` updates ``-lr (w - target) + sigma dw_min xi`` (a quadratic loss's gradient plus
     zero-mean noise) on 1000 synapses; returns the mean and spread of the final weights."""
+    w = np.asarray(_train_jit(dev, steps, lr, sigma, target, w0))
+    return float(w.mean()), float(w.std())
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _train_jit(dev, steps, lr, sigma, target, w0):
     shape = (10, 100)
     g0 = jnp.stack([jnp.full(shape, w0), jnp.zeros(shape)])
     st = M.pulse_init(jax.random.PRNGKey(0), shape, dev, g0)
@@ -145,10 +153,10 @@ def _train(dev, steps, lr, sigma, target, w0):
         return M.pulse_update(st, delta, k2, 0.0, dev, 1.0), None
 
     st, _ = jax.lax.scan(body, st, jax.random.split(jax.random.PRNGKey(1), steps))
-    w = np.asarray(M.pulse_read(st, 0.0, dev, 1.0))
-    return float(w.mean()), float(w.std())
+    return M.pulse_read(st, 0.0, dev, 1.0)
 
 
+@pytest.mark.slow
 def test_tiki_taka_keeps_the_weight_off_the_symmetric_point():
     """Gokmen & Haensch 2020's point: on an asymmetric device (soft bounds: up and down steps
     equal only at the symmetric point 0) zero-mean gradient noise makes plain SGD drift towards
