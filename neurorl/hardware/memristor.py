@@ -835,7 +835,15 @@ def pulse_update(state: PulseState, delta: Array, key: Array, t: Array | float,
       reset; C alone holds the weight unless ``gamma > 0`` (:func:`pulse_read`). A's
       asymmetry drives it towards its symmetric point, but A only serves as a filter of the
       gradient whose *sign-balanced* average C integrates: C converges near the target while
-      plain SGD on an asymmetric device drifts to the symmetric point.
+      plain SGD on an asymmetric device drifts to the symmetric point. Not modelled of
+      aihwkit's ``TransferCompound``: more than two devices (``transfer_every_vec``,
+      ``transfer_lr_vec``, ``no_self_transfer``; ``gamma_vec`` is ``[gamma, 1]``), a fast
+      device of another model, ``units_in_mbatch`` (an update is one mini-batch of one),
+      ``with_reset_prob``, ``random_selection``, ``scale_transfer_lr`` / ``scale_fast_lr``
+      (no learning-rate schedule reaches the devices), the transfer read's periphery
+      (``transfer_forward``: DAC/ADC resolution, output noise, bounds -- the read has the
+      device's own read noise only) and its pulse trains (``transfer_update``: here the same
+      open-loop stochastic count as A's, not aihwkit's stochastic bit streams).
 
     Counts are capped at ``max_pulses`` (per device, per update and per transfer); with
     ``deterministic_pulses`` the open-loop counts are rounded to nearest. PCM: ``delta > 0``
