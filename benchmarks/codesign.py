@@ -178,7 +178,8 @@ def _write(rows: list[dict], steps: int, seeds: int, prov: dict, out: str | None
         "`calibrated` row, where present, counts pulses from each device's own up / down "
         "step (a controller that has measured every device: the library's default for the "
         "PCM / RRAM presets). Small budget on a shared "
-        "machine (3 seeds, 32k steps): differences under ~30 return are within seed noise; "
+        f"machine ({seeds} seeds, {steps // 1000}k steps): differences under ~30 return are "
+        "within seed noise; "
         "the lead may rerun it quietly (`python benchmarks/codesign.py --seeds 5 --steps "
         "100000`).",
         "",
