@@ -202,7 +202,9 @@ def test_tiki_taka_state_and_read():
     worn = dev.replace(endurance=2.0)
     s3 = M.pulse_init(jax.random.PRNGKey(0), (4, 2), worn)
     s3 = M.pulse_update(s3, jnp.full((4, 2), 0.05), jax.random.PRNGKey(0), 0.0, worn, 1.0)
-    assert int(M.worn_out(s3, worn)) == 8  # A's devices, 5 pulses each (capped ones stop)
+    # 5 pulses on each of A's 8 bidirectional devices (endurance 2), none yet on C
+    assert int(M.worn_out(s3, worn)) == 8 and float(jnp.sum(s3.pulses)) == 0
+    assert float(s3.total_pulses) == 40
 
 
 def test_tiki_taka_config_errors_name_the_field():
