@@ -3,8 +3,8 @@
 #
 # Builds a side environment (NOT the project venv: it holds a ~4 GB CUDA torch) with aihwkit
 # 1.1.0 and the torch its Linux wheels were compiled against, installs neurorl into it, and runs
-# the aihwkit comparison tests of tests/hardware/test_pulses.py (they skip where aihwkit is
-# absent, as in CI).
+# the aihwkit comparison tests of tests/hardware/test_pulses.py and test_tiki_taka.py (its
+# TransferCompound tile; they skip where aihwkit is absent, as in CI).
 #
 #   bash benchmarks/aihwkit_check.sh            # venv in ${AIHWKIT_VENV:-~/.cache/neurorl-aihwkit}
 #   AIHWKIT_VENV=/work/aihwkit_venv bash benchmarks/aihwkit_check.sh
@@ -44,5 +44,6 @@ tile.set_weights(torch.full((1, 1), 0.25))  # fails here if torch's C++ ABI does
 assert abs(float(tile.get_weights()[0][0, 0]) - 0.25) < 1e-6
 print(f"aihwkit {aihwkit.__version__} on torch {torch.__version__}: tile round-trip ok")
 EOF
-"$VENV/bin/python" -m pytest -q tests/hardware/test_pulses.py -k aihwkit -rA \
-  "$@"
+# -o addopts: the project's pytest options name pytest-xdist's flags, which this venv lacks
+"$VENV/bin/python" -m pytest -q -o addopts="" tests/hardware/test_pulses.py \
+  tests/hardware/test_tiki_taka.py -k aihwkit -rA -s "$@"

@@ -25,7 +25,11 @@ experiment's ``hardware.device.update``):
   pulses per update (Gokmen & Vlasov 2016; what aihwkit does);
 * ``mixed_precision``: accumulate-then-program (Nandakumar et al. 2020): the update adds to a
   digital accumulator ``chi`` per synapse, ``floor(|chi| / dw_min)`` pulses are applied once it
-  passes a step and ``chi`` keeps the rest.
+  passes a step and ``chi`` keeps the rest;
+* ``tiki_taka``: Tiki-Taka v1 (Gokmen & Haensch 2020; aihwkit ``TransferCompound``, two
+  devices of the same model per synapse): the update goes as stochastic pulses onto a fast
+  device A; after every update one input line of A is read and written onto the slow device
+  C (``transfer_lr`` x A as stochastic pulses); the weight is ``gamma A + C`` (``TIKI_TAKA``).
 
 Reported per row: final return (mean of the last 20 episodes per seed, median over seeds), its
 ratio to the float run of the same rule, device pulses per seed (writes), and for the
@@ -37,10 +41,14 @@ the literature.
 
 References:
     Gokmen & Vlasov 2016, Front. Neurosci. 10:333; Nandakumar et al. 2020, Front. Neurosci.
-    14:406; Rasch et al. 2021, AICAS (aihwkit device models); Gong et al. 2018, Nat. Commun.
-    9:2102.
+    14:406; Gokmen & Haensch 2020, Front. Neurosci. 14:103 (Tiki-Taka); Rasch et al. 2021,
+    AICAS (aihwkit device models); Gong et al. 2018, Nat. Commun. 9:2102.
 
 Usage: python benchmarks/codesign.py [--quick] [--steps N] [--seeds S] [--agents rstdp ...]
+    [--nonidealities asymmetry ...] [--schemes tiki_taka ...] [--no-float]
+    [--baseline benchmarks/results/codesign.json --name codesign_tiki_taka]
+(a subset: only those rows are run; ``--baseline`` takes the float / ideal / other-scheme rows
+the loss and recovered columns need from an earlier run's json, ``--name`` the results' name.)
 """
 
 from __future__ import annotations
@@ -66,7 +74,12 @@ NONIDEAL = [  # (name, the one change)
     ("drift", {"drift": True, "drift_nu": 0.05, "drift_t0": 1e-3}),
     ("32 levels", {"dw_min": 2.0 / 32}),
 ]
-SCHEMES = ("stochastic", "mixed_precision")
+SCHEMES = ("stochastic", "mixed_precision", "tiki_taka")
+# Tiki-Taka v1: aihwkit TransferCompound's schedule (a transfer after every update, one column
+# per transfer) with the fast device visible, gamma 1 (W = A + C), and transfer_lr 0.01 -- the
+# best of a sweep on seeds 0-2 (results/codesign.md, "Tiki-Taka"): aihwkit's gamma 0 (C alone)
+# failed for both rules at every transfer_lr tried (0.001-1).
+TIKI_TAKA = dict(transfer_every=1, n_reads_per_transfer=1, transfer_lr=0.01, gamma=1.0)
 NOISE = 30.0  # return: a loss below this is within the seed spread at this budget
 AGENTS = ("rstdp", "eprop_ac")
 
@@ -79,25 +92,35 @@ def _row(r: dict, **extra) -> dict:
 
 
 def main(quick: bool = False, steps: int | None = None, seeds: int | None = None,
-         agents: list[str] | None = None, out: str | None = None) -> list[dict]:
+         agents: list[str] | None = None, out: str | None = None,
+         nonidealities: list[str] | None = None, schemes: list[str] | None = None,
+         with_float: bool = True, baseline: str | None = None,
+         name: str = "codesign") -> list[dict]:
+    import json
+
     from benchmarks.common import provenance
     from benchmarks.onchip import run_condition
 
     prov = provenance()
     steps = steps or (8_000 if quick else 32_000)
     seeds = seeds or (1 if quick else 3)
+    base = [] if baseline is None else json.loads(Path(baseline).read_text())["rows"]
     rows: list[dict] = []
     for agent in agents or AGENTS:
-        rows.append(_row(run_condition(f"{agent}/float", agent, "float", False, steps, seeds),
-                         nonideality="float", scheme="-"))
-        _write(rows, steps, seeds, prov, out)
-        for name, change in NONIDEAL:
-            for scheme in SCHEMES:
-                dev = {**IDEAL, **change, "update": scheme}
-                r = run_condition(f"{agent}/{CHIP} {name}, {scheme}", agent, CHIP, False, steps,
-                                  seeds, chip_device=dev)
-                rows.append(_row(r, nonideality=name, scheme=scheme, device=dev))
-                _write(rows, steps, seeds, prov, out)
+        if with_float:
+            rows.append(_row(run_condition(f"{agent}/float", agent, "float", False, steps,
+                                           seeds), nonideality="float", scheme="-"))
+            _write(rows, steps, seeds, prov, out, base, name)
+        for nonideal, change in NONIDEAL:
+            if nonidealities and nonideal not in nonidealities:
+                continue
+            for scheme in schemes or SCHEMES:
+                dev = {**IDEAL, **change, "update": scheme,
+                       **(TIKI_TAKA if scheme == "tiki_taka" else {})}
+                r = run_condition(f"{agent}/{CHIP} {nonideal}, {scheme}", agent, CHIP, False,
+                                  steps, seeds, chip_device=dev)
+                rows.append(_row(r, nonideality=nonideal, scheme=scheme, device=dev))
+                _write(rows, steps, seeds, prov, out, base, name)
     return rows
 
 
@@ -106,25 +129,30 @@ def _find(rows: list[dict], agent: str, nonideality: str, scheme: str) -> float 
                  and r["nonideality"] == nonideality and r["scheme"] == scheme), None)
 
 
-def _write(rows: list[dict], steps: int, seeds: int, prov: dict, out: str | None) -> None:
+def _write(rows: list[dict], steps: int, seeds: int, prov: dict, out: str | None,
+           base: list[dict] | None = None, name: str = "codesign") -> None:
     from benchmarks.common import machine, write_results
 
+    ref = rows + [b for b in base or [] if not any(
+        (r["agent"], r["nonideality"], r["scheme"]) == (b["agent"], b["nonideality"],
+                                                        b["scheme"]) for r in rows)]
     for r in rows:
-        fl = _find(rows, r["agent"], "float", "-")
-        ideal = _find(rows, r["agent"], "ideal", r["scheme"])
+        fl = _find(ref, r["agent"], "float", "-")
+        ideal = _find(ref, r["agent"], "ideal", r["scheme"])
         v = r["final_return_median"]
         r["relative_to_float"] = None if not fl or v is None else v / fl
         r["loss_vs_ideal"] = (None if r["nonideality"] in ("float", "ideal") or ideal is None
                               or v is None else ideal - v)
-        if r["scheme"] == "mixed_precision" and r["nonideality"] not in ("float", "ideal"):
-            plain = _find(rows, r["agent"], r["nonideality"], "stochastic")
-            ideal_plain = _find(rows, r["agent"], "ideal", "stochastic")
+        if (r["scheme"] in ("mixed_precision", "tiki_taka")
+                and r["nonideality"] not in ("float", "ideal")):
+            plain = _find(ref, r["agent"], r["nonideality"], "stochastic")
+            ideal_plain = _find(ref, r["agent"], "ideal", "stochastic")
             gap = None if plain is None or ideal_plain is None else ideal_plain - plain
             r["recovered_fraction"] = (None if gap is None or v is None or gap <= NOISE
                                        else (v - plain) / gap)
     folder = Path(out) if out else ROOT / "benchmarks" / "results"
     folder.mkdir(parents=True, exist_ok=True)
-    _plot(rows, folder / "codesign.png")
+    _plot(rows, folder / f"{name}.png")
 
     def fmt(x, spec):
         return "-" if x is None else format(x, spec)
@@ -139,15 +167,19 @@ def _write(rows: list[dict], steps: int, seeds: int, prov: dict, out: str | None
         "is switched on per row (values and sources: `benchmarks/codesign.py`). `stochastic`: "
         "open-loop stochastic pulse trains (Gokmen & Vlasov 2016); `mixed_precision`: "
         "accumulate-then-program (Nandakumar et al. 2020), the library option "
-        "`hardware.device.update: mixed_precision`. Final return: mean of the last 20 "
+        "`hardware.device.update: mixed_precision`; `tiki_taka`: Tiki-Taka v1 (Gokmen & "
+        "Haensch 2020, `hardware.device.update: tiki_taka`, parameters in "
+        "`benchmarks/codesign.py`). Final return: mean of the last 20 "
         "episodes, median over seeds. Loss: ideal-device return (same scheme) minus this "
-        "row's. Recovered: the share of the `stochastic` loss that `mixed_precision` wins back "
-        "((MP - stochastic) / (ideal stochastic - stochastic); > 1: better than the ideal "
+        "row's. Recovered: the share of the `stochastic` loss that `mixed_precision` (or "
+        "`tiki_taka`) wins back "
+        "((scheme - stochastic) / (ideal stochastic - stochastic); > 1: better than the ideal "
         f"device with stochastic pulses; '-': no loss above {NOISE:.0f} to recover). A "
         "`calibrated` row, where present, counts pulses from each device's own up / down "
         "step (a controller that has measured every device: the library's default for the "
         "PCM / RRAM presets). Small budget on a shared "
-        "machine (3 seeds, 32k steps): differences under ~30 return are within seed noise; "
+        f"machine ({seeds} seeds, {steps // 1000}k steps): differences under ~30 return are "
+        "within seed noise; "
         "the lead may rerun it quietly (`python benchmarks/codesign.py --seeds 5 --steps "
         "100000`).",
         "",
@@ -164,14 +196,23 @@ def _write(rows: list[dict], steps: int, seeds: int, prov: dict, out: str | None
             f"{fmt(r['relative_to_float'], '.2f')} | {fmt(r['loss_vs_ideal'], '.1f')} | "
             f"{fmt(r.get('recovered_fraction'), '.2f')} | "
             f"{fmt(None if not wr else float(np.median(wr)), '.3g')} | {r['wall_s']:.0f} |")
-    lines += ["", "![final return per non-ideality](codesign.png)", "",
+    if base:
+        lines += ["", f"The float, ideal-device and other-scheme references of the loss and "
+                  f"recovered columns are the rows of {baseline_note(base)}."]
+    lines += ["", f"![final return per non-ideality]({name}.png)", "",
               f"Machine: {machine()}", ""]
-    write_results("codesign", _strict({"benchmark": "codesign", "steps": steps, "seeds": seeds,
+    write_results(name, _strict({"benchmark": "codesign", "steps": steps, "seeds": seeds,
                                        "shift_step": steps // 2, "chip": CHIP,
                                        "ideal_device": IDEAL, "nonidealities": dict(NONIDEAL),
                                        "schemes": list(SCHEMES), "machine": machine(),
+                                       "tiki_taka": TIKI_TAKA,
                                        "provenance": prov, "rows": rows}),
                   rows, out=folder, markdown="\n".join(lines))
+
+
+def baseline_note(base: list[dict]) -> str:
+    """Where the reference rows of a subset run come from (their conditions)."""
+    return f"an earlier run ({len(base)} rows, `--baseline`)"
 
 
 def _strict(x):
@@ -196,13 +237,14 @@ def _plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, max(1, len(agents)), figsize=(6 * max(1, len(agents)), 4),
                              squeeze=False)
     names = [n for n, _ in NONIDEAL]
+    width = 0.8 / len(SCHEMES)
     for ax, agent in zip(axes[0], agents, strict=False):
         for j, scheme in enumerate(SCHEMES):
             ys = [next((r["relative_to_float"] for r in rows if r["agent"] == agent
                         and r["nonideality"] == n and r["scheme"] == scheme), None)
                   for n in names]
-            x = np.arange(len(names)) + (j - 0.5) * 0.38
-            ax.bar(x, [np.nan if y is None else y for y in ys], width=0.38, label=scheme)
+            x = np.arange(len(names)) + (j - (len(SCHEMES) - 1) / 2) * width
+            ax.bar(x, [np.nan if y is None else y for y in ys], width=width, label=scheme)
         ax.axhline(1.0, color="k", lw=0.8, ls="--")
         ax.set_xticks(np.arange(len(names)), names, rotation=20)
         ax.set_ylabel("final return / float")
@@ -220,5 +262,24 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", type=int)
     ap.add_argument("--agents", nargs="*", choices=AGENTS)
     ap.add_argument("--out")
+    ap.add_argument("--nonidealities", nargs="*", choices=[n for n, _ in NONIDEAL])
+    ap.add_argument("--schemes", nargs="*", choices=SCHEMES)
+    ap.add_argument("--no-float", action="store_true", help="skip the float reference rows")
+    ap.add_argument("--baseline", help="an earlier codesign.json: reference rows")
+    ap.add_argument("--name", default="codesign", help="results file name")
+    ap.add_argument("--transfer-lr", type=float, help="tiki_taka's transfer_lr (default "
+                    f"{TIKI_TAKA['transfer_lr']})")
+    ap.add_argument("--n-reads", type=int, help="tiki_taka's n_reads_per_transfer (default "
+                    f"{TIKI_TAKA['n_reads_per_transfer']}; larger than a connection's inputs: "
+                    "all of them)")
+    ap.add_argument("--gamma", type=float, help="tiki_taka's gamma (weight of the fast device; "
+                    f"default {TIKI_TAKA['gamma']})")
     a = ap.parse_args()
-    main(a.quick, a.steps, a.seeds, a.agents, a.out)
+    if a.gamma is not None:
+        TIKI_TAKA["gamma"] = a.gamma
+    if a.transfer_lr is not None:
+        TIKI_TAKA["transfer_lr"] = a.transfer_lr
+    if a.n_reads is not None:
+        TIKI_TAKA["n_reads_per_transfer"] = a.n_reads
+    main(a.quick, a.steps, a.seeds, a.agents, a.out, a.nonidealities, a.schemes,
+         not a.no_float, a.baseline, a.name)

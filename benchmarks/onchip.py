@@ -182,7 +182,8 @@ def run_condition(label: str, agent: str, chip: str, off_chip: bool, steps: int,
         est = out["runner_state"].engine
         if est is not None and spec.device is not None:
             dev = get_pulse_device(train.agent.runtime.net.hardware.chip.device)
-            p = np.concatenate([np.asarray(v.devices.pulses[s]).ravel() for v in est.values()])
+            p = np.concatenate([np.asarray(d.pulses[s]).ravel() for v in est.values()
+                                for d in (v.devices, v.devices.fast) if d is not None])
             writes.append(float(p.sum()))
             max_dev.append(float(p.max()))
             worn.append(int((p >= dev.endurance).sum()))

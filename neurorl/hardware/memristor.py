@@ -29,6 +29,7 @@ Not verified: endurance (10^6-10^10 cycles [M]) and the level counts (hardware.m
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -424,7 +425,32 @@ class PulseDeviceSpec:
             loop, as aihwkit and a real crossbar controller do (Gokmen & Vlasov 2016);
             ``"mixed_precision"`` -- the change accumulates in a digital variable ``chi`` per
             synapse and ``floor(|chi| / dw_min)`` pulses are applied once it passes one nominal
-            step, ``chi`` keeping the rest (Nandakumar et al. 2020).
+            step, ``chi`` keeping the rest (Nandakumar et al. 2020);
+            ``"tiki_taka"`` -- Tiki-Taka v1 (Gokmen & Haensch 2020; aihwkit
+            ``TransferCompound`` with two devices): every synapse has a second, *fast* device
+            (A) of the same model that receives the open-loop stochastic pulses; every
+            ``transfer_every`` updates ``n_reads_per_transfer`` input lines of A are read and
+            written onto the slow device C with ``transfer_lr`` (:func:`pulse_update`); the
+            weight is ``gamma A + C``.
+        deterministic_pulses: round open-loop pulse counts to the nearest integer instead of
+            stochastic rounding (aihwkit ``PulseType.DETERMINISTIC_IMPLICIT``; for exact
+            comparisons: a request below half a step then writes nothing).
+        gamma: ``tiki_taka``: weight of the fast device in the effective weight ``gamma A + C``
+            (aihwkit ``gamma``, default 0: C alone is read; aihwkit's ``gamma_vec`` for two
+            devices is ``[gamma, 1]``).
+        transfer_every: ``tiki_taka``: a transfer after every ``transfer_every``-th update
+            (one update = one call of :func:`pulse_update`, a learning epoch; aihwkit with
+            ``units_in_mbatch`` and a mini-batch of 1); 0: never.
+        n_reads_per_transfer: ``tiki_taka``: input lines read and written per transfer,
+            sequentially and wrapping around (aihwkit ``n_reads_per_transfer``).
+        transfer_columns: ``tiki_taka``: read columns of the crossbar (aihwkit's default: one
+            input line, i.e. one presynaptic index, the first axis of neurorl's pre-major
+            ``[n_pre, n_post]`` weights) rather than rows (one output line, the last axis).
+        transfer_lr: ``tiki_taka``: ``C += transfer_lr * A_read`` per transfer, as open-loop
+            stochastic pulses on C (aihwkit ``transfer_lr`` with ``scale_transfer_lr=False``:
+            our requests already carry the rule's learning rate).
+        fast_lr: ``tiki_taka``: the requested change is scaled by this onto A (aihwkit
+            ``fast_lr``).
     """
 
     name: str
@@ -449,6 +475,13 @@ class PulseDeviceSpec:
     drift_nu: float | None = None
     drift_t0: float = 20.0
     update: str = "calibrated"
+    deterministic_pulses: bool = False
+    gamma: float = 0.0
+    transfer_every: int = 1
+    n_reads_per_transfer: int = 1
+    transfer_columns: bool = True
+    transfer_lr: float = 1.0
+    fast_lr: float = 1.0
 
     def __post_init__(self) -> None:
         if not (self.dw_min > 0 and self.g_hi > self.g_lo and self.max_pulses >= 1
@@ -462,6 +495,7 @@ class PulseDeviceSpec:
                 and (self.drift_nu is None or self.drift_nu >= 0)):
             raise ConfigError("device", (self.nonlinearity, self.drift_nu, self.drift_t0),
                               "0 <= nonlinearity <= 1, drift_nu >= 0 or None, drift_t0 > 0")
+        _check_tiki_taka(self)
         if self.exp_step is not None:
             try:
                 shape = tuple(float(v) for v in self.exp_step)
@@ -477,7 +511,35 @@ class PulseDeviceSpec:
         return dataclasses.replace(self, **kw)
 
 
-UPDATE_SCHEMES = ("calibrated", "stochastic", "mixed_precision")
+UPDATE_SCHEMES = ("calibrated", "stochastic", "mixed_precision", "tiki_taka")
+# the fields only the tiki_taka scheme reads (aihwkit TransferCompound names)
+TIKI_TAKA_FIELDS = ("gamma", "transfer_every", "n_reads_per_transfer", "transfer_columns",
+                    "transfer_lr", "fast_lr")
+
+
+def _check_tiki_taka(dev: PulseDeviceSpec) -> None:
+    """ConfigError (``device.<field>``) for an invalid Tiki-Taka parameter."""
+    def real(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    checks = (
+        ("gamma", real(dev.gamma) and dev.gamma >= 0, "a float >= 0 (weight of the fast "
+         "device A in gamma A + C; 0: C alone)"),
+        ("transfer_every", whole(dev.transfer_every) and dev.transfer_every >= 0,
+         "an int >= 0 (updates between transfers; 0: never)"),
+        ("n_reads_per_transfer", whole(dev.n_reads_per_transfer)
+         and dev.n_reads_per_transfer >= 1, "an int >= 1 (lines read per transfer)"),
+        ("transfer_columns", isinstance(dev.transfer_columns, bool), "true or false"),
+        ("transfer_lr", real(dev.transfer_lr) and dev.transfer_lr > 0, "a float > 0"),
+        ("fast_lr", real(dev.fast_lr) and dev.fast_lr > 0, "a float > 0"),
+        ("deterministic_pulses", isinstance(dev.deterministic_pulses, bool), "true or false"),
+    )
+    for name, ok, allowed in checks:
+        if not ok:
+            raise ConfigError(f"device.{name}", getattr(dev, name), allowed)
 
 
 def pulse_device_with(name: str | PulseDeviceSpec, overrides: Mapping[str, Any] | None,
@@ -504,11 +566,19 @@ def pulse_device_with(name: str | PulseDeviceSpec, overrides: Mapping[str, Any] 
             raise ConfigError(f"{field}.{k}", overrides[k], ", ".join(names),
                               suggestion=closest(k, names))
     try:
-        return dev.replace(**dict(overrides))
+        out = dev.replace(**dict(overrides))
     except ConfigError as e:
+        if e.field.startswith("device."):  # one field: name it as the user wrote it
+            raise ConfigError(f"{field}.{e.field[len('device.'):]}", e.value, e.allowed,
+                              e.suggestion) from None
         raise ConfigError(field, dict(overrides), str(e)) from None
     except TypeError as e:
         raise ConfigError(field, dict(overrides), f"values of the right types ({e})") from None
+    unused = [k for k in overrides if k in TIKI_TAKA_FIELDS]
+    if unused and out.update != "tiki_taka":
+        raise ConfigError(f"{field}.{unused[0]}", overrides[unused[0]],
+                          f"only with {field}.update: tiki_taka (update is {out.update!r})")
+    return out
 
 
 PULSE_DEVICES: dict[str, PulseDeviceSpec] = {
@@ -559,6 +629,16 @@ class PulseState:
         total_pulses: scalar, all pulses (energy); ``refreshes``: scalar, pair refreshes.
         chi: shaped like the weights: the change requested but not yet programmed, in device
             units (``update="mixed_precision"``; zero otherwise).
+        fast: ``update="tiki_taka"``: the fast device A of every synapse (a ``PulseState`` of
+            the same model, its own device-to-device draws, pulses and refreshes); the fields
+            above are then the slow device C. ``None`` for the other schemes.
+        n_updates: ``tiki_taka``: updates so far (int32 scalar; aihwkit
+            ``current_update_idx``); a transfer follows every ``transfer_every``-th.
+        next_slice: ``tiki_taka``: the first input line (or output line) the next transfer
+            reads (int32 scalar; aihwkit ``current_slice_indices``).
+
+    With ``tiki_taka``, ``total_pulses`` counts the pulses of both devices (energy) and
+    ``pulses`` those of C (``fast.pulses``: A's; :func:`worn_out` counts both).
     """
 
     g: Array
@@ -572,6 +652,9 @@ class PulseState:
     total_pulses: Array
     refreshes: Array
     chi: Array
+    fast: PulseState | None = None
+    n_updates: Array | None = None
+    next_slice: Array | None = None
 
 
 def get_pulse_device(name: str | PulseDeviceSpec) -> PulseDeviceSpec:
@@ -583,8 +666,17 @@ def get_pulse_device(name: str | PulseDeviceSpec) -> PulseDeviceSpec:
 def pulse_init(key: Array, shape: tuple[int, ...], device: str | PulseDeviceSpec = "pcm",
                g0: Array | None = None) -> PulseState:
     """Fresh devices with their device-to-device parameters; ``g0 [2, ...]`` initial values
-    (default 0)."""
+    (default 0). ``update="tiki_taka"``: ``g0`` goes onto the slow device C and a fast device A
+    at 0 is drawn too (aihwkit ``TransferRPUDevice::onSetWeights``: the last device holds the
+    weight, the others are zeroed)."""
     dev = get_pulse_device(device)
+    if dev.update == "tiki_taka":
+        k_slow, k_fast = jax.random.split(key)
+        plain = dev.replace(update="stochastic")
+        slow = pulse_init(k_slow, shape, plain, g0)
+        fast = pulse_init(k_fast, shape, plain)
+        zero = jnp.zeros((), jnp.int32)
+        return slow.replace(fast=fast, n_updates=zero, next_slice=zero)
     ks = jax.random.split(key, 5)
     full = (2, *shape)
     n = lambda k: jax.random.normal(k, full, jnp.float32)  # noqa: E731
@@ -684,19 +776,34 @@ def pulse_step(g: Array, n_up: Array, n_down: Array, dw_up: Array, dw_down: Arra
     return jnp.clip(g, g_lo, g_hi)
 
 
-def pulse_read(state: PulseState, t: Array | float, device: str | PulseDeviceSpec,
-               w_scale: float, key: Array | None = None) -> Array:
-    """Weights ``w_scale (g+ - g-)`` (pair) or ``w_scale g`` read at time ``t`` (s): PCM drift
-    since each device's last pulse (after ``drift_t0``, 20 s by default), relative read noise if
-    ``key``."""
-    dev = get_pulse_device(device)
+def _read_units(state: PulseState, t: Array | float, dev: PulseDeviceSpec,
+                key: Array | None) -> Array:
+    """One device's value in device units (``g+ - g-`` or ``g``) read at ``t``: drift since
+    each device's last pulse, relative read noise if ``key``."""
     g = state.g
     if dev.drift:
         dt = jnp.maximum(t - state.t_last, 0.0)
         g = g * jnp.maximum(dt / dev.drift_t0, 1.0) ** (-state.nu)
     if key is not None and dev.read_noise:
         g = g + dev.read_noise * jnp.abs(g) * jax.random.normal(key, g.shape)
-    return w_scale * (g[0] - g[1]) if dev.pair else w_scale * g[0]
+    return g[0] - g[1] if dev.pair else g[0]
+
+
+def pulse_read(state: PulseState, t: Array | float, device: str | PulseDeviceSpec,
+               w_scale: float, key: Array | None = None) -> Array:
+    """Weights ``w_scale (g+ - g-)`` (pair) or ``w_scale g`` read at time ``t`` (s): PCM drift
+    since each device's last pulse (after ``drift_t0``, 20 s by default), relative read noise if
+    ``key``. ``tiki_taka``: the effective weight ``w_scale (gamma A + C)`` (both read)."""
+    dev = get_pulse_device(device)
+    if dev.update == "tiki_taka":
+        k_slow = k_fast = None
+        if key is not None:
+            k_slow, k_fast = jax.random.split(key)
+        w = _read_units(state, t, dev, k_slow)
+        if dev.gamma:
+            w = w + dev.gamma * _read_units(state.fast, t, dev, k_fast)
+        return w_scale * w
+    return w_scale * _read_units(state, t, dev, key)
 
 
 def pulse_update(state: PulseState, delta: Array, key: Array, t: Array | float,
@@ -714,47 +821,108 @@ def pulse_update(state: PulseState, delta: Array, key: Array, t: Array | float,
       ``p = floor(|chi| / dw_min)`` pulses of sign ``sign(chi)`` (at most ``max_pulses``) and
       ``chi -= sign(chi) p dw_min``. Opposite updates cancel in ``chi`` before any device is
       touched, so a noisy rule (R-STDP) writes far fewer, and far fewer alternating, pulses
-      (Nandakumar et al. 2020, Algorithm 1, open loop).
+      (Nandakumar et al. 2020, Algorithm 1, open loop);
+    * ``"tiki_taka"``: Tiki-Taka v1 (Gokmen & Haensch 2020, Algorithm 1; aihwkit
+      ``TransferCompound`` with two devices, ``rpu_transfer_device.cpp``). The change goes,
+      times ``fast_lr``, onto the fast device A as ``"stochastic"`` pulses. Then the update
+      counter ``n`` is incremented and, if ``transfer_every > 0`` and ``n % transfer_every ==
+      0``, ``k = n_reads_per_transfer`` consecutive lines of A starting at ``next_slice``
+      (wrapping around) are read at ``t`` (drift, the device's read noise) and written onto
+      the slow device C as ``"stochastic"`` pulses for ``transfer_lr * A_read``;
+      ``next_slice`` advances by ``k``. A line is a column of the crossbar (one input,
+      ``w[i, :]`` of neurorl's ``[n_pre, n_post]`` weights; first axis) or, with
+      ``transfer_columns=False``, a row (one output, ``w[..., j]``; last axis). A is never
+      reset; C alone holds the weight unless ``gamma > 0`` (:func:`pulse_read`). A's
+      asymmetry drives it towards its symmetric point, but A only serves as a filter of the
+      gradient whose *sign-balanced* average C integrates: C converges near the target while
+      plain SGD on an asymmetric device drifts to the symmetric point. Not modelled of
+      aihwkit's ``TransferCompound``: more than two devices (``transfer_every_vec``,
+      ``transfer_lr_vec``, ``no_self_transfer``; ``gamma_vec`` is ``[gamma, 1]``), a fast
+      device of another model, ``units_in_mbatch`` (an update is one mini-batch of one),
+      ``with_reset_prob``, ``random_selection``, ``scale_transfer_lr`` / ``scale_fast_lr``
+      (no learning-rate schedule reaches the devices), the transfer read's periphery
+      (``transfer_forward``: DAC/ADC resolution, output noise, bounds -- the read has the
+      device's own read noise only) and its pulse trains (``transfer_update``: here the same
+      open-loop stochastic count as A's, not aihwkit's stochastic bit streams).
 
-    Counts are capped at ``max_pulses``. PCM: ``delta > 0`` pulses G+, ``delta < 0`` pulses G-
-    (SET only); a pair whose device passes ``refresh_at`` is reprogrammed (both devices RESET
-    and the net weight rewritten onto one device: two extra writes). RRAM: up or down pulses on
-    the one device. Worn-out devices (``pulses >= endurance``) do not move.
+    Counts are capped at ``max_pulses`` (per device, per update and per transfer); with
+    ``deterministic_pulses`` the open-loop counts are rounded to nearest. PCM: ``delta > 0``
+    pulses G+, ``delta < 0`` pulses G- (SET only); a pair whose device passes ``refresh_at`` is
+    reprogrammed (both devices RESET and the net weight rewritten onto one device: two extra
+    writes). RRAM: up or down pulses on the one device. Worn-out devices (``pulses >=
+    endurance``) do not move.
 
     References:
         Gokmen & Vlasov, "Acceleration of deep neural network training with resistive
         cross-point devices", Front. Neurosci. 10:333 (2016); Nandakumar et al.,
         "Mixed-precision deep learning based on computational memory", Front. Neurosci.
-        14:406 (2020).
+        14:406 (2020); Gokmen & Haensch, "Algorithm for training neural networks on resistive
+        device arrays", Front. Neurosci. 14:103 (2020); IBM aihwkit ``TransferCompound``.
     """
     dev = get_pulse_device(device)
+    if dev.update == "tiki_taka":
+        return _tiki_taka_update(state, delta, key, t, dev, w_scale)
+    return _program(state, delta / w_scale, key, t, dev, dev.update)
+
+
+def _tiki_taka_update(state: PulseState, delta: Array, key: Array, t: Array | float,
+                      dev: PulseDeviceSpec, w_scale: float) -> PulseState:
+    """One Tiki-Taka update (see :func:`pulse_update`)."""
+    k_fast, k_read, k_slow = jax.random.split(key, 3)
+    fast = _program(state.fast, dev.fast_lr * delta / w_scale, k_fast, t, dev, "stochastic")
+    n = state.n_updates + 1
+    shape = jnp.shape(delta)
+    axis = 0 if dev.transfer_columns or len(shape) == 0 else len(shape) - 1
+    n_lines = shape[axis] if shape else 1
+    k = min(dev.n_reads_per_transfer, n_lines)  # aihwkit caps it at the crossbar's size
+    every = dev.transfer_every
+    go = (n % every == 0) if every > 0 else jnp.zeros((), bool)
+    lines = (state.next_slice + jnp.arange(k)) % n_lines
+    sel = jnp.zeros((n_lines,), bool).at[lines].set(True) & go
+    if not shape:
+        sel = sel[0]
+    elif axis == 0:  # a column: broadcast over the other axes
+        sel = sel.reshape((n_lines,) + (1,) * (len(shape) - 1))
+    a = _read_units(fast, t, dev, k_read)
+    slow = _program(state, jnp.where(sel, dev.transfer_lr * a, 0.0), k_slow, t, dev,
+                    "stochastic")
+    return slow.replace(
+        fast=fast, n_updates=n,
+        next_slice=jnp.where(go, (state.next_slice + k) % n_lines, state.next_slice),
+        total_pulses=slow.total_pulses + fast.total_pulses - state.fast.total_pulses)
+
+
+def _program(state: PulseState, d: Array, key: Array, t: Array | float,
+             dev: PulseDeviceSpec, scheme: str) -> PulseState:
+    """Pulses for a requested change ``d`` (device units) on one device (pair) by ``scheme``
+    (``calibrated``, ``stochastic`` or ``mixed_precision``)."""
     kn, ks, kr = jax.random.split(key, 3)
-    d = delta / w_scale  # device units
     alive = state.pulses < dev.endurance
     g = state.g
     chi = state.chi
-    if dev.update == "mixed_precision":
+    if scheme == "mixed_precision":
         c = chi + d
         up = c >= 0
         n = jnp.minimum(jnp.floor(jnp.abs(c) / dev.dw_min), float(dev.max_pulses))
         chi = c - jnp.where(up, 1.0, -1.0) * n * dev.dw_min
 
     def count(step: Array) -> Array:
-        """Stochastic pulse count for |d| at this step size (calibrated / stochastic)."""
-        return jnp.clip(stochastic_pulses(jnp.abs(d) / jnp.maximum(step, 1e-9), kn), 0,
-                        dev.max_pulses)
+        """Pulse count for |d| at this step size (calibrated / stochastic)."""
+        x = jnp.abs(d) / jnp.maximum(step, 1e-9)
+        n = jnp.floor(x + 0.5) if dev.deterministic_pulses else stochastic_pulses(x, kn)
+        return jnp.clip(n, 0, dev.max_pulses)
 
     if dev.pair:
-        if dev.update != "mixed_precision":
+        if scheme != "mixed_precision":
             up = d >= 0
         idx = jnp.where(up, 0, 1)  # which device of the pair gets SET pulses
-        if dev.update == "calibrated":
+        if scheme == "calibrated":
             gi = jnp.where(idx == 0, g[0], g[1])
             per = jnp.where(idx == 0, state.dw_up[0], state.dw_up[1])
             hi = jnp.where(idx == 0, state.g_hi[0], state.g_hi[1])
             lo = jnp.where(idx == 0, state.g_lo[0], state.g_lo[1])
             n = count(per * _step_scale(gi, True, hi, lo, dev.nonlinearity, dev.exp_step))
-        elif dev.update == "stochastic":
+        elif scheme == "stochastic":
             n = count(jnp.full_like(d, dev.dw_min))
         n_pair = jnp.stack([jnp.where(idx == 0, n, 0.0), jnp.where(idx == 1, n, 0.0)])
         n_pair = n_pair * alive
@@ -771,12 +939,12 @@ def pulse_update(state: PulseState, delta: Array, key: Array, t: Array | float,
         n_dev = n_pair + 2.0 * full[None]
         refreshes = state.refreshes + jnp.sum(full)
     else:
-        if dev.update != "mixed_precision":
+        if scheme != "mixed_precision":
             up = d >= 0
-        if dev.update == "calibrated":
+        if scheme == "calibrated":
             n = count(jnp.where(up, state.dw_up[0], state.dw_down[0]) * _step_scale(
                 g[0], up, state.g_hi[0], state.g_lo[0], dev.nonlinearity, dev.exp_step))
-        elif dev.update == "stochastic":
+        elif scheme == "stochastic":
             n = count(jnp.full_like(d, dev.dw_min))
         n = n * alive[0]
         z = jnp.zeros_like(n)
@@ -800,5 +968,7 @@ def stochastic_pulses(x: Array, key: Array) -> Array:
 
 
 def worn_out(state: PulseState, device: str | PulseDeviceSpec) -> Array:
-    """Number of devices past their endurance."""
-    return jnp.sum(state.pulses >= get_pulse_device(device).endurance)
+    """Number of devices past their endurance (``tiki_taka``: of both A and C)."""
+    end = get_pulse_device(device).endurance
+    n = jnp.sum(state.pulses >= end)
+    return n if state.fast is None else n + jnp.sum(state.fast.pulses >= end)
