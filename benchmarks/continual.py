@@ -1129,22 +1129,30 @@ def _common_bar_table(rows: list[dict], names: list[str] | None) -> list[str]:
         f"| switch to | common bar | {head} |",
         "|---|---:|" + "---:|" * len(rows),
     ]
+    def cell(r: dict, i: int, bar: int) -> str:
+        sw = r["switches"][i]
+        if not _has_level(r, i):
+            return "n/a*"
+        m = sw["steps_to_bar_median"].get(str(bar))
+        return (("-" if m is None else f"{m:,.0f}")
+                + f" ({sw['reached_bar'][str(bar)]}/{r['seeds']})")
+
+    return lines + _switch_lines(rows, bars, names, rows, cell)
+
+
+def _switch_lines(rows: list[dict], bars: list[int | None], names: list[str] | None,
+                  columns: list[Any], cell: Any) -> list[str]:
+    """One markdown row per switch, ``| to task | common bar | cell(column, i, bar) ... |``
+    (``-`` in every column where the switch has no common bar)."""
+    lines = []
     for i, bar in enumerate(bars):
         to = rows[0]["switches"][i]["to_task"]
         label = f"{to} ({names[to]})" if names else str(to)
         if bar is None:
-            lines.append(f"| {label} | - | " + " | ".join("-" for _ in rows) + " |")
-            continue
-        cells = []
-        for r in rows:
-            sw = r["switches"][i]
-            if not _has_level(r, i):
-                cells.append("n/a*")
-                continue
-            m = sw["steps_to_bar_median"].get(str(bar))
-            cells.append(("-" if m is None else f"{m:,.0f}")
-                         + f" ({sw['reached_bar'][str(bar)]}/{r['seeds']})")
-        lines.append(f"| {label} | {bar} | " + " | ".join(cells) + " |")
+            lines.append(f"| {label} | - | " + " | ".join("-" for _ in columns) + " |")
+        else:
+            lines.append(f"| {label} | {bar} | "
+                         + " | ".join(cell(c, i, bar) for c in columns) + " |")
     return lines
 
 
@@ -1194,30 +1202,22 @@ def _rank_test_table(rows: list[dict], names: list[str] | None) -> list[str]:
                                                   for a, b in pairs) + " |",
         "|---|---:|" + "---|" * len(pairs),
     ]
-    for i, bar in enumerate(bars):
-        to = rows[0]["switches"][i]["to_task"]
-        label = f"{to} ({names[to]})" if names else str(to)
-        if bar is None:
-            lines.append(f"| {label} | - | " + " | ".join("-" for _ in pairs) + " |")
-            continue
-        cells = []
-        for a, b in pairs:
-            xa, xb = _bar_steps_per_seed(a, i, bar), _bar_steps_per_seed(b, i, bar)
-            if not (_has_level(a, i) and _has_level(b, i)):
-                cells.append("n/a")
-                continue
-            if xa is None or xb is None:
-                cells.append("-")
-                continue
-            t = rank_test(xa, xb)
-            if t["p_less"] is None:
-                cells.append("too few seeds")
-                continue
-            verdict = ("faster" if t["p_less"] < 0.05 else
-                       "slower" if t["p_greater"] < 0.05 else "~")
-            cells.append(f"{verdict} ({t['p_less']:.3f}, {t['p_greater']:.3f})")
-        lines.append(f"| {label} | {bar} | " + " | ".join(cells) + " |")
-    return lines
+
+    def cell(pair: tuple[dict, dict], i: int, bar: int) -> str:
+        a, b = pair
+        if not (_has_level(a, i) and _has_level(b, i)):
+            return "n/a"
+        xa, xb = _bar_steps_per_seed(a, i, bar), _bar_steps_per_seed(b, i, bar)
+        if xa is None or xb is None:
+            return "-"
+        t = rank_test(xa, xb)
+        if t["p_less"] is None:
+            return "too few seeds"
+        verdict = ("faster" if t["p_less"] < 0.05 else
+                   "slower" if t["p_greater"] < 0.05 else "~")
+        return f"{verdict} ({t['p_less']:.3f}, {t['p_greater']:.3f})"
+
+    return lines + _switch_lines(rows, bars, names, pairs, cell)
 
 
 def _parse_hyper(items: list[str]) -> dict[str, dict[str, Any]]:
