@@ -47,7 +47,7 @@ from neurorl.agents.base import (
 from neurorl.agents.eprop_ac import NETWORK_KEYS, eprop_network
 from neurorl.agents.network_agent import AgentNetwork, NetworkRuntime
 from neurorl.agents.policy import log_prob_entropy, sample_action
-from neurorl.errors import ConfigError
+from neurorl.errors import ConfigError, closest
 
 Array = jax.Array
 
@@ -151,8 +151,6 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
         network = eprop_network(spec, rule=None, surrogate=h["surrogate"],
                                 **{k: h[k] for k in NETWORK_KEYS if k in h})
     if h["gradient"] not in ("bptt", "eprop"):
-        from neurorl.errors import closest
-
         raise ConfigError("agent.bptt_ac.gradient", h["gradient"], "'bptt' or 'eprop'",
                           closest(str(h["gradient"]), ("bptt", "eprop")))
     ck = dict(compile_kwargs or {})

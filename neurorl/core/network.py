@@ -507,9 +507,8 @@ class Network:
             project = lambda w, name=None: user_project(w)  # noqa: E731
         if not isinstance(stop_z_gradients, (bool, np.bool_)):
             raise ConfigError("compile.stop_z_gradients", stop_z_gradients, "true or false")
-        cnet = CompiledNetwork(self, hardware.name, seed, project, hardware=hardware)
-        cnet.stop_z_gradients = bool(stop_z_gradients)
-        return cnet
+        return CompiledNetwork(self, hardware.name, seed, project, hardware=hardware,
+                               stop_z_gradients=bool(stop_z_gradients))
 
 
 def _group_dt(g: NeuronGroup) -> float:
@@ -536,10 +535,10 @@ class CompiledNetwork:
 
     def __init__(
         self, net: Network, backend: str, seed: int, project: Callable | None,
-        hardware: Any = None,
+        hardware: Any = None, stop_z_gradients: bool = False,
     ) -> None:
         self.backend = backend
-        self.stop_z_gradients = False  # set by Network.compile (static: read while tracing)
+        self.stop_z_gradients = stop_z_gradients  # static: read while tracing
         self.groups = {g.name: g for g in net.groups}
         self.connections = {c.name: c for c in net.connections}
         self.rules = {r.name: r for r in net.rules}
