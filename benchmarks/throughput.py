@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import json
 import math
 import os
@@ -364,13 +363,17 @@ def _child_json(cmd: list[str], what: str, timeout_s: float) -> dict:
 
 
 # --- machine, results ---------------------------------------------------------------------------
-@functools.cache
 def _common():
-    """``benchmarks/common.py`` (loaded by path: this script also runs outside the package)."""
-    spec = importlib.util.spec_from_file_location("_bench_common", RESULTS.parent / "common.py")
-    common = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(common)
-    return common
+    """``benchmarks/common.py``, through the suite's one loader (``run_all.load_benchmark``:
+    once per process, as module ``_bench_common``). The repository root goes on ``sys.path``
+    first, as ``learning.py`` does, since this script also runs as ``python
+    benchmarks/throughput.py``."""
+    root = str(RESULTS.parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from benchmarks.run_all import load_benchmark
+
+    return load_benchmark("common")
 
 
 def _loadavg() -> list[float] | None:
