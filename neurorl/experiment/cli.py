@@ -352,11 +352,38 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
         "uninterrupted run. A finished run is not trained again: its plots, report.md and tables "
         "are drawn again. A run stopped by Ctrl-C or `kill` (SIGTERM) continues from the chunk "
         "after its last checkpoint; after a hard kill (SIGKILL, power loss) at most the chunk in "
-        "flight is redone.",
+        "flight is redone. A run a numeric fault stopped after a checkpoint is not resumed "
+        "unchanged (the same config and PRNG keys from the same checkpoint replay the same "
+        "fault, exit 3): change what caused it with --set (agent.hyper.*, "
+        "training.max_weight_growth, training.max_saturation; the checkpoint's weights are kept "
+        "and summary.json's config_changes records what changed at which env step). A resumed "
+        "sweep names the groups a fault stopped and does not rerun them unless "
+        "--retry-faulted.",
         "  neurorl resume runs/quickstart-20261123-101500\n"
-        "  neurorl resume runs/sweep-rules-20261123-101500",
+        "  neurorl resume runs/quickstart-20261123-101500 --set agent.hyper.lr=1e-4\n"
+        "  neurorl resume runs/sweep-rules-20261123-101500\n"
+        "  neurorl resume runs/sweep-rules-20261123-101500 --retry-faulted "
+        "--set agent.hyper.lr=1e-4",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run or sweep directory")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+        help="go on from the checkpoint with this config field changed (repeatable; read as "
+        "YAML and validated as `neurorl run` does): agent.hyper.* (values the training step "
+        "reads, e.g. agent.hyper.lr=1e-4), training.max_weight_growth, "
+        "training.max_saturation. In a sweep: the groups --retry-faulted retries",
+    )
+    p.add_argument(
+        "--force", action="store_true",
+        help="resume a run (or --retry-faulted groups) a numeric fault stopped without changing "
+        "anything: the same code replays the same fault, so this is only useful after changing "
+        "neurorl itself (a fix, another version)",
+    )
+    p.add_argument(
+        "--retry-faulted", action="store_true",
+        help="sweep: also go on with the groups a numeric fault stopped (from their checkpoint, "
+        "or from scratch without one), with the --set changes (or --force)",
+    )
     p.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS_HELP)
     p.set_defaults(func=lambda a: _runner().cmd_resume(a))
 

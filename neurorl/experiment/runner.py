@@ -573,6 +573,9 @@ def run_experiment(
     resume: bool = False,
     members: list[dict[str, Any]] | None = None,
     display_name: str | None = None,
+    previous: C.ExperimentConfig | None = None,
+    force: bool = False,
+    change_note: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) one experiment config into ``run_dir``; returns the summary.
 
@@ -590,6 +593,17 @@ def run_experiment(
         members: member descriptions (names/labels for logging); default one per seed.
         display_name: what the progress output calls this run (default ``cfg.name``; a sweep
             group passes what it varies).
+        previous: on resume, the run's config before ``cfg`` changed it (``neurorl resume
+            --set``, :func:`resume_config`): the checkpoint must be this config's; its weights
+            and state are kept, training goes on under ``cfg``, and the change (with the env
+            step it took effect at and the fault it followed) is appended to the checkpoint's
+            and ``summary.json``'s ``config_changes``. A change that would only alter the
+            initial state (which the checkpoint replaces) is refused.
+        force: on resume, replay a run a numeric fault stopped after a checkpoint unchanged
+            (:func:`faulted_checkpoint_error`; recorded in ``config_changes`` as forced).
+        change_note: a fresh run that replaces a faulted one (a sweep's ``--retry-faulted``
+            of a group without checkpoint): ``{"set": ..., "after_fault": ...}``, recorded in
+            ``config_changes`` at env step 0.
 
     Raises:
         NonFiniteError: a weight, state or return became NaN/inf; the last good checkpoint is
@@ -597,7 +611,8 @@ def run_experiment(
         RunInterrupted: Ctrl-C; names the env step and the ``neurorl resume`` command.
         CheckpointError: on resume, a damaged, crafted or mismatched checkpoint (logs untouched).
         RunStoppedError: on resume, a run a numeric fault stopped before its first checkpoint
-            (nothing to resume; :func:`stopped_run_error`).
+            (nothing to resume; :func:`stopped_run_error`), or after one, resumed unchanged
+            (it would replay into the same fault; :func:`faulted_checkpoint_error`).
         RunLockedError: another process holds the run directory.
         RunFileError: the filesystem refused a write (read-only, full).
     """
@@ -608,7 +623,7 @@ def run_experiment(
         return _run_experiment(
             cfg, run_dir, progress=progress, wandb_mode=wandb_mode,
             stop_after_chunks=stop_after_chunks, resume=resume, members=members,
-            display_name=display_name,
+            display_name=display_name, previous=previous, force=force, change_note=change_note,
         )
     except OSError as e:
         raise RunFileError(file_error_message(e, run_dir)) from None
@@ -709,6 +724,159 @@ def stopped_run_error(run_dir: str | Path) -> Exception | None:
     )
 
 
+#: the config fields ``neurorl resume --set`` may change: what the training step reads (agent
+#: hyperparameters: learning rates, gains, ...) and the numeric-fault limits. Everything else
+#: (seeds, sizes, env, shifts, chip, chunking) shapes the checkpoint or the logs: a new run.
+RESUME_SETTABLE = ("agent.hyper.", "training.max_weight_growth", "training.max_saturation")
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as ``{dotted.path: leaf}``."""
+    if isinstance(tree, Mapping) and tree:
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def resume_config(
+    cfg: C.ExperimentConfig, overrides: Sequence[str] | Mapping[str, Any]
+) -> tuple[C.ExperimentConfig, dict[str, dict[str, Any]]]:
+    """A run's config with ``neurorl resume --set`` overrides, validated as ``neurorl run``
+    validates them, and what they change.
+
+    Args:
+        cfg: the run's config (its ``config.yaml``).
+        overrides: ``KEY=VALUE`` items (or a mapping) under :data:`RESUME_SETTABLE`.
+
+    Returns:
+        ``(new config, {dotted path: {"from": old, "to": new}})`` -- only the values that
+        really change (an override equal to the run's value changes nothing).
+
+    Raises:
+        ConfigError: a field resume cannot change (named, with what it may change), or a value
+            ``neurorl run`` would refuse (field path as written, value, what is allowed).
+    """
+    items = list(overrides.items() if isinstance(overrides, Mapping)
+                 else map(C.parse_override, overrides))
+    for key, value in items:
+        if not (key.startswith(RESUME_SETTABLE[0]) or key in RESUME_SETTABLE[1:]):
+            raise ConfigError(
+                f"--set {key}", value,
+                "on resume only agent.hyper.* (values the training step reads, e.g. "
+                "agent.hyper.lr) and training.max_weight_growth / training.max_saturation; "
+                f"the rest shapes the checkpoint and the logs: start a new run with neurorl "
+                f"run CONFIG --set {key}=...",
+            )
+    new = C.from_dict(C.to_dict(cfg), dict(items))
+    old_f, new_f = _flat(C.to_dict(cfg)), _flat(C.to_dict(new))
+    changed = {k: {"from": old_f.get(k), "to": new_f.get(k)}
+               for k in sorted(set(old_f) | set(new_f)) if old_f.get(k) != new_f.get(k)}
+    return new, changed
+
+
+def _fault_what(fault: Mapping[str, Any]) -> str:
+    quantity = str(fault.get("quantity") or "the run's numbers")
+    return (quantity if quantity.startswith(("diverg", "saturat"))
+            else f"non-finite values in {quantity}")
+
+
+def _example_change(cfg: C.ExperimentConfig | None, cause: str) -> str:
+    """``agent.hyper.lr=<a tenth of the run's>`` when the learning rate is the likely cause."""
+    if cfg is not None and "learning rate" in cause:
+        lr = {**C.agent_defaults(cfg.agent.name), **dict(cfg.agent.hyper)}.get("lr")
+        if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0:
+            return f"agent.hyper.lr={lr / 10:g}"
+    return "agent.hyper.KEY=VALUE"
+
+
+def faulted_checkpoint_error(
+    run_dir: str | Path, cfg: C.ExperimentConfig | None = None
+) -> Exception | None:
+    """Why ``neurorl resume`` of a run a numeric fault stopped *after* a checkpoint refuses to
+    replay it unchanged.
+
+    The resume would restart from that checkpoint with the same config, chunk boundaries and
+    PRNG keys, so it would run into the same fault at the same env step. Read from the run
+    directory alone (``summary.json``: ``status: non_finite`` and its ``fault``; the
+    checkpoint's metadata). The run counts as faulted-and-unchanged while its checkpoint is the
+    one the fault kept (``fault.checkpoint_env_step``) and was written by the config that
+    faulted (``fault.config_sha256``; a ``summary.json`` written before that field: no change
+    recorded at the checkpoint's step, ``config_changes``). A resume with ``--set`` re-stamps
+    the checkpoint with the changed config, so it (and a later resume after Ctrl-C) goes on.
+
+    Args:
+        run_dir: the run directory.
+        cfg: the run's config (for a concrete example of the change; optional).
+
+    Returns:
+        A :class:`~neurorl.errors.RunStoppedError` (exit 3) naming where and why the run
+        stopped, the checkpoint's env step, that an unchanged resume replays into the same
+        fault, the likely cause and how to go on (``--set``, a new run, ``--force``); ``None``
+        for any other run (no checkpoint: :func:`stopped_run_error`).
+    """
+    from neurorl.errors import CheckpointError, RunStoppedError
+    from neurorl.experiment.checkpoint import checkpoint_meta
+
+    run_dir = Path(run_dir)
+    summary = _summary_if(run_dir, "non_finite") if has_checkpoint(run_dir) else None
+    if summary is None:
+        return None
+    try:
+        meta = checkpoint_meta(run_dir)
+    except CheckpointError:
+        return None  # resume's own checks name what is wrong with the checkpoint
+    fault = summary.get("fault") if isinstance(summary.get("fault"), dict) else {}
+    ck = int(meta.get("env_steps", -1))
+    if isinstance(fault.get("checkpoint_env_step"), int) and fault["checkpoint_env_step"] != ck:
+        return None  # the run went on past the checkpoint the fault kept
+    sha = fault.get("config_sha256")
+    if sha is not None and sha != meta.get("config_sha256"):
+        return None  # resumed with a change since the fault
+    if sha is None and any(isinstance(c, Mapping) and c.get("env_step") == ck
+                           for c in meta.get("config_changes") or ()):
+        return None
+    step, member = fault.get("env_step"), fault.get("member")
+    at = f"at env step {step:,}" if isinstance(step, int) else "on a numeric fault"
+    of = f" (member {member})" if isinstance(member, int) else ""
+    cause = str(fault.get("likely_cause") or "Lower the learning rate or check the inputs.")
+    d = _shell_quote(run_dir)
+    return RunStoppedError(
+        f"not resumed: {run_dir} stopped {at}{of} because of {_fault_what(fault)}; its last "
+        f"checkpoint is at env step {ck:,}, and resuming it unchanged restarts there with the "
+        f"same config and PRNG keys, so it replays into the same fault. {cause} Resume with a "
+        f"change, e.g. neurorl resume {d} --set {_example_change(cfg, cause)} (the "
+        "checkpoint's weights are kept; resume may change agent.hyper.* and "
+        "training.max_weight_growth / training.max_saturation), or start a new run; --force "
+        "resumes unchanged (only worth it after changing neurorl itself)"
+    )
+
+
+def _fault_of(run_dir: Path) -> dict[str, Any] | None:
+    """The ``fault`` of a run's ``summary.json`` when a numeric fault stopped it, else None."""
+    summary = _summary_if(run_dir, "non_finite")
+    fault = summary.get("fault") if summary is not None else None
+    return dict(fault) if isinstance(fault, Mapping) else ({} if summary is not None else None)
+
+
+def _init_changes(old: Any, new: Any, keys: Any) -> list[str]:
+    """Leaves of the initial runner state that differ between two builds (same keys): what a
+    resume change would only set at initialisation, where the checkpoint's state wins."""
+    import jax
+
+    a, b = old.init(keys), new.init(keys)
+    la, lb = (jax.tree_util.tree_flatten_with_path(x)[0] for x in (a, b))
+    out = []
+    for (path, x), (_, y) in zip(la, lb, strict=True):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        if np.shape(x) != np.shape(y) or not np.array_equal(np.asarray(x), np.asarray(y),
+                                                            equal_nan=True):
+            out.append(jax.tree_util.keystr(path))
+    return out
+
+
 def _run_experiment(
     cfg: C.ExperimentConfig,
     run_dir: Path,
@@ -719,10 +887,13 @@ def _run_experiment(
     resume: bool,
     members: list[dict[str, Any]] | None,
     display_name: str | None = None,
+    previous: C.ExperimentConfig | None = None,
+    force: bool = False,
+    change_note: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     import jax
 
-    from neurorl.errors import NonFiniteError, RunInterrupted
+    from neurorl.errors import CheckpointError, NonFiniteError, RunInterrupted
     from neurorl.experiment.checkpoint import clean_temp_files
     from neurorl.experiment.logging import RunLogger
 
@@ -733,6 +904,18 @@ def _run_experiment(
         stopped = stopped_run_error(run_dir)
         if stopped is not None:  # a fault before any checkpoint: rerunning would repeat it
             raise stopped
+        prior_fault = _fault_of(run_dir)
+        if previous is None and not force:
+            replay = faulted_checkpoint_error(run_dir, cfg)
+            if replay is not None:  # the same config from the same checkpoint: the same fault
+                raise replay
+    if not resume:
+        prior_fault = None
+    changed: dict[str, Any] = {}
+    if previous is not None:
+        old_f, new_f = _flat(C.to_dict(previous)), _flat(C.to_dict(cfg))
+        changed = {k: {"from": old_f.get(k), "to": new_f.get(k)}
+                   for k in sorted(set(old_f) | set(new_f)) if old_f.get(k) != new_f.get(k)}
     train = build(cfg)  # every host-side check, before anything exists on disk
     tc = train.config
     total = cfg.training.steps
@@ -744,11 +927,29 @@ def _run_experiment(
     if resume and has_checkpoint(run_dir):
         # verify the checkpoint (format, checksum, config, shapes) before any log is touched
         template = jax.eval_shape(train.init, keys)
-        restored = load_checkpoint(run_dir, template)
+        try:
+            restored = load_checkpoint(run_dir, template)
+        except CheckpointError as e:
+            if not changed:
+                raise
+            raise CheckpointError(
+                f"{e} -- resume --set {', '.join(changed)} changes the shape of the state the "
+                "checkpoint holds; start a new run for that"
+            ) from None
         got = restored[1].get("config_sha256")
+        if changed and got == config_fingerprint(previous):
+            bad = _init_changes(build(previous, check_memory=False), train, keys)
+            if bad:
+                raise ConfigError(
+                    "--set " + ", ".join(changed), ", ".join(
+                        f"{v['from']!r} -> {v['to']!r}" for v in changed.values()),
+                    "a value the training step reads; this one only sets the initial state "
+                    f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}), which the "
+                    "resume takes from the checkpoint: start a new run with it (neurorl run "
+                    "CONFIG --set ...)",
+                )
+            got = fingerprint  # the change is what this resume applies
         if got is not None and got != fingerprint:
-            from neurorl.errors import CheckpointError
-
             raise CheckpointError(
                 f"checkpoint in {run_dir} was written by another config (its config.yaml was "
                 "changed after the checkpoint); not resumed, logs untouched. Restore the "
@@ -769,6 +970,19 @@ def _run_experiment(
             done_steps = int(meta["env_steps"])
             chunks_done = int(meta["chunks"])
             history = meta["history"]
+            config_changes = list(meta.get("config_changes") or [])
+            if changed or (force and prior_fault is not None):
+                config_changes.append(strict_json({
+                    "env_step": done_steps, "chunk": chunks_done, "set": changed,
+                    "forced": bool(force and not changed), "after_fault": prior_fault}))
+                # the checkpoint now belongs to the changed config (config.yaml above): a
+                # later resume (e.g. after Ctrl-C) checks against it and goes on
+                meta = {**meta, "config_sha256": fingerprint, "config_changes": config_changes}
+                save_checkpoint(run_dir, rs, meta)
+                what = (", ".join(f"{k}: {v['from']!r} -> {v['to']!r}"
+                                  for k, v in changed.items()) or "nothing changed (--force)")
+                print(f"resuming {run_dir} from env step {done_steps:,} with {what} "
+                      "(recorded in summary.json, config_changes)", flush=True)
             logger = RunLogger(
                 run_dir,
                 members=members,
@@ -784,6 +998,8 @@ def _run_experiment(
             rs = train.init(keys)
             initial_norm = _weight_norms(train, rs)
             done_steps, chunks_done = 0, 0
+            config_changes = ([strict_json({"env_step": 0, "chunk": 0, "forced": False,
+                                            **change_note})] if change_note else [])
             history = [[] for _ in range(cfg.training.n_seeds)]
             for name in ("episodes.jsonl", "chunks.jsonl", "summary.json"):
                 (run_dir / name).unlink(missing_ok=True)
@@ -891,6 +1107,7 @@ def _run_experiment(
                             "config_sha256": fingerprint,
                             "initial_weight_norm": initial_norm,
                             "numeric_peaks": strict_json(peaks),
+                            **({"config_changes": config_changes} if config_changes else {}),
                             **({"host": train.host_state()}
                                if hasattr(train, "host_state") else {}),
                         },
@@ -929,9 +1146,13 @@ def _run_experiment(
                 "env_step": step,
                 "checkpoint_env_step": checkpoint_step,
                 "likely_cause": hint,
+                # the config that faulted: a resume that changes it is no replay
+                "config_sha256": fingerprint,
             }
         else:
             summary["status"] = "finished"
+        if config_changes:  # what a resume (or a sweep's retry) changed, at which env step
+            summary["config_changes"] = config_changes
         atomic_write_text(run_dir / "summary.json", dumps(summary, indent=2))
         # the plots go to wandb as images (the task switches were logged with their chunks)
         logger.finish(strict_json(summary["members"]),
@@ -1287,15 +1508,27 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").exists():
         raise ConfigError("RUN_DIR", str(run_dir), "a run directory with config.yaml")
+    overrides = list(getattr(args, "overrides", None) or [])
+    force = bool(getattr(args, "force", False))
     if (run_dir / "sweep.json").exists():
-        return _resume_sweep(run_dir, progress=not args.no_progress)
+        return _resume_sweep(run_dir, progress=not args.no_progress, overrides=overrides,
+                             retry_faulted=bool(getattr(args, "retry_faulted", False)),
+                             force=force)
+    if getattr(args, "retry_faulted", False):
+        raise ConfigError("--retry-faulted", True, "a sweep directory (sweep.json); for one "
+                          "run: neurorl resume RUN_DIR --set KEY=VALUE")
     cfg = C.from_dict(C.load_yaml(run_dir / "config.yaml"))
     stopped = stopped_run_error(run_dir)
     if stopped is not None:
         raise stopped  # exit 3, not "already finished"
+    new_cfg, changed = resume_config(cfg, overrides) if overrides else (cfg, {})
     if finished_summary(run_dir, cfg) is not None or (
         (run_dir / "summary.json").exists() and not has_checkpoint(run_dir)
     ):
+        if changed:
+            raise ConfigError("--set", ", ".join(overrides), "nothing: the run already "
+                              f"finished ({cfg.training.steps:,} env steps), nothing to go on "
+                              "with: start a new run (neurorl run CONFIG --set ...)")
         print(f"run already finished ({cfg.training.steps:,} env steps): nothing to resume")
         report(run_dir)
         print_report_tables(run_dir)
@@ -1306,7 +1539,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if (run_dir / "members.json").exists()
         else None
     )
-    run_experiment(cfg, run_dir, progress=not args.no_progress, resume=True, members=members)
+    if changed and members:  # the wandb config of each member: the config it goes on with
+        members = [{**m, "config": {**C.to_dict(new_cfg), "member_seed": m.get("seed")}}
+                   if "config" in m else m for m in members]
+    run_experiment(new_cfg, run_dir, progress=not args.no_progress, resume=True, members=members,
+                   previous=cfg if changed else None, force=force)
     report(run_dir)
     print_report_tables(run_dir)
     print_run_files(run_dir)
@@ -1453,14 +1690,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             address=getattr(args, "ray_address", None),
             cpus_per_group=getattr(args, "ray_cpus_per_group", 1.0),
         )
+        faulted: dict[int, str] = {}
     else:
-        for gi, g in enumerate(groups):
-            run_group(
-                base, g, out, gi, sweep_name, progress=not args.no_progress, wandb_mode=args.wandb
-            )
+        faulted = _run_groups(base, groups, out, sweep_name, range(len(groups)),
+                              progress=not args.no_progress, wandb_mode=args.wandb)
     report(out)
     print_report_tables(out, members=False)
     print_run_files(out)
+    if faulted:  # the other groups ran; the numeric-fault exit code says some did not finish
+        from neurorl.errors import EXIT_NON_FINITE
+
+        print(f"sweep: {len(faulted)} of {len(groups)} group(s) stopped on a numeric fault; "
+              f"neurorl resume {_shell_quote(out)} --retry-faulted --set KEY=VALUE goes on "
+              "with them", flush=True)
+        return EXIT_NON_FINITE
     return 0
 
 
@@ -1499,23 +1742,134 @@ def run_group(
     )
 
 
-def _resume_sweep(out: Path, progress: bool = True) -> int:
+def group_fault(gdir: Path) -> dict[str, Any] | None:
+    """The ``fault`` that stopped a sweep group (its ``summary.json``: ``status: non_finite``),
+    with whether the group kept a checkpoint; None for a group no fault stopped, or one that
+    went on since (resumed with a change: :func:`faulted_checkpoint_error`)."""
+    fault = _fault_of(gdir)
+    if fault is None:
+        return None
+    kept = has_checkpoint(gdir)
+    if kept and faulted_checkpoint_error(gdir) is None:
+        return None
+    return {**fault, "has_checkpoint": kept}
+
+
+def _fault_line(gi: int, label: str, fault: Mapping[str, Any]) -> str:
+    step = fault.get("env_step")
+    ck = fault.get("checkpoint_env_step") if fault.get("has_checkpoint", True) else 0
+    at = f"at env step {step:,}" if isinstance(step, int) else "on a numeric fault"
+    kept = (f"checkpoint at env step {ck:,}" if isinstance(ck, int) and ck > 0
+            else "no checkpoint")
+    return f"group-{gi:03d} ({label}): stopped {at} by {_fault_what(fault)}; {kept}"
+
+
+def _run_groups(base, groups, out, name, indices, *, progress, wandb_mode=None, resume=False,
+                retry: Mapping[int, Mapping[str, Any]] | None = None) -> dict[int, str]:
+    """Run (or resume) the sweep groups ``indices`` one after another; a group a numeric fault
+    stops is named and the others go on (as the Ray launcher does). Returns group -> fault."""
+    from neurorl.errors import NumericFaultError
+
+    faulted: dict[int, str] = {}
+    for gi in indices:
+        try:
+            if retry is not None and gi in retry:
+                _retry_group(base, groups[gi], out, gi, name, progress=progress, **retry[gi])
+            else:
+                run_group(base, groups[gi], out, gi, name, progress=progress,
+                          wandb_mode=wandb_mode, resume=resume)
+        except NumericFaultError as e:
+            label = groups[gi].get("label") or _label(groups[gi]["overrides"])
+            faulted[gi] = str(e)
+            print(f"sweep: group-{gi:03d} ({label}) stopped: {e}", flush=True)
+    return faulted
+
+
+def _retry_group(base, g, out: Path, gi: int, name: str, *, progress: bool,
+                 overrides: Sequence[str], force: bool, fault: Mapping[str, Any]) -> None:
+    """Go on with a faulted sweep group under ``overrides``: from its checkpoint (as ``neurorl
+    resume RUN --set``) or, without one, afresh in the same directory with the change
+    recorded at env step 0 (``config_changes``)."""
+    gdir = out / f"group-{gi:03d}"
+    old = C.from_dict(C.load_yaml(gdir / "config.yaml"))
+    new, changed = resume_config(old, overrides) if overrides else (old, {})
+    label = g.get("label") or _label(g["overrides"])
+    members = json.loads((gdir / "members.json").read_text())
+    if changed:
+        members = [{**m, "config": {**C.to_dict(new), "member_seed": m.get("seed")}}
+                   for m in members]
+    after = {k: v for k, v in fault.items() if k != "has_checkpoint"}
+    if fault.get("has_checkpoint"):
+        run_experiment(new, gdir, progress=progress, resume=True, members=members,
+                       previous=old if changed else None, force=force,
+                       display_name=f"{name}: {label}")
+    else:
+        run_experiment(new, gdir, progress=progress, members=members,
+                       display_name=f"{name}: {label}",
+                       change_note={"set": changed, "forced": bool(force and not changed),
+                                    "after_fault": after})
+
+
+def _resume_sweep(out: Path, progress: bool = True, overrides: Sequence[str] = (),
+                  retry_faulted: bool = False, force: bool = False) -> int:
+    """Resume a sweep: every unfinished group goes on from its checkpoint; the groups a numeric
+    fault stopped are named (console, ``report.md``) and not rerun -- an unchanged rerun
+    replays the same fault -- unless ``retry_faulted`` (with ``overrides`` or ``force``).
+
+    Returns:
+        0, or the numeric-fault exit code 3 while some group stays stopped by a fault.
+
+    Raises:
+        ConfigError: ``--set`` / ``--force`` without ``--retry-faulted``, ``--retry-faulted``
+            without a change or ``--force``, or a change resume cannot make.
+    """
+    from neurorl.errors import EXIT_NON_FINITE
+
+    if (overrides or force) and not retry_faulted:
+        raise ConfigError("--set" if overrides else "--force", " ".join(overrides) or True,
+                          "only with --retry-faulted on a sweep (it changes the groups a numeric "
+                          f"fault stopped): neurorl resume {out} --retry-faulted ...")
+    if retry_faulted and not (overrides or force):
+        raise ConfigError("--retry-faulted", True, "with --set KEY=VALUE (what to change: the "
+                          "same config replays the same fault) or --force, e.g. neurorl resume "
+                          f"{out} --retry-faulted --set agent.hyper.lr=...")
     meta = json.loads((out / "sweep.json").read_text())
     base = yaml.safe_load((out / "config.yaml").read_text())
     name = Path(meta["sweep"]).stem
-    for gi, g in enumerate(meta["groups"]):
+    groups = meta["groups"]
+    todo, retry, skipped = [], {}, {}
+    for gi in range(len(groups)):
         gdir = out / f"group-{gi:03d}"
+        fault = group_fault(gdir) if (gdir / "summary.json").exists() else None
+        if fault is not None:
+            if retry_faulted:
+                if overrides:  # validated before anything runs
+                    resume_config(C.from_dict(C.load_yaml(gdir / "config.yaml")), overrides)
+                retry[gi] = {"overrides": overrides, "force": force, "fault": fault}
+                todo.append(gi)
+            else:
+                skipped[gi] = fault
+            continue
         if (gdir / "summary.json").exists() and not has_checkpoint(gdir):
             continue
         if (gdir / "config.yaml").exists() and finished_summary(
             gdir, C.from_dict(C.load_yaml(gdir / "config.yaml"))
         ) is not None:
             continue  # finished: nothing to build or compile for this group
-        run_group(base, g, out, gi, name, progress=progress, resume=True)
+        todo.append(gi)
+    for gi, fault in skipped.items():
+        label = groups[gi].get("label") or _label(groups[gi]["overrides"])
+        print(f"sweep: {_fault_line(gi, label, fault)}: not rerun (the same config replays "
+              "the same fault)", flush=True)
+    if skipped:
+        print(f"sweep: retry them with: neurorl resume {_shell_quote(out)} --retry-faulted "
+              "--set agent.hyper.KEY=VALUE", flush=True)
+    faulted = _run_groups(base, groups, out, name, todo, progress=progress, resume=True,
+                          retry=retry)
     report(out)
     print_report_tables(out, members=False)
     print_run_files(out)
-    return 0
+    return EXIT_NON_FINITE if skipped or faulted else 0
 
 
 # ----------------------------------------------------------------------------------------------
