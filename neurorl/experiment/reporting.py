@@ -281,6 +281,7 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     dirs = sorted(p for p in run_dir.glob("group-*") if p.is_dir()) or [run_dir]
     episodes, labels, windows, summaries, bounds, threshold = [], {}, {}, [], [], None
+    notes: list[dict[str, Any]] = []  # runs a numeric fault stopped, or resumed with a change
     offset = 0
     for d in dirs:
         if not (d / "summary.json").exists():
@@ -306,6 +307,12 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
                 }
             )
         offset += len(summary["members"])
+        if summary.get("status") == "non_finite" or summary.get("config_changes"):
+            notes.append({"dir": d.name if d != run_dir else None,
+                          "label": next((m.get("label") for m in summary["members"]), None)
+                          or summary.get("agent"),
+                          "status": summary.get("status"), "fault": summary.get("fault") or {},
+                          "config_changes": summary.get("config_changes") or []})
     return {
         "episodes": episodes,
         "labels": labels,
@@ -313,7 +320,35 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
         "summaries": summaries,
         "boundaries": bounds,
         "threshold": threshold,
+        "faults": notes,
     }
+
+
+def fault_lines(notes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per run (sweep group) a numeric fault stopped, and per change a resume made
+    (``summary.json``: ``status``, ``fault``, ``config_changes``), for ``report.md`` and the
+    console: a sweep's table must not pass over a group that did not finish."""
+    out = []
+    for n in notes:
+        where = f"{n['dir']} ({n['label']})" if n.get("dir") else str(n["label"])
+        for c in n["config_changes"]:
+            what = ", ".join(f"{k}: {v.get('from')!r} -> {v.get('to')!r}"
+                             for k, v in (c.get("set") or {}).items()) or "unchanged (--force)"
+            after = " after a numeric fault" if c.get("after_fault") is not None else ""
+            out.append(f"- {where}: resumed at env step {c.get('env_step', 0):,}{after} with "
+                       f"{what}")
+        if n["status"] == "non_finite":
+            f = n["fault"]
+            q = str(f.get("quantity") or "non-finite values")
+            step, ck = f.get("env_step"), f.get("checkpoint_env_step")
+            at = f" at env step {step:,}" if isinstance(step, int) else ""
+            kept = (f"last checkpoint at env step {ck:,}" if isinstance(ck, int) and ck > 0
+                    else "no checkpoint")
+            out.append(f"- {where}: STOPPED{at} by {q} ({kept}); its final returns are of the "
+                       "steps before the fault. `neurorl resume` does not rerun it unchanged "
+                       "(it would replay the fault): `--retry-faulted --set KEY=VALUE` for a "
+                       "sweep, `--set KEY=VALUE` for a run")
+    return out
 
 
 def _task_names(run_dir: Path, n_boundaries: int) -> list[str] | None:
@@ -443,6 +478,9 @@ def report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]:
         "",
         *markdown_table(MEMBER_COLUMNS, member_rows(summaries)),
     ]
+    notes = fault_lines(data["faults"])
+    if notes:
+        lines += ["", "## Numeric faults and resume changes", "", *notes]
     atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
     out["table"] = run_dir / "report.md"
     if not quiet:
@@ -468,6 +506,9 @@ def print_report_tables(run_dir: str | Path, *, members: bool = True) -> None:
         GROUP_COLUMNS,
         group_rows(group_stats(summaries)),
     )
+    notes = fault_lines(data["faults"])
+    if notes:
+        print("\n".join(["numeric faults and resume changes:", *notes]), flush=True)
 
 
 #: what each file a run or sweep directory may hold is, in the order the closing lines name them
