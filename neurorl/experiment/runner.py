@@ -233,15 +233,40 @@ def network_energy_fn(train: Any, substeps: int):
     updates = float(np.sum(base.neuron_updates))
     learning = float(np.sum(base.learning_updates))
 
-    def fn(synops: float):
+    def fn(synops: float, pulses: float = 0.0, transfer_reads: float = 0.0):
         from neurorl.hardware.energy import ActivityCounts
 
         counts = ActivityCounts(synops_ac=float(synops), neuron_updates=updates,
-                                active_neuron_updates=updates, learning_updates=learning,
-                                steps=float(substeps))
+                                active_neuron_updates=updates,
+                                learning_updates=learning + float(pulses),
+                                transfer_reads=float(transfer_reads), steps=float(substeps))
         return hw.energy(counts)
 
     return fn
+
+
+def crossbar_learning_totals(train: Any, rs: Any) -> dict[str, np.ndarray] | None:
+    """Per member, a crossbar's on-chip learning so far: programming pulses of every device
+    (``EngineState.ops``; Tiki-Taka: A's and C's) and the weights Tiki-Taka's transfers read
+    from the fast device (:func:`neurorl.hardware.memristor.transfer_reads`), as float64
+    ``[S]`` arrays; None without a crossbar learning on chip (digital engines' synaptic updates
+    are priced from the network's counts instead)."""
+    import jax
+
+    est = getattr(rs, "engine", None)
+    if not est:
+        return None
+    with_devices = [e for e in est.values() if getattr(e, "devices", None) is not None]
+    if not with_devices:
+        return None
+    from neurorl.hardware.memristor import transfer_reads
+
+    device = train.agent.runtime.net.hardware.chip.device
+    count = jax.vmap(lambda d: transfer_reads(d, device))
+    return {
+        "pulses": sum(np.asarray(e.ops, np.float64) for e in with_devices),
+        "transfer_reads": sum(np.asarray(count(e.devices), np.float64) for e in with_devices),
+    }
 
 
 def chip_step_time(chip: str, substeps: int) -> float:
@@ -269,11 +294,14 @@ def chunk_records(
     window: int = 100,
     history: list[list[float]] | None = None,
     task_ids: Any = None,
+    learning: Sequence[Mapping[str, float]] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Episode and chunk records from a chunk's metrics ``[T, S, B]`` (host side).
 
     ``env_step`` of an episode is the member's total env step at which it ended:
-    ``start_step + (t + 1) * n_envs``.
+    ``start_step + (t + 1) * n_envs``. ``learning`` (per member, a crossbar learning on chip):
+    programming pulses and Tiki-Taka transfer reads per env step of the chunk, passed to
+    ``energy_fn`` and recorded as ``learning_pulses_per_step`` / ``transfer_reads_per_step``.
     """
     done = np.asarray(metrics["done"])  # [T, S, B]
     ret = np.asarray(metrics["episode_return"])
@@ -289,7 +317,9 @@ def chunk_records(
         t_idx, b_idx = np.nonzero(done[:, s])
         sps = float(spikes[:, s].mean())
         syn = float(synops[:, s].mean())
-        e_step, parts, missing = energy_fn(syn) if energy_fn is not None else None, None, ()
+        extra = dict(learning[s]) if learning is not None else {}
+        e_step, parts, missing = (energy_fn(syn, **extra) if energy_fn is not None else None,
+                                  None, ())
         if e_step is not None and hasattr(e_step, "total"):  # an EnergyBreakdown: its parts too
             parts = {k: float(getattr(e_step, k)) for k in ENERGY_PARTS}
             missing = tuple(e_step.missing)
@@ -322,6 +352,8 @@ def chunk_records(
                 "weight_norm": float(wnorm[-1, s]),
                 "energy_per_step_j": e_step,
                 **({"energy_parts_j": parts} if parts is not None else {}),
+                **({"learning_pulses_per_step": extra["pulses"],
+                    "transfer_reads_per_step": extra["transfer_reads"]} if extra else {}),
                 **({"energy_missing": list(missing)} if missing else {}),
             }
         )
@@ -1023,8 +1055,13 @@ def _run_experiment(
         counted = ("the compiled network's counts (cnet.hardware.counts): every neuron update "
                    "counted active, learning updates only when the rules learn on the chip"
                    if efn is not None else None)
+        if efn is not None and crossbar_learning_totals(train, rs) is not None:
+            counted += ("; on a crossbar learning on chip, the programming pulses of every "
+                        "device (e_learn_pj) and the fast device's weights read by Tiki-Taka "
+                        "transfers (one crossbar MAC each, e_synop_pj), per env step of each "
+                        "chunk")
         if efn is None and has_energy_model(chip):
-            efn = lambda syn: energy_breakdown_per_step(  # noqa: E731
+            efn = lambda syn, **_: energy_breakdown_per_step(  # noqa: E731
                 chip, syn, neurons, cfg.agent.substeps, n_weights)
             counted = (f"agent estimate: {neurons} neurons x {cfg.agent.substeps} substeps "
                        f"active updates, {n_weights} learning updates per env step")
@@ -1047,6 +1084,7 @@ def _run_experiment(
                 window=cfg.training.episode_window,
                 seeds=cfg.training.n_seeds,
             ) as bar:
+                learned = crossbar_learning_totals(train, rs)
                 while done_steps < total:
                     n = min(chunk, total - done_steps)
                     new_rs, metrics = train.run_chunk(rs, n)
@@ -1078,6 +1116,12 @@ def _run_experiment(
                         break  # the chunk is not logged and not checkpointed
                     peaks = new_peaks  # the peaks over logged chunks only
                     rs = new_rs
+                    per_step = None
+                    if learned is not None:  # a crossbar's pulses and transfer reads
+                        now = crossbar_learning_totals(train, rs)
+                        per_step = [{k: float((now[k][m] - learned[k][m]) / n) for k in now}
+                                    for m in range(len(now["pulses"]))]
+                        learned = now
                     episodes, chunk_recs = chunk_records(
                         metrics,
                         done_steps,
@@ -1086,6 +1130,7 @@ def _run_experiment(
                         window=cfg.training.episode_window,
                         history=history,
                         task_ids=metrics.get("task_id"),
+                        learning=per_step,
                     )
                     done_steps += n
                     chunks_done += 1
@@ -1260,6 +1305,10 @@ def summarize_run(
             if e and len(parts) == len(e):  # the same chunks' mean of each term
                 s["energy_parts_per_step_j"] = {
                     k: float(np.mean([p[k] for p in parts])) for k in ENERGY_PARTS}
+            for key in ("learning_pulses_per_step", "transfer_reads_per_step"):
+                v = [c[key] for c in mc if c.get(key) is not None]
+                if v:  # a crossbar learning on chip: its pulses and Tiki-Taka's reads
+                    s[key] = float(np.mean(v))
         # energy per env step of each episode as logged (None for runs without an energy model)
         e_ep = [e.get("energy_per_step_j") for e in eps]
         step_energy = (

@@ -1,10 +1,11 @@
 """Energy per step from counted activity, with NeuroBench-style counts alongside.
 
 ``E = N_synop * e_synop + N_active * e_neuron + (N_upd - N_active) * e_neuron_idle
-+ N_learn * e_learn + P_static * t_step * n_steps`` (hardware.md section 2, "Per-step energy";
-Davies et al. 2018 Table 2 for the Loihi terms). Chips whose energy figure is *all-in*
-(TrueNorth's 26 pJ per event) have zero for the terms it already includes, so nothing is counted
-twice. Energy is a pure host-side metric: never put it inside a gradient.
++ N_learn * e_learn + N_transfer_read * e_synop + P_static * t_step * n_steps`` (hardware.md
+section 2, "Per-step energy"; Davies et al. 2018 Table 2 for the Loihi terms; the transfer reads
+of a crossbar's Tiki-Taka fast device count in the learning term). Chips whose energy figure
+is *all-in* (TrueNorth's 26 pJ per event) have zero for the terms it already includes, so
+nothing is counted twice. Energy is a pure host-side metric: never put it inside a gradient.
 
 Counts follow NeuroBench (Yik et al. 2025, Nat. Commun. 16:1545; neurobench v2.3.0
 ``metrics/workload/synaptic_operations.py``): effective synaptic operations are the output of the
@@ -51,6 +52,9 @@ class ActivityCounts:
         weights_total: all weights.
         memory_bits: weight memory footprint in bits.
         steps: time steps counted.
+        transfer_reads: weights read from a crossbar's fast device by Tiki-Taka transfers
+            (:func:`neurorl.hardware.memristor.transfer_reads`), priced per read as one
+            crossbar multiply-accumulate (``e_synop_pj``) in the learning term.
     """
 
     synops_ac: Array = 0.0
@@ -65,6 +69,7 @@ class ActivityCounts:
     weights_total: Array = 0.0
     memory_bits: Array = 0.0
     steps: Array = 0.0
+    transfer_reads: Array = 0.0
 
     def __add__(self, other: ActivityCounts) -> ActivityCounts:
         return jax.tree_util.tree_map(lambda a, b: a + b, self, other)
@@ -203,6 +208,11 @@ def energy(
         * pj
         * (counts.learning_updates)
     )
+    # Tiki-Taka's transfer reads of the fast device: each weight read is one analog MAC of the
+    # crossbar's forward pass, the operation e_synop_pj prices (PCM: 28,065 GOPS/W, Ambrogio
+    # et al. 2018, Nature 558:60 [V]; RRAM: the same figure as a proxy) -- part of learning
+    e_learn = e_learn + const("e_synop_pj", chip.e_synop_pj, counts.transfer_reads) * pj * (
+        counts.transfer_reads)
     st = step_time_s if step_time_s is not None else chip.step_time_s
     if step_time_s is not None and not (math.isfinite(step_time_s) and step_time_s > 0):
         raise ConfigError("energy.step_time_s", step_time_s, "a float > 0 (seconds)")

@@ -972,3 +972,40 @@ def worn_out(state: PulseState, device: str | PulseDeviceSpec) -> Array:
     end = get_pulse_device(device).endurance
     n = jnp.sum(state.pulses >= end)
     return n if state.fast is None else n + jnp.sum(state.fast.pulses >= end)
+
+
+def transfer_reads(state: PulseState, device: str | PulseDeviceSpec) -> Array:
+    """Weights of the fast device A read by Tiki-Taka's transfers so far (energy); 0 for the
+    other update schemes.
+
+    A transfer follows every ``transfer_every``-th update (``n_updates // transfer_every``
+    transfers so far) and reads ``k = min(n_reads_per_transfer, lines)`` lines of A: input
+    lines (``transfer_columns``, the first axis of ``[n_pre, n_post]``) of ``n_post`` weights
+    each, or output lines (last axis) of ``n_pre`` weights. One read of a weight is one
+    analog multiply-accumulate of the crossbar's forward pass (aihwkit reads them with a
+    one-hot input vector, ``TransferRPUDevice::readAndUpdate``), the operation its
+    ``e_synop_pj`` prices. Computed from the update counter the state already holds, so
+    checkpoints of earlier runs count too.
+
+    Args:
+        state: a :class:`PulseState` of one weight array (no batch axis; ``jax.vmap`` it
+            over seeds).
+        device: the device model (``update="tiki_taka"`` to count anything).
+
+    Returns:
+        float32 scalar: weights read so far.
+
+    References:
+        Gokmen & Haensch, "Algorithm for training neural networks on resistive device arrays",
+        Front. Neurosci. 14:103 (2020), Algorithm 1; IBM aihwkit ``TransferCompound``.
+    """
+    dev = get_pulse_device(device)
+    if dev.update != "tiki_taka" or state.n_updates is None or dev.transfer_every <= 0:
+        return jnp.zeros((), jnp.float32)
+    shape = tuple(jnp.shape(state.g))[1:]
+    size = math.prod(shape)
+    axis = 0 if dev.transfer_columns or not shape else len(shape) - 1
+    n_lines = shape[axis] if shape else 1
+    k = min(dev.n_reads_per_transfer, n_lines)
+    transfers = (state.n_updates // dev.transfer_every).astype(jnp.float32)
+    return transfers * float(k * (size // n_lines))
