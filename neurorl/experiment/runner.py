@@ -900,8 +900,10 @@ def _init_changes(old: Any, new: Any, keys: Any) -> list[str]:
     a, b = old.init(keys), new.init(keys)
     la, lb = (jax.tree_util.tree_flatten_with_path(x)[0] for x in (a, b))
     out = []
+    if len(la) != len(lb):  # another structure: the checkpoint's own check names it
+        return []
     for (path, x), (_, y) in zip(la, lb, strict=True):
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        if hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
             x, y = jax.random.key_data(x), jax.random.key_data(y)
         if np.shape(x) != np.shape(y) or not np.array_equal(np.asarray(x), np.asarray(y),
                                                             equal_nan=True):
