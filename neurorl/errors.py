@@ -244,8 +244,10 @@ class NumericFaultError(NeurorlError):
 
 
 class RunStoppedError(NumericFaultError):
-    """Resume of a run that a numeric fault stopped before its first checkpoint: nothing to
-    resume; names the env step, the quantity, the likely cause and how to start again."""
+    """Resume of a run that a numeric fault stopped: before its first checkpoint (nothing to
+    resume), or after one with nothing changed (it would replay into the same fault). Names the
+    env step, the quantity, the likely cause and how to go on (``--set``, a new run,
+    ``--force``). Exit status 3."""
 
 
 class NonFiniteError(NumericFaultError):
