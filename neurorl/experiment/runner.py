@@ -995,6 +995,24 @@ def _run_experiment(
     run_dir.mkdir(parents=True, exist_ok=True)
     with _RunLock(run_dir):
         clean_temp_files(run_dir)
+        restamped = None
+        if restored is not None and (changed or (force and prior_fault is not None)):
+            rs, meta = restored
+            config_changes = [*(meta.get("config_changes") or []), strict_json({
+                "env_step": int(meta["env_steps"]), "chunk": int(meta["chunks"]),
+                "set": changed, "forced": bool(force and not changed),
+                "after_fault": prior_fault})]
+            # the checkpoint now belongs to the changed config: a later resume (e.g. after
+            # Ctrl-C) checks against it and goes on. Re-stamped *before* config.yaml is
+            # rewritten, so a kill between the two writes leaves a checkpoint whose last
+            # recorded change, applied to the old config.yaml, gives its config
+            # (load_run_config completes it) -- never the reverse, which nothing could tell
+            # from a hand-edited config.yaml
+            restored = (rs, {**meta, "config_sha256": fingerprint,
+                             "config_changes": config_changes})
+            save_checkpoint(run_dir, *restored)
+            restamped = (", ".join(f"{k}: {v['from']!r} -> {v['to']!r}"
+                                   for k, v in changed.items()) or "nothing changed (--force)")
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(C.to_dict(cfg), sort_keys=False))
         members = members or members_of(cfg)
         atomic_write_text(run_dir / "members.json", dumps(members, indent=2))
@@ -1005,17 +1023,8 @@ def _run_experiment(
             chunks_done = int(meta["chunks"])
             history = meta["history"]
             config_changes = list(meta.get("config_changes") or [])
-            if changed or (force and prior_fault is not None):
-                config_changes.append(strict_json({
-                    "env_step": done_steps, "chunk": chunks_done, "set": changed,
-                    "forced": bool(force and not changed), "after_fault": prior_fault}))
-                # the checkpoint now belongs to the changed config (config.yaml above): a
-                # later resume (e.g. after Ctrl-C) checks against it and goes on
-                meta = {**meta, "config_sha256": fingerprint, "config_changes": config_changes}
-                save_checkpoint(run_dir, rs, meta)
-                what = (", ".join(f"{k}: {v['from']!r} -> {v['to']!r}"
-                                  for k, v in changed.items()) or "nothing changed (--force)")
-                print(f"resuming {run_dir} from env step {done_steps:,} with {what} "
+            if restamped is not None:
+                print(f"resuming {run_dir} from env step {done_steps:,} with {restamped} "
                       "(recorded in summary.json, config_changes)", flush=True)
             logger = RunLogger(
                 run_dir,
@@ -1555,6 +1564,54 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_run_config(run_dir: str | Path) -> C.ExperimentConfig:
+    """A run directory's config (``config.yaml``), with a ``neurorl resume --set`` change that a
+    kill interrupted completed.
+
+    A changed resume re-stamps the checkpoint with the new config (and records the change in
+    its ``config_changes``) before it rewrites ``config.yaml``. A kill between the two writes
+    leaves the old ``config.yaml`` beside a checkpoint of the new config; when ``config.yaml``
+    holds the checkpoint's last recorded change's ``from`` values and the change applied to it
+    gives exactly the checkpoint's config (its fingerprint), that config is the run's.
+    Anything else (a hand-edited ``config.yaml``) is left to resume's own check, which refuses
+    it.
+
+    Raises:
+        ConfigError: ``config.yaml`` is not a valid config.
+    """
+    from neurorl.errors import CheckpointError
+    from neurorl.experiment.checkpoint import checkpoint_meta
+
+    run_dir = Path(run_dir)
+    cfg = C.from_dict(C.load_yaml(run_dir / "config.yaml"))
+    if not has_checkpoint(run_dir):
+        return cfg
+    try:
+        meta = checkpoint_meta(run_dir)
+    except CheckpointError:
+        return cfg  # resume's own checks name what is wrong with the checkpoint
+    sha = meta.get("config_sha256")
+    changes = meta.get("config_changes") or []
+    if sha in (None, config_fingerprint(cfg)) or not changes:
+        return cfg
+    last = changes[-1].get("set") if isinstance(changes[-1], Mapping) else None
+    if not isinstance(last, Mapping) or not last:
+        return cfg
+    now = _flat(C.to_dict(cfg))
+    if any(not isinstance(v, Mapping) or now.get(k) != v.get("from") for k, v in last.items()):
+        return cfg  # config.yaml is not the config the change started from
+    try:
+        done, _ = resume_config(cfg, {k: v["to"] for k, v in last.items()})
+    except (ConfigError, KeyError, TypeError):
+        return cfg
+    if config_fingerprint(done) != sha:
+        return cfg
+    what = ", ".join(f"{k}: {v['from']!r} -> {v['to']!r}" for k, v in last.items())
+    print(f"completing the change the last resume recorded but did not write to config.yaml "
+          f"({what})", flush=True)
+    return done
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").exists():
@@ -1568,7 +1625,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if getattr(args, "retry_faulted", False):
         raise ConfigError("--retry-faulted", True, "a sweep directory (sweep.json); for one "
                           "run: neurorl resume RUN_DIR --set KEY=VALUE")
-    cfg = C.from_dict(C.load_yaml(run_dir / "config.yaml"))
+    cfg = load_run_config(run_dir)
     stopped = stopped_run_error(run_dir)
     if stopped is not None:
         raise stopped  # exit 3, not "already finished"

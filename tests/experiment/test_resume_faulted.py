@@ -167,3 +167,56 @@ def test_summary_without_the_config_fingerprint_still_refuses_and_resumes(run, c
     assert (run / CHECKPOINT_NAME).exists()
     assert main(["resume", str(run), "--no-progress", "--set", "agent.hyper.lr=3e-4"]) == 0
     assert json.loads((run / "summary.json").read_text())["status"] == "finished"
+
+
+class _Killed(BaseException):
+    """A kill between two writes (BaseException: nothing in the runner catches it)."""
+
+
+def _kill_at_config_yaml(monkeypatch):
+    real = runner.atomic_write_text
+
+    def write(path, text, *a, **kw):
+        if str(path).endswith("config.yaml"):
+            raise _Killed(path)
+        return real(path, text, *a, **kw)
+
+    monkeypatch.setattr(runner, "atomic_write_text", write)
+
+
+def test_a_kill_between_the_restamp_and_config_yaml_is_completed_by_the_next_resume(
+        run, capsys, monkeypatch):
+    # the changed resume re-stamps the checkpoint first; a kill before config.yaml is rewritten
+    # leaves the old config.yaml beside a checkpoint of the new config
+    _kill_at_config_yaml(monkeypatch)
+    with pytest.raises(_Killed):
+        main(["resume", str(run), "--no-progress", "--set", "agent.hyper.lr=3e-4"])
+    monkeypatch.undo()
+    assert yaml.safe_load((run / "config.yaml").read_text())["agent"]["hyper"]["lr"] == 0.05
+    new = from_dict(CFG, {"agent.hyper.lr": 3e-4})
+    assert checkpoint_meta(run)["config_sha256"] == runner.config_fingerprint(new)
+    assert runner.load_run_config(run) == new
+    capsys.readouterr()
+    assert main(["resume", str(run), "--no-progress"]) == 0
+    assert "completing the change" in capsys.readouterr().out
+    s = json.loads((run / "summary.json").read_text())
+    assert s["status"] == "finished" and len(s["config_changes"]) == 1
+    assert s["config_changes"][0]["set"] == {"agent.hyper.lr": {"from": 0.05, "to": 0.0003}}
+    assert yaml.safe_load((run / "config.yaml").read_text())["agent"]["hyper"]["lr"] == 3e-4
+
+
+def test_a_hand_edited_config_beside_an_interrupted_change_is_still_refused(
+        run, capsys, monkeypatch):
+    _kill_at_config_yaml(monkeypatch)
+    with pytest.raises(_Killed):
+        main(["resume", str(run), "--no-progress", "--set", "agent.hyper.lr=3e-4"])
+    monkeypatch.undo()
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["agent"]["hyper"]["lr"] = 1e-3  # neither the old nor the recorded change's value
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert runner.load_run_config(run) == from_dict(cfg)  # not "completed" into another config
+    before = _files(run)
+    capsys.readouterr()
+    assert main(["resume", str(run), "--no-progress"]) != 0
+    assert "written by another config" in capsys.readouterr().err
+    assert _files(run) == before
