@@ -220,11 +220,40 @@ def family(row: dict) -> str:
     return row["condition"].split("/")[0]
 
 
-def env_conditions(env_id: str) -> list[tuple]:
-    """The conditions run on ``env_id``: every one on CartPole-v1; e-prop's on the others."""
-    if env_id == "CartPole-v1":
-        return CONDITIONS
-    return [c for c in CONDITIONS if c[1] == "eprop_ac"]
+def env_conditions(env_id: str, names: list[str] | None = None) -> list[tuple]:
+    """The conditions run on ``env_id``.
+
+    Args:
+        env_id: a key of :data:`ENVS`.
+        names: condition labels to run (``None``: the env's defaults -- every one of
+            :data:`CONDITIONS` on CartPole-v1, e-prop's on the others); a name the env does
+            not have is skipped there (:func:`check_conditions` refuses unknown names). On
+            CartPole the :data:`LEGACY_CONDITIONS` rows run only when named.
+    """
+    default = CONDITIONS if env_id == "CartPole-v1" else [
+        c for c in CONDITIONS if c[1] == "eprop_ac"]
+    if names is None:
+        return default
+    pool = default + (LEGACY_CONDITIONS if env_id == "CartPole-v1" else [])
+    return [c for c in pool if c[0] in names]
+
+
+def check_conditions(names: list[str] | None, envs: list[str]) -> None:
+    """Refuse condition labels that none of ``envs`` has.
+
+    Raises:
+        SystemExit: names the label, what is allowed on these envs and the closest label.
+    """
+    import difflib
+
+    labels = list(dict.fromkeys(c[0] for e in envs for c in env_conditions(
+        e, [c[0] for c in CONDITIONS + LEGACY_CONDITIONS])))
+    for n in names or ():
+        if n not in labels:
+            close = difflib.get_close_matches(n, labels, n=1, cutoff=0.3)
+            raise SystemExit(f"--conditions: {n!r} is not a condition on {', '.join(envs)}; "
+                             f"allowed: {', '.join(map(repr, labels))}"
+                             + (f". Did you mean {close[0]!r}?" if close else ""))
 
 
 def relative(r: float | None, ref: float | None, base: float) -> float | None:
@@ -280,7 +309,8 @@ def main(quick: bool = False, steps: int | None = None, seeds: int | None = None
         quick: 1 seed x 8k steps, CartPole only (the suite's smoke run).
         steps: env steps per seed (default 60k on CartPole, 100k on the others).
         seeds: seeds 0..seeds-1 (default 5).
-        conditions: labels to run (default all of the env's).
+        conditions: labels to run (default all of the env's :data:`CONDITIONS`; the
+            :data:`LEGACY_CONDITIONS` of CartPole run when named).
         out: results folder (default ``benchmarks/results``).
         envs: env ids (keys of ``ENVS``; default all, CartPole only when quick).
         merge: keep the rows of the existing ``onchip.json`` that this run does not redo
@@ -291,6 +321,7 @@ def main(quick: bool = False, steps: int | None = None, seeds: int | None = None
     prov = provenance()
     seeds = seeds or (1 if quick else 5)
     envs = envs or (["CartPole-v1"] if quick else list(ENVS))
+    check_conditions(conditions, envs)
     folder = Path(out) if out else ROOT / "benchmarks" / "results"
     rows: list[dict] = []
     if merge and (folder / "onchip.json").exists():
@@ -300,9 +331,7 @@ def main(quick: bool = False, steps: int | None = None, seeds: int | None = None
     result: dict = {}
     for env_id in envs:
         n = steps or (8_000 if quick else DEFAULT_STEPS.get(env_id, 100_000))
-        for c in env_conditions(env_id):
-            if conditions is not None and c[0] not in conditions:
-                continue
+        for c in env_conditions(env_id, conditions):
             r = run_condition(*c[:4], n, seeds, env_id=env_id, hyper=c[4],
                               engine=c[5] if len(c) > 5 else None)
             r.update(env_id=env_id, steps=n, seeds=seeds)

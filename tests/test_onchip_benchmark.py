@@ -55,3 +55,17 @@ def test_conditions_per_env(onchip):
     assert {c[1] for c in onchip.env_conditions("CartPole-v1")} == {"eprop_ac", "rstdp"}
     assert onchip.relative(-200.0, -120.0, -200.0) == 0.0
     assert onchip.relative(1.0, 0.0, 0.0) is None  # no ratio to a zero reference
+
+
+def test_named_conditions_include_the_legacy_rows_and_refuse_unknown_names(onchip):
+    legacy = [c[0] for c in onchip.LEGACY_CONDITIONS]
+    assert not set(legacy) & {c[0] for c in onchip.env_conditions("CartPole-v1")}
+    assert [c[0] for c in onchip.env_conditions("CartPole-v1", legacy[:2])] == legacy[:2]
+    assert [c[0] for c in onchip.env_conditions("CartPole-v1", ["eprop/float", legacy[0]])] \
+        == ["eprop/float", legacy[0]]
+    assert onchip.env_conditions("MountainCar-v0", [legacy[0]]) == []  # R-STDP: CartPole only
+    onchip.check_conditions([legacy[0], "eprop/float"], list(onchip.ENVS))
+    with pytest.raises(SystemExit, match="Did you mean 'rstdp/float'"):
+        onchip.check_conditions(["rstdp/flaot"], list(onchip.ENVS))
+    with pytest.raises(SystemExit, match="not a condition on MountainCar-v0"):
+        onchip.check_conditions([legacy[0]], ["MountainCar-v0"])
