@@ -460,11 +460,10 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         g_w = {n: g * net.structure[rule_conn[n]]["mask"] for n, g in g_w.items()}
         return {"w": g_w, "b_out": jnp.sum(d_out, axis=(0, 1)), "log_std": d_ls}
 
-    def run_replay(params: Any, weights: Any, buf: rp.ReplayBuffer, opt0: Any, v_out: Array,
-                   fb: Any, x_new: Any, key: Array):
-        """PPO epochs on the full window; the readout membrane ``v_out`` is then set to what
-        the new weights give on the same spikes (``sum_c x_c W_c``), so the next action reads
-        them. Returns ``(params, weights, opt_state, v_out)``."""
+    def run_replay(params: Any, weights: Any, buf: rp.ReplayBuffer, opt0: Any, fb: Any,
+                   x_new: Any, key: Array):
+        """PPO epochs on the full window, bootstrapped from the readout of the traces
+        ``x_new`` of the step after it. Returns ``(params, weights, opt_state)``."""
         full = params_of(weights, params["b_out"], params["log_std"])
         q0 = replay_params(full)
         v_boot = rp.readout({n: q0["w"][n] for n in out_rules}, q0["b_out"], x_new)[:, n_act]
@@ -490,40 +489,50 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         params = {"b_out": q["b_out"], "log_std": q["log_std"]}
         if log_std_min is not None:
             params["log_std"] = jnp.maximum(params["log_std"], log_std_min)
-        v = rp.readout({n: weights[rule_conn[n]] for n in out_rules}, 0.0, x_new)
-        return params, weights, opt, v
+        return params, weights, opt
 
     def act_replay(state: EpropState, dyn: Any, traces: Any, seen: Array, key: Array):
-        """``act`` with the replay: step, replay when the window is full, then act on the
-        (possibly new) readout and store the step."""
-        k_rp, key = jax.random.split(key)
+        """``act`` with the replay on: act as without it, and store the step in the window."""
         dyn, traces, _, counts = jax.vmap(rt.step_one, in_axes=(None, 0, 0, 0, None))(
             state.weights, dyn, traces, seen, None)
-        x_new = {n: traces[n].p for n in out_rules}
-        # only what the replay changes goes through the cond (not the buffer: no copies)
-        buf, full = state.extra["replay"], state.extra["replay"].ptr >= W_rp
-        params, weights, opt, v_out = jax.lax.cond(
-            full, run_replay, lambda p, w, b, o, v, *_: (p, w, o, v), state.params,
-            state.weights, buf, state.extra["replay_opt"], dyn["neurons"][out_g].v,
-            state.feedback, x_new, k_rp)
-        dyn = {**dyn, "neurons": {**dyn["neurons"],
-                                  out_g: dyn["neurons"][out_g].replace(v=v_out)}}
-        extra = {**state.extra, "replay_opt": opt,
-                 "replay": buf.replace(ptr=jnp.where(full, 0, buf.ptr))}
-        out = dyn["neurons"][out_g].v + params["b_out"][None, :]
+        out = dyn["neurons"][out_g].v + state.params["b_out"][None, :]
         action, g, gh, v, raw = jax.vmap(head_one, in_axes=(None, None, None, 0, 0))(
-            params, weights, state.feedback, out, jax.random.split(key, B))
-        lp = jax.vmap(lambda o, r: log_prob_entropy(o, params["log_std"], r, spec.discrete,
-                                                    n_act)[0])(out, raw)
-        buf = extra["replay"]
+            state.params, state.weights, state.feedback, out, jax.random.split(key, B))
+        ls = state.params["log_std"]
+        lp = jax.vmap(lambda o, r: log_prob_entropy(o, ls, r, spec.discrete, n_act)[0])(out, raw)
+        buf = state.extra["replay"]
         i = buf.ptr
         buf = buf.replace(
-            x={n: buf.x[n].at[i].set(x_new[n]) for n in out_rules},
+            x={n: buf.x[n].at[i].set(traces[n].p) for n in out_rules},
             ebar={n: buf.ebar[n].at[i].set(traces[n].ebar) for n in buf.ebar},
             raw=buf.raw.at[i].set(raw), logp=buf.logp.at[i].set(lp),
             value=buf.value.at[i].set(v))
-        state = state.replace(params=params, weights=weights, extra={**extra, "replay": buf})
+        state = state.replace(extra={**state.extra, "replay": buf})
         return dyn, traces, action, g, gh, v, counts, state
+
+    def update(state: EpropState, obs: Array, key: Array) -> EpropState:
+        """The replay, called by the training loop after every ``replay_window`` act/learn
+        steps with the next observation (as ``bptt_ac``'s PPO update; an outer scan over
+        windows, no ``cond``). ``V`` of the next step (GAE's bootstrap) comes from stepping the
+        network on ``obs`` without keeping the step (``act`` repeats it: the encoder is
+        deterministic). Afterwards the readout membrane is set to what the new weights give
+        on the same spikes (``sum_c x_c W_c``), so the next action reads the new weights."""
+        dyn0, tr0 = rt.fresh()
+        dyn = reset_envs(state.reset_next, state.dyn, dyn0)
+        traces = reset_envs(state.reset_next, state.traces, tr0)
+        seen = obs if adapt is None else adapt.apply(state.extra["obs_adapt"], obs)
+        _, tr_next, _, _ = jax.vmap(rt.step_one, in_axes=(None, 0, 0, 0, None))(
+            state.weights, dyn, traces, seen, None)
+        params, weights, opt = run_replay(
+            state.params, state.weights, state.extra["replay"], state.extra["replay_opt"],
+            state.feedback, {n: tr_next[n].p for n in out_rules}, key)
+        v = rp.readout({n: weights[rule_conn[n]] for n in out_rules}, 0.0,
+                       {n: state.traces[n].p for n in out_rules})
+        dyn = {**state.dyn, "neurons": {**state.dyn["neurons"],
+                                        out_g: state.dyn["neurons"][out_g].replace(v=v)}}
+        buf = state.extra["replay"].replace(ptr=jnp.zeros((), jnp.int32))
+        return state.replace(params=params, weights=weights, dyn=dyn,
+                             extra={**state.extra, "replay": buf, "replay_opt": opt})
 
     def act(state: EpropState, obs: Array, key: Array) -> tuple[Array, EpropState]:
         dyn0, tr0 = rt.fresh()
@@ -632,6 +641,8 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         return state.weights
 
     agent = Agent("eprop_ac", spec, init, act, learn, weights_of)
+    if W_rp:
+        agent = agent._replace(update_every=W_rp, update=update)
     return agent._replace(runtime=rt)
 
 

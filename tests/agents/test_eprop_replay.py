@@ -175,8 +175,9 @@ def test_readout_replay_gradient_is_the_gradient_of_the_resimulated_ppo_loss():
     np.testing.assert_allclose(np.asarray(d_out.sum((0, 1))), np.asarray(gb_ref), rtol=2e-4,
                                atol=1e-6)
     assert float(np.abs(np.asarray(g_ref["output"])).max()) > 1e-3  # not a zero comparison
-    # the agent's replay (next act: window full) is one Adam step on that gradient at the
-    # current weights: bptt_ac's optimizer, clipped by global norm 0.5
+    # the agent's replay (its batch update, called by the training loop with the next
+    # observation when the window is full) is one Adam step on that gradient at the current
+    # weights: bptt_ac's optimizer, clipped by global norm 0.5
     g0, gb0, _, _, _ = _reference(spec, state, seen, resets, state.weights, False)
     q = {"w": {"output": state.weights["output"]}, "b_out": state.params["b_out"],
          "log_std": state.params["log_std"]}
@@ -184,18 +185,25 @@ def test_readout_replay_gradient_is_the_gradient_of_the_resimulated_ppo_loss():
     upd, _ = tx.update({"w": {"output": g0["output"]}, "b_out": gb0,
                         "log_std": jnp.zeros_like(q["log_std"])}, tx.init(q), q)
     want = optax.apply_updates(q, upd)
-    _, s2 = act(state, obs, key)
+    s1 = jax.jit(agent.update)(state, obs, key)
+    assert agent.update_every == W
+    # the readout membrane now is what the new weights give on the same spikes
+    np.testing.assert_allclose(
+        np.asarray(s1.dyn["neurons"]["readout"].v),
+        np.asarray(rp.readout({"output": s1.weights["output"]}, 0.0,
+                              {"output": s1.traces["output"].p})), rtol=1e-5, atol=1e-6)
+    _, s2 = act(s1, obs, key)
     np.testing.assert_allclose(np.asarray(s2.weights["output"]), np.asarray(want["w"]["output"]),
                                rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(np.asarray(s2.params["b_out"]), np.asarray(want["b_out"]),
                                rtol=1e-4, atol=1e-6)
     for c in ("input", "recurrent"):
         assert np.array_equal(np.asarray(s2.weights[c]), np.asarray(w0[c]))
-    # a new window: this step is its first (learn moves the pointer on)
+    # a new window: this step is its first (learn moves the pointer on), and the acting
+    # readout is the new weights' readout of its traces
     assert int(s2.extra["replay"].ptr) == 0
     np.testing.assert_array_equal(np.asarray(s2.extra["replay"].x["output"][0]),
                                   np.asarray(s2.traces["output"].p))
-    # the readout membrane now is what the new weights give on the same spikes
     np.testing.assert_allclose(
         np.asarray(s2.dyn["neurons"]["readout"].v),
         np.asarray(rp.readout({"output": s2.weights["output"]}, 0.0,
