@@ -213,7 +213,7 @@ def test_readout_replay_gradient_is_the_gradient_of_the_resimulated_ppo_loss():
 def test_trace_replay_gradient_is_eprop_of_the_resimulated_ppo_loss():
     # e-prop with symmetric feedback = jax.grad with the recurrent spike paths cut
     # (Network.compile(stop_z_gradients=True); tests/plasticity/test_eprop.py)
-    agent, spec, state, seen, resets, _ = _window(replay_traces=True)
+    agent, spec, state, seen, resets, (_, key, obs) = _window(replay_traces=True)
     buf = state.extra["replay"]
     assert set(buf.ebar) == {"input", "recurrent"}
     w = _perturbed(state)
@@ -231,6 +231,20 @@ def test_trace_replay_gradient_is_eprop_of_the_resimulated_ppo_loss():
                                                                 else 1.0),
                                    rtol=2e-3, atol=2e-6)
         assert float(np.abs(np.asarray(g_ref[n])).max()) > 1e-4, n
+    # the agent's update: one Adam step (epochs 1) on that gradient of every connection
+    g0, gb0, _, _, _ = _reference(spec, state, seen, resets, state.weights, True)
+    q = {"w": {n: state.weights[n] for n in g0}, "b_out": state.params["b_out"],
+         "log_std": state.params["log_std"]}
+    tx = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(1e-3, eps=1e-5))
+    g0 = {**g0, "recurrent": g0["recurrent"] * mask}
+    upd, _ = tx.update({"w": g0, "b_out": gb0, "log_std": jnp.zeros_like(q["log_std"])},
+                       tx.init(q), q)
+    want = optax.apply_updates(q, upd)
+    s1 = jax.jit(agent.update)(state, obs, key)
+    for n in g0:
+        np.testing.assert_allclose(np.asarray(s1.weights[n]), np.asarray(want["w"][n]),
+                                   rtol=1e-4, atol=2e-6)
+        assert not np.array_equal(np.asarray(s1.weights[n]), np.asarray(state.weights[n]))
 
 
 def test_bad_replay_options_are_named():
