@@ -157,6 +157,8 @@ DEFAULTS: dict[str, Any] = {
     # e-prop's sum_t L_t ebar_t with the replay loss's learning signals (frozen traces, current
     # feedback weights) to every connection in the replay epochs
     "replay_traces": False,
+    # the neuromodulated gain (meta_lr_*, which must be on) multiplies the replay's steps too
+    "replay_meta_lr": False,
 }
 
 REPLAY_ONLINE = ("all", "hidden", "none")
@@ -461,7 +463,7 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         return {"w": g_w, "b_out": jnp.sum(d_out, axis=(0, 1)), "log_std": d_ls}
 
     def run_replay(params: Any, weights: Any, buf: rp.ReplayBuffer, opt0: Any, fb: Any,
-                   x_new: Any, key: Array):
+                   x_new: Any, key: Array, gain: Any = 1.0):
         """PPO epochs on the full window, bootstrapped from the readout of the traces
         ``x_new`` of the step after it. Returns ``(params, weights, opt_state)``."""
         full = params_of(weights, params["b_out"], params["log_std"])
@@ -476,6 +478,8 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
             def minibatch(carry, idx):
                 q, opt = carry
                 upd, opt = rtx.update(replay_grads(q, buf, adv, ret, idx, fb), opt, q)
+                if h["replay_meta_lr"]:
+                    upd = jax.tree.map(lambda u: gain * u, upd)
                 return (optax.apply_updates(q, upd), opt), None
 
             return jax.lax.scan(minibatch, carry, perm)[0], None
@@ -523,9 +527,12 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         seen = obs if adapt is None else adapt.apply(state.extra["obs_adapt"], obs)
         _, tr_next, _, _ = jax.vmap(rt.step_one, in_axes=(None, 0, 0, 0, None))(
             state.weights, dyn, traces, seen, None)
+        gain = 1.0
+        if h["replay_meta_lr"]:  # the gain of the current state (no valid env: unchanged)
+            gain, _ = meta.update(state.extra["meta_lr"], state.v_prev, jnp.zeros((B,), bool))
         params, weights, opt = run_replay(
             state.params, state.weights, state.extra["replay"], state.extra["replay_opt"],
-            state.feedback, {n: tr_next[n].p for n in out_rules}, key)
+            state.feedback, {n: tr_next[n].p for n in out_rules}, key, gain)
         v = rp.readout({n: weights[rule_conn[n]] for n in out_rules}, 0.0,
                        {n: state.traces[n].p for n in out_rules})
         dyn = {**state.dyn, "neurons": {**state.dyn["neurons"],
@@ -669,8 +676,12 @@ def _check_replay(h: dict[str, Any], n_envs: int, shaped: bool) -> int:
         raise ConfigError("agent.eprop_ac.replay_online", h["replay_online"],
                           f"one of {list(REPLAY_ONLINE)}",
                           closest(str(h["replay_online"]), REPLAY_ONLINE))
-    if not isinstance(h["replay_traces"], (bool, np.bool_)):
-        raise ConfigError("agent.eprop_ac.replay_traces", h["replay_traces"], "true or false")
+    for k in ("replay_traces", "replay_meta_lr"):
+        if not isinstance(h[k], (bool, np.bool_)):
+            raise ConfigError(f"agent.eprop_ac.{k}", h[k], "true or false")
+    if W and h["replay_meta_lr"] and h["meta_lr_max"] == 1.0:
+        raise ConfigError("agent.eprop_ac.replay_meta_lr", True, "false unless the "
+                          "neuromodulated gain is on (meta_lr_max > 1)")
     if W and n_envs % n_mb:
         raise ConfigError("agent.eprop_ac.replay_minibatches", n_mb,
                           f"a divisor of n_envs={n_envs}")

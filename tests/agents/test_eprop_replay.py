@@ -257,7 +257,8 @@ def test_bad_replay_options_are_named():
                        (dict(replay_lr=0.0), "replay_lr"),
                        (dict(replay_lambda=1.5), "replay_lambda"),
                        (dict(replay_c_v=-1.0), "replay_c_v"),
-                       (dict(replay_traces="yes"), "replay_traces")):
+                       (dict(replay_traces="yes"), "replay_traces"),
+                       (dict(replay_window=8, replay_meta_lr=True), "replay_meta_lr")):
         with pytest.raises(ConfigError, match=field):
             make_agent("eprop_ac", spec, **bad)
     with pytest.raises(ConfigError, match="hidden"):  # the closest valid name
@@ -276,9 +277,26 @@ def test_replay_runs_in_make_train_with_minibatches_and_continuous_actions():
     for env_id in ("CartPole-v1", "Pendulum-v1"):
         cfg = TrainConfig(env_id=env_id, agent="eprop_ac",
                           agent_kwargs=dict(SMALL, replay_window=4, replay_minibatches=2,
-                                            replay_traces=True),
+                                            replay_traces=True, meta_lr_max=5.0,
+                                            replay_meta_lr=True),
                           n_steps=40, n_envs=2, substeps=2)
         out = make_train(cfg)(jax.random.key(0))
         st = out["runner_state"].agent_state
         assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(st.weights))
         assert int(np.asarray(st.extra["replay"].ptr).max()) <= 4
+
+
+def test_replay_meta_lr_multiplies_the_replay_steps_by_the_gain():
+    from neurorl.plasticity.neuromodulation import MetaLRState
+
+    # a long-run value of 1 and a mid-term one of 0.5 (a drop of one half): gain 1 + 4 x 0.5
+    meta = MetaLRState(jnp.float32(0.5), jnp.float32(1.0), jnp.float32(1e6))
+    moved = {}
+    for on in (False, True):
+        agent, _, state, _, _, (_, key, obs) = _window(meta_lr_max=5.0, meta_lr_k=4.0,
+                                                       replay_meta_lr=on)
+        state = state.replace(extra={**state.extra, "meta_lr": meta})
+        s1 = jax.jit(agent.update)(state, obs, key)
+        moved[on] = np.asarray(s1.weights["output"]) - np.asarray(state.weights["output"])
+    assert np.abs(moved[False]).max() > 1e-5
+    np.testing.assert_allclose(moved[True], 3.0 * moved[False], rtol=1e-3, atol=1e-7)
