@@ -157,6 +157,9 @@ DEFAULTS: dict[str, Any] = {
     # e-prop's sum_t L_t ebar_t with the replay loss's learning signals (frozen traces, current
     # feedback weights) to every connection in the replay epochs
     "replay_traces": False,
+    # trace replay: the hidden rules' replay steps are multiplied by this (the PPO clip sees the
+    # ratio of the stored readout traces only, not the change the hidden steps make)
+    "replay_hidden_scale": 1.0,
     # the neuromodulated gain (meta_lr_*, which must be on) multiplies the replay's steps too
     "replay_meta_lr": False,
 }
@@ -480,6 +483,9 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
                 upd, opt = rtx.update(replay_grads(q, buf, adv, ret, idx, fb), opt, q)
                 if h["replay_meta_lr"]:
                     upd = jax.tree.map(lambda u: gain * u, upd)
+                if h["replay_hidden_scale"] != 1.0:
+                    upd = {**upd, "w": {n: u if n in out_rules else h["replay_hidden_scale"] * u
+                                        for n, u in upd["w"].items()}}
                 return (optax.apply_updates(q, upd), opt), None
 
             return jax.lax.scan(minibatch, carry, perm)[0], None
@@ -669,9 +675,10 @@ def _check_replay(h: dict[str, Any], n_envs: int, shaped: bool) -> int:
     positive("eprop_ac", **{k: h[k] for k in ("replay_lr", "replay_clip",
                                               "replay_max_grad_norm")})
     unit_interval("eprop_ac", replay_lambda=h["replay_lambda"])
-    c_v = h["replay_c_v"]
-    if isinstance(c_v, bool) or not (is_finite_number(c_v) and c_v >= 0):
-        raise ConfigError("agent.eprop_ac.replay_c_v", c_v, "a finite number >= 0")
+    for k in ("replay_c_v", "replay_hidden_scale"):
+        v = h[k]
+        if isinstance(v, bool) or not (is_finite_number(v) and v >= 0):
+            raise ConfigError(f"agent.eprop_ac.{k}", v, "a finite number >= 0")
     if h["replay_online"] not in REPLAY_ONLINE:
         raise ConfigError("agent.eprop_ac.replay_online", h["replay_online"],
                           f"one of {list(REPLAY_ONLINE)}",

@@ -257,6 +257,7 @@ def test_bad_replay_options_are_named():
                        (dict(replay_lr=0.0), "replay_lr"),
                        (dict(replay_lambda=1.5), "replay_lambda"),
                        (dict(replay_c_v=-1.0), "replay_c_v"),
+                       (dict(replay_hidden_scale=float("nan")), "replay_hidden_scale"),
                        (dict(replay_traces="yes"), "replay_traces"),
                        (dict(replay_window=8, replay_meta_lr=True), "replay_meta_lr")):
         with pytest.raises(ConfigError, match=field):
@@ -300,3 +301,17 @@ def test_replay_meta_lr_multiplies_the_replay_steps_by_the_gain():
         moved[on] = np.asarray(s1.weights["output"]) - np.asarray(state.weights["output"])
     assert np.abs(moved[False]).max() > 1e-5
     np.testing.assert_allclose(moved[True], 3.0 * moved[False], rtol=1e-3, atol=1e-7)
+
+
+def test_replay_hidden_scale_scales_only_the_hidden_replay_steps():
+    moved = {}
+    for scale in (1.0, 0.25):
+        agent, _, state, _, _, (_, key, obs) = _window(replay_traces=True,
+                                                       replay_hidden_scale=scale)
+        s1 = jax.jit(agent.update)(state, obs, key)
+        moved[scale] = {n: np.asarray(s1.weights[n]) - np.asarray(state.weights[n])
+                        for n in ("input", "recurrent", "output")}
+    for n in ("input", "recurrent"):
+        assert np.abs(moved[1.0][n]).max() > 1e-5
+        np.testing.assert_allclose(moved[0.25][n], 0.25 * moved[1.0][n], rtol=1e-3, atol=1e-8)
+    np.testing.assert_array_equal(moved[0.25]["output"], moved[1.0]["output"])
