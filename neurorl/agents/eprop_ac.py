@@ -33,7 +33,11 @@ learning under shifts. For the harder tasks: ``shaping`` adds a potential-based 
 ``gamma Phi(s') - Phi(s)`` to the TD error (Ng et al. 1999; ``Phi`` of the observation seen by
 ``act``, e.g. the MountainCar car's mechanical energy), ``reward_norm`` divides rewards by the
 running std of the discounted return (Engstrom et al. 2020), ``std_min`` is a fixed floor on the
-Gaussian policy's exploration std, ``v_init`` an optimistic initial value.
+Gaussian policy's exploration std, ``v_init`` an optimistic initial value. ``replay_window >
+0`` adds replay inside e-prop (:mod:`neurorl.agents.replay`): every ``replay_window`` env steps
+the agent's batch ``update`` runs PPO-clip epochs on the readout from a window of stored readout
+traces (exact: the readout is linear in them), and with ``replay_traces`` e-prop's ``sum_t L_t
+ebar_t`` on every connection from stored eligibility traces (frozen, no re-simulation).
 
 References:
     Bellec, Scherr, Subramoney, Hajek, Salaj, Legenstein & Maass (2020). A solution to the
