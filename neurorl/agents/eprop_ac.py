@@ -33,7 +33,11 @@ learning under shifts. For the harder tasks: ``shaping`` adds a potential-based 
 ``gamma Phi(s') - Phi(s)`` to the TD error (Ng et al. 1999; ``Phi`` of the observation seen by
 ``act``, e.g. the MountainCar car's mechanical energy), ``reward_norm`` divides rewards by the
 running std of the discounted return (Engstrom et al. 2020), ``std_min`` is a fixed floor on the
-Gaussian policy's exploration std, ``v_init`` an optimistic initial value.
+Gaussian policy's exploration std, ``v_init`` an optimistic initial value. ``replay_window >
+0`` adds replay inside e-prop (:mod:`neurorl.agents.replay`): every ``replay_window`` env steps
+the agent's batch ``update`` runs PPO-clip epochs on the readout from a window of stored readout
+traces (exact: the readout is linear in them), and with ``replay_traces`` e-prop's ``sum_t L_t
+ebar_t`` on every connection from stored eligibility traces (frozen, no re-simulation).
 
 References:
     Bellec, Scherr, Subramoney, Hajek, Salaj, Legenstein & Maass (2020). A solution to the
@@ -56,6 +60,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from neurorl.agents import replay as rp
 from neurorl.agents import td
 from neurorl.agents.base import (
     Agent,
@@ -135,7 +140,35 @@ DEFAULTS: dict[str, Any] = {
     "obs_adapt_tau": 0.0,  # learn calls
     "obs_adapt_z": 2.0,
     "obs_adapt_zoom": 4.0,  # largest magnification over the fixed obs range
+    # readout replay (opt-in; replay_window 0 = off; neurorl.agents.replay): a buffer of the
+    # last replay_window env steps of the readout's presynaptic traces, actions, log-probs,
+    # values, rewards and episode ends; when it is full, replay_epochs x replay_minibatches
+    # steps of PPO-clip (bptt_ac's loss: GAE, per-batch advantage normalisation, clipped ratio
+    # and value) on the readout weights (and bias, log std), with their own Adam; the readout
+    # is linear in the stored traces, so no re-simulation is needed
+    "replay_window": 0,  # env steps per env (0: off)
+    "replay_epochs": 4,
+    "replay_minibatches": 1,  # over the env axis (a divisor of n_envs)
+    "replay_lr": 1e-3,
+    "replay_clip": 0.2,  # PPO's ratio (and value) clip
+    "replay_lambda": 0.8,  # GAE lambda (with gamma)
+    "replay_c_v": 0.5,  # value-loss weight
+    "replay_max_grad_norm": 0.5,
+    # which connections still learn online by e-prop: "all" (as without replay), "hidden"
+    # (the readout learns by replay only), "none" (only the replay learns)
+    "replay_online": "all",
+    # trace replay: store the hidden rules' eligibility traces ebar in the window too and apply
+    # e-prop's sum_t L_t ebar_t with the replay loss's learning signals (frozen traces, current
+    # feedback weights) to every connection in the replay epochs
+    "replay_traces": False,
+    # trace replay: the hidden rules' replay steps are multiplied by this (the PPO clip sees the
+    # ratio of the stored readout traces only, not the change the hidden steps make)
+    "replay_hidden_scale": 1.0,
+    # the neuromodulated gain (meta_lr_*, which must be on) multiplies the replay's steps too
+    "replay_meta_lr": False,
 }
+
+REPLAY_ONLINE = ("all", "hidden", "none")
 
 
 def _mountain_car_energy(obs: Array) -> Array:
@@ -278,6 +311,7 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not (
                 np.isfinite(v) and v >= 0):
             raise ConfigError(f"agent.eprop_ac.{k}", v, "a finite number >= 0")
+    W_rp = _check_replay(h, spec.n_envs, shaping is not None)
     an = network if network is not None else eprop_network(
         spec, **{k: h[k] for k in NETWORK_KEYS})
     rt = NetworkRuntime(an, spec.n_envs, spec.substeps, backend, **(compile_kwargs or {}))
@@ -302,6 +336,22 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
                               f"connection to the readout {out_g!r} (symmetric feedback), or "
                               "feedback: random")
     hidden = sorted({t for t in targets.values() if t != out_g})
+    out_rules = sorted(n for n, t in targets.items() if t == out_g)
+    conn_rule = {c: n for n, c in rule_conn.items()}
+    if W_rp:
+        into_out = sorted(n for n, c in net.connections.items() if c.target.name == out_g)
+        if into_out != sorted(rule_conn[n] for n in out_rules):
+            raise ConfigError("agent.network.rules", sorted(rule_conn.values()),
+                              f"an e-prop rule on every connection into the readout {out_g!r} "
+                              f"({into_out}): the replay reads the readout from their traces")
+    rp_rules = sorted(rule_conn) if h["replay_traces"] else out_rules
+    rtx = optax.chain(optax.clip_by_global_norm(h["replay_max_grad_norm"]),
+                      optax.adam(h["replay_lr"], eps=1e-5))  # bptt_ac's Adam
+    rp_kw = dict(discrete=spec.discrete, n_act=n_act, clip=float(h["replay_clip"]),
+                 c_v=float(h["replay_c_v"]), c_ent=float(h["c_ent"]))
+    n_mb = int(h["replay_minibatches"])
+    online_w = {"all": set(rule_conn), "hidden": set(rule_conn) - set(out_rules),
+                "none": set()}[h["replay_online"]]
     lr = (optax.linear_schedule(h["lr"], 0.0, int(h["lr_decay_steps"]))
           if h["lr_decay_steps"] else h["lr"])
     tx = optax.chain(optax.clip_by_global_norm(h["max_grad_norm"]),
@@ -352,6 +402,13 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         if adapt is not None:
             extra["obs_adapt"] = adapt.init()
             extra["obs_now"] = jnp.zeros((B, spec.obs_dim), jnp.float32)
+        if W_rp:
+            raw_shape = () if spec.discrete else (n_act,)
+            ebar = {n: traces[n].ebar.shape[1:] for n in rp_rules if n not in out_rules}
+            extra["replay"] = rp.init_buffer(
+                W_rp, B, {n: traces[n].p.shape[-1] for n in out_rules}, raw_shape,
+                jnp.int32 if spec.discrete else jnp.float32, ebar)
+            extra["replay_opt"] = rtx.init(replay_params(p))
         return EpropState(extras(p), weights, tx.init(p), fb, dyn, traces, batch(zeros), extra,
                           batch(sig), batch(sig), **td.init_fields(B), stats=AgentStats(f, f))
 
@@ -370,6 +427,11 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
     def act_one(p: Any, weights: Any, fb: Any, dyn: Any, traces: Any, obs: Array, key: Array):
         dyn, traces, _, counts = rt.step_one(weights, dyn, traces, obs, None)
         out = dyn["neurons"][out_g].v + p["b_out"]
+        action, g, gh, v, _ = head_one(p, weights, fb, out, key)
+        return dyn, traces, action, g, gh, v, counts
+
+    def head_one(p: Any, weights: Any, fb: Any, out: Array, key: Array):
+        """Sample from one env's readout ``out``; this step's learning signals."""
         raw, _ = sample_action(key, out, p["log_std"], spec.discrete, n_act)
         lp = lambda o, ls: log_prob_entropy(o, ls, raw, spec.discrete, n_act)[0]
         ent = lambda o, ls: log_prob_entropy(o, ls, raw, spec.discrete, n_act)[1]
@@ -381,20 +443,130 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         g = {"w": signals(weights, fb, d_out), "b_out": d_out, "log_std": dlp_ls}
         gh = {"w": signals(weights, fb, dh_o), "b_out": dh_o, "log_std": dh_ls}
         action = raw if spec.discrete else jnp.clip(raw, a_low, a_high)
-        return dyn, traces, action, g, gh, out[n_act], counts
+        return action, g, gh, out[n_act], raw
+
+    def replay_params(p: dict[str, Any]) -> dict[str, Any]:
+        """The replay's parameters: the readout rules' weights (every rule's with trace
+        replay), readout bias and log std."""
+        return {"w": {n: p["w"][n] for n in rp_rules}, "b_out": p["b_out"],
+                "log_std": p["log_std"]}
+
+    def replay_grads(q: dict[str, Any], buf: rp.ReplayBuffer, adv: Array, ret: Array,
+                     idx: Array, fb: Any) -> dict[str, Any]:
+        """Gradient of the clipped PPO loss over envs ``idx`` of the window: exact on the
+        readout (linear in the stored traces); with trace replay, e-prop's
+        ``sum_t L_t ebar_t`` on the hidden rules (Bellec Eq. 4 learning signals of the loss's
+        output errors, frozen traces)."""
+        sel = lambda a: jnp.take(a, idx, axis=1)
+        xs = {n: sel(buf.x[n]) for n in out_rules}
+        args = (sel(buf.raw), sel(buf.logp), sel(buf.value), sel(adv), sel(ret))
+        out = rp.readout({n: q["w"][n] for n in out_rules}, q["b_out"], xs)
+        d_out, d_ls = jax.grad(lambda o, ls: rp.ppo_loss_of_outputs(o, ls, *args, **rp_kw),
+                               argnums=(0, 1))(out, q["log_std"])
+        fbm = {n: (q["w"][conn_rule[to_out[targets[n]]]] if h["feedback"] == "symmetric"
+                   else fb[targets[n]]) for n in buf.ebar}  # [n_post, n_out]
+        g_w = rp.eprop_grads(d_out, xs, {n: sel(e) for n, e in buf.ebar.items()}, fbm)
+        g_w = {n: g * net.structure[rule_conn[n]]["mask"] for n, g in g_w.items()}
+        return {"w": g_w, "b_out": jnp.sum(d_out, axis=(0, 1)), "log_std": d_ls}
+
+    def run_replay(params: Any, weights: Any, buf: rp.ReplayBuffer, opt0: Any, fb: Any,
+                   x_new: Any, key: Array, gain: Any = 1.0):
+        """PPO epochs on the full window, bootstrapped from the readout of the traces
+        ``x_new`` of the step after it. Returns ``(params, weights, opt_state)``."""
+        full = params_of(weights, params["b_out"], params["log_std"])
+        q0 = replay_params(full)
+        v_boot = rp.readout({n: q0["w"][n] for n in out_rules}, q0["b_out"], x_new)[:, n_act]
+        adv, ret = rp.gae(buf.value, buf.reward, buf.term, buf.trunc, v_boot, gamma,
+                          h["replay_lambda"])
+
+        def epoch(carry, k):
+            perm = jax.random.permutation(k, B).reshape(n_mb, B // n_mb)
+
+            def minibatch(carry, idx):
+                q, opt = carry
+                upd, opt = rtx.update(replay_grads(q, buf, adv, ret, idx, fb), opt, q)
+                if h["replay_meta_lr"]:
+                    upd = jax.tree.map(lambda u: gain * u, upd)
+                if h["replay_hidden_scale"] != 1.0:
+                    upd = {**upd, "w": {n: u if n in out_rules else h["replay_hidden_scale"] * u
+                                        for n, u in upd["w"].items()}}
+                return (optax.apply_updates(q, upd), opt), None
+
+            return jax.lax.scan(minibatch, carry, perm)[0], None
+
+        (q, opt), _ = jax.lax.scan(epoch, (q0, opt0),
+                                   jax.random.split(key, int(h["replay_epochs"])))
+        weights = dict(weights)
+        for n in rp_rules:
+            weights[rule_conn[n]] = q["w"][n]
+        weights = net.constrain(weights, project=rt.project_updates)
+        params = {"b_out": q["b_out"], "log_std": q["log_std"]}
+        if log_std_min is not None:
+            params["log_std"] = jnp.maximum(params["log_std"], log_std_min)
+        return params, weights, opt
+
+    def act_replay(state: EpropState, dyn: Any, traces: Any, seen: Array, key: Array):
+        """``act`` with the replay on: act as without it, and store the step in the window."""
+        dyn, traces, _, counts = jax.vmap(rt.step_one, in_axes=(None, 0, 0, 0, None))(
+            state.weights, dyn, traces, seen, None)
+        out = dyn["neurons"][out_g].v + state.params["b_out"][None, :]
+        action, g, gh, v, raw = jax.vmap(head_one, in_axes=(None, None, None, 0, 0))(
+            state.params, state.weights, state.feedback, out, jax.random.split(key, B))
+        ls = state.params["log_std"]
+        lp = jax.vmap(lambda o, r: log_prob_entropy(o, ls, r, spec.discrete, n_act)[0])(out, raw)
+        buf = state.extra["replay"]
+        i = buf.ptr
+        buf = buf.replace(
+            x={n: buf.x[n].at[i].set(traces[n].p) for n in out_rules},
+            ebar={n: buf.ebar[n].at[i].set(traces[n].ebar) for n in buf.ebar},
+            raw=buf.raw.at[i].set(raw), logp=buf.logp.at[i].set(lp),
+            value=buf.value.at[i].set(v))
+        state = state.replace(extra={**state.extra, "replay": buf})
+        return dyn, traces, action, g, gh, v, counts, state
+
+    def update(state: EpropState, obs: Array, key: Array) -> EpropState:
+        """The replay, called by the training loop after every ``replay_window`` act/learn
+        steps with the next observation (as ``bptt_ac``'s PPO update; an outer scan over
+        windows, no ``cond``). ``V`` of the next step (GAE's bootstrap) comes from stepping the
+        network on ``obs`` without keeping the step (``act`` repeats it: the encoder is
+        deterministic). Afterwards the readout membrane is set to what the new weights give
+        on the same spikes (``sum_c x_c W_c``), so the next action reads the new weights."""
+        dyn0, tr0 = rt.fresh()
+        dyn = reset_envs(state.reset_next, state.dyn, dyn0)
+        traces = reset_envs(state.reset_next, state.traces, tr0)
+        seen = obs if adapt is None else adapt.apply(state.extra["obs_adapt"], obs)
+        _, tr_next, _, _ = jax.vmap(rt.step_one, in_axes=(None, 0, 0, 0, None))(
+            state.weights, dyn, traces, seen, None)
+        gain = 1.0
+        if h["replay_meta_lr"]:  # the gain of the current state (no valid env: unchanged)
+            gain, _ = meta.update(state.extra["meta_lr"], state.v_prev, jnp.zeros((B,), bool))
+        params, weights, opt = run_replay(
+            state.params, state.weights, state.extra["replay"], state.extra["replay_opt"],
+            state.feedback, {n: tr_next[n].p for n in out_rules}, key, gain)
+        v = rp.readout({n: weights[rule_conn[n]] for n in out_rules}, 0.0,
+                       {n: state.traces[n].p for n in out_rules})
+        dyn = {**state.dyn, "neurons": {**state.dyn["neurons"],
+                                        out_g: state.dyn["neurons"][out_g].replace(v=v)}}
+        buf = state.extra["replay"].replace(ptr=jnp.zeros((), jnp.int32))
+        return state.replace(params=params, weights=weights, dyn=dyn,
+                             extra={**state.extra, "replay": buf, "replay_opt": opt})
 
     def act(state: EpropState, obs: Array, key: Array) -> tuple[Array, EpropState]:
         dyn0, tr0 = rt.fresh()
         dyn = reset_envs(state.reset_next, state.dyn, dyn0)
         traces = reset_envs(state.reset_next, state.traces, tr0)
-        keys = jax.random.split(key, B)
         seen = obs
         if adapt is not None:  # the fields see the rescaled signal; learn updates the stats
             state = state.replace(extra={**state.extra, "obs_now": jnp.asarray(obs, jnp.float32)})
             seen = adapt.apply(state.extra["obs_adapt"], obs)
-        dyn, traces, action, g, gh, v, counts = jax.vmap(
-            act_one, in_axes=(None, None, None, 0, 0, 0, 0))(
-            state.params, state.weights, state.feedback, dyn, traces, seen, keys)
+        if W_rp:
+            dyn, traces, action, g, gh, v, counts, state = act_replay(state, dyn, traces, seen,
+                                                                      key)
+        else:
+            keys = jax.random.split(key, B)
+            dyn, traces, action, g, gh, v, counts = jax.vmap(
+                act_one, in_axes=(None, None, None, 0, 0, 0, 0))(
+                state.params, state.weights, state.feedback, dyn, traces, seen, keys)
         spikes, synops = rt.activity(counts)
         if phi is not None:
             state = state.replace(extra={**state.extra, "phi_now": jax.vmap(phi)(obs)})
@@ -429,6 +601,11 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
 
         grads = {"w": grads_w, "b_out": descent(state.tag["b_out"], state.gh_now["b_out"]),
                  "log_std": descent(state.tag["log_std"], state.gh_now["log_std"])}
+        if W_rp and h["replay_online"] != "all":  # these learn by the replay only
+            grads = {"w": {n: g if n in online_w else jnp.zeros_like(g)
+                           for n, g in grads["w"].items()},
+                     "b_out": jnp.zeros_like(grads["b_out"]),
+                     "log_std": jnp.zeros_like(grads["log_std"])}
         # the optimizer's parameters are rebuilt from the state's weights (never a second copy)
         full = params_of(state.weights, state.params["b_out"], state.params["log_std"])
         updates, opt_state = tx.update(grads, state.opt_state, full)
@@ -461,6 +638,12 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
             r = r / jnp.sqrt(m2 / count + 1e-8)
             ex = {**ex, "ret": jnp.where(terminated | truncated, 0.0, ret), "count": count,
                   "mean": mean, "m2": m2}
+        if W_rp:  # the reward the TD error learns from, and the episode ends, of this step
+            buf = ex["replay"]
+            i = buf.ptr
+            ex = {**ex, "replay": buf.replace(
+                reward=buf.reward.at[i].set(r), term=buf.term.at[i].set(terminated),
+                trunc=buf.trunc.at[i].set(truncated), ptr=i + 1)}
 
         def retag(tag: Array, g: Array) -> Array:
             return keep.reshape((B,) + (1,) * (tag.ndim - 1)) * tag + g
@@ -475,4 +658,45 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         return state.weights
 
     agent = Agent("eprop_ac", spec, init, act, learn, weights_of)
+    if W_rp:
+        agent = agent._replace(update_every=W_rp, update=update)
     return agent._replace(runtime=rt)
+
+
+def _check_replay(h: dict[str, Any], n_envs: int, shaped: bool) -> int:
+    """Validate the ``replay_*`` hyperparameters (host side); the window (0: off)."""
+    from neurorl.errors import closest
+
+    def integer(k: str, lo: int) -> int:
+        v = h[k]
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ConfigError(f"agent.eprop_ac.{k}", v, f"an integer >= {lo}")
+        return int(v)
+
+    W = integer("replay_window", 0)
+    integer("replay_epochs", 1)
+    n_mb = integer("replay_minibatches", 1)
+    positive("eprop_ac", **{k: h[k] for k in ("replay_lr", "replay_clip",
+                                              "replay_max_grad_norm")})
+    unit_interval("eprop_ac", replay_lambda=h["replay_lambda"])
+    for k in ("replay_c_v", "replay_hidden_scale"):
+        v = h[k]
+        if isinstance(v, bool) or not (is_finite_number(v) and v >= 0):
+            raise ConfigError(f"agent.eprop_ac.{k}", v, "a finite number >= 0")
+    if h["replay_online"] not in REPLAY_ONLINE:
+        raise ConfigError("agent.eprop_ac.replay_online", h["replay_online"],
+                          f"one of {list(REPLAY_ONLINE)}",
+                          closest(str(h["replay_online"]), REPLAY_ONLINE))
+    for k in ("replay_traces", "replay_meta_lr"):
+        if not isinstance(h[k], (bool, np.bool_)):
+            raise ConfigError(f"agent.eprop_ac.{k}", h[k], "true or false")
+    if W and h["replay_meta_lr"] and h["meta_lr_max"] == 1.0:
+        raise ConfigError("agent.eprop_ac.replay_meta_lr", True, "false unless the "
+                          "neuromodulated gain is on (meta_lr_max > 1)")
+    if W and n_envs % n_mb:
+        raise ConfigError("agent.eprop_ac.replay_minibatches", n_mb,
+                          f"a divisor of n_envs={n_envs}")
+    if W and shaped:
+        raise ConfigError("agent.eprop_ac.replay_window", W, "0 with reward shaping (the "
+                          "replay's GAE has no potential term)", "0")
+    return W
