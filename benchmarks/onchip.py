@@ -64,6 +64,10 @@ CONDITIONS = [
     ("rstdp-place/pcm on-chip", "rstdp", "pcm", False, PLACE),
     ("rstdp-place/loihi2 on-chip, scales fitted", "rstdp", "loihi2", False, PLACE,
      FITTED),
+    # the scales calibrated per run from a float run's trace / tag ranges
+    # (neurorl.hardware.calibrate; 2000 env steps, headroom 1.25) instead of hand-fitted
+    ("rstdp-place/loihi2 on-chip, scales auto", "rstdp", "loihi2", False, PLACE,
+     {"trace_scale": "auto", "tag_scale": "auto"}),
 ]
 LEGACY_CONDITIONS = [
     ("rstdp/float", "rstdp", "float", False, {}),
