@@ -65,6 +65,7 @@ def _saturation(train, trace_scale: float, tag_scale: float) -> tuple[float, flo
     return float(np.mean(hit_trace)), float(np.mean(hit_tag))
 
 
+@pytest.mark.slow
 def test_auto_scales_saturate_on_far_fewer_steps_than_the_default(auto_train):
     cfg = TrainConfig(**RSTDP, n_steps=400)
     default = _saturation(make_train(cfg), 16.0, 16.0)
@@ -106,6 +107,7 @@ def test_calibration_depends_on_the_seed_and_one_scale_may_stay_fixed():
     assert t.calibration["seed"] == 5 and t.calibration["calibration_steps"] == 160
 
 
+@pytest.mark.slow
 def test_eprop_traces_and_tags_are_calibrated():
     """e-prop on the engine quantises its pre trace / pseudo-derivative with trace_scale and its
     eligibilities with tag_scale: every connection's state is measured."""
@@ -171,6 +173,7 @@ def test_yaml_errors_name_the_yaml_path():
     assert e.value.field == "hardware.engine.calibration_steps"
 
 
+@pytest.mark.slow
 def test_the_run_records_and_prints_the_scales(tmp_path, capsys):
     from neurorl.experiment import config as C
     from neurorl.experiment.runner import run_experiment
