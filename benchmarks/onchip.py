@@ -64,6 +64,12 @@ CONDITIONS = [
     ("rstdp-place/pcm on-chip", "rstdp", "pcm", False, PLACE),
     ("rstdp-place/loihi2 on-chip, scales fitted", "rstdp", "loihi2", False, PLACE,
      FITTED),
+    # the scales calibrated per run from a float run's trace / tag ranges
+    # (neurorl.hardware.calibrate; 2000 env steps, headroom 1.25) instead of hand-fitted;
+    # key(0) chose trace_scale 5.16, tag_scale 0.345 (max |trace| 19.7, |tag| 591); 60k x seeds
+    # 0-4 at commit 6403619: 296.5 = 0.97 of float 307.2 (fitted 283.8, default 12.9)
+    ("rstdp-place/loihi2 on-chip, scales auto", "rstdp", "loihi2", False, PLACE,
+     {"trace_scale": "auto", "tag_scale": "auto"}),
 ]
 LEGACY_CONDITIONS = [
     ("rstdp/float", "rstdp", "float", False, {}),

@@ -141,7 +141,8 @@ class HardwareSection(_Strict):
     device: dict[str, Any] | None = None
     # on-chip learning on a chip with a learning engine (loihi, loihi2, spinnaker, ...): fields
     # of its LearningEngine to change (neurorl.hardware.learning_engine.ENGINE_FIELDS), e.g.
-    # {trace_scale: 6.0, tag_scale: 1.0}
+    # {trace_scale: 6.0, tag_scale: 1.0}; the scales may be "auto" (calibrated by a float run
+    # of calibration_steps env steps, neurorl.hardware.calibrate; checked in train.validate)
     engine: dict[str, Any] | None = None
 
 

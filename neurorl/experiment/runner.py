@@ -116,7 +116,8 @@ def build(cfg: C.ExperimentConfig, *, check_memory: bool = True):
                 names={"n_rec": "agent.hyper.n_rec", "n_envs": "training.n_envs",
                        "n_seeds": "training.n_seeds"},
             )
-        return make_train(tc)
+        # "auto" engine scales: calibrated by a float run keyed off training.seed
+        return make_train(tc, calibration_seed=cfg.training.seed)
     except ConfigError as e:
         field = yaml_field(cfg, e.field)
         if field == e.field:
@@ -1186,6 +1187,8 @@ def _run_experiment(
 
         summary = summarize_run(run_dir, cfg, members)
         summary["energy_model"]["counts"] = counted
+        if getattr(train, "calibration", None):  # hardware.engine scales chosen by calibration
+            summary["engine_calibration"] = train.calibration
         # the numeric-fault criteria's peaks over the logged chunks (how far from the limits)
         summary["numeric"] = {
             "max_weight_growth_limit": cfg.training.max_weight_growth,

@@ -85,7 +85,9 @@ class TrainConfig:
             SpiNNaker, BrainScaleS-2): fields of its
             :class:`~neurorl.hardware.learning_engine.LearningEngine` to change, e.g. the
             codes per unit ``{"trace_scale": 6.0, "tag_scale": 1.0}`` (R-STDP's eligibilities
-            saturate Loihi's default 9-bit tag scale); None: the chip's engine.
+            saturate Loihi's default 9-bit tag scale); the scales may be ``"auto"`` (with an
+            optional ``calibration_steps``: calibrated by a float run first,
+            :mod:`neurorl.hardware.calibrate`); None: the chip's engine.
         network: the agent's network when not the recipe's own: an
             :class:`~neurorl.agents.AgentNetwork`, a function ``spec -> AgentNetwork`` (a
             Python recipe) or the YAML mapping of ``agent.network``; ``agent`` then names the
@@ -361,7 +363,8 @@ class RunnerState:
 
 
 def make_train(
-    cfg: TrainConfig, *, devices: Sequence[Any] | None = None, block: int | str | None = "auto"
+    cfg: TrainConfig, *, devices: Sequence[Any] | None = None, block: int | str | None = "auto",
+    calibration_seed: int = 0, probe: Callable[[Any], dict[str, Array]] | None = None,
 ) -> Callable[[Array], dict[str, Any]]:
     """Build the jitted training function for ``cfg``.
 
@@ -382,6 +385,13 @@ def make_train(
         devices: devices for the seed axis (default ``jax.devices()``; one device: unsharded).
         block: members per cache-resident block: ``"auto"`` (the rule above), an int, or None
             (one vmap over all members).
+        calibration_seed: ``chip_engine`` scales set to ``"auto"`` are calibrated first by a
+            separate float run keyed from this seed
+            (:func:`~neurorl.hardware.calibrate.calibrate_train_config`; the runner passes
+            ``training.seed``); ``train.config`` then holds the chosen scales and
+            ``train.calibration`` what they came from.
+        probe: ``agent_state -> {name: scalar}`` added to the per-step metrics as
+            ``engine_range/<name>`` (the calibration run's trace ranges).
 
     Returns:
         ``train(key) -> {"runner_state", "metrics"}`` (jitted, vmapped over ``cfg.n_seeds``),
@@ -393,6 +403,11 @@ def make_train(
         ConfigError: for an invalid config, unknown env / agent / hyperparameter (host side).
     """
     validate(cfg)
+    calibration: dict[str, Any] = {}
+    if cfg.chip_engine and "auto" in dict(cfg.chip_engine).values():
+        from neurorl.hardware.calibrate import calibrate_train_config
+
+        cfg, calibration = calibrate_train_config(cfg, calibration_seed)
     layout = member_layout(cfg.n_seeds, devices)
     env, env_params = make(cfg.env_id, **dict(cfg.env_kwargs))
     spec = spec_from_env(env, env_params, cfg.n_envs, cfg.substeps, cfg.obs_range)
@@ -508,6 +523,8 @@ def make_train(
             metrics["task_id"] = info["task_id"]
         if chip_learning is not None:  # cumulative learning operations (energy of learning)
             metrics["learning_ops"] = ChipLearning.ops(est)
+        if probe is not None:
+            metrics.update({f"engine_range/{k}": v for k, v in probe(ast).items()})
         rs = RunnerState(
             ast,
             env_state,
@@ -627,6 +644,7 @@ def make_train(
     train.agent = agent  # type: ignore[attr-defined]
     train.env = env  # type: ignore[attr-defined]
     train.config = cfg  # type: ignore[attr-defined]
+    train.calibration = calibration  # type: ignore[attr-defined]
     train.layout = layout  # type: ignore[attr-defined]
     train.block = mblock  # type: ignore[attr-defined]
     train.jitted = _train  # type: ignore[attr-defined]

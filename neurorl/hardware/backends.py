@@ -63,12 +63,14 @@ from neurorl.hardware.constraints import (
 )
 from neurorl.hardware.energy import ActivityCounts, EnergyBreakdown, energy
 from neurorl.hardware.learning_engine import (
+    AUTO,
     ENGINES,
     LearningEngine,
     commit_weights,
     engine_for,
     engine_with,
     on_engine,
+    split_auto,
 )
 from neurorl.hardware.mapping import MappingReport, check_placement, compiled_fan, connection_fan
 
@@ -384,6 +386,11 @@ class ChipBackend(Backend):
                 raise ConfigError("Network.compile.engine", self._engine_fields,
                                   "None with off_chip_learning (the host learns in float)")
             engine_with(spec.name, self._engine_fields, field="Network.compile.engine")
+            _, auto, _ = split_auto(self._engine_fields, "Network.compile.engine")
+            if auto:  # a backend has no env to calibrate with
+                raise ConfigError(f"Network.compile.engine.{auto[0]}", AUTO,
+                                  "a number ('auto' scales are calibrated by make_train and "
+                                  "the experiment runner: neurorl.hardware.calibrate)")
         self.engine = ENGINES["float"] if off_chip_learning else (
             self._engine(ENGINES.get(spec.name, ENGINES["float"])))
         self._grids: dict[str | None, WeightGrid | None] = {

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -198,6 +198,67 @@ def engine_for(chip: str | ChipSpec, rule: str = "any") -> LearningEngine:
 # fields an experiment may change (``hardware.engine``); name and kind identify the engine
 ENGINE_FIELDS = ("trace_bits", "trace_frac_bits", "trace_scale", "tag_bits", "tag_scale",
                  "accumulator_bits", "max_epoch", "stochastic", "trace_noise")
+# ``hardware.engine: {trace_scale: auto, tag_scale: auto}``: the scales calibrated from the
+# ranges the rule's traces / tags reach in a float run (neurorl.hardware.calibrate)
+AUTO = "auto"
+AUTO_FIELDS = ("trace_scale", "tag_scale")
+CALIBRATION_STEPS = "calibration_steps"  # env steps of the float calibration run
+DEFAULT_CALIBRATION_STEPS = 2000
+
+
+def split_auto(overrides: Any, field: str = "hardware.engine"
+               ) -> tuple[dict[str, Any], tuple[str, ...], int | None]:
+    """Split an experiment's engine overrides into fixed fields, ``"auto"`` scale fields and the
+    calibration length.
+
+    Args:
+        overrides: the ``hardware.engine`` mapping (or None).
+        field: the config path named in errors.
+
+    Returns:
+        ``(fixed, auto, steps)``: the overrides without the auto scales and without
+        ``calibration_steps``; the scale fields set to ``"auto"`` (in :data:`AUTO_FIELDS`
+        order); the calibration env steps (:data:`DEFAULT_CALIBRATION_STEPS` when a scale is
+        auto and none is given; None without an auto scale).
+
+    Raises:
+        ConfigError: ``"auto"`` on a field other than the scales, ``calibration_steps`` not a
+            positive int, or ``calibration_steps`` without an auto scale.
+    """
+    if not overrides:
+        return {}, (), None
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(field, overrides, "a mapping of engine fields")
+    fixed = {k: v for k, v in overrides.items() if k != CALIBRATION_STEPS}
+    for k, v in fixed.items():
+        if isinstance(v, str) and v == AUTO and k not in AUTO_FIELDS:
+            raise ConfigError(f"{field}.{k}", v,
+                              f"a value ('auto' only for {', '.join(AUTO_FIELDS)})")
+    auto = tuple(k for k in AUTO_FIELDS if isinstance(fixed.get(k), str) and fixed[k] == AUTO)
+    for k in auto:
+        del fixed[k]
+    if CALIBRATION_STEPS not in overrides:
+        return fixed, auto, DEFAULT_CALIBRATION_STEPS if auto else None
+    steps = overrides[CALIBRATION_STEPS]
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"{field}.{CALIBRATION_STEPS}", steps, "an integer >= 1 (env steps)")
+    if not auto:
+        raise ConfigError(f"{field}.{CALIBRATION_STEPS}", steps,
+                          f"only with a scale set to 'auto' ({', '.join(AUTO_FIELDS)})")
+    return fixed, auto, steps
+
+
+def largest_codes(engine: LearningEngine) -> tuple[float, float]:
+    """The largest trace and tag codes the engine stores (what :func:`quantize_trace` and
+    :func:`quantize_tag` saturate at, in codes): Loihi ``2^7 - 1`` and ``2^8 - 1``."""
+    if engine.trace_bits is None:
+        trace = float("inf")
+    elif engine.kind == "fixed_point":
+        trace = 2.0 ** (engine.trace_bits - 1) - 2.0**-engine.trace_frac_bits
+    else:
+        trace = 2.0**engine.trace_bits - 1.0
+    tag = float("inf") if engine.tag_bits is None else 2.0 ** (engine.tag_bits - 1) - 1.0
+    return trace, tag
 
 
 def engine_with(chip: str, overrides: dict[str, Any] | None,
@@ -209,7 +270,9 @@ def engine_with(chip: str, overrides: dict[str, Any] | None,
 
     Args:
         chip: a chip with an on-chip learning engine.
-        overrides: field -> value (:data:`ENGINE_FIELDS`).
+        overrides: field -> value (:data:`ENGINE_FIELDS`); the scales may be ``"auto"``
+            (with an optional ``calibration_steps``, :func:`split_auto`): they are then left
+            at the chip's values here and calibrated by :mod:`neurorl.hardware.calibrate`.
         field: the config path named in errors.
 
     Returns:
@@ -229,12 +292,16 @@ def engine_with(chip: str, overrides: dict[str, Any] | None,
     eng = ENGINES[chip]
     if not overrides:
         return eng
-    if not isinstance(overrides, dict):
+    if not isinstance(overrides, Mapping):
         raise ConfigError(field, overrides, "a mapping of engine fields")
+    allowed = list(ENGINE_FIELDS) + [CALIBRATION_STEPS]
     for k in overrides:
-        if k not in ENGINE_FIELDS:
-            raise ConfigError(f"{field}.{k}", overrides[k], ", ".join(ENGINE_FIELDS),
-                              suggestion=closest(str(k), list(ENGINE_FIELDS)))
+        if k not in allowed:
+            raise ConfigError(f"{field}.{k}", overrides[k], ", ".join(allowed),
+                              suggestion=closest(str(k), allowed))
+    # "auto" scales are checked here and resolved by neurorl.hardware.calibrate; until then
+    # the chip's own scales stand in
+    overrides, _, _ = split_auto(dict(overrides), field)
     try:
         return eng.replace(**overrides)
     except ConfigError as e:
