@@ -57,7 +57,8 @@ def _load_state(cfg: C.ExperimentConfig, run_dir: Path, load_checkpoint: Any) ->
     """The run's last checkpoint, verified against this config's state structure."""
     from neurorl.experiment.runner import build, member_keys
 
-    train = build(cfg, check_memory=False)  # a gymnasium:<Id> run's HostTrainer has init too
+    # a state template (a gymnasium:<Id> run's HostTrainer has init too): no calibration run
+    train = build(cfg, check_memory=False, calibration=False)
     keys = member_keys(cfg.training.seed, cfg.training.n_seeds)
     return load_checkpoint(run_dir, jax.eval_shape(train.init, keys))[0]
 

@@ -83,7 +83,7 @@ def export_run(run_dir: str | Path, *, seed: int | None = None, to: str = "nir",
     seed = seeds[0] if seed is None else int(seed)
     if seed not in seeds:
         raise ConfigError("--seed", seed, f"one of the run's seeds {seeds}")
-    train = build(cfg)
+    train = build(cfg, calibration=False)  # a state template: no calibration run
     from neurorl.experiment.runner import member_keys
 
     template = jax.eval_shape(train.init, member_keys(cfg.training.seed, cfg.training.n_seeds))

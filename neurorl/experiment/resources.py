@@ -84,7 +84,7 @@ def _measure(tc: Any, chunk_steps: int | None) -> tuple[int, int]:
 
     from neurorl.experiment.train import make_train
 
-    train = make_train(tc)
+    train = make_train(tc, calibration=False)  # shapes only: "auto" scales need no float run
     keys = jax.ShapeDtypeStruct((tc.n_seeds,), jax.random.key(0).dtype)
     state = jax.eval_shape(train.init, keys)
     metrics_bytes = 0

@@ -90,12 +90,18 @@ def yaml_field(cfg: C.ExperimentConfig, field: str) -> str:
     return field
 
 
-def build(cfg: C.ExperimentConfig, *, check_memory: bool = True):
+def build(cfg: C.ExperimentConfig, *, check_memory: bool = True,
+          calibration: bool | Mapping[str, Any] = True):
     """Validate everything that can be validated on the host and build the training function.
 
     Errors raised below the config layer (agent factories, env params, the chip) are renamed to
     the YAML path the user wrote. With ``check_memory``, a run whose state and metrics cannot fit
     is refused first (:mod:`neurorl.experiment.resources`), before any agent is built.
+
+    ``calibration`` (``hardware.engine`` scales ``"auto"``, :func:`make_train`): ``True``
+    calibrates them by a float run, a recorded ``engine_calibration`` reuses its scales (a
+    resumed run), ``False`` takes the chip's defaults without running anything (checks and
+    state templates that never train).
 
     Raises:
         ConfigError: named by YAML path.
@@ -117,7 +123,7 @@ def build(cfg: C.ExperimentConfig, *, check_memory: bool = True):
                        "n_seeds": "training.n_seeds"},
             )
         # "auto" engine scales: calibrated by a float run keyed off training.seed
-        return make_train(tc, calibration_seed=cfg.training.seed)
+        return make_train(tc, calibration_seed=cfg.training.seed, calibration=calibration)
     except ConfigError as e:
         field = yaml_field(cfg, e.field)
         if field == e.field:
@@ -912,6 +918,22 @@ def _init_changes(old: Any, new: Any, keys: Any) -> list[str]:
     return out
 
 
+def _recorded_calibration(run_dir: Path) -> dict[str, Any] | None:
+    """The ``engine_calibration`` a run's checkpoint recorded (``hardware.engine`` scales
+    ``"auto"``), or None (no checkpoint, none recorded, or a checkpoint resume's own checks
+    will name as damaged)."""
+    from neurorl.errors import CheckpointError
+    from neurorl.experiment.checkpoint import checkpoint_meta
+
+    if not has_checkpoint(run_dir):
+        return None
+    try:
+        rec = checkpoint_meta(run_dir).get("engine_calibration")
+    except CheckpointError:
+        return None
+    return dict(rec) if isinstance(rec, Mapping) and rec else None
+
+
 def _run_experiment(
     cfg: C.ExperimentConfig,
     run_dir: Path,
@@ -951,7 +973,10 @@ def _run_experiment(
         old_f, new_f = _flat(C.to_dict(previous)), _flat(C.to_dict(cfg))
         changed = {k: {"from": old_f.get(k), "to": new_f.get(k)}
                    for k in sorted(set(old_f) | set(new_f)) if old_f.get(k) != new_f.get(k)}
-    train = build(cfg)  # every host-side check, before anything exists on disk
+    recorded = _recorded_calibration(run_dir) if resume else None
+    # every host-side check, before anything exists on disk; a resumed run keeps the engine
+    # scales its calibration chose (no second calibration run, no drift across platforms)
+    train = build(cfg, calibration=recorded if recorded else True)
     tc = train.config
     total = cfg.training.steps
     chunk = cfg.training.chunk_steps
@@ -973,7 +998,8 @@ def _run_experiment(
             ) from None
         got = restored[1].get("config_sha256")
         if changed and got == config_fingerprint(previous):
-            bad = _init_changes(build(previous, check_memory=False), train, keys)
+            bad = _init_changes(build(previous, check_memory=False,
+                                      calibration=train.calibration or False), train, keys)
             if bad:
                 raise ConfigError(
                     "--set " + ", ".join(changed), ", ".join(
@@ -1162,6 +1188,8 @@ def _run_experiment(
                             "wandb_ids": logger.wandb_ids,
                             "history": strict_json(history),
                             "config_sha256": fingerprint,
+                            **({"engine_calibration": train.calibration}
+                               if getattr(train, "calibration", None) else {}),
                             "initial_weight_norm": initial_norm,
                             "numeric_peaks": strict_json(peaks),
                             **({"config_changes": config_changes} if config_changes else {}),
@@ -1544,7 +1572,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from neurorl.experiment import classification
 
         return classification.cmd_validate(cfg, args.config)
-    build(cfg)  # host-side checks of env params, shifts, agent hyperparameters, chip
+    # host-side checks of env params, shifts, agent hyperparameters, chip (no calibration run)
+    build(cfg, calibration=False)
     print(
         f"{args.config}: valid ({cfg.agent.name} on {cfg.env.id}, {cfg.training.steps} steps x "
         f"{cfg.training.n_seeds} seed(s), chip {cfg.hardware.chip})"

@@ -364,7 +364,8 @@ class RunnerState:
 
 def make_train(
     cfg: TrainConfig, *, devices: Sequence[Any] | None = None, block: int | str | None = "auto",
-    calibration_seed: int = 0, probe: Callable[[Any], dict[str, Array]] | None = None,
+    calibration_seed: int = 0, calibration: bool | Mapping[str, Any] = True,
+    probe: Callable[[Any], dict[str, Array]] | None = None,
 ) -> Callable[[Array], dict[str, Any]]:
     """Build the jitted training function for ``cfg``.
 
@@ -390,6 +391,12 @@ def make_train(
             (:func:`~neurorl.hardware.calibrate.calibrate_train_config`; the runner passes
             ``training.seed``); ``train.config`` then holds the chosen scales and
             ``train.calibration`` what they came from.
+        calibration: ``True``: calibrate ``"auto"`` scales as above; a mapping: the record of
+            an earlier calibration (``train.calibration``, a checkpoint's or ``summary.json``'s
+            ``engine_calibration``): its ``trace_scale`` / ``tag_scale`` replace ``"auto"``
+            without a calibration run (a resumed run keeps the scales it started with);
+            ``False``: builds that never train (``neurorl validate``, state templates) take
+            the chip's default scales for ``"auto"`` and run nothing.
         probe: ``agent_state -> {name: scalar}`` added to the per-step metrics as
             ``engine_range/<name>`` (the calibration run's trace ranges).
 
@@ -403,11 +410,14 @@ def make_train(
         ConfigError: for an invalid config, unknown env / agent / hyperparameter (host side).
     """
     validate(cfg)
-    calibration: dict[str, Any] = {}
+    record: dict[str, Any] = {}
     if cfg.chip_engine and "auto" in dict(cfg.chip_engine).values():
-        from neurorl.hardware.calibrate import calibrate_train_config
+        from neurorl.hardware.calibrate import calibrate_train_config, recorded_scales
 
-        cfg, calibration = calibrate_train_config(cfg, calibration_seed)
+        if calibration is True:
+            cfg, record = calibrate_train_config(cfg, calibration_seed)
+        else:
+            cfg, record = recorded_scales(cfg, calibration or None)
     layout = member_layout(cfg.n_seeds, devices)
     env, env_params = make(cfg.env_id, **dict(cfg.env_kwargs))
     spec = spec_from_env(env, env_params, cfg.n_envs, cfg.substeps, cfg.obs_range)
@@ -644,7 +654,7 @@ def make_train(
     train.agent = agent  # type: ignore[attr-defined]
     train.env = env  # type: ignore[attr-defined]
     train.config = cfg  # type: ignore[attr-defined]
-    train.calibration = calibration  # type: ignore[attr-defined]
+    train.calibration = record  # type: ignore[attr-defined]
     train.layout = layout  # type: ignore[attr-defined]
     train.block = mblock  # type: ignore[attr-defined]
     train.jitted = _train  # type: ignore[attr-defined]

@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from neurorl.errors import ConfigError
 from neurorl.hardware.learning_engine import (
     AUTO_FIELDS,
     engine_with,
@@ -145,3 +147,38 @@ def calibrate_train_config(cfg: Any, seed: int = 0, *, verbose: bool = True
 
 __all__ = ["CALIBRATION_SALT", "HEADROOM", "calibrate_train_config", "calibration_key",
            "rule_ranges", "scale_for"]
+
+
+def recorded_scales(cfg: Any, record: Mapping[str, Any] | None
+                    ) -> tuple[Any, dict[str, Any]]:
+    """Resolve ``"auto"`` scales of ``cfg.chip_engine`` without a calibration run.
+
+    Args:
+        cfg: a :class:`~neurorl.experiment.train.TrainConfig` with ``"auto"`` scales.
+        record: an earlier :func:`calibrate_train_config` record (a checkpoint's or
+            ``summary.json``'s ``engine_calibration``): its scales are used, so a resumed run
+            learns with the scales it started with. ``None``: the chip's default scales, for
+            builds that never train (``neurorl validate``, state templates).
+
+    Returns:
+        ``(cfg, record)``: the config with numbers for the scales, and ``record`` (``{}`` for
+        the defaults).
+
+    Raises:
+        ConfigError: a record without a number for one of the ``"auto"`` scales.
+    """
+    fixed, auto, _ = split_auto(dict(cfg.chip_engine or {}), "chip_engine")
+    if not auto:
+        return cfg, dict(record or {})
+    engine = engine_with(str(cfg.chip), fixed, field="chip_engine")
+    if record is None:
+        scales = {k: float(getattr(engine, k)) for k in auto}
+        return dataclasses.replace(cfg, chip_engine={**fixed, **scales}), {}
+    scales = {}
+    for k in auto:
+        v = record.get(k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ConfigError(f"engine_calibration.{k}", v,
+                              "the positive scale an earlier calibration recorded")
+        scales[k] = float(v)
+    return dataclasses.replace(cfg, chip_engine={**fixed, **scales}), dict(record)

@@ -195,3 +195,60 @@ def test_the_run_records_and_prints_the_scales(tmp_path, capsys):
     assert rec["tag_scale"] == pytest.approx(255.0 / (rec["max_tag"] * HEADROOM))
     out = capsys.readouterr().out
     assert f"trace_scale = {rec['trace_scale']:.4g}" in out
+
+
+def _auto_tree(steps: int, chunk: int) -> dict:
+    return {"name": "calib", "env": {"id": "CartPole-v1"},
+            "agent": {"name": "rstdp", "substeps": 2, "hyper": {"encoding": "place"}},
+            "training": {"steps": steps, "n_envs": 8, "n_seeds": 1, "chunk_steps": chunk,
+                         "episode_window": 5, "seed": 2},
+            "hardware": {"chip": "loihi2", "engine": {"trace_scale": "auto",
+                                                      "tag_scale": "auto",
+                                                      "calibration_steps": 64}},
+            "logging": {"wandb": "disabled", "progress": False}}
+
+
+@pytest.mark.slow
+def test_a_resumed_run_keeps_its_scales_without_a_second_calibration(tmp_path, capsys):
+    # the checkpoint records the calibration; resume reuses its scales (no float run, so no
+    # drift of the last bits across platforms) and ends bit for bit as the uninterrupted run
+    from neurorl.experiment import config as C
+    from neurorl.experiment.checkpoint import checkpoint_meta
+    from neurorl.experiment.logging import read_jsonl
+    from neurorl.experiment.runner import run_experiment
+
+    cfg = C.ExperimentConfig.model_validate(_auto_tree(128, 64))
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run_experiment(cfg, whole, progress=False, wandb_mode="disabled")
+    assert run_experiment(cfg, cut, progress=False, wandb_mode="disabled",
+                          stop_after_chunks=1) == {"stopped_at": 64}
+    rec = checkpoint_meta(cut)["engine_calibration"]
+    assert rec == json.loads((whole / "summary.json").read_text())["engine_calibration"]
+    capsys.readouterr()
+    run_experiment(cfg, cut, progress=False, wandb_mode="disabled", resume=True)
+    assert "engine calibration" not in capsys.readouterr().out
+    assert json.loads((cut / "summary.json").read_text())["engine_calibration"] == rec
+    assert read_jsonl(cut / "episodes.jsonl") == read_jsonl(whole / "episodes.jsonl")
+
+
+def test_validate_and_state_templates_run_no_calibration(tmp_path, capsys):
+    import yaml
+
+    from neurorl.experiment import config as C
+    from neurorl.experiment.cli import main
+    from neurorl.experiment.runner import build
+
+    p = tmp_path / "auto.yaml"
+    p.write_text(yaml.safe_dump(_auto_tree(64, 64)))
+    capsys.readouterr()
+    assert main(["validate", str(p)]) == 0
+    assert "engine calibration" not in capsys.readouterr().out
+    cfg = C.ExperimentConfig.model_validate(_auto_tree(64, 64))
+    train = build(cfg, calibration=False)
+    assert train.calibration == {}
+    default = ENGINES["loihi2"]
+    assert train.config.chip_engine == {"trace_scale": default.trace_scale,
+                                        "tag_scale": default.tag_scale}
+    assert "engine calibration" not in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="engine_calibration.tag_scale"):
+        build(cfg, calibration={"trace_scale": 5.0})  # a record lacking one auto scale
