@@ -91,18 +91,30 @@ def run_group_packed(
     sweep_name: str,
     wandb_mode: str | None,
 ) -> dict[str, Any]:
-    """Run one sweep group (on a Ray worker) into a temporary directory; return it packed."""
+    """Run one sweep group (on a Ray worker) into a temporary directory; return it packed.
+
+    A group a numeric fault stops comes back packed too, with ``"fault"`` (the error's line):
+    its directory (``summary.json`` with the fault, the last good checkpoint) is what a local
+    sweep keeps, so ``neurorl resume --retry-faulted`` can go on with it.
+    """
+    from neurorl.errors import NumericFaultError
     from neurorl.experiment.runner import run_group
 
     t0 = time.perf_counter()
+    fault = None
     with tempfile.TemporaryDirectory(prefix="neurorl-ray-") as tmp:
-        run_group(base, group, Path(tmp), gi, sweep_name, progress=False, wandb_mode=wandb_mode)
+        try:
+            run_group(base, group, Path(tmp), gi, sweep_name, progress=False,
+                      wandb_mode=wandb_mode)
+        except NumericFaultError as e:
+            fault = str(e)
         data = pack_dir(Path(tmp) / f"group-{gi:03d}")
     return {
         "group": gi,
         "data": data,
         "host": socket.gethostname(),
         "seconds": time.perf_counter() - t0,
+        "fault": fault,
     }
 
 
@@ -128,7 +140,9 @@ def run_sweep_ray(
         cpus_per_group: CPUs Ray reserves for each group's task.
 
     Returns:
-        The indices of the groups written, in the order they finished.
+        The indices of the groups written, in the order they finished (a group a numeric
+        fault stopped is written too, as a local sweep writes it:
+        :func:`neurorl.experiment.runner.group_fault` reads its fault).
 
     Raises:
         ConfigError: Ray is not installed.
@@ -167,6 +181,10 @@ def run_sweep_ray(
                 continue
             done.append(gi)
             label = groups[gi].get("label") or gi
+            if res.get("fault"):  # written, with its fault (the sweep names it and exits 3)
+                print(f"ray: group {gi} ({label}, seeds {groups[gi]['seeds']}) stopped on "
+                      f"{res['host']}: {res['fault']} [{len(done)}/{len(groups)}]", flush=True)
+                continue
             print(
                 f"ray: group {gi} ({label}, seeds {groups[gi]['seeds']}) done on {res['host']} "
                 f"in {res['seconds']:.1f} s [{len(done)}/{len(groups)}]",

@@ -1830,7 +1830,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             address=getattr(args, "ray_address", None),
             cpus_per_group=getattr(args, "ray_cpus_per_group", 1.0),
         )
-        faulted: dict[int, str] = {}
+        # the groups a numeric fault stopped came back written, with their fault
+        faulted = {gi: _fault_line(gi, g.get("label") or _label(g["overrides"]), f)
+                   for gi, g in enumerate(groups)
+                   if (f := group_fault(out / f"group-{gi:03d}")) is not None}
     else:
         faulted = _run_groups(base, groups, out, sweep_name, range(len(groups)),
                               progress=not args.no_progress, wandb_mode=args.wandb)

@@ -46,18 +46,26 @@ def _files(d):
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # Ray's fork+exec of its processes
 def test_ray_sweep_writes_the_same_outputs_as_the_local_sweep(sweep_file, tmp_path, capsys):
     ray = pytest.importorskip("ray")
+    # a third group with lr 1e3, which pins R-STDP's weights at the clip bound in the first
+    # chunk: a numeric fault
+    sweep = yaml.safe_load(sweep_file.read_text())
+    sweep["parameters"]["agent.hyper.lr"]["values"].append(1e3)
+    sweep_file.write_text(yaml.safe_dump(sweep))
     local, remote = tmp_path / "local", tmp_path / "ray"
     args = ["sweep", str(sweep_file), "--no-progress", "--wandb", "disabled"]
-    assert main([*args, "--out", str(local)]) == 0
+    # a group a numeric fault stops: both launchers run the others, keep its directory (the
+    # fault, for resume --retry-faulted) and exit 3
+    assert main([*args, "--out", str(local)]) == 3
     ray.init(num_cpus=2, include_dashboard=False)
     try:
-        assert main([*args, "--out", str(remote), "--launcher", "ray"]) == 0
+        assert main([*args, "--out", str(remote), "--launcher", "ray"]) == 3
     finally:
         ray.shutdown()
     out = capsys.readouterr().out
-    assert "ray: 2 group(s) dispatched" in out and "[2/2]" in out
+    assert "ray: 3 group(s) dispatched" in out and "[3/3]" in out
+    assert "ray: group 2 (" in out and "stopped on" in out
     groups = sorted(p.name for p in local.glob("group-*"))
-    assert groups == ["group-000", "group-001"]
+    assert groups == ["group-000", "group-001", "group-002"]
     assert sorted(p.name for p in remote.glob("group-*")) == groups
     for g in groups:
         assert _files(local / g) == _files(remote / g)
@@ -69,6 +77,10 @@ def test_ray_sweep_writes_the_same_outputs_as_the_local_sweep(sweep_file, tmp_pa
                 r.pop("steps_per_s", None)  # wall-clock throughput
             assert a == b, (g, name)
         summary = json.loads((remote / g / "summary.json").read_text())
+        if g == "group-002":  # lr 1e3
+            assert summary["status"] == "non_finite"
+            assert summary["fault"]["quantity"].startswith("saturated weights")
+            continue
         assert [m["episodes"] for m in summary["members"]] == [
             sum(e["member"] == i for e in read_jsonl(remote / g / "episodes.jsonl"))
             for i in range(2)
