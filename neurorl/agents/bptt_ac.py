@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from neurorl.agents import ppo
 from neurorl.agents.base import (
     Agent,
     AgentSpec,
@@ -208,37 +209,17 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
         _, (lp, ent, v) = jax.lax.scan(body, dyn0, (obs, raw, reset))
         return lp, ent, v
 
-    def gae(buf: Rollout, v_boot: Array) -> tuple[Array, Array]:
-        next_v = jnp.concatenate([buf.value[1:], v_boot[None]], axis=0)
-        # truncation: bootstrap from V(s_t) itself (the next obs is already a reset one)
-        next_v = jnp.where(buf.trunc & ~buf.term, buf.value, next_v)
-        nonterm = 1.0 - buf.term.astype(jnp.float32)
-        cont = 1.0 - (buf.term | buf.trunc).astype(jnp.float32)
-        delta = buf.reward + gamma * nonterm * next_v - buf.value
-
-        def body(a, inp):
-            d, c = inp
-            a = d + gamma * lam * c * a
-            return a, a
-
-        _, adv = jax.lax.scan(body, jnp.zeros((B,), jnp.float32), (delta, cont), reverse=True)
-        return adv, adv + buf.value
-
     def loss_fn(p, dyn0, buf: Rollout, adv, ret):
         lp, ent, v = jax.vmap(replay, in_axes=(None, 0, 1, 1, 1), out_axes=1)(
             p, dyn0, buf.obs, buf.raw, buf.reset)
-        ratio = jnp.exp(lp - buf.logp)
-        a = (adv - adv.mean()) / (adv.std() + 1e-8)
-        pg = -jnp.mean(jnp.minimum(ratio * a, jnp.clip(ratio, 1 - h["clip_eps"],
-                                                        1 + h["clip_eps"]) * a))
-        v_clip = buf.value + jnp.clip(v - buf.value, -h["clip_eps"], h["clip_eps"])
-        vl = 0.5 * jnp.mean(jnp.maximum((v - ret) ** 2, (v_clip - ret) ** 2))
-        return pg + h["c_v"] * vl - h["c_ent"] * jnp.mean(ent)
+        return ppo.clipped_loss(lp, ent, v, buf.logp, buf.value, adv, ret, clip=h["clip_eps"],
+                                c_v=h["c_v"], c_ent=h["c_ent"])
 
     def update(state: BpttState, obs: Array, key: Array) -> BpttState:
         _, out, _ = jax.vmap(step_net, in_axes=(None, 0, 0, 0))(
             state.params, state.dyn, obs, state.reset_next)
-        adv, ret = gae(state.buf, out[:, n_act])
+        adv, ret = ppo.gae(state.buf.value, state.buf.reward, state.buf.term, state.buf.trunc,
+                           out[:, n_act], gamma, lam)
         mb = B // n_mb
 
         def epoch(carry, k):

@@ -60,8 +60,8 @@ import numpy as np
 import optax
 from flax import struct
 
+from neurorl.agents import ppo, td
 from neurorl.agents import replay as rp
-from neurorl.agents import td
 from neurorl.agents.base import (
     Agent,
     AgentSpec,
@@ -476,7 +476,7 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
         full = params_of(weights, params["b_out"], params["log_std"])
         q0 = replay_params(full)
         v_boot = rp.readout({n: q0["w"][n] for n in out_rules}, q0["b_out"], x_new)[:, n_act]
-        adv, ret = rp.gae(buf.value, buf.reward, buf.term, buf.trunc, v_boot, gamma,
+        adv, ret = ppo.gae(buf.value, buf.reward, buf.term, buf.trunc, v_boot, gamma,
                           h["replay_lambda"])
 
         def epoch(carry, k):

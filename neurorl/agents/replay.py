@@ -12,7 +12,8 @@ replayed on the readout for several epochs. Each synapse ``W_c[i, k]`` needs onl
 presynaptic trace ``x_i`` and its postsynaptic unit's error ``dLoss/dy_k``: the replay is local
 to the readout synapse, as e-prop's readout update is.
 
-These are the pure pieces; ``agents/eprop_ac.py`` keeps the buffer in its state and runs the
+These are the pure pieces (GAE and the clipped loss itself: :mod:`neurorl.agents.ppo`);
+``agents/eprop_ac.py`` keeps the buffer in its state and runs the
 replay (``replay_window > 0``).
 
 References:
@@ -32,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from neurorl.agents import ppo
 from neurorl.agents.policy import log_prob_entropy
 
 Array = jax.Array
@@ -82,59 +84,15 @@ def readout(w: dict[str, Array], b_out: Array, x: dict[str, Array]) -> Array:
     return y + (b.reshape((1,) * (y.ndim - 1) + b.shape) if b.ndim else b)
 
 
-def gae(value: Array, reward: Array, term: Array, trunc: Array, v_boot: Array, gamma: float,
-        lam: float) -> tuple[Array, Array]:
-    """GAE(lambda) advantages and returns of a ``[W, B]`` window (as ``bptt_ac``'s).
-
-    A terminated step bootstraps with 0, a truncated one with its own ``V(s_t)`` (the next
-    observation is already a reset one); ``v_boot`` ``[B]`` is ``V`` of the step after the
-    window.
-
-    Returns:
-        ``(adv, ret)``, both ``[W, B]``, ``ret = adv + value``.
-    """
-    next_v = jnp.concatenate([value[1:], v_boot[None]], axis=0)
-    next_v = jnp.where(trunc & ~term, value, next_v)
-    nonterm = 1.0 - term.astype(jnp.float32)
-    cont = 1.0 - (term | trunc).astype(jnp.float32)
-    delta = reward + gamma * nonterm * next_v - value
-
-    def body(a, inp):
-        d, c = inp
-        a = d + gamma * lam * c * a
-        return a, a
-
-    _, adv = jax.lax.scan(body, jnp.zeros(value.shape[1:], jnp.float32), (delta, cont),
-                          reverse=True)
-    return adv, adv + value
-
-
 def ppo_loss_of_outputs(out: Array, log_std: Array, raw: Array, logp_old: Array, v_old: Array,
                         adv: Array, ret: Array, *, discrete: bool, n_act: int, clip: float,
                         c_v: float, c_ent: float) -> Array:
-    """PPO's clipped loss (``bptt_ac``'s) of readout outputs ``out[W, B, n_act + 1]``.
-
-    ``pg = -mean(min(r A, clip(r, 1 +- eps) A))`` with ``A`` normalised over the batch,
-    ``r = exp(log pi(raw) - logp_old)``; value loss ``0.5 mean(max((V - R)^2, (V_clip -
-    R)^2))``, ``V_clip = V_old + clip(V - V_old, +- eps)``; minus ``c_ent`` times the entropy.
-    """
+    """PPO's clipped loss (:func:`neurorl.agents.ppo.clipped_loss`, ``bptt_ac``'s) of readout
+    outputs ``out[W, B, n_act + 1]`` (policy logits or means, then the value)."""
     lpe = jax.vmap(jax.vmap(lambda o, r: log_prob_entropy(o, log_std, r, discrete, n_act)))
     lp, ent = lpe(out, raw)
-    ratio = jnp.exp(lp - logp_old)
-    a = (adv - adv.mean()) / (adv.std() + 1e-8)
-    pg = -jnp.mean(jnp.minimum(ratio * a, jnp.clip(ratio, 1 - clip, 1 + clip) * a))
-    v = out[..., n_act]
-    v_clip = v_old + jnp.clip(v - v_old, -clip, clip)
-    vl = 0.5 * jnp.mean(jnp.maximum((v - ret) ** 2, (v_clip - ret) ** 2))
-    return pg + c_v * vl - c_ent * jnp.mean(ent)
-
-
-def ppo_loss(p: dict[str, Any], x: dict[str, Array], raw: Array, logp_old: Array, v_old: Array,
-             adv: Array, ret: Array, **kw: Any) -> Array:
-    """:func:`ppo_loss_of_outputs` of the readout ``p = {"w", "b_out", "log_std"}`` on traces
-    ``x`` (``[W, B, n_pre]`` per readout rule)."""
-    return ppo_loss_of_outputs(readout(p["w"], p["b_out"], x), p["log_std"], raw, logp_old,
-                               v_old, adv, ret, **kw)
+    return ppo.clipped_loss(lp, ent, out[..., n_act], logp_old, v_old, adv, ret, clip=clip,
+                            c_v=c_v, c_ent=c_ent)
 
 
 def eprop_grads(d_out: Array, x: dict[str, Array], ebar: dict[str, Array],
@@ -156,5 +114,4 @@ def eprop_grads(d_out: Array, x: dict[str, Array], ebar: dict[str, Array],
     return g
 
 
-__all__ = ["ReplayBuffer", "eprop_grads", "gae", "init_buffer", "ppo_loss",
-           "ppo_loss_of_outputs", "readout"]
+__all__ = ["ReplayBuffer", "eprop_grads", "init_buffer", "ppo_loss_of_outputs", "readout"]

@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from neurorl.agents import make_agent, spec_from_env
+from neurorl.agents import make_agent, ppo, spec_from_env
 from neurorl.agents import replay as rp
 from neurorl.agents.eprop_ac import eprop_network
 from neurorl.agents.network_agent import NetworkRuntime, reset_envs
@@ -155,7 +155,7 @@ def test_readout_replay_gradient_is_the_gradient_of_the_resimulated_ppo_loss():
     # GAE of the library = GAE by hand
     x_new = _resimulate(spec, state.weights, seen, resets)[W]
     v_boot = x_new[:, 2] + state.params["b_out"][2]
-    adv, ret = rp.gae(buf.value, buf.reward, buf.term, buf.trunc, v_boot, GAMMA, LAM)
+    adv, ret = ppo.gae(buf.value, buf.reward, buf.term, buf.trunc, v_boot, GAMMA, LAM)
     g_ref, gb_ref, _, adv_h, ret_h = _reference(spec, state, seen, resets, _perturbed(state),
                                                 False)
     np.testing.assert_allclose(np.asarray(adv), np.asarray(adv_h), rtol=1e-5, atol=1e-6)
