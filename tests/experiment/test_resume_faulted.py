@@ -173,7 +173,8 @@ class _Killed(BaseException):
     """A kill between two writes (BaseException: nothing in the runner catches it)."""
 
 
-def _kill_at_config_yaml(monkeypatch):
+def _resume_killed_at_config_yaml(run, monkeypatch):
+    """``neurorl resume RUN --set agent.hyper.lr=3e-4``, killed when it writes config.yaml."""
     real = runner.atomic_write_text
 
     def write(path, text, *a, **kw):
@@ -182,16 +183,16 @@ def _kill_at_config_yaml(monkeypatch):
         return real(path, text, *a, **kw)
 
     monkeypatch.setattr(runner, "atomic_write_text", write)
+    with pytest.raises(_Killed):
+        main(["resume", str(run), "--no-progress", "--set", "agent.hyper.lr=3e-4"])
+    monkeypatch.undo()
 
 
 def test_a_kill_between_the_restamp_and_config_yaml_is_completed_by_the_next_resume(
         run, capsys, monkeypatch):
     # the changed resume re-stamps the checkpoint first; a kill before config.yaml is rewritten
     # leaves the old config.yaml beside a checkpoint of the new config
-    _kill_at_config_yaml(monkeypatch)
-    with pytest.raises(_Killed):
-        main(["resume", str(run), "--no-progress", "--set", "agent.hyper.lr=3e-4"])
-    monkeypatch.undo()
+    _resume_killed_at_config_yaml(run, monkeypatch)
     assert yaml.safe_load((run / "config.yaml").read_text())["agent"]["hyper"]["lr"] == 0.05
     new = from_dict(CFG, {"agent.hyper.lr": 3e-4})
     assert checkpoint_meta(run)["config_sha256"] == runner.config_fingerprint(new)
@@ -207,10 +208,7 @@ def test_a_kill_between_the_restamp_and_config_yaml_is_completed_by_the_next_res
 
 def test_a_hand_edited_config_beside_an_interrupted_change_is_still_refused(
         run, capsys, monkeypatch):
-    _kill_at_config_yaml(monkeypatch)
-    with pytest.raises(_Killed):
-        main(["resume", str(run), "--no-progress", "--set", "agent.hyper.lr=3e-4"])
-    monkeypatch.undo()
+    _resume_killed_at_config_yaml(run, monkeypatch)
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     cfg["agent"]["hyper"]["lr"] = 1e-3  # neither the old nor the recorded change's value
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
