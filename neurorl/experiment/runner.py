@@ -691,6 +691,27 @@ def _summary_if(run_dir: Path, status: str) -> dict[str, Any] | None:
     return summary if isinstance(summary, dict) and summary.get("status") == status else None
 
 
+def checkpoint_meta_if(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run directory's checkpoint metadata, or None without a checkpoint or with one that
+    does not verify (resume's own checks name what is wrong with it)."""
+    from neurorl.errors import CheckpointError
+    from neurorl.experiment.checkpoint import checkpoint_meta
+
+    if not has_checkpoint(run_dir):
+        return None
+    try:
+        return checkpoint_meta(run_dir)
+    except CheckpointError:
+        return None
+
+
+def _config_diff(old: C.ExperimentConfig, new: C.ExperimentConfig) -> dict[str, dict[str, Any]]:
+    """``{dotted path: {"from": old, "to": new}}`` of the values two configs differ in."""
+    old_f, new_f = _flat(C.to_dict(old)), _flat(C.to_dict(new))
+    return {k: {"from": old_f.get(k), "to": new_f.get(k)}
+            for k in sorted(set(old_f) | set(new_f)) if old_f.get(k) != new_f.get(k)}
+
+
 def finished_summary(run_dir: str | Path, cfg: C.ExperimentConfig) -> dict[str, Any] | None:
     """The summary of a run that already did all of ``cfg``'s env steps, else ``None``.
 
@@ -705,17 +726,13 @@ def finished_summary(run_dir: str | Path, cfg: C.ExperimentConfig) -> dict[str, 
         run_dir: the run directory.
         cfg: the run's config (its ``config.yaml``).
     """
-    from neurorl.errors import CheckpointError
-    from neurorl.experiment.checkpoint import checkpoint_meta
-
     run_dir = Path(run_dir)
     summary = _summary_if(run_dir, "finished")
     if summary is None:
         return None
     if has_checkpoint(run_dir):
-        try:
-            meta = checkpoint_meta(run_dir)
-        except CheckpointError:
+        meta = checkpoint_meta_if(run_dir)
+        if meta is None:
             return None  # resume's own checks name what is wrong with it
         if meta.get("config_sha256") not in (None, config_fingerprint(cfg)):
             return None
@@ -809,10 +826,7 @@ def resume_config(
                 f"run CONFIG --set {key}=...",
             )
     new = C.from_dict(C.to_dict(cfg), dict(items))
-    old_f, new_f = _flat(C.to_dict(cfg)), _flat(C.to_dict(new))
-    changed = {k: {"from": old_f.get(k), "to": new_f.get(k)}
-               for k in sorted(set(old_f) | set(new_f)) if old_f.get(k) != new_f.get(k)}
-    return new, changed
+    return new, _config_diff(cfg, new)
 
 
 def _fault_what(fault: Mapping[str, Any]) -> str:
@@ -855,16 +869,14 @@ def faulted_checkpoint_error(
         fault, the likely cause and how to go on (``--set``, a new run, ``--force``); ``None``
         for any other run (no checkpoint: :func:`stopped_run_error`).
     """
-    from neurorl.errors import CheckpointError, RunStoppedError
-    from neurorl.experiment.checkpoint import checkpoint_meta
+    from neurorl.errors import RunStoppedError
 
     run_dir = Path(run_dir)
     summary = _summary_if(run_dir, "non_finite") if has_checkpoint(run_dir) else None
     if summary is None:
         return None
-    try:
-        meta = checkpoint_meta(run_dir)
-    except CheckpointError:
+    meta = checkpoint_meta_if(run_dir)
+    if meta is None:
         return None  # resume's own checks name what is wrong with the checkpoint
     fault = summary.get("fault") if isinstance(summary.get("fault"), dict) else {}
     ck = int(meta.get("env_steps", -1))
@@ -922,15 +934,7 @@ def _recorded_calibration(run_dir: Path) -> dict[str, Any] | None:
     """The ``engine_calibration`` a run's checkpoint recorded (``hardware.engine`` scales
     ``"auto"``), or None (no checkpoint, none recorded, or a checkpoint resume's own checks
     will name as damaged)."""
-    from neurorl.errors import CheckpointError
-    from neurorl.experiment.checkpoint import checkpoint_meta
-
-    if not has_checkpoint(run_dir):
-        return None
-    try:
-        rec = checkpoint_meta(run_dir).get("engine_calibration")
-    except CheckpointError:
-        return None
+    rec = (checkpoint_meta_if(run_dir) or {}).get("engine_calibration")
     return dict(rec) if isinstance(rec, Mapping) and rec else None
 
 
@@ -968,11 +972,7 @@ def _run_experiment(
                 raise replay
     if not resume:
         prior_fault = None
-    changed: dict[str, Any] = {}
-    if previous is not None:
-        old_f, new_f = _flat(C.to_dict(previous)), _flat(C.to_dict(cfg))
-        changed = {k: {"from": old_f.get(k), "to": new_f.get(k)}
-                   for k in sorted(set(old_f) | set(new_f)) if old_f.get(k) != new_f.get(k)}
+    changed = _config_diff(previous, cfg) if previous is not None else {}
     recorded = _recorded_calibration(run_dir) if resume else None
     # every host-side check, before anything exists on disk; a resumed run keeps the engine
     # scales its calibration chose (no second calibration run, no drift across platforms)
@@ -1611,17 +1611,11 @@ def load_run_config(run_dir: str | Path) -> C.ExperimentConfig:
     Raises:
         ConfigError: ``config.yaml`` is not a valid config.
     """
-    from neurorl.errors import CheckpointError
-    from neurorl.experiment.checkpoint import checkpoint_meta
-
     run_dir = Path(run_dir)
     cfg = C.from_dict(C.load_yaml(run_dir / "config.yaml"))
-    if not has_checkpoint(run_dir):
-        return cfg
-    try:
-        meta = checkpoint_meta(run_dir)
-    except CheckpointError:
-        return cfg  # resume's own checks name what is wrong with the checkpoint
+    meta = checkpoint_meta_if(run_dir)
+    if meta is None:
+        return cfg  # no checkpoint, or resume's own checks name what is wrong with it
     sha = meta.get("config_sha256")
     changes = meta.get("config_changes") or []
     if sha in (None, config_fingerprint(cfg)) or not changes:
