@@ -12,6 +12,10 @@ the clipped surrogate objective, a clipped value loss, an entropy bonus and GAE(
 (recurrent) connections, so each update is e-prop's gradient of the same loss (Bellec et al.
 2020, Methods: e-prop with symmetric feedback equals the gradient with the recurrent spike
 paths stopped; ``tests/plasticity/test_eprop.py`` checks it against the library's e-prop).
+Opt-in (off by default): ``meta_lr_max > 1`` multiplies every update's Adam step by the e-prop
+agent's neuromodulated gain (Schweighofer & Doya 2003;
+:func:`neurorl.plasticity.neuromodulation.meta_lr`), its averages advanced by the rollout's
+values once per env step.
 
 The PPO update is ``agent.update(state, obs, key)``, called by the training loop after every
 ``rollout`` act/learn steps with the next observation (the bootstrap ``V(s_T)``); ``act`` stores
@@ -25,6 +29,8 @@ References:
     Neftci, Mostafa & Zenke (2019). Surrogate gradient learning in spiking neural networks.
     IEEE Signal Process. Mag. 36(6).
     Lu et al. (2022) / PureJaxRL ``ppo_rnn.py`` (recurrent carry reset with ``jnp.where``).
+    Schweighofer & Doya (2003). Meta-learning in reinforcement learning. Neural Networks 16:5-9
+    (the opt-in ``meta_lr_*`` gain).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from neurorl.agents.eprop_ac import NETWORK_KEYS, eprop_network
 from neurorl.agents.network_agent import AgentNetwork, NetworkRuntime
 from neurorl.agents.policy import log_prob_entropy, sample_action
 from neurorl.errors import ConfigError, closest
+from neurorl.plasticity.neuromodulation import meta_lr
 
 Array = jax.Array
 
@@ -84,6 +91,15 @@ DEFAULTS: dict[str, Any] = {
     # which with symmetric feedback is e-prop's gradient (Bellec et al. 2020) -- separates what
     # the gradient's locality costs from what the online update costs
     "gradient": "bptt",
+    # neuromodulated learning rate (opt-in; meta_lr_max 1 = off), the e-prop agent's: every
+    # update's Adam step is multiplied by a gain that rises when the mid-term mean value V falls
+    # below its long-run mean (Schweighofer & Doya 2003; neurorl.plasticity.neuromodulation),
+    # the averages advanced once per env step of the rollout, so the time constants are in env
+    # steps per env as for eprop_ac
+    "meta_lr_max": 1.0,
+    "meta_lr_k": 1.0,
+    "meta_lr_tau_mid": 50.0,
+    "meta_lr_tau_long": 2500.0,
 }
 
 
@@ -114,6 +130,7 @@ class BpttState:
     ptr: Array
     reset_next: Array
     stats: AgentStats
+    meta: Any = None  # MetaLRState with the neuromodulated gain on (meta_lr_max > 1), else None
 
 
 def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: str = "jax",
@@ -154,6 +171,9 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
     if h["gradient"] not in ("bptt", "eprop"):
         raise ConfigError("agent.bptt_ac.gradient", h["gradient"], "'bptt' or 'eprop'",
                           closest(str(h["gradient"]), ("bptt", "eprop")))
+    meta = meta_lr(h["meta_lr_max"], h["meta_lr_k"], h["meta_lr_tau_mid"],
+                   h["meta_lr_tau_long"], field="agent.bptt_ac.meta_lr")  # validates always
+    meta = meta if h["meta_lr_max"] != 1.0 else None
     ck = dict(compile_kwargs or {})
     if h["gradient"] == "eprop":
         ck["stop_z_gradients"] = True
@@ -188,7 +208,8 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
                       z(d=bool), z(d=bool))
         f = jnp.zeros((B,), jnp.float32)
         return BpttState(p, tx.init(p), dyn, dyn, buf, jnp.zeros((), jnp.int32),
-                         jnp.zeros((B,), bool), AgentStats(f, f))
+                         jnp.zeros((B,), bool), AgentStats(f, f),
+                         None if meta is None else meta.init())
 
     def step_net(p: Any, dyn: Any, obs: Array, reset: Array):
         """One env, one env step: reset if the last episode ended, K substeps, readout."""
@@ -221,6 +242,12 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
         adv, ret = ppo.gae(state.buf.value, state.buf.reward, state.buf.term, state.buf.trunc,
                            out[:, n_act], gamma, lam)
         mb = B // n_mb
+        gain, m_state = jnp.ones((), jnp.float32), state.meta
+        if meta is not None:  # the rollout's values, one call per env step (every env valid)
+            def advance(carry, v):
+                return meta.update(carry[1], v, jnp.ones((B,), bool)), None
+
+            (gain, m_state), _ = jax.lax.scan(advance, (gain, m_state), state.buf.value)
 
         def epoch(carry, k):
             p, opt = carry
@@ -235,6 +262,8 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
                 g = {**g, "w": {n: g["w"][n] * masks[n] if n in masks else g["w"][n]
                                 for n in g["w"]}}  # no synapse, no gradient
                 upd, opt = tx.update(g, opt, p)
+                if meta is not None:
+                    upd = jax.tree.map(lambda u: gain * u, upd)
                 p = optax.apply_updates(p, upd)
                 return (dict(p, w=net.constrain(p["w"], project=rt.project_updates)), opt), None
 
@@ -243,7 +272,7 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
         (p, opt), _ = jax.lax.scan(epoch, (state.params, state.opt_state),
                                    jax.random.split(key, epochs))
         return state.replace(params=p, opt_state=opt, ptr=jnp.zeros((), jnp.int32),
-                             dyn0=state.dyn)
+                             dyn0=state.dyn, meta=m_state)
 
     def act(state: BpttState, obs: Array, key: Array) -> tuple[Array, BpttState]:
         dyn, out, counts = jax.vmap(step_net, in_axes=(None, 0, 0, 0))(

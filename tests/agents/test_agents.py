@@ -243,3 +243,52 @@ def test_learn_starts_from_the_weights_in_the_state(name):
     for a, b in zip(jax.tree.leaves(d_scaled), jax.tree.leaves(d_plain), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5 * (1 + float(
             np.max(np.abs(np.asarray(b))))))
+
+
+def test_bptt_ac_neuromodulated_gain_scales_the_update():
+    """``meta_lr_max > 1``: the rollout's values advance the mid- and long-term averages once
+    per env step (Schweighofer & Doya 2003, the equations of
+    ``neurorl.plasticity.neuromodulation`` written out in numpy here) and the update's step is
+    the gain times the step without it (Adam's step is linear in the learning rate); off (the
+    default) carries no state."""
+    env, params = make("CartPole-v1")
+    spec = spec_from_env(env, params, n_envs=2, substeps=3)
+    small = {**SMALL["bptt_ac"], "rollout": 4}
+    meta_h = dict(meta_lr_max=4.0, meta_lr_k=0.5, meta_lr_tau_mid=2.0, meta_lr_tau_long=6.0)
+    on = make_agent("bptt_ac", spec, **small, **meta_h)
+    off = make_agent("bptt_ac", spec, **small)
+    assert off.init(jax.random.key(0)).meta is None
+    # act/learn through one rollout without the update
+    k0 = jax.random.key(3)
+    obs, es = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k0, 2), params)
+    state = on.init(jax.random.key(1))
+    for t in range(4):
+        a, state = on.act(state, obs, jax.random.fold_in(k0, t))
+        obs, es, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(jax.random.fold_in(k0, 100 + t), 2), es, a, params)
+        state = on.learn(state, r.astype(jnp.float32), term, trunc)
+    # a long-run value well above the rollout's, as after a shift that broke the policy
+    from neurorl.plasticity.neuromodulation import MetaLRState
+
+    m0 = MetaLRState(jnp.float32(0.9), jnp.float32(0.95), jnp.float32(20.0))
+    state = state.replace(meta=m0)
+    # numpy reference of the gain after the rollout's 4 calls
+    a_m, a_l = 1 / 2.0, 1 / 6.0
+    m, lg, n = 0.9, 0.95, 20.0
+    for v in np.asarray(state.buf.value, np.float64):
+        x = v.mean()
+        m, lg, n = m + a_m * (x - m), lg + a_l * (x - lg), n + 1
+    m_hat, l_hat = m / (1 - (1 - a_m) ** n), lg / (1 - (1 - a_l) ** n)
+    gain = float(np.clip(1 + 0.5 * (l_hat - m_hat) / max(abs(l_hat), 1e-3), 1.0, 4.0))
+    assert 1.2 < gain < 4.0  # a gain between the bounds, so the test sees the formula
+    s_on = on.update(state, obs, jax.random.key(7))
+    s_off = off.update(state.replace(meta=None), obs, jax.random.key(7))
+    np.testing.assert_allclose(float(s_on.meta.count), 24.0)
+    np.testing.assert_allclose(float(s_on.meta.mid), m, rtol=1e-5)
+    for name in s_on.params["w"]:
+        d_on = np.asarray(s_on.params["w"][name]) - np.asarray(state.params["w"][name])
+        d_off = np.asarray(s_off.params["w"][name]) - np.asarray(state.params["w"][name])
+        assert np.abs(d_off).max() > 0
+        np.testing.assert_allclose(d_on, gain * d_off, rtol=1e-3, atol=1e-7)
+    with pytest.raises(ConfigError, match="meta_lr_tau_long"):
+        make_agent("bptt_ac", spec, **small, meta_lr_max=2.0, meta_lr_tau_long=1.0)
