@@ -798,10 +798,18 @@ def print_summary(summary: Mapping[str, Any]) -> None:
               f"BWT {c['gem_backward_transfer']:+.3f}")
 
 
-def cmd_run(cfg: ClassificationConfig, out: str | None, progress: bool = True) -> int:
-    """``neurorl run`` for a classification config."""
+def cmd_run(cfg: ClassificationConfig, out: str | None, progress: bool = True,
+            overwrite: bool = False) -> int:
+    """``neurorl run`` for a classification config (``--out`` into a directory that holds a
+    run: refused unless ``overwrite``, which first removes that run's files)."""
+    from neurorl.experiment.runner import clear_run_files, existing_run_error
+
     run_dir = Path(out) if out else Path(cfg.logging.dir) / (
         f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if not overwrite and (err := existing_run_error(run_dir)) is not None:
+        raise err
+    if overwrite:
+        clear_run_files(run_dir)
     print(f"run directory: {run_dir}")
     summary = run_classification(cfg, run_dir, progress=progress)
     print_summary(summary)

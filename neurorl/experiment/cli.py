@@ -258,6 +258,12 @@ def _experiment_commands(sub: argparse._SubParsersAction) -> None:
         help="run directory (default: <logging.dir>/<name>-<date>-<time>, logging.dir is runs)",
     )
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (its checkpoint, logs, report and plots); "
+        "without it such a directory is refused (exit 2): resume it or choose another --out",
+    )
+    p.add_argument(
         "--wandb", choices=["online", "offline", "disabled"], default=None, help=_WANDB_HELP
     )
     p.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS_HELP)

@@ -615,6 +615,7 @@ def run_experiment(
     previous: C.ExperimentConfig | None = None,
     force: bool = False,
     change_note: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) one experiment config into ``run_dir``; returns the summary.
 
@@ -643,6 +644,11 @@ def run_experiment(
         change_note: a fresh run that replaces a faulted one (a sweep's ``--retry-faulted``
             of a group without checkpoint): ``{"set": ..., "after_fault": ...}``, recorded in
             ``config_changes`` at env step 0.
+        overwrite: a fresh run first removes the files of a run already in ``run_dir``
+            (:func:`clear_run_files`: checkpoint, logs, report, plots, offline wandb runs), under
+            the run's lock and after every check passed; ``neurorl run --overwrite``. Without
+            it a fresh run replaces the logs as it goes and the old checkpoint at its first
+            one (the CLI refuses such a directory: :func:`existing_run_error`).
 
     Raises:
         NonFiniteError: a weight, state or return became NaN/inf; the last good checkpoint is
@@ -663,6 +669,7 @@ def run_experiment(
             cfg, run_dir, progress=progress, wandb_mode=wandb_mode,
             stop_after_chunks=stop_after_chunks, resume=resume, members=members,
             display_name=display_name, previous=previous, force=force, change_note=change_note,
+            overwrite=overwrite,
         )
     except OSError as e:
         raise RunFileError(file_error_message(e, run_dir)) from None
@@ -951,6 +958,7 @@ def _run_experiment(
     previous: C.ExperimentConfig | None = None,
     force: bool = False,
     change_note: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     import jax
 
@@ -1021,6 +1029,11 @@ def _run_experiment(
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with _RunLock(run_dir):
+        if overwrite and not resume:
+            gone = clear_run_files(run_dir)
+            if gone:
+                print(f"--overwrite: removed the earlier run's {', '.join(gone)} from {run_dir}",
+                      flush=True)
         clean_temp_files(run_dir)
         restamped = None
         if restored is not None and (changed or (force and prior_fault is not None)):
@@ -1518,6 +1531,57 @@ def _default_run_dir(cfg: C.ExperimentConfig, out: str | None) -> Path:
     return Path(cfg.logging.dir) / f"{cfg.name}-{stamp}"
 
 
+# what a run writes into its directory (and ``--overwrite`` removes): the checkpoint, the logs,
+# the report, the plots and the offline wandb runs; anything else in the directory is left alone
+RUN_FILES = ("config.yaml", "members.json", "summary.json", "episodes.jsonl", "chunks.jsonl",
+             "report.md", "checkpoint.npz", "checkpoint.pkl", "checkpoint.json")
+RUN_DIRS = ("plots", "wandb")
+
+
+def existing_run_error(run_dir: str | Path) -> ConfigError | None:
+    """The error for ``neurorl run --out DIR`` into a directory that already holds a run (a
+    fresh run would replace its logs and, at its first checkpoint, the checkpoint an
+    interrupted run needs to resume), or None when ``DIR`` holds none of a run's files.
+
+    The message says what is there (a finished run, one a checkpoint can resume at env step N,
+    a stopped one) and the ways on: ``neurorl resume DIR``, another ``--out``, ``--overwrite``.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return None
+    present = [n for n in (*RUN_FILES, *RUN_DIRS) if (run_dir / n).exists()]
+    if not present:
+        return None
+    meta = checkpoint_meta_if(run_dir)
+    if _summary_if(run_dir, "finished") is not None:
+        what, how = "a finished run", f"`neurorl report {run_dir}` shows it"
+    elif meta is not None and stopped_run_error(run_dir) is None:
+        what = f"a run with a checkpoint at env step {int(meta.get('env_steps', 0)):,}"
+        how = f"go on with it: neurorl resume {run_dir}"
+    else:
+        what, how = f"a run's files ({', '.join(present[:4])})", "look at it first"
+    return ConfigError("--out", str(run_dir), f"a directory without a run: it holds {what} "
+                       f"({how}); choose another --out, or add --overwrite to replace it")
+
+
+def clear_run_files(run_dir: str | Path) -> list[str]:
+    """Remove the files a run wrote into ``run_dir`` (:data:`RUN_FILES`, :data:`RUN_DIRS`);
+    returns the names removed. Anything else in the directory is kept."""
+    import shutil
+
+    run_dir = Path(run_dir)
+    gone = []
+    for n in RUN_FILES:
+        if (run_dir / n).is_file():
+            (run_dir / n).unlink()
+            gone.append(n)
+    for n in RUN_DIRS:
+        if (run_dir / n).is_dir():
+            shutil.rmtree(run_dir / n)
+            gone.append(n + "/")
+    return gone
+
+
 def agent_member_overrides(path: str | Path, overrides: Sequence[str]) -> list[str]:
     """``overrides`` of a ``neurorl run`` that a ``wandb agent`` started, with the member's seeds.
 
@@ -1586,10 +1650,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if getattr(cfg, "task", None) == "classification":
         from neurorl.experiment import classification
 
-        return classification.cmd_run(cfg, args.out, progress=not args.no_progress)
+        return classification.cmd_run(cfg, args.out, progress=not args.no_progress,
+                                      overwrite=bool(getattr(args, "overwrite", False)))
     run_dir = _default_run_dir(cfg, args.out)
+    overwrite = bool(getattr(args, "overwrite", False))
+    if not overwrite and (err := existing_run_error(run_dir)) is not None:
+        raise err
     print(f"run directory: {run_dir}")
-    run_experiment(cfg, run_dir, progress=not args.no_progress, wandb_mode=args.wandb)
+    run_experiment(cfg, run_dir, progress=not args.no_progress, wandb_mode=args.wandb,
+                   overwrite=overwrite)
     report(run_dir)
     print_report_tables(run_dir)
     print_run_files(run_dir)
