@@ -1403,15 +1403,18 @@ def summarize_run(
         if adapt:
             s["adaptation"] = adapt
         tid = [e.get("task_id") for e in eps]
-        if bounds and cfg.shifts.tasks is not None and any(t is not None for t in tid):
-            s["tasks"] = _task_metrics(
-                rets,
-                _same_task_ids(np.array([t if t is not None else -1 for t in tid]), cfg),
-                W,
-                lengths=lengths,
-                reference_min=_reference_min(cfg.env.id) or 0.0,
-                reference_max=cfg.training.threshold,
-            )
+        if bounds and any(t is not None for t in tid):
+            ids = _same_task_ids(np.array([t if t is not None else -1 for t in tid]), steps, cfg)
+            # a task list always has tasks; shifts alone when they make more than one task
+            if cfg.shifts.tasks is not None or np.unique(ids).size > 1:
+                s["tasks"] = _task_metrics(
+                    rets,
+                    ids,
+                    W,
+                    lengths=lengths,
+                    reference_min=_reference_min(cfg.env.id) or 0.0,
+                    reference_max=cfg.training.threshold,
+                )
         out.append(s)
     missing = sorted({m for c in chunks for m in c.get("energy_missing", ())})
     return {
@@ -1443,12 +1446,43 @@ def _reference_min(env_id: str) -> float | None:
     }.get(env_id, 0.0)
 
 
-def _same_task_ids(tids: np.ndarray, cfg: C.ExperimentConfig) -> np.ndarray:
-    """Task indices with repeated tasks merged: an entry of the task list whose parameters equal
-    an earlier entry's (e.g. ``short again``) gets that entry's id, so it counts as a revisit."""
-    tasks = cfg.shifts.tasks.tasks if cfg.shifts.tasks is not None else []
-    canon = [next(j for j in range(i + 1) if tasks[j] == tasks[i]) for i in range(len(tasks))]
-    return np.array([canon[t] if 0 <= t < len(canon) else t for t in tids], dtype=int)
+def _same_task_ids(
+    tids: np.ndarray, env_steps: np.ndarray, cfg: C.ExperimentConfig
+) -> np.ndarray:
+    """Per-episode task ids with repeated tasks merged, from every shift that defines a task.
+
+    A task is what :func:`shiftspec.task_identity` says at the episode's last transition (per-env
+    step ``env_step // n_envs - 1``, where the trainer read its ``task_id``): the task-list
+    entry's parameters, the param-shift phase and the observation / action / reward shifts
+    active. Steps with equal identities share an id, so ``normal again`` after ``permuted`` is a
+    revisit of ``normal`` but ``swapped`` (same physics, actions remapped) is not. The id is the
+    first task-list index (``task_id``) logged with that identity; an identity whose index is
+    already taken (a window covering only part of a task), and every identity after the first
+    without a task list, gets the next unused id from ``len(shifts.tasks.tasks)``.
+
+    Args:
+        tids: logged ``task_id`` per episode ``[n_episodes]`` (-1: none).
+        env_steps: total env step at which each episode ended ``[n_episodes]``.
+        cfg: the run's config (``shifts``, ``training.n_envs``).
+
+    Returns:
+        Task ids ``[n_episodes]`` (int).
+    """
+    shifts = C.to_dict(cfg)["shifts"]
+    n_envs = cfg.training.n_envs
+    n_tasks = len(cfg.shifts.tasks.tasks) if cfg.shifts.tasks is not None else 0
+    ids: dict[tuple, int] = {}
+    out = []
+    for tid, step in zip(tids, env_steps, strict=True):
+        key = shiftspec.task_identity(shifts, max(int(step) // n_envs - 1, 0), n_envs, int(tid))
+        if key not in ids:
+            used = set(ids.values())
+            fresh = n_tasks
+            while fresh in used:
+                fresh += 1
+            ids[key] = int(tid) if tid >= 0 and tid not in used else fresh
+        out.append(ids[key])
+    return np.array(out, dtype=int)
 
 
 def _task_metrics(

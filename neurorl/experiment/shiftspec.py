@@ -383,3 +383,77 @@ def boundaries(shifts: Mapping[str, Any] | None, total_steps: int) -> list[int]:
             if o.get("end") is not None:
                 out.add(int(o["end"]))
     return sorted(b for b in out if 0 < b < total_steps)
+
+
+def _frozen(x: Any) -> Any:
+    """A hashable copy of a config value (lists -> tuples, dicts -> sorted item tuples)."""
+    if isinstance(x, Mapping):
+        return tuple(sorted((k, _frozen(v)) for k, v in x.items()))
+    if isinstance(x, (list, tuple)):
+        return tuple(_frozen(v) for v in x)
+    return x
+
+
+def _schedule_phase(spec: Any, t: int, n_envs: int) -> Any:
+    """What a param schedule contributes to the task identity at per-env step ``t``.
+
+    Piecewise-constant parts count by their value (``abrupt``; ``gradual`` before ``t0`` and
+    after ``t1``), a ``gradual`` ramp as a regime of its own; a number, ``constant``, ``cyclic``
+    and ``random`` are the same process over the whole run, so they tell no task apart (``None``).
+    """
+    if not isinstance(spec, Mapping):
+        return None
+    kind = spec.get("kind")
+    if kind == "abrupt":
+        steps = _per_env(list(spec.get("steps") or []), n_envs)
+        return float((spec.get("values") or [None])[sum(t >= s for s in steps)])
+    if kind == "gradual":
+        t0, t1 = _per_env(spec["t0"], n_envs), _per_env(spec["t1"], n_envs)
+        if t <= t0:
+            return float(spec["start"])
+        if t >= t1:
+            return float(spec["end"])
+        return ("ramp", t0, t1)
+    return None
+
+
+def task_identity(
+    shifts: Mapping[str, Any] | None, t: int, n_envs: int, task: int | None = None
+) -> tuple:
+    """Everything that defines the task in effect at per-env step ``t``, as a hashable key.
+
+    Two steps have equal keys exactly when the agent faces the same environment there: the same
+    task-list entry parameters (an entry equal to an earlier one, e.g. ``normal again``, counts
+    as that entry), the same piecewise-constant param-shift values (see
+    :func:`_schedule_phase`) and the same observation / action / reward shifts active (compared
+    by their spec without ``start`` / ``end``, so a later window of the same shift is a return to
+    it). Mirrors :func:`build_shifted_env`: windows ``[start, end)`` in total env steps are active
+    for ``start // n_envs <= t < end // n_envs``.
+
+    Args:
+        shifts: the config's ``shifts`` section as a dict (``None``: no shifts).
+        t: per-env step of the transition (an episode's last one: ``env_step // n_envs - 1``).
+        n_envs: parallel envs per agent (config steps are totals over them).
+        task: the task-list index the trainer logged at ``t`` (``task_id``; ``None`` or
+            negative: none).
+
+    Returns:
+        ``(task entry, param-shift phases, active windows)``, hashable.
+    """
+    shifts = shifts or {}
+    entry = None
+    tasks = (shifts.get("tasks") or {}).get("tasks") or []
+    if task is not None and 0 <= task < len(tasks):
+        entry = next(j for j in range(task + 1) if tasks[j] == tasks[task])
+    params = tuple(
+        (p.get("field"), p.get("mode", "set"), _schedule_phase(p.get("schedule"), t, n_envs))
+        for p in shifts.get("params") or []
+    )
+    active = []
+    for kind in ("obs", "action", "reward"):
+        for w in shifts.get(kind) or []:
+            start, end = _window(w, n_envs)
+            if start <= t and (end is None or t < end):
+                spec = {k: v for k, v in w.items() if k not in ("start", "end") and v is not None}
+                active.append((kind, _frozen(spec)))
+    return (entry, params, tuple(active))
