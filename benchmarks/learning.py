@@ -81,6 +81,13 @@ CASES: dict[str, tuple[TrainConfig, float | None, int]] = {
     # continuous TD error), neurorl/agents/td_ac.py; hyperparameters chosen on seeds 100-104
     "td_ac_cartpole": (TrainConfig("CartPole-v1", "td_ac", TD_AC_CARTPOLE, n_steps=200_000,
                                    n_envs=8, substeps=5, n_seeds=5), 475.0, 20_000),
+    # the same with the paper's conjunctive place cells (5 per dimension, 625 inputs); nothing
+    # retuned (tuning seeds 100-104 at 300k: 291-354; actor lr 1e-4 peaked at ~400 and fell
+    # to 166-274 by 200k)
+    "td_ac_cartpole_place": (TrainConfig("CartPole-v1", "td_ac",
+                                         {**TD_AC_CARTPOLE, "encoding": "place"},
+                                         n_steps=300_000, n_envs=8, substeps=5, n_seeds=5),
+                             475.0, 20_000),
     # reward scale 0.01 (value of the -1-per-step reward ~ -1 instead of ~ -10, so Adam's
     # lr-sized steps reach it): tuning seeds went from -500 (0 goals) to -396..-493 at 200k;
     # Adam eps 1e-3 (the agent's default since issue 17, was 1e-5 here): tuning seeds at 300k
