@@ -497,11 +497,21 @@ def get_neuron(name: str) -> NeuronModel:
     return lookup(NEURONS, name, "neuron model", field="neuron model")
 
 
+# fields of the shared LIFParams a model does not read, with the model that does: a dict that
+# sets one of them to a non-default value is refused (it would be silently ignored)
+_UNREAD: dict[str, dict[str, str]] = {
+    "LIF": {"tau_adapt": "ALIF", "beta": "ALIF", "tau_syn": "CubaLIF"},
+    "ALIF": {"tau_syn": "CubaLIF"},
+    "CubaLIF": {"tau_adapt": "ALIF", "beta": "ALIF"},
+}
+
+
 def make_params(model: str | NeuronModel, params: Any = None) -> Any:
     """Build validated params for ``model`` from None, a dict or a params dataclass.
 
     A dict may name an Izhikevich ``regime`` ("RS", "FS", ...). Unknown keys raise a ConfigError
-    naming the closest field.
+    naming the closest field; so does a field of the shared LIF parameters that this model does
+    not read, set to a non-default value (e.g. ``beta`` for ``"LIF"``: adaptation is ALIF's).
     """
     m = get_neuron(model) if isinstance(model, str) else model
     if params is None:
@@ -516,6 +526,13 @@ def make_params(model: str | NeuronModel, params: Any = None) -> Any:
             if k not in fields:
                 raise ConfigError(
                     f"{m.name}.params.{k}", kw[k], f"one of {fields}", closest(k, fields)
+                )
+        for k, owner in _UNREAD.get(m.name, {}).items():
+            if k in kw and np.any(np.asarray(kw[k]) != getattr(m.params_cls, k)):
+                raise ConfigError(
+                    f"{m.name}.params.{k}", kw[k],
+                    f"its default ({getattr(m.params_cls, k)}): {m.name} does not read {k} "
+                    f"(it is {owner}'s), so the value would be ignored; use model '{owner}'",
                 )
         if regime is not None:
             if m.name != "Izhikevich":

@@ -382,3 +382,25 @@ def test_numpy_path_differs_from_jax_for_other_parameters():
     z_np, _ = _run_xp(LIF, make_params("LIF", {"tau_mem": 25.0}), currents, np)
     z_jx, _ = run_neurons(LIF, make_params("LIF", {"tau_mem": 20.0}), jnp.asarray(currents))
     assert not np.array_equal(np.stack(z_np), np.asarray(z_jx))
+
+
+@pytest.mark.parametrize("model,field,value,owner", [
+    ("LIF", "beta", 1.0, "ALIF"),
+    ("LIF", "tau_adapt", 500.0, "ALIF"),
+    ("LIF", "tau_syn", 2.0, "CubaLIF"),
+    ("ALIF", "tau_syn", 2.0, "CubaLIF"),
+    ("CubaLIF", "beta", 0.5, "ALIF"),
+])
+def test_a_parameter_the_model_does_not_read_is_refused(model, field, value, owner):
+    """LIF / ALIF / CubaLIF share LIFParams; a field the model ignores (LIF's beta: adaptation
+    is ALIF's) set to a non-default value is an error naming the model that reads it, not a
+    silently ignored setting. The default value (as a NIR round trip writes every field) and
+    the models that read the field are accepted."""
+    with pytest.raises(ConfigError, match=rf"{model}\.params\.{field}.*use model '{owner}'"):
+        make_params(model, {field: value})
+    assert getattr(make_params(model, {field: getattr(LIFParams, field)}), field) == getattr(
+        LIFParams, field)
+    assert getattr(make_params(owner, {field: value}), field) == value
+    z = np.zeros(3, np.float32)  # an array at the default (eprop's per-neuron beta of 0)
+    if field == "beta":
+        make_params(model, {"beta": z})
