@@ -39,6 +39,33 @@ class ConfigError(NeurorlError, ValueError):
         super().__init__(msg)
 
 
+class SweepMembersError(ConfigError):
+    """Sweep members (compiled groups) that the host-side checks refuse, all named at once
+    before any group runs: one line per group with its settings, the field to change where
+    known, and the error.
+
+    Args:
+        sweep: the sweep file's name.
+        n_groups: how many groups were checked.
+        failures: ``(group, field or None, message)`` per failing group; ``group`` names its
+            directory, label and seeds.
+    """
+
+    def __init__(self, sweep: str, n_groups: int,
+                 failures: list[tuple[str, str | None, str]]) -> None:
+        self.failures = list(failures)
+        self.field = failures[0][1] or "sweep"
+        self.value = sweep
+        self.allowed = "every member valid"
+        self.suggestion = None
+        lines = [f"sweep {sweep}: {len(failures)} of {n_groups} group(s) cannot run; nothing "
+                 "was run (fix them or drop them from the sweep):"]
+        for where, field, msg in failures:
+            change = f" [change {field}]" if field else ""
+            lines.append(f"  {where}{change}: {msg}")
+        NeurorlError.__init__(self, "\n".join(lines))
+
+
 class ShapeError(NeurorlError, ValueError):
     """An array has the wrong shape; names what was expected and what was received."""
 
