@@ -253,6 +253,39 @@ def lookup(registry: Mapping[str, Any], name: str, kind: str, field: str | None 
     )
 
 
+def import_optional(module: str, extra: str, field: str, value: Any = None) -> Any:
+    """Import an optional dependency, or raise a one-line ConfigError naming the extra.
+
+    The optional extras of ``pyproject.toml`` (``render``: pygame, imageio; ``interop``: NEST,
+    PyNN; ``events``: tonic; ``ray``; ``gymnax``; ``box2d``) are imported only where they are
+    used; a missing one is then a :class:`ConfigError`, exit code 2 from the CLI, instead of a
+    traceback ending in ``ModuleNotFoundError`` (or gymnasium's ``DependencyNotInstalled``).
+
+    Args:
+        module: the module to import (``"pygame"``, ``"nest"``, ``"pyNN.nest"``).
+        extra: the extra of ``pyproject.toml`` that installs it (``"render"``, ``"interop"``).
+        field: what needs it, for the message (``"--video"``, ``"run_nest"``).
+        value: the value given there (default: ``module``).
+
+    Returns:
+        The imported module.
+
+    Raises:
+        ConfigError: ``field: got value; allowed: <module> installed (pip install
+            "neurorl[<extra>]"; import said: ...)``.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        said = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ConfigError(
+            field, module if value is None else value,
+            f'{module} installed (pip install "neurorl[{extra}]"; import said: {said})',
+        ) from None
+
+
 # Exit codes of the ``neurorl`` command line (documented in docs/architecture.md).
 EXIT_OK = 0
 EXIT_USER_ERROR = 2  # a bad config, argument, file or checkpoint (NeurorlError)
