@@ -1782,21 +1782,23 @@ _NETWORK_SIZE_HYPER = ("n_rec", "n_hidden", "n_critic")
 
 
 def _field_to_change(cfg: C.ExperimentConfig, e: NeurorlError) -> str | None:
-    """The YAML field behind a host-side error of ``build``: a ConfigError's own field; for a
-    chip limit on a group (``group 'hidden' ...``) the setting of that group's size, or (a
-    group of a built-in agent not sized by a hyperparameter: the inputs, the readout) the
-    hyperparameter that sizes the agent's network, with its value (``agent.hyper.n_rec=64``,
-    ``agent.network.groups[1].n=48``); else None."""
+    """The YAML field behind a host-side error of ``build``: a ConfigError's own field; a rule
+    the chip cannot run on chip: ``hardware.off_chip_learning``; for a chip limit on a group of a
+    built-in agent (``group 'hidden' ...``) the hyperparameter behind that group's size, or
+    (the inputs, the readout) the one that sizes the agent's network, with its value
+    (``agent.hyper.n_rec=64``); else None (an ``agent.network`` of the user's: the message names
+    the group and its connections)."""
+    from neurorl.errors import UnsupportedOnChipError
+
     if isinstance(e, ConfigError):
         return yaml_field(cfg, e.field)
+    if isinstance(e, UnsupportedOnChipError):  # a rule the chip cannot run on chip
+        return f"hardware.off_chip_learning={str(cfg.hardware.off_chip_learning).lower()}"
     m = re.match(r"group '([^']+)'", str(e))
     if m is None:
         return None
     group = m.group(1)
-    if cfg.agent.network:
-        for i, gd in enumerate(cfg.agent.network.get("groups") or ()):
-            if isinstance(gd, Mapping) and gd.get("name") == group:
-                return f"agent.network.groups[{i}].n={gd.get('n')}"
+    if cfg.agent.network:  # sizes and connectivity are the user's: the message names them
         return None
     hyper = {**C.agent_defaults(cfg.agent.name), **cfg.agent.hyper}
     for key in (*_GROUP_SIZE_HYPER.get(group, ()), *_NETWORK_SIZE_HYPER):

@@ -117,3 +117,14 @@ def test_report_names_the_missing_groups(tmp_path):
     (tmp_path / "group-000" / "summary.json").unlink()
     with pytest.raises(ConfigError, match=r"missing 3 group\(s\).*group-002 \(chip=pcm\)"):
         report(tmp_path)
+
+
+def test_a_rule_the_chip_cannot_learn_names_off_chip_learning(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_sweep(tmp_path, {"hardware.chip": {"values": ["loihi2", "xylo"]},
+                                  "hardware.off_chip_learning": {"value": False},
+                                  "agent.hyper.n_rec": {"value": 8}})
+    with pytest.raises(SweepMembersError) as e:
+        runner.load_sweep(path)
+    assert [f for _, f, _ in e.value.failures] == ["hardware.off_chip_learning=false"]
+    assert "group-001 (chip=xylo; seed 0)" in str(e.value)  # loihi2 learns e-prop on chip
