@@ -39,6 +39,33 @@ class ConfigError(NeurorlError, ValueError):
         super().__init__(msg)
 
 
+class SweepMembersError(ConfigError):
+    """Sweep members (compiled groups) that the host-side checks refuse, all named at once
+    before any group runs: one line per group with its settings, the field to change where
+    known, and the error.
+
+    Args:
+        sweep: the sweep file's name.
+        n_groups: how many groups were checked.
+        failures: ``(group, field or None, message)`` per failing group; ``group`` names its
+            directory, label and seeds.
+    """
+
+    def __init__(self, sweep: str, n_groups: int,
+                 failures: list[tuple[str, str | None, str]]) -> None:
+        self.failures = list(failures)
+        self.field = failures[0][1] or "sweep"
+        self.value = sweep
+        self.allowed = "every member valid"
+        self.suggestion = None
+        lines = [f"sweep {sweep}: {len(failures)} of {n_groups} group(s) cannot run; nothing "
+                 "was run (fix them or drop them from the sweep):"]
+        for where, field, msg in failures:
+            change = f" [change {field}]" if field else ""
+            lines.append(f"  {where}{change}: {msg}")
+        NeurorlError.__init__(self, "\n".join(lines))
+
+
 class ShapeError(NeurorlError, ValueError):
     """An array has the wrong shape; names what was expected and what was received."""
 
@@ -224,6 +251,39 @@ def lookup(registry: Mapping[str, Any], name: str, kind: str, field: str | None 
         f"one of the registered {kind} names {sorted(registry)}",
         closest(name, registry),
     )
+
+
+def import_optional(module: str, extra: str, field: str, value: Any = None) -> Any:
+    """Import an optional dependency, or raise a one-line ConfigError naming the extra.
+
+    The optional extras of ``pyproject.toml`` (``render``: pygame, imageio; ``interop``: NEST,
+    PyNN; ``events``: tonic; ``ray``; ``gymnax``; ``box2d``) are imported only where they are
+    used; a missing one is then a :class:`ConfigError`, exit code 2 from the CLI, instead of a
+    traceback ending in ``ModuleNotFoundError`` (or gymnasium's ``DependencyNotInstalled``).
+
+    Args:
+        module: the module to import (``"pygame"``, ``"nest"``, ``"pyNN.nest"``).
+        extra: the extra of ``pyproject.toml`` that installs it (``"render"``, ``"interop"``).
+        field: what needs it, for the message (``"--video"``, ``"run_nest"``).
+        value: the value given there (default: ``module``).
+
+    Returns:
+        The imported module.
+
+    Raises:
+        ConfigError: ``field: got value; allowed: <module> installed (pip install
+            "neurorl[<extra>]"; import said: ...)``.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        said = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ConfigError(
+            field, module if value is None else value,
+            f'{module} installed (pip install "neurorl[{extra}]"; import said: {said})',
+        ) from None
 
 
 # Exit codes of the ``neurorl`` command line (documented in docs/architecture.md).

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from neurorl.errors import ConfigError, NeurorlError, lookup
+from neurorl.errors import ConfigError, NeurorlError, import_optional, lookup
 
 SPLITS = ("train", "test")
 CACHE_VERSION = 2
@@ -114,11 +114,8 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 def _tonic():
-    try:
-        import tonic
-    except ImportError as e:  # pragma: no cover - tonic is a core dependency
-        raise NeurorlError("event datasets need tonic: pip install 'tonic>=1.5,<2'") from e
-    return tonic
+    # tonic is the `events` extra (pyproject.toml), not a core dependency
+    return import_optional("tonic", "events", "dataset.name", "an event dataset")
 
 
 def _offline_class(info: DatasetInfo):

@@ -119,7 +119,11 @@ def check_gymnasium_id(env_id: str, field: str = "env.id") -> str:
     try:  # envs whose dependencies are missing (Box2D, MuJoCo) fail here with their advice
         gymnasium.envs.registration.load_env_creator(gymnasium.spec(gid).entry_point)
     except Exception as e:  # noqa: BLE001 - gymnasium's DependencyNotInstalled and friends
-        raise ConfigError(field, env_id, f"an env whose dependencies are installed ({e})") from None
+        said = (str(e).splitlines() or [type(e).__name__])[0]
+        extra = ('; pip install "neurorl[box2d]"' if "box2d" in f"{gid} {said}".lower()
+                 and isinstance(e, (ImportError, gymnasium.error.DependencyNotInstalled)) else "")
+        raise ConfigError(field, env_id,
+                          f"an env whose dependencies are installed ({said}{extra})") from None
     return name
 
 

@@ -7,8 +7,9 @@ the hill's bounds and goal) -- into it, and calls its ``render()``. A frame is t
 for pixel gymnasium's frame of the same state (``tests/envs/test_render.py``), including the
 shifted pole length of a shifted CartPole.
 
-Rendering needs pygame (``pip install "gymnasium[classic-control]"``); without it gymnasium
-raises its own ``DependencyNotInstalled`` with that advice.
+Rendering needs pygame (``pip install "neurorl[render]"``); without it :class:`ClassicRenderer`
+raises a one-line :class:`~neurorl.errors.ConfigError` naming that extra (instead of
+gymnasium's ``DependencyNotInstalled`` at the first frame).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from neurorl.errors import ConfigError
+from neurorl.errors import ConfigError, import_optional
 
 _CLASSES = {
     "CartPole-v1": "gymnasium.envs.classic_control.cartpole:CartPoleEnv",
@@ -96,6 +97,7 @@ class ClassicRenderer:
     def __init__(self, env_id: str, render_mode: str) -> None:
         if render_mode not in ("rgb_array", "human"):
             raise ConfigError("render_mode", render_mode, "None, 'rgb_array' or 'human'")
+        import_optional("pygame", "render", "render_mode", render_mode)
         self.env_id = env_id
         self.gym_env = gymnasium_class(env_id)(render_mode=render_mode)
         self._set = _SETTERS[env_id]

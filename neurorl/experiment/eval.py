@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import yaml
 
-from neurorl.errors import ConfigError
+from neurorl.errors import ConfigError, import_optional
 from neurorl.experiment import config as C
 
 
@@ -247,12 +247,7 @@ def load_policy(
 
 def save_video(frames: list[np.ndarray], path: str | Path, fps: int) -> Path:
     """Write rgb frames as a GIF (or MP4 with imageio-ffmpeg) with imageio."""
-    try:
-        import imageio.v3 as iio
-    except ImportError:
-        raise ConfigError(
-            "--video", str(path), 'imageio installed (pip install "neurorl[render]")'
-        ) from None
+    iio = import_optional("imageio.v3", "render", "--video", str(path))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".gif":
@@ -285,6 +280,9 @@ def evaluate(
         raise ConfigError("--episodes", episodes, "an integer >= 1")
     if video_format not in ("gif", "mp4"):
         raise ConfigError("--video-format", video_format, "'gif' or 'mp4'")
+    if video:  # gymnasium's renderers need pygame, the file imageio: checked before any work
+        for module in ("pygame", "imageio.v3"):
+            import_optional(module, "render", "--video", True)
     run_dir = Path(run_dir)
     policy = load_policy(run_dir, member=member, greedy=greedy, seed=seed)
     env = policy.make_env(render_mode="rgb_array" if video else None)

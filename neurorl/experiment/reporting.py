@@ -321,7 +321,26 @@ def collect(run_dir: str | Path) -> dict[str, Any]:
         "boundaries": bounds,
         "threshold": threshold,
         "faults": notes,
+        "missing": missing_groups(run_dir),
     }
+
+
+def missing_groups(run_dir: str | Path) -> list[str]:
+    """The groups of a sweep directory (``sweep.json``) without a ``summary.json`` -- never run,
+    still running, or stopped by an error -- as ``group-NNN (label)``; ``[]`` for a run."""
+    run_dir = Path(run_dir)
+    try:
+        groups = json.loads((run_dir / "sweep.json").read_text()).get("groups") or []
+    except (OSError, ValueError):
+        return []
+    return [f"group-{gi:03d} ({g.get('label') or 'base'})" for gi, g in enumerate(groups)
+            if not (run_dir / f"group-{gi:03d}" / "summary.json").exists()]
+
+
+def missing_line(missing: Sequence[str], run_dir: str | Path) -> str:
+    """The line that says which sweep groups a report leaves out and how to run them."""
+    return (f"missing {len(missing)} group(s), not in the tables: {', '.join(missing)}; "
+            f"`neurorl resume {run_dir}` runs them")
 
 
 def fault_lines(notes: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -408,8 +427,9 @@ def report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]:
     episodes, labels, summaries = data["episodes"], data["labels"], data["summaries"]
     bounds = data["boundaries"]
     if not summaries:
+        missing = f" ({missing_line(data['missing'], run_dir)})" if data["missing"] else ""
         raise ConfigError(
-            "RUN_DIR", str(run_dir), "a finished run or sweep directory (summary.json)"
+            "RUN_DIR", str(run_dir), f"a finished run or sweep directory (summary.json){missing}"
         )
     window = _window(data["windows"])
     out: dict[str, Path] = {}
@@ -481,6 +501,8 @@ def report(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Path]:
     notes = fault_lines(data["faults"])
     if notes:
         lines += ["", "## Numeric faults and resume changes", "", *notes]
+    if data["missing"]:
+        lines += ["", "## Missing groups", "", missing_line(data["missing"], run_dir)]
     atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
     out["table"] = run_dir / "report.md"
     if not quiet:
@@ -509,6 +531,8 @@ def print_report_tables(run_dir: str | Path, *, members: bool = True) -> None:
     notes = fault_lines(data["faults"])
     if notes:
         print("\n".join(["numeric faults and resume changes:", *notes]), flush=True)
+    if data["missing"]:
+        print(missing_line(data["missing"], run_dir), flush=True)
 
 
 #: what each file a run or sweep directory may hold is, in the order the closing lines name them

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from neurorl.errors import ConfigError
+from neurorl.errors import ConfigError, NeurorlError
 from neurorl.experiment import config as C
 from neurorl.experiment import shiftspec
 from neurorl.experiment.checkpoint import (
@@ -1847,10 +1848,17 @@ def load_sweep(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """Expand a sweep file into ``(base config dict, members, groups)``, every group validated.
 
+    Every group gets the host-side checks of ``neurorl validate`` (:func:`check_sweep_groups`,
+    the chip's structural limits included) before this returns, so nothing runs unless all can.
+
     Args:
         path: the sweep YAML (wandb sweep schema; ``program`` is the experiment config).
         overrides: ``--set KEY=VALUE`` items applied to every member after its sweep values
             (so they also replace a swept value, e.g. ``training.steps`` to shorten a sweep).
+
+    Raises:
+        ConfigError: a bad sweep file; :class:`~neurorl.errors.SweepMembersError` naming every
+            group that cannot run.
     """
     from neurorl.experiment.sweep import expand_sweep, program_path
 
@@ -1864,8 +1872,82 @@ def load_sweep(
     varying = _varying_keys(members)
     for g in groups:
         g["label"] = _label({k: v for k, v in g["overrides"].items() if k in varying})
-        group_config(base, g)  # validate every group before running anything
+    check_sweep_groups(base, groups, Path(path).name)  # every group, before running any
     return base, members, groups
+
+
+#: groups of the built-in agents whose size is one agent hyperparameter: the field a chip's
+#: structural limit (fan-in, fan-out, neurons per core, cores) points to when it refuses it
+_GROUP_SIZE_HYPER = {"hidden": ("n_rec", "n_hidden"), "critic": ("n_critic",)}
+#: the hyperparameter that sizes a built-in agent's network: the inputs' fan-out into it and the
+#: readout's fan-in from it scale with it too (eprop_ac / bptt_ac, reference, td_ac)
+_NETWORK_SIZE_HYPER = ("n_rec", "n_hidden", "n_critic")
+
+
+def _field_to_change(cfg: C.ExperimentConfig, e: NeurorlError) -> str | None:
+    """The YAML field behind a host-side error of ``build``: a ConfigError's own field; a rule
+    the chip cannot run on chip: ``hardware.off_chip_learning``; for a chip limit on a group of a
+    built-in agent (``group 'hidden' ...``) the hyperparameter behind that group's size, or
+    (the inputs, the readout) the one that sizes the agent's network, with its value
+    (``agent.hyper.n_rec=64``); else None (an ``agent.network`` of the user's: the message names
+    the group and its connections)."""
+    from neurorl.errors import UnsupportedOnChipError
+
+    if isinstance(e, ConfigError):
+        return yaml_field(cfg, e.field)
+    if isinstance(e, UnsupportedOnChipError):  # a rule the chip cannot run on chip
+        return f"hardware.off_chip_learning={str(cfg.hardware.off_chip_learning).lower()}"
+    m = re.match(r"group '([^']+)'", str(e))
+    if m is None:
+        return None
+    group = m.group(1)
+    if cfg.agent.network:  # sizes and connectivity are the user's: the message names them
+        return None
+    hyper = {**C.agent_defaults(cfg.agent.name), **cfg.agent.hyper}
+    for key in (*_GROUP_SIZE_HYPER.get(group, ()), *_NETWORK_SIZE_HYPER):
+        if key in hyper:
+            return f"agent.hyper.{key}={hyper[key]}"
+    return None
+
+
+def check_sweep_groups(
+    base: Mapping[str, Any], groups: Sequence[Mapping[str, Any]], name: str = "sweep",
+    indices: Sequence[int] | None = None,
+) -> None:
+    """Run the host-side checks of ``neurorl validate`` (config schema, env params, shifts,
+    agent hyperparameters, memory, and the chip: on-chip learning and its structural limits --
+    fan-in, fan-out, neurons per core, cores, synapse memory) on every sweep group, so that no
+    group runs (nor is a directory written) unless all of them can, and every failing group is
+    named at once.
+
+    Args:
+        base: the program's config (a dict).
+        groups: the compiled groups (:func:`sweep_groups`, with their ``label``).
+        name: the sweep file's name, for the message.
+        indices: the groups to check (default: all).
+
+    Raises:
+        SweepMembersError: one line per failing group: its directory, label, seeds, the field to
+            change where known, and the error.
+    """
+    from neurorl.errors import SweepMembersError
+
+    failures: list[tuple[str, str | None, str]] = []
+    for gi in range(len(groups)) if indices is None else indices:
+        g = groups[gi]
+        label = g.get("label") or _label(g["overrides"])
+        seeds = ", ".join(map(str, g["seeds"]))
+        where = f"group-{gi:03d} ({label}; seed {seeds})"
+        cfg = None
+        try:
+            cfg = group_config(base, g)
+            if getattr(cfg, "task", None) != "classification":  # its own checks, no chip
+                build(cfg, calibration=False)
+        except NeurorlError as e:
+            field = _field_to_change(cfg, e) if cfg is not None else getattr(e, "field", None)
+            failures.append((where, field, str(e)))
+    if failures:
+        raise SweepMembersError(name, len(groups) if indices is None else len(indices), failures)
 
 
 def _varying_keys(members: Sequence[Mapping[str, Any]]) -> set[str]:
@@ -2097,6 +2179,10 @@ def _resume_sweep(out: Path, progress: bool = True, overrides: Sequence[str] = (
         ) is not None:
             continue  # finished: nothing to build or compile for this group
         todo.append(gi)
+    # every group still to run passes the host-side checks (the chip's limits included) before
+    # any of them goes on: a sweep whose later group cannot run stops here, not after the others
+    check_sweep_groups(base, groups, Path(meta["sweep"]).name,
+                       indices=[gi for gi in todo if gi not in retry])
     for gi, fault in skipped.items():
         label = groups[gi].get("label") or _label(groups[gi]["overrides"])
         print(f"sweep: {_fault_line(gi, label, fault)}: not rerun (the same config replays "

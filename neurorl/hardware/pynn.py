@@ -67,7 +67,7 @@ import jax
 import numpy as np
 
 from neurorl.core.network import CompiledNetwork, Network
-from neurorl.errors import ConfigError
+from neurorl.errors import ConfigError, import_optional
 
 MODELS = ("LIF", "ALIF", "CubaLIF")
 
@@ -277,7 +277,7 @@ def run_nest(
         ``{group name: float32 [T, n] 0/1 spikes}`` on neurorl's step grid.
     """
     _pygame_first()
-    import nest
+    nest = import_optional("nest", "interop", "run_nest")
 
     spec = nest_spec(net, state, strict=strict)
     arrs, T = _input_arrays(spec, inputs, steps)
@@ -350,7 +350,7 @@ def to_pynn(net: CompiledNetwork | Network, state: Mapping[str, Any] | None = No
     """
     if sim is None:
         _pygame_first()
-        import pyNN.nest as sim
+        sim = import_optional("pyNN.nest", "interop", "to_pynn.sim", "pyNN.nest")
     spec = nest_spec(net, state, strict=strict)
     pops, projs = {}, {}
     for gname, g in spec.groups.items():
@@ -414,7 +414,7 @@ def run_pynn(
     """
     if sim is None:
         _pygame_first()
-        import pyNN.nest as sim
+        sim = import_optional("pyNN.nest", "interop", "run_pynn.sim", "pyNN.nest")
     if native is None:
         native = sim.__name__ == "pyNN.nest"
     cnet = net.compile() if isinstance(net, Network) else net
