@@ -57,3 +57,16 @@ def test_demo_writes_where_it_says_by_default_under_runs(tmp_path, monkeypatch, 
     target = tmp_path / "elsewhere" / "r.png"
     assert main(["demo", "--steps", "50", "--out", str(target)]) == 0
     assert target.exists() and str(target) in capsys.readouterr().out
+
+
+def test_python_dash_m_neurorl_is_the_cli():
+    """``python -m neurorl`` runs the same CLI as the ``neurorl`` script (exit codes too)."""
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "neurorl", "list", "chips"], capture_output=True,
+                        text=True, timeout=120)
+    assert ok.returncode == 0 and "loihi2" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "neurorl", "validate", "no/such.yaml"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
