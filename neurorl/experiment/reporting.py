@@ -570,6 +570,8 @@ def run_files(run_dir: str | Path) -> list[tuple[str, str]]:
     for name, what in RUN_FILES:
         p = run_dir / name
         if p.exists():
+            if name == "plots":  # the plots this run drew (compare.png only with two labels)
+                what = ", ".join(sorted(f.name for f in p.iterdir() if f.is_file())) or what
             out.append((str(p) + ("/" if p.is_dir() else ""), what))
     return out
 

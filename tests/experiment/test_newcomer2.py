@@ -454,3 +454,16 @@ def test_the_gymnasium_env_classes_take_a_case_variant_as_the_registered_id():
     assert env.step(0)[1] == 1.0
     vec = NeurorlVectorEnv(2, "CARTPOLE-V1")
     assert vec.name == "CartPole-v1" and vec.metadata["render_fps"] == fps
+
+
+def test_run_files_name_the_plots_that_were_drawn(tmp_path):
+    """The closing lines list the plots the run drew (a single-label run has no compare.png),
+    not every plot a run may draw."""
+    from neurorl.experiment.reporting import run_files
+
+    (tmp_path / "plots").mkdir()
+    for f in ("lifelong.png", "lifelong.csv"):
+        (tmp_path / "plots" / f).write_text("")
+    what = dict(run_files(tmp_path))[str(tmp_path / "plots") + "/"]
+    assert what == "lifelong.csv, lifelong.png"
+    assert "compare.png" not in what
