@@ -498,11 +498,13 @@ def get_neuron(name: str) -> NeuronModel:
 
 
 # fields of the shared LIFParams a model does not read, with the model that does: a dict that
-# sets one of them to a non-default value is refused (it would be silently ignored)
+# sets one of them to a non-default value is refused (it would be silently ignored). tau_adapt
+# is not among them: it acts only through beta (beta 0 makes it moot in ALIF too), and code that
+# picks "LIF" for beta 0 and "ALIF" otherwise passes one parameter dict to both
 _UNREAD: dict[str, dict[str, str]] = {
-    "LIF": {"tau_adapt": "ALIF", "beta": "ALIF", "tau_syn": "CubaLIF"},
+    "LIF": {"beta": "ALIF", "tau_syn": "CubaLIF"},
     "ALIF": {"tau_syn": "CubaLIF"},
-    "CubaLIF": {"tau_adapt": "ALIF", "beta": "ALIF"},
+    "CubaLIF": {"beta": "ALIF"},
 }
 
 

@@ -386,7 +386,6 @@ def test_numpy_path_differs_from_jax_for_other_parameters():
 
 @pytest.mark.parametrize("model,field,value,owner", [
     ("LIF", "beta", 1.0, "ALIF"),
-    ("LIF", "tau_adapt", 500.0, "ALIF"),
     ("LIF", "tau_syn", 2.0, "CubaLIF"),
     ("ALIF", "tau_syn", 2.0, "CubaLIF"),
     ("CubaLIF", "beta", 0.5, "ALIF"),
@@ -404,3 +403,5 @@ def test_a_parameter_the_model_does_not_read_is_refused(model, field, value, own
     z = np.zeros(3, np.float32)  # an array at the default (eprop's per-neuron beta of 0)
     if field == "beta":
         make_params(model, {"beta": z})
+    # tau_adapt acts only through beta: one dict for "LIF if beta == 0 else ALIF" is accepted
+    assert make_params("LIF", {"beta": 0.0, "tau_adapt": 300.0}).tau_adapt == 300.0
