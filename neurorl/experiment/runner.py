@@ -29,7 +29,7 @@ from neurorl.experiment.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from neurorl.experiment.reporting import print_report_tables, print_run_files, report
+from neurorl.experiment.reporting import RUN_FILES, print_report_tables, print_run_files, report
 
 # ----------------------------------------------------------------------------------------------
 # config -> training function
@@ -1566,11 +1566,11 @@ def _default_run_dir(cfg: C.ExperimentConfig, out: str | None) -> Path:
     return Path(cfg.logging.dir) / f"{cfg.name}-{stamp}"
 
 
-# what a run writes into its directory (and ``--overwrite`` removes): the checkpoint, the logs,
-# the report, the plots and the offline wandb runs; anything else in the directory is left alone
-RUN_FILES = ("config.yaml", "members.json", "summary.json", "episodes.jsonl", "chunks.jsonl",
-             "report.md", "checkpoint.npz", "checkpoint.pkl", "checkpoint.json")
-RUN_DIRS = ("plots", "wandb")
+# what a run writes into its directory (and ``--overwrite`` removes): the entries its closing
+# lines describe (``reporting.RUN_FILES``; ``sweep.json`` is a sweep's) and the checkpoint's
+# readable copy and legacy form; anything else in the directory is left alone
+RUN_ENTRIES = tuple(n for n, _ in RUN_FILES if n != "sweep.json") + (
+    "checkpoint.json", "checkpoint.pkl")
 
 
 def existing_run_error(run_dir: str | Path) -> ConfigError | None:
@@ -1584,7 +1584,7 @@ def existing_run_error(run_dir: str | Path) -> ConfigError | None:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return None
-    present = [n for n in (*RUN_FILES, *RUN_DIRS) if (run_dir / n).exists()]
+    present = [n for n in RUN_ENTRIES if (run_dir / n).exists()]
     if not present:
         return None
     meta = checkpoint_meta_if(run_dir)
@@ -1600,20 +1600,21 @@ def existing_run_error(run_dir: str | Path) -> ConfigError | None:
 
 
 def clear_run_files(run_dir: str | Path) -> list[str]:
-    """Remove the files a run wrote into ``run_dir`` (:data:`RUN_FILES`, :data:`RUN_DIRS`);
-    returns the names removed. Anything else in the directory is kept."""
+    """Remove the files a run wrote into ``run_dir`` (:data:`RUN_ENTRIES`: files, and the
+    ``plots`` / ``wandb`` directories); returns the names removed. Anything else in the
+    directory is kept."""
     import shutil
 
     run_dir = Path(run_dir)
     gone = []
-    for n in RUN_FILES:
-        if (run_dir / n).is_file():
-            (run_dir / n).unlink()
-            gone.append(n)
-    for n in RUN_DIRS:
-        if (run_dir / n).is_dir():
-            shutil.rmtree(run_dir / n)
+    for n in RUN_ENTRIES:
+        p = run_dir / n
+        if p.is_dir():
+            shutil.rmtree(p)
             gone.append(n + "/")
+        elif p.is_file():
+            p.unlink()
+            gone.append(n)
     return gone
 
 
