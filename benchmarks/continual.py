@@ -1194,14 +1194,20 @@ def _rank_test_table(rows: list[dict], names: list[str] | None) -> list[str]:
     if not pairs or not any(b is not None for b in bars):
         return []
     n = rows[0]["seeds"]
+    from neurorl.experiment.reporting import EXACT_SPLITS, MC_RESAMPLES
+
+    if math.comb(2 * n, n) <= EXACT_SPLITS:
+        how, floor = "exact", 1 / math.comb(2 * n, n)
+    else:  # rank_test samples the null beyond EXACT_SPLITS splits
+        how, floor = f"Monte Carlo ({MC_RESAMPLES:,} random splits)", 1 / (MC_RESAMPLES + 1)
     lines = [
         "",
         "Is the difference beyond seed noise? For each local rule against each baseline, at the "
-        "common bar above: exact one-sided Mann-Whitney tests over the seeds (a seed that never "
+        f"common bar above: {how} one-sided Mann-Whitney tests over the seeds (a seed that never "
         "reaches the bar ranks last; `neurorl.experiment.reporting.rank_test`). *faster* / "
         "*slower*: p < 0.05 that the local rule's steps tend to be smaller / larger; `~`: "
         f"neither (with {n} vs {n} seeds the smallest attainable p is "
-        f"{1 / math.comb(2 * n, n):.2g}); n/a: a rule had nothing to recover. In brackets: "
+        f"{floor:.2g}); n/a: a rule had nothing to recover. In brackets: "
         "p(faster), p(slower).",
         "",
         "| switch to | common bar | " + " | ".join(f"{a['rule']} vs {b['rule']}"
