@@ -69,7 +69,7 @@ import optax
 from neurorl.core import connectivity as cx
 from neurorl.core import propagation as prop
 from neurorl.core.monitors import Monitor, SpikeMonitor
-from neurorl.core.neurons import NeuronModel, decay, get_neuron, make_params
+from neurorl.core.neurons import NEURONS, NeuronModel, decay, get_neuron, make_params
 from neurorl.errors import ConfigError, ShapeError, closest, lookup
 
 Array = jax.Array
@@ -155,7 +155,12 @@ class NeuronGroup:
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
             raise ConfigError("NeuronGroup.n", n, "an integer > 0")
         self.n = int(n)
-        self.model = get_neuron(model) if isinstance(model, str) else model
+        if isinstance(model, str):
+            model = get_neuron(model, field="NeuronGroup.model")
+        elif not isinstance(model, NeuronModel):
+            raise ConfigError("NeuronGroup.model", model,
+                              f"a neuron model name, one of {sorted(NEURONS)}, or a NeuronModel")
+        self.model = model
         self.params = make_params(self.model, params)
         self._name = name
         b = np.asarray(bias, np.float32)
