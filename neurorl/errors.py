@@ -39,6 +39,40 @@ class ConfigError(NeurorlError, ValueError):
         super().__init__(msg)
 
 
+class UnknownKeywordError(ConfigError, TypeError):
+    """An unknown keyword argument of a config class (``TrainConfig(n_step=...)``): names the
+    keyword (``TrainConfig.n_step``), the value, the valid fields and the closest. Also a
+    ``TypeError``, what Python raises for an unknown keyword, so ``except TypeError`` still
+    catches it."""
+
+
+def checked_keywords(cls: type) -> type:
+    """Class decorator for a dataclass: an unknown keyword argument of its constructor (or of
+    ``dataclasses.replace``) raises :class:`UnknownKeywordError` instead of Python's bare
+    ``TypeError: __init__() got an unexpected keyword argument``.
+
+    Apply it above ``@dataclasses.dataclass``. Positional arguments and missing fields are left
+    to the dataclass's own ``__init__``.
+    """
+    import dataclasses
+    import functools
+
+    init = cls.__init__
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        for k in kwargs:
+            if k not in names:
+                raise UnknownKeywordError(f"{cls.__name__}.{k}", kwargs[k],
+                                          f"a field of {cls.__name__}, one of {names}",
+                                          closest(str(k), names))
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls
+
+
 class SweepMembersError(ConfigError):
     """Sweep members (compiled groups) that the host-side checks refuse, all named at once
     before any group runs: one line per group with its settings, the field to change where

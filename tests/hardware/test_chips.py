@@ -76,6 +76,17 @@ def test_describe_chips_rows_and_cli_listing_show_unverified():
     assert set(listed) == set(CHIPS)
 
 
+@pytest.mark.parametrize("kw, suggestion", [({"n_core": 3}, "cores"),
+                                             ({"weight_bit": 4}, "weight_bits")])
+def test_an_unknown_chip_spec_field_is_a_config_error(kw, suggestion):
+    for make in (lambda: ChipSpec(name="mine", **kw),
+                 lambda: dataclasses.replace(CHIPS["loihi2"], **kw)):
+        with pytest.raises(ConfigError) as e:  # was a bare TypeError
+            make()
+        assert isinstance(e.value, TypeError) and e.value.suggestion == suggestion
+        assert e.value.field == f"ChipSpec.{next(iter(kw))}" and "max_fan_in" in e.value.allowed
+
+
 def test_custom_chip_validation_is_host_side():
     with pytest.raises(ConfigError):
         ChipSpec(name="x", description="", membrane_overflow="clamp")
