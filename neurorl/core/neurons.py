@@ -565,7 +565,7 @@ def make_params(model: str | NeuronModel, params: Any = None) -> Any:
         if type(e) is not ConfigError or not e.field.startswith(own):
             raise
         raise ConfigError(f"{m.name}.params.{e.field[len(own):]}", e.value, e.allowed,
-                          e.suggestion) from None
+                          e.suggestions) from None
 
 
 def run_neurons(model: NeuronModel, params: Any, currents: Array, state: Any = None):

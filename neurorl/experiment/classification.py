@@ -232,7 +232,7 @@ def validate(tree: Mapping[str, Any]) -> ClassificationConfig:
         try:
             as_schedule(s.schedule)
         except ConfigError as e:
-            raise ConfigError(f"{where}.{e.field}", e.value, e.allowed, e.suggestion) from None
+            raise ConfigError(f"{where}.{e.field}", e.value, e.allowed, e.suggestions) from None
     return cfg
 
 

@@ -129,7 +129,7 @@ def build(cfg: C.ExperimentConfig, *, check_memory: bool = True,
         field = yaml_field(cfg, e.field)
         if field == e.field:
             raise
-        raise ConfigError(field, e.value, e.allowed, e.suggestion) from None
+        raise ConfigError(field, e.value, e.allowed, e.suggestions) from None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -165,7 +165,7 @@ def validate(cfg: TrainConfig) -> None:
         except C.ValidationError as e:
             err = C._from_validation_error(e, root=C.ShiftsSection)
             raise ConfigError(
-                "shifts." + str(err.field), err.value, err.allowed, err.suggestion
+                "shifts." + str(err.field), err.value, err.allowed, err.suggestions
             ) from None
         check_shifts(
             shifts,
