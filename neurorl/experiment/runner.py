@@ -1687,7 +1687,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from neurorl.experiment import classification
 
         return classification.cmd_run(cfg, args.out, progress=not args.no_progress,
-                                      overwrite=bool(getattr(args, "overwrite", False)))
+                                      overwrite=bool(getattr(args, "overwrite", False)),
+                                      wandb_mode=getattr(args, "wandb", None))
     run_dir = _default_run_dir(cfg, args.out)
     overwrite = bool(getattr(args, "overwrite", False))
     if not overwrite and (err := existing_run_error(run_dir)) is not None:
