@@ -291,7 +291,8 @@ def build_shifted_env(env: Any, shifts: Mapping[str, Any], n_envs: int, obs_dim:
                 S.task_sequence(env, tasks["tasks"], per_env, tasks.get("cycle", False))
             )
         except ConfigError as e:
-            raise ConfigError(f"shifts.tasks.{e.field}", e.value, e.allowed, e.suggestions) from None
+            raise ConfigError(f"shifts.tasks.{e.field}", e.value, e.allowed,
+                              e.suggestions) from None
     param = (
         None
         if not param_shifts

@@ -168,7 +168,7 @@ def test_an_unknown_rule_parameter_lists_the_rules_parameters(params, field, sug
     assert "a_plus" in e.value.allowed and "tau_minus" in e.value.allowed
 
 
-@pytest.mark.parametrize("rule", [3, None, "stdp".encode()])
+@pytest.mark.parametrize("rule", [3, None, b"stdp"])
 def test_a_rule_that_is_neither_a_name_nor_a_rule_is_refused(rule):
     *_, c = _small()
     with pytest.raises(ConfigError, match=r"LearningRule\.rule.*'eprop', 'rstdp', 'stdp'"):
