@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 
@@ -25,18 +25,69 @@ class ConfigError(NeurorlError, ValueError):
         field: dotted path of the offending field (e.g. ``"agent.rule.lr"``).
         value: the value that was given.
         allowed: a human description of what is allowed (e.g. ``"a float > 0"``).
-        suggestion: optional closest valid name, shown as "did you mean ...?".
+        suggestion: optional closest valid name, or several close ones best first (as
+            :func:`closest_names` gives them), shown as "Did you mean 'a'?" / "Did you mean
+            'a' or 'b'?".
+
+    Attributes:
+        suggestion: the best suggestion (a name) or None.
+        suggestions: every suggestion, best first (a tuple; pass it on when re-raising under
+            another field so that none is lost).
     """
 
-    def __init__(self, field: str, value: Any, allowed: str, suggestion: str | None = None) -> None:
+    def __init__(self, field: str, value: Any, allowed: str,
+                 suggestion: str | Sequence[str] | None = None) -> None:
         self.field = field
         self.value = value
         self.allowed = allowed
-        self.suggestion = suggestion
+        if suggestion is None:
+            names: tuple[str, ...] = ()
+        elif isinstance(suggestion, str):
+            names = (suggestion,)
+        else:
+            names = tuple(dict.fromkeys(suggestion))
+        self.suggestions = names
+        self.suggestion = names[0] if names else None
         msg = f"{field}: got {value!r}; allowed: {allowed}"
-        if suggestion is not None:
-            msg += f". Did you mean {suggestion!r}?"
+        if names:
+            quoted = [repr(n) for n in names]
+            said = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+            msg += f". Did you mean {said}?"
         super().__init__(msg)
+
+
+class UnknownKeywordError(ConfigError, TypeError):
+    """An unknown keyword argument of a config class (``TrainConfig(n_step=...)``): names the
+    keyword (``TrainConfig.n_step``), the value, the valid fields and the closest. Also a
+    ``TypeError``, what Python raises for an unknown keyword, so ``except TypeError`` still
+    catches it."""
+
+
+def checked_keywords(cls: type) -> type:
+    """Class decorator for a dataclass: an unknown keyword argument of its constructor (or of
+    ``dataclasses.replace``) raises :class:`UnknownKeywordError` instead of Python's bare
+    ``TypeError: __init__() got an unexpected keyword argument``.
+
+    Apply it above ``@dataclasses.dataclass``. Positional arguments and missing fields are left
+    to the dataclass's own ``__init__``.
+    """
+    import dataclasses
+    import functools
+
+    init = cls.__init__
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        for k in kwargs:
+            if k not in names:
+                raise UnknownKeywordError(f"{cls.__name__}.{k}", kwargs[k],
+                                          f"a field of {cls.__name__}, one of {names}",
+                                          closest(str(k), names))
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls
 
 
 class SweepMembersError(ConfigError):
@@ -58,6 +109,7 @@ class SweepMembersError(ConfigError):
         self.value = sweep
         self.allowed = "every member valid"
         self.suggestion = None
+        self.suggestions = ()
         lines = [f"sweep {sweep}: {len(failures)} of {n_groups} group(s) cannot run; nothing "
                  "was run (fix them or drop them from the sweep):"]
         for where, field, msg in failures:
@@ -204,6 +256,58 @@ def closest(name: str, choices: Iterable[str],
     return lowered[hits[0]] if hits else None
 
 
+def _edits(a: str, b: str) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) that turn ``a`` into ``b``; a
+    digit written for a letter or a letter for a digit costs two (``loih2`` is nearer
+    ``loihi2`` than ``loihi``; ``loihi3`` is as near ``loihi2`` as ``loihi``)."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            x, y = a[i - 1], b[j - 1]
+            sub = 0 if x == y else (1 if x.isdigit() == y.isdigit() else 2)
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + sub)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def closest_names(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """The valid names close to ``name``, best first (at most ``n``), for a registry name.
+
+    A name that differs only by case or separators is the one answer (as :func:`closest`).
+    Otherwise the choices :func:`closest` would consider (difflib ratio >= 0.4) that are
+    nearly as similar as the most similar one (ratio within 0.15 of it), ranked by fewest
+    edits, then by the same length (a changed character before a dropped one), then by ratio:
+    ``loihi3`` -> ``['loihi2', 'loihi']``; a clear winner stays alone (``LIFF`` -> ``['LIF']``).
+
+    Args:
+        name: what the user wrote.
+        choices: the valid names.
+        n: the most names returned.
+
+    Returns:
+        A list of names in ``choices``, possibly empty.
+    """
+    choices = list(choices)
+    if not isinstance(name, str):
+        return []
+    one = closest(name, choices)
+    if one is None:
+        return []
+    low = name.lower()
+    if one.lower() == low or _separators(one) == _separators(name):
+        return [one]
+    lowered = {c.lower(): c for c in choices}
+    ratio = {c: difflib.SequenceMatcher(None, low, c).ratio() for c in lowered}
+    best = max(ratio.values())
+    near = [c for c in lowered if ratio[c] >= max(0.4, best - 0.15)]
+    near.sort(key=lambda c: (_edits(low, c), abs(len(c) - len(low)), -ratio[c]))
+    return [lowered[c] for c in near[:n]]
+
+
 def closest_hyper(name: str, defaults: Iterable[str]) -> str | None:
     """Closest hyperparameter of an agent to ``name``, reading other libraries' names for it.
 
@@ -236,7 +340,8 @@ def lookup(registry: Mapping[str, Any], name: str, kind: str, field: str | None 
 
     Raises:
         ConfigError: when the name is not registered; lists the available names and the
-            closest one.
+            close ones (:func:`closest_names`: ``loihi3`` -> "Did you mean 'loihi2' or
+            'loihi'?").
     """
     if not isinstance(name, str):
         raise ConfigError(field or kind, name, f"a {kind} name, one of {sorted(registry)}")
@@ -249,7 +354,7 @@ def lookup(registry: Mapping[str, Any], name: str, kind: str, field: str | None 
         field or kind,
         name,
         f"one of the registered {kind} names {sorted(registry)}",
-        closest(name, registry),
+        closest_names(name, registry),
     )
 
 

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from neurorl.errors import ConfigError
+from neurorl.errors import ConfigError, checked_keywords
 
 Array = jax.Array
 
@@ -42,6 +42,7 @@ DEFAULT_OBS_RANGE: dict[str, tuple[float, ...]] = {
 }
 
 
+@checked_keywords
 @dataclasses.dataclass(frozen=True)
 class AgentSpec:
     """Static description of what an agent sees and does (hashable; closed over, never traced).

@@ -174,7 +174,7 @@ def _rethrow(path: str, e: NeurorlError) -> ConfigError:
     """Re-raise an N-HAL error under the YAML path the user wrote."""
     if isinstance(e, ConfigError):
         field = e.field.split(".", 1)[1] if "." in e.field else e.field
-        return ConfigError(f"{path}.{field}", e.value, e.allowed, e.suggestion)
+        return ConfigError(f"{path}.{field}", e.value, e.allowed, e.suggestions)
     if isinstance(e, ShapeError):
         return ConfigError(path, e.got, f"shape {e.expected} ({e.what})")
     return ConfigError(path, "?", str(e))

@@ -69,8 +69,8 @@ import optax
 from neurorl.core import connectivity as cx
 from neurorl.core import propagation as prop
 from neurorl.core.monitors import Monitor, SpikeMonitor
-from neurorl.core.neurons import NeuronModel, decay, get_neuron, make_params
-from neurorl.errors import ConfigError, ShapeError, closest, lookup
+from neurorl.core.neurons import NEURONS, NeuronModel, decay, get_neuron, make_params
+from neurorl.errors import ConfigError, ShapeError, closest, closest_hyper, lookup
 
 Array = jax.Array
 
@@ -155,7 +155,12 @@ class NeuronGroup:
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
             raise ConfigError("NeuronGroup.n", n, "an integer > 0")
         self.n = int(n)
-        self.model = get_neuron(model) if isinstance(model, str) else model
+        if isinstance(model, str):
+            model = get_neuron(model, field="NeuronGroup.model")
+        elif not isinstance(model, NeuronModel):
+            raise ConfigError("NeuronGroup.model", model,
+                              f"a neuron model name, one of {sorted(NEURONS)}, or a NeuronModel")
+        self.model = model
         self.params = make_params(self.model, params)
         self._name = name
         b = np.asarray(bias, np.float32)
@@ -305,6 +310,23 @@ class Connection:
         return f"Connection({self.source.name!r} -> {self.target.name!r}, rule={self.rule!r})"
 
 
+def _check_rule_params(rule: str, factory: Any, params: Mapping[str, Any]) -> None:
+    """Each key of ``params`` is an argument of the rule factory; an unknown one is a
+    ConfigError ``LearningRule(<rule>).params.<key>`` listing the rule's parameters and the
+    closest (other libraries' names read as :func:`neurorl.errors.closest_hyper` does)."""
+    import inspect
+
+    sig = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
+        return
+    names = [n for n, p in sig.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    for k, v in params.items():
+        if k not in names:
+            raise ConfigError(f"LearningRule({rule}).params.{k}", v,
+                              f"one of the {rule} parameters {names}",
+                              closest_hyper(str(k), names))
+
+
 class LearningRule:
     """Plasticity on one connection: a rule from ``neurorl.plasticity.RULES`` plus an optimizer.
 
@@ -347,12 +369,20 @@ class LearningRule:
             except ImportError:  # pragma: no cover - plasticity package missing
                 RULES = {}
             factory = lookup(RULES, rule, "plasticity rule", field="LearningRule.rule")
+            _check_rule_params(rule, factory, params)
             try:
                 self.rule = factory(**params)
             except TypeError as e:
                 raise ConfigError(f"LearningRule({rule}).params", params,
                                   f"valid arguments ({e})") from e
             self.rule_name = rule.lower()
+        elif not (hasattr(rule, "init") and hasattr(rule, "update")):
+            try:
+                from neurorl.plasticity import RULES
+            except ImportError:  # pragma: no cover - plasticity package missing
+                RULES = {}
+            raise ConfigError("LearningRule.rule", rule, "a plasticity rule name, one of "
+                              f"{sorted(RULES)}, or a PlasticityRule")
         else:
             self.rule, self.rule_name = rule, getattr(rule, "name", "custom")
         if not isinstance(connection.delay, int):

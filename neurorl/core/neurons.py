@@ -492,9 +492,15 @@ NEURONS: dict[str, NeuronModel] = {
 NON_SPIKING = ("Input", "LI")
 
 
-def get_neuron(name: str) -> NeuronModel:
-    """Look up a neuron model by name (ConfigError with the closest valid name otherwise)."""
-    return lookup(NEURONS, name, "neuron model", field="neuron model")
+def get_neuron(name: str, field: str = "model") -> NeuronModel:
+    """Look up a neuron model by name (ConfigError with the closest valid name otherwise).
+
+    Args:
+        name: the model name (case-insensitive), a key of :data:`NEURONS`.
+        field: the argument or config path named in the error (``NeuronGroup.model``;
+            the YAML description rewrites it to ``agent.network.groups.<i>.model``).
+    """
+    return lookup(NEURONS, name, "neuron model", field=field)
 
 
 # fields of the shared LIFParams a model does not read, with the model that does: a dict that
@@ -514,8 +520,14 @@ def make_params(model: str | NeuronModel, params: Any = None) -> Any:
     A dict may name an Izhikevich ``regime`` ("RS", "FS", ...). Unknown keys raise a ConfigError
     naming the closest field; so does a field of the shared LIF parameters that this model does
     not read, set to a non-default value (e.g. ``beta`` for ``"LIF"``: adaptation is ALIF's).
+    A bad value given in a dict is named ``<model>.params.<key>`` like an unknown key (the
+    dataclass's own checks name ``<ParamsClass>.<key>``), so the YAML description reports it
+    at ``agent.network.groups.<i>.params.<key>``.
     """
-    m = get_neuron(model) if isinstance(model, str) else model
+    m = get_neuron(model, field="make_params.model") if isinstance(model, str) else model
+    if not isinstance(m, NeuronModel):
+        raise ConfigError("make_params.model", model,
+                          f"a neuron model name, one of {sorted(NEURONS)}, or a NeuronModel")
     if params is None:
         p = m.params_cls()
     elif isinstance(params, m.params_cls):
@@ -544,7 +556,16 @@ def make_params(model: str | NeuronModel, params: Any = None) -> Any:
             p = m.params_cls(**kw)
     else:
         raise ConfigError(f"{m.name}.params", params, f"None, a dict or a {m.params_cls.__name__}")
-    return p.validate()
+    if not isinstance(params, dict):
+        return p.validate()
+    try:
+        return p.validate()
+    except ConfigError as e:
+        own = f"{type(p).__name__}."
+        if type(e) is not ConfigError or not e.field.startswith(own):
+            raise
+        raise ConfigError(f"{m.name}.params.{e.field[len(own):]}", e.value, e.allowed,
+                          e.suggestions) from None
 
 
 def run_neurons(model: NeuronModel, params: Any, currents: Array, state: Any = None):

@@ -91,7 +91,7 @@ def _validated_shifts(shifts: Any) -> dict[str, Any]:
         return C.ShiftsSection.model_validate(shifts).model_dump(mode="json")
     except ValidationError as e:
         err = C._from_validation_error(e)
-        raise ConfigError(f"shifts.{err.field}", err.value, err.allowed, err.suggestion) from None
+        raise ConfigError(f"shifts.{err.field}", err.value, err.allowed, err.suggestions) from None
 
 
 def _state_floats(state: Any) -> list[float]:

@@ -547,7 +547,7 @@ def task_sequence(
         try:
             full.append(params_cls.create(**{**base_vals, **dict(task)}))
         except ConfigError as e:
-            raise ConfigError(f"tasks[{i}].{e.field}", e.value, e.allowed, e.suggestion) from None
+            raise ConfigError(f"tasks[{i}].{e.field}", e.value, e.allowed, e.suggestions) from None
     values = {n: jnp.stack([jnp.asarray(getattr(p, n)) for p in full]) for n in names}
     if isinstance(steps_per_task, (int, np.integer)):
         steps = [int(steps_per_task)] * len(tasks)

@@ -169,9 +169,9 @@ class TrainingSection(_Strict):
     threshold: float | None = Field(None, ge=0, le=1)
 
 
-class LoggingSection(_Strict):
-    dir: str = "runs"
-    progress: bool = True
+# ``logging``: the experiment configs' section (dir, wandb mode -- offline by default --,
+# project, group, progress), so a classification run logs to wandb as a control run does
+from neurorl.experiment.config import LoggingSection  # noqa: E402
 
 
 class ClassificationConfig(_Strict):
@@ -232,7 +232,7 @@ def validate(tree: Mapping[str, Any]) -> ClassificationConfig:
         try:
             as_schedule(s.schedule)
         except ConfigError as e:
-            raise ConfigError(f"{where}.{e.field}", e.value, e.allowed, e.suggestion) from None
+            raise ConfigError(f"{where}.{e.field}", e.value, e.allowed, e.suggestions) from None
     return cfg
 
 
@@ -690,23 +690,29 @@ def _tasks(cfg: ClassificationConfig, train, test) -> list[dict[str, Any]]:
 
 
 def run_classification(cfg: ClassificationConfig, run_dir: str | Path, *,
-                       progress: bool = True, data: Any = None) -> dict[str, Any]:
+                       progress: bool = True, data: Any = None,
+                       wandb_mode: str | None = None) -> dict[str, Any]:
     """Train and evaluate one classification config into ``run_dir``; returns the summary.
 
     Writes ``config.yaml``, ``chunks.jsonl`` (one line per epoch: task, epoch, samples seen,
     loss, train / test accuracy, seconds) and ``summary.json`` (final accuracy and metrics per
-    inference, per-task accuracy matrix and GEM ACC / BWT for continual runs).
+    inference, per-task accuracy matrix and GEM ACC / BWT for continual runs). Unless the wandb
+    mode is ``disabled``, one wandb run (offline by default, under ``run_dir/wandb``) gets
+    each epoch's line as ``chunk/<key>`` with the training samples seen as its ``env_step``
+    axis, and the summary as flat summary metrics -- through the logging layer's
+    :class:`~neurorl.experiment.logging.RunLogger`, as a control run.
 
     Args:
         cfg: validated config.
         run_dir: output directory (created).
         progress: print one line per epoch.
         data: optional ``(train, test)`` EventData (default: :func:`load_data`).
+        wandb_mode: override ``cfg.logging.wandb`` (``offline``, ``online``, ``disabled``).
     """
     import jax
     import yaml
 
-    from neurorl.experiment.logging import JsonlWriter
+    from neurorl.experiment.logging import JsonlWriter, RunLogger
     from neurorl.metrics.continual import gem_accuracy, gem_backward_transfer
 
     run_dir = Path(run_dir)
@@ -718,6 +724,11 @@ def run_classification(cfg: ClassificationConfig, run_dir: str | Path, *,
     key = jax.random.key(cfg.training.seed)
     log = JsonlWriter(run_dir / "chunks.jsonl")
     log.truncate_to(0)
+    logger = RunLogger(
+        run_dir, members=[{"name": cfg.name, "job_type": cfg.learning.rule,
+                           "config": to_dict(cfg)}],
+        group=cfg.logging.group or cfg.name, wandb_mode=wandb_mode or cfg.logging.wandb,
+        project=cfg.logging.project, jsonl=False)
     R = np.zeros((len(tasks), len(tasks)))
     t_seen = 0
     trainer = Trainer(model, cfg, jax.random.fold_in(key, 0))
@@ -739,6 +750,7 @@ def run_classification(cfg: ClassificationConfig, run_dir: str | Path, *,
             rec.update(task=i, epoch=ep, samples=t_seen, test_accuracy=te["accuracy"],
                        seconds=time.perf_counter() - t0)
             log.write_many([rec])
+            logger.log([], [{**rec, "member": 0, "env_step": t_seen}])
             if progress and cfg.logging.progress:
                 print(f"[{cfg.name}] task {i} epoch {ep}: loss {rec['loss']:.3f} train "
                       f"{rec['train_accuracy']:.3f} test {rec['test_accuracy']:.3f}", flush=True)
@@ -763,6 +775,7 @@ def run_classification(cfg: ClassificationConfig, run_dir: str | Path, *,
                                 "R": R.tolist(), "gem_accuracy": gem_accuracy(R),
                                 "gem_backward_transfer": gem_backward_transfer(R)}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json))
+    logger.finish([summary])
     return summary
 
 
@@ -799,9 +812,10 @@ def print_summary(summary: Mapping[str, Any]) -> None:
 
 
 def cmd_run(cfg: ClassificationConfig, out: str | None, progress: bool = True,
-            overwrite: bool = False) -> int:
+            overwrite: bool = False, wandb_mode: str | None = None) -> int:
     """``neurorl run`` for a classification config (``--out`` into a directory that holds a
-    run: refused unless ``overwrite``, which first removes that run's files)."""
+    run: refused unless ``overwrite``, which first removes that run's files; ``wandb_mode``:
+    ``--wandb``, overriding ``logging.wandb``)."""
     from neurorl.experiment.runner import clear_run_files, existing_run_error
 
     run_dir = Path(out) if out else Path(cfg.logging.dir) / (
@@ -811,7 +825,7 @@ def cmd_run(cfg: ClassificationConfig, out: str | None, progress: bool = True,
     if overwrite:
         clear_run_files(run_dir)
     print(f"run directory: {run_dir}")
-    summary = run_classification(cfg, run_dir, progress=progress)
+    summary = run_classification(cfg, run_dir, progress=progress, wandb_mode=wandb_mode)
     print_summary(summary)
     from neurorl.experiment.reporting import print_run_files
 

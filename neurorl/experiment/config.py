@@ -659,8 +659,8 @@ def check_env_params(env_id: str, params: Mapping[str, Any], prefix: str) -> Any
         field = str(e.field).rsplit(".", 1)[-1] if "params" in str(e.field) else str(e.field)
         if field == "params":  # unknown field: the value is the name
             raise ConfigError(f"{prefix}.{e.value}", params.get(e.value), e.allowed,
-                              e.suggestion) from None
-        raise ConfigError(f"{prefix}.{field}", e.value, e.allowed, e.suggestion) from None
+                              e.suggestions) from None
+        raise ConfigError(f"{prefix}.{field}", e.value, e.allowed, e.suggestions) from None
 
 
 def check_obs_range(env_id: str, obs_range: Any, field: str, env_params: Any = None) -> None:

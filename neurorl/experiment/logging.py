@@ -305,6 +305,9 @@ class RunLogger:
         wandb_ids: the members' run ids to continue (resume); their wandb runs start in
             :meth:`restore_positions`, which replays the JSONL rows into them.
         boundaries: env steps of the shift boundaries (task switches logged as they happen).
+        jsonl: write ``episodes.jsonl`` / ``chunks.jsonl`` (False: the caller keeps its own
+            files, e.g. a classification run's ``chunks.jsonl``, and :meth:`log` only sends
+            the rows to wandb; no resume).
 
     Raises:
         ConfigError: an unknown mode, or several members under ``wandb agent``.
@@ -320,6 +323,7 @@ class RunLogger:
         project: str = "neurorl",
         wandb_ids: Sequence[str] | None = None,
         boundaries: Sequence[int] = (),
+        jsonl: bool = True,
     ) -> None:
         from neurorl.errors import ConfigError, closest
 
@@ -340,8 +344,8 @@ class RunLogger:
                     " instead)",
                 )
         self.run_dir = Path(run_dir)
-        self.episodes = JsonlWriter(self.run_dir / "episodes.jsonl")
-        self.chunks = JsonlWriter(self.run_dir / "chunks.jsonl")
+        self.episodes = JsonlWriter(self.run_dir / "episodes.jsonl") if jsonl else None
+        self.chunks = JsonlWriter(self.run_dir / "chunks.jsonl") if jsonl else None
         self._members = list(members)
         self._group, self._mode, self._project = group, wandb_mode, project
         self._boundaries = sorted(int(b) for b in boundaries)
@@ -426,8 +430,9 @@ class RunLogger:
     ) -> None:
         """Append a chunk's records to the JSONL files and log them (with the task switches
         that fall in the chunk) to each member's wandb run."""
-        self.episodes.write_many(episodes)
-        self.chunks.write_many(chunks)
+        if self.episodes is not None:
+            self.episodes.write_many(episodes)
+            self.chunks.write_many(chunks)
         if self._mode != "disabled" and not self.wandb:
             self._start_wandb(self._ids)  # wandb_ids given without restore_positions
         for member, w in enumerate(self.wandb):

@@ -129,7 +129,7 @@ def build(cfg: C.ExperimentConfig, *, check_memory: bool = True,
         field = yaml_field(cfg, e.field)
         if field == e.field:
             raise
-        raise ConfigError(field, e.value, e.allowed, e.suggestion) from None
+        raise ConfigError(field, e.value, e.allowed, e.suggestions) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -601,6 +601,37 @@ class _RunLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+
+
+def uneven_last_chunk_note(remaining: int, chunk: int, unit: int, total: int) -> str | None:
+    """The one notice of a run whose last chunk is shorter than the others.
+
+    ``run_chunk`` is jitted with the chunk length static (the scan length), so a last chunk of
+    another length compiles a second program (seconds to minutes): once, but without a word it
+    looks like a hang near the end of the run.
+
+    Args:
+        remaining: env steps still to run (per seed).
+        chunk: ``training.chunk_steps``.
+        unit: the granularity of a chunk (``n_envs`` x the agent's ``update_every``).
+        total: ``training.steps``.
+
+    Returns:
+        None when every chunk left has the same length (or only one is left); else one line
+        naming the last chunk's length and how to avoid the second compile: a
+        ``training.steps`` that is a multiple of ``chunk_steps``, or a ``chunk_steps`` (a
+        multiple of ``unit``) that divides ``training.steps``.
+    """
+    if remaining <= chunk or remaining % chunk == 0:
+        return None
+    last = remaining % chunk
+    lower = total - last
+    fits = [d for d in range(chunk - chunk % unit, 0, -unit) if total % d == 0]
+    divisor = f" or training.chunk_steps to {fits[0]} (it divides {total})" if fits else ""
+    return (f"note: the last chunk is {last} env steps, not training.chunk_steps={chunk}, so it "
+            "compiles a second program (a pause before the run ends); to avoid it, set "
+            f"training.steps to a multiple of {chunk} (e.g. {lower} or {lower + chunk})"
+            f"{divisor}")
 
 
 def run_experiment(
@@ -1096,6 +1127,14 @@ def _run_experiment(
                 boundaries=bounds,
             )
         checkpoint_step = done_steps
+        from neurorl.experiment.host_train import is_host_env
+
+        if not is_host_env(cfg.env.id):  # the host loop compiles nothing per chunk length
+            agent = train.agent
+            unit = tc.n_envs * (agent.update_every if agent.update is not None else 1)
+            note = uneven_last_chunk_note(total - done_steps, chunk, unit, total)
+            if note:
+                print(note, flush=True)
 
         one = jax.tree.map(lambda x: x[0], rs.agent_state)
         neurons = _neuron_count(train, one)
@@ -1687,7 +1726,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from neurorl.experiment import classification
 
         return classification.cmd_run(cfg, args.out, progress=not args.no_progress,
-                                      overwrite=bool(getattr(args, "overwrite", False)))
+                                      overwrite=bool(getattr(args, "overwrite", False)),
+                                      wandb_mode=getattr(args, "wandb", None))
     run_dir = _default_run_dir(cfg, args.out)
     overwrite = bool(getattr(args, "overwrite", False))
     if not overwrite and (err := existing_run_error(run_dir)) is not None:

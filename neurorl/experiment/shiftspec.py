@@ -64,7 +64,7 @@ def _schedule_user(spec: Any, n_envs: int, field: str) -> Any:
         if isinstance(spec, Mapping) and key in _STEP_KEYS and raw is not None:
             note = f" (total env steps; {n_envs} parallel envs make that {_per_env(raw, n_envs)}"
             note += " per env)"
-        raise ConfigError(f"{field}.{key}", raw, f"{e.allowed}{note}", e.suggestion) from None
+        raise ConfigError(f"{field}.{key}", raw, f"{e.allowed}{note}", e.suggestions) from None
 
 
 def _finite(x: Any) -> bool:
@@ -144,7 +144,7 @@ def check_shifts(
                 field,
                 value if written is None else written,
                 f"values that give a valid {name} ({e.allowed}){how}",
-                e.suggestion,
+                e.suggestions,
             ) from None
 
     for i, p in enumerate(shifts.get("params") or []):
@@ -280,7 +280,7 @@ def build_shifted_env(env: Any, shifts: Mapping[str, Any], n_envs: int, obs_dim:
             if str(e.field).startswith("shifts."):
                 raise
             raise ConfigError(
-                f"shifts.params[{i}].{e.field}", e.value, e.allowed, e.suggestion
+                f"shifts.params[{i}].{e.field}", e.value, e.allowed, e.suggestions
             ) from None
     tasks = shifts.get("tasks")
     if tasks:
@@ -291,7 +291,8 @@ def build_shifted_env(env: Any, shifts: Mapping[str, Any], n_envs: int, obs_dim:
                 S.task_sequence(env, tasks["tasks"], per_env, tasks.get("cycle", False))
             )
         except ConfigError as e:
-            raise ConfigError(f"shifts.tasks.{e.field}", e.value, e.allowed, e.suggestion) from None
+            raise ConfigError(f"shifts.tasks.{e.field}", e.value, e.allowed,
+                              e.suggestions) from None
     param = (
         None
         if not param_shifts

@@ -31,7 +31,7 @@ from flax import struct
 
 from neurorl.agents import AGENTS, make_agent, spec_from_env
 from neurorl.envs import make
-from neurorl.errors import ConfigError, lookup
+from neurorl.errors import ConfigError, checked_keywords, lookup
 from neurorl.experiment.sharding import (
     MEMBER_AXIS,
     enable_host_devices,
@@ -48,6 +48,7 @@ Array = jax.Array
 enable_host_devices()
 
 
+@checked_keywords
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One training run (per seed), plain and frozen.
@@ -164,7 +165,7 @@ def validate(cfg: TrainConfig) -> None:
         except C.ValidationError as e:
             err = C._from_validation_error(e, root=C.ShiftsSection)
             raise ConfigError(
-                "shifts." + str(err.field), err.value, err.allowed, err.suggestion
+                "shifts." + str(err.field), err.value, err.allowed, err.suggestions
             ) from None
         check_shifts(
             shifts,

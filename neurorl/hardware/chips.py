@@ -28,12 +28,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from neurorl.errors import ConfigError, lookup
+from neurorl.errors import ConfigError, checked_keywords, lookup
 
 # Rule names (neurorl.plasticity.RULES) a chip can run on-chip; "*" = any rule (software cores).
 ANY_RULE = "*"
 
 
+@checked_keywords
 @dataclasses.dataclass(frozen=True)
 class ChipSpec:
     """Static description of one neuromorphic chip (all fields static, hashable).

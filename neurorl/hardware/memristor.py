@@ -570,7 +570,7 @@ def pulse_device_with(name: str | PulseDeviceSpec, overrides: Mapping[str, Any] 
     except ConfigError as e:
         if e.field.startswith("device."):  # one field: name it as the user wrote it
             raise ConfigError(f"{field}.{e.field[len('device.'):]}", e.value, e.allowed,
-                              e.suggestion) from None
+                              e.suggestions) from None
         raise ConfigError(field, dict(overrides), str(e)) from None
     except TypeError as e:
         raise ConfigError(field, dict(overrides), f"values of the right types ({e})") from None

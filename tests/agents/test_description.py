@@ -62,6 +62,28 @@ def test_a_key_with_a_space_or_hyphen_names_the_key_as_written_and_the_valid_one
     assert e.value == value and e.suggestion == valid
 
 
+@pytest.mark.parametrize(
+    "edit, field, value, suggestion",
+    [
+        # the newcomer's `--set agent.network.groups.1.model=LIFF` (was `...groups.1.neuron model`)
+        (lambda d: d["groups"][1].update(model="LIFF"), "groups.1.model", "LIFF", "LIF"),
+        (lambda d: d["groups"][2].update(model="alf"), "groups.2.model", "alf", "ALIF"),
+        (lambda d: d["groups"][1].update(model=3), "groups.1.model", 3, None),
+        # a params value the params class refuses (was `groups.1.surrogate` / `groups.1.tau_mem`)
+        (lambda d: d["groups"][1]["params"].update(surrogate="triangel"),
+         "groups.1.params.surrogate", "triangel", "triangle"),
+        (lambda d: d["groups"][1]["params"].update(tau_mem=-1.0),
+         "groups.1.params.tau_mem", -1.0, None),
+        (lambda d: d["groups"][1]["params"].update(reset="zer"), "groups.1.params.reset",
+         "zer", "zero"),
+    ],
+)
+def test_a_group_error_names_the_config_path_of_the_key(edit, field, value, suggestion):
+    e = error(edit)
+    assert e.field == f"agent.network.{field}" and e.value == value
+    assert e.suggestion == suggestion
+
+
 def test_rule_params_keys_are_checked_with_the_closest_name():
     e = error(lambda d: d.update(rules={"rule": "eprop", "params": {"tau out": 5.0}}))
     assert e.field == "agent.network.rules.params.tau out" and e.suggestion == "tau_out"

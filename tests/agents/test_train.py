@@ -1,5 +1,7 @@
 """make_train: one jitted scan, chunking equals the full run, no recompile, errors, learning."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -52,6 +54,27 @@ def test_config_errors_before_any_trace():
         make_train(TrainConfig(n_steps=10, n_envs=3))
     with pytest.raises(ConfigError, match="n_rec"):
         make_train(TrainConfig(agent_kwargs={"nrec": 3}))
+
+
+@pytest.mark.parametrize("kw, suggestion", [
+    ({"n_step": 1000}, "n_steps"),  # the newcomer's
+    ({"nenvs": 4}, "n_envs"),
+    ({"seeds": 3}, "n_seeds"),
+    ({"xyz": 1}, None),
+])
+def test_an_unknown_train_config_keyword_is_a_config_error(kw, suggestion):
+    """Was Python's bare `TypeError: __init__() got an unexpected keyword argument`; still a
+    TypeError for code that catches one."""
+    (k, v), = kw.items()
+    for make in (lambda: TrainConfig(agent="rstdp", **kw),
+                 lambda: dataclasses.replace(TrainConfig(), **kw)):
+        with pytest.raises(ConfigError) as e:
+            make()
+        assert isinstance(e.value, TypeError)
+        assert e.value.field == f"TrainConfig.{k}" and e.value.value == v
+        assert "n_steps" in e.value.allowed and "agent_kwargs" in e.value.allowed
+        assert e.value.suggestion == suggestion
+    assert TrainConfig(n_steps=16).n_steps == 16
 
 
 def _episode_returns(m, seed=0):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from neurorl.core import Connection, Network, NeuronGroup, SpikeMonitor
+from neurorl.core import Connection, LearningRule, Network, NeuronGroup, SpikeMonitor
 from neurorl.errors import ConfigError, ShapeError
 
 
@@ -142,3 +142,44 @@ def test_run_refuses_complex_inputs_and_another_networks_state():
     with pytest.raises(ConfigError, match="state"):
         net.run({"v": 1.0}, {"a": x})
     net.run(s, {"a": x})  # its own state still runs
+
+
+@pytest.mark.parametrize("written, suggestion", [("STPD", "stdp"), ("rstpd", "rstdp"),
+                                                 ("e-prop", "eprop")])
+def test_a_misspelt_rule_name_lists_the_rules_and_the_closest(written, suggestion):
+    *_, c = _small()
+    with pytest.raises(ConfigError) as e:
+        LearningRule(c, written, {"a_plus": 0.01})
+    assert e.value.field == "LearningRule.rule" and e.value.value == written
+    assert all(r in e.value.allowed for r in ("eprop", "rstdp", "stdp"))
+    assert e.value.suggestion == suggestion
+
+
+@pytest.mark.parametrize("params, field, suggestion", [
+    ({"a_plsu": 0.1}, "LearningRule(stdp).params.a_plsu", "a_plus"),
+    ({"a_ltp": 0.1}, "LearningRule(stdp).params.a_ltp", "a_plus"),  # another library's name
+    ({"xyz": 1}, "LearningRule(stdp).params.xyz", None),
+])
+def test_an_unknown_rule_parameter_lists_the_rules_parameters(params, field, suggestion):
+    *_, c = _small()  # was: "valid arguments (stdp() got an unexpected keyword argument ...)"
+    with pytest.raises(ConfigError) as e:
+        LearningRule(c, "stdp", params)
+    assert e.value.field == field and e.value.suggestion == suggestion
+    assert "a_plus" in e.value.allowed and "tau_minus" in e.value.allowed
+
+
+@pytest.mark.parametrize("rule", [3, None, b"stdp"])
+def test_a_rule_that_is_neither_a_name_nor_a_rule_is_refused(rule):
+    *_, c = _small()
+    with pytest.raises(ConfigError, match=r"LearningRule\.rule.*'eprop', 'rstdp', 'stdp'"):
+        LearningRule(c, rule)
+
+
+@pytest.mark.parametrize("model", [3, None])
+def test_a_neuron_model_that_is_neither_a_name_nor_a_model_is_refused(model):
+    with pytest.raises(ConfigError) as e:  # was: AttributeError deep in make_params
+        NeuronGroup(3, model)
+    assert e.value.field == "NeuronGroup.model" and "Izhikevich" in e.value.allowed
+    with pytest.raises(ConfigError) as e:
+        NeuronGroup(3, "LIFF")
+    assert e.value.field == "NeuronGroup.model" and e.value.suggestion == "LIF"

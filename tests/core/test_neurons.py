@@ -305,8 +305,12 @@ def test_cubalif_filters_input_current():
 
 
 def test_negative_time_constant_is_a_clear_error():
-    with pytest.raises(ConfigError, match=r"LIFParams\.tau_mem: got -5.0"):
+    # a dict's key is named as the unknown keys are (LIF.params.<key>); a LIFParams object's
+    # own check names the dataclass field
+    with pytest.raises(ConfigError, match=r"^LIF\.params\.tau_mem: got -5.0"):
         make_params("LIF", {"tau_mem": -5.0})
+    with pytest.raises(ConfigError, match=r"^LIFParams\.tau_mem: got -5.0"):
+        make_params("LIF", LIFParams(tau_mem=-5.0))
     with pytest.raises(ConfigError, match="t_ref"):
         make_params("LIF", {"t_ref": -1.0})
 

@@ -306,3 +306,46 @@ def test_recurrent_training_never_grows_autapses(rule):
     assert np.all(np.diag(mask) == 0) and mask.sum() == 16 * 15
     assert np.mean(w != w0[K.C_REC]) > 0.5  # W_rec learned off the diagonal...
     np.testing.assert_array_equal(np.diag(w), 0.0)  # ...and nothing on it
+
+
+def test_logging_wandb_is_accepted_as_in_experiment_configs():
+    """Was `logging.wandb: got 'offline'; allowed: one of ['dir', 'progress']`."""
+    for mode in ("offline", "online", "disabled"):
+        cfg = from_dict({**SMALL, "logging": {"progress": False, "wandb": mode,
+                                              "project": "p", "group": "g"}})
+        assert cfg.logging.wandb == mode and cfg.logging.project == "p"
+    assert from_dict(SMALL).logging.wandb == "offline"  # offline by default, as control runs
+    with pytest.raises(ConfigError) as e:
+        from_dict({**SMALL, "logging": {"wandb": "ofline"}})
+    assert e.value.field == "logging.wandb" and e.value.suggestion == "offline"
+
+
+def _tiny_run(tmp_path, mode):
+    tree = {**SMALL, "dataset": {**SMALL["dataset"], "n_time_bins": 10,
+                                 "synthetic": {"n_classes": 2, "n_inputs": 8, "n_train": 8,
+                                               "n_test": 4}},
+            "model": {"n_hidden": 4}, "learning": {"rule": "bptt", "epochs": 2},
+            "logging": {"progress": False, "wandb": mode}}
+    run = tmp_path / mode
+    return run, K.run_classification(K.validate(tree), run, progress=False)
+
+
+def test_a_classification_run_logs_to_an_offline_wandb_run(tmp_path):
+    from .test_wandb_logging import offline_runs
+
+    run, summary = _tiny_run(tmp_path, "offline")
+    (only,) = offline_runs(run).values()
+    config, wsummary, history, meta = only
+    lines = [json.loads(ln) for ln in (run / "chunks.jsonl").read_text().splitlines()]
+    assert "env_step" not in lines[0] and "member" not in lines[0]  # the file is unchanged
+    assert [h["env_step"] for h in history] == [ln["samples"] for ln in lines] == [8, 16]
+    for h, ln in zip(history, lines, strict=True):
+        assert h["chunk/test_accuracy"] == pytest.approx(ln["test_accuracy"])
+    assert wsummary["accuracy"] == pytest.approx(summary["accuracy"])
+    assert meta.display_name == "small" and config["learning"]["rule"] == "bptt"
+    assert not (run / "episodes.jsonl").exists()
+
+
+def test_a_disabled_classification_run_writes_no_wandb_run(tmp_path):
+    run, _ = _tiny_run(tmp_path, "disabled")
+    assert not (run / "wandb").exists() and (run / "summary.json").exists()

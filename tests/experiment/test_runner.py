@@ -239,3 +239,31 @@ def test_energy_per_step_comes_from_the_compiled_networks_counts(tmp_path, off_c
         expected = (chip.e_synop_pj * 1e-12 * c["synops_per_step"]
                     + chip.e_neuron_pj * 1e-12 * (12 + 8 + 3) * k + learn + static)
         assert c["energy_per_step_j"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("remaining, chunk, unit, total, last, fix", [
+    (500, 200, 4, 500, 100, "a multiple of 200 (e.g. 400 or 600) or training.chunk_steps to 100"),
+    (200000, 30000, 8, 200000, 20000, "(e.g. 180000 or 210000) or training.chunk_steps to 25000"),
+    (300, 200, 4, 500, 100, "(e.g. 400 or 600)"),  # resumed at 200 of 500
+])
+def test_an_uneven_last_chunk_is_named_with_how_to_avoid_its_compile(remaining, chunk, unit,
+                                                                     total, last, fix):
+    note = runner.uneven_last_chunk_note(remaining, chunk, unit, total)
+    assert note.startswith(f"note: the last chunk is {last} env steps")
+    assert "compiles a second program" in note and fix in note
+
+
+@pytest.mark.parametrize("remaining, chunk", [(600, 200), (200, 200), (150, 200), (0, 200)])
+def test_equal_chunks_or_a_single_one_need_no_note(remaining, chunk):
+    assert runner.uneven_last_chunk_note(remaining, chunk, 4, 600) is None
+
+
+def test_a_run_with_an_uneven_last_chunk_says_so_once(tmp_path, capsys):
+    """Was silent: the last chunk's second compile looked like a hang."""
+    cfg = from_dict({**TINY, "training": {**TINY["training"], "steps": 504, "n_seeds": 1}})
+    runner.run_experiment(cfg, tmp_path / "run", progress=False)
+    out = capsys.readouterr().out
+    assert out.count("note: the last chunk is 104 env steps") == 1
+    assert "training.chunk_steps to 168 (it divides 504)" in out
+    chunks = read_jsonl(tmp_path / "run" / "chunks.jsonl")
+    assert max(c["env_step"] for c in chunks) == 504

@@ -65,6 +65,21 @@ def test_get_chip_is_case_insensitive_and_suggests_closest():
     assert e.value.suggestion == "truenorth"
 
 
+@pytest.mark.parametrize("written, suggestions", [
+    ("loihi3", ("loihi2", "loihi")),  # the newcomer's: was "Did you mean 'loihi'?" alone
+    ("loih2", ("loihi2", "loihi")),
+    ("spinnaker3", ("spinnaker2", "spinnaker")),
+    ("spinaker", ("spinnaker", "spinnaker2")),
+    ("truenorht", ("truenorth",)),  # a clear winner stays alone
+])
+def test_an_unknown_chip_lists_the_close_chips_best_first(written, suggestions):
+    with pytest.raises(ConfigError) as e:
+        get_chip(written)
+    assert e.value.suggestions == suggestions and e.value.suggestion == suggestions[0]
+    said = " or ".join(repr(s) for s in suggestions)
+    assert str(e.value).endswith(f"Did you mean {said}?")
+
+
 def test_describe_chips_rows_and_cli_listing_show_unverified():
     rows = describe_chips()
     assert [r["name"] for r in rows] == list(CHIPS)
@@ -74,6 +89,17 @@ def test_describe_chips_rows_and_cli_listing_show_unverified():
     listed = {name: desc for name, desc, _params in _registries()["chips"]()}
     assert "unverified" in listed["loihi2"]
     assert set(listed) == set(CHIPS)
+
+
+@pytest.mark.parametrize("kw, suggestion", [({"n_core": 3}, "cores"),
+                                             ({"weight_bit": 4}, "weight_bits")])
+def test_an_unknown_chip_spec_field_is_a_config_error(kw, suggestion):
+    for make in (lambda: ChipSpec(name="mine", **kw),
+                 lambda: dataclasses.replace(CHIPS["loihi2"], **kw)):
+        with pytest.raises(ConfigError) as e:  # was a bare TypeError
+            make()
+        assert isinstance(e.value, TypeError) and e.value.suggestion == suggestion
+        assert e.value.field == f"ChipSpec.{next(iter(kw))}" and "max_fan_in" in e.value.allowed
 
 
 def test_custom_chip_validation_is_host_side():
