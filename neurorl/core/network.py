@@ -348,6 +348,16 @@ class LearningRule:
             except ImportError:  # pragma: no cover - plasticity package missing
                 RULES = {}
             factory = lookup(RULES, rule, "plasticity rule", field="LearningRule.rule")
+            import inspect
+
+            sig = inspect.signature(factory).parameters
+            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
+                names = [n for n, p in sig.items() if p.kind is not p.VAR_POSITIONAL]
+                for k, v in params.items():  # a misspelt key: the closest parameter
+                    if k not in names:
+                        raise ConfigError(f"LearningRule({rule}).params.{k}", v,
+                                          f"one of the {rule} parameters {names}",
+                                          closest(str(k), names))
             try:
                 self.rule = factory(**params)
             except TypeError as e:

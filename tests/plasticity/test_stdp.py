@@ -182,8 +182,7 @@ def _song_loop(pre, post, w0, a_plus, a_minus, tau_plus, tau_minus, bounds):
 def _bounded_net(params, event_driven, seed=0, T=600):
     """Input spikes (rate 0.1) -> LIF targets through the plastic connection (delay 1); a
     second input group drives the targets one-to-one, so they fire at random times too."""
-    from neurorl.core.network import (
-        Connection, LearningRule, Network, NeuronGroup, SpikeMonitor)
+    from neurorl.core.network import Connection, LearningRule, Network, NeuronGroup, SpikeMonitor
 
     n_pre, n_post = 12, 6
     pre_g = NeuronGroup(n_pre, "Input", name="pre")
@@ -270,3 +269,7 @@ def test_bounds_config_errors():
     a, b = NeuronGroup(3, "Input", name="a"), NeuronGroup(2, "LIF", name="b")
     with pytest.raises(ConfigError, match=r"stdp\.w_max.*> w_min = 0.0"):
         LearningRule(Connection(a, b), "STDP", {"hard_bounds": True, "w_max": -1.0})
+    with pytest.raises(ConfigError) as e:  # a misspelt parameter: the closest one
+        LearningRule(Connection(a, b), "STDP", {"hardbounds": True})
+    assert e.value.field == "LearningRule(STDP).params.hardbounds"
+    assert e.value.suggestion == "hard_bounds"
