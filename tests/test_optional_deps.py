@@ -100,3 +100,32 @@ def test_box2d_env_without_box2d_names_the_box2d_extra(monkeypatch):
     absent(monkeypatch, "Box2D")
     with pytest.raises(ConfigError, match=r'env.id: .*; pip install "neurorl\[box2d\]"\)$'):
         check_gymnasium_id("gymnasium:LunarLander-v3")
+
+
+def test_gymnax_env_without_gymnax_names_the_gymnax_extra(monkeypatch):
+    """gymnax_env.import_gymnax is import_optional's message: the env id, the extra's name and
+    its install command."""
+    from neurorl.envs.gymnax_env import GymnaxEnv, import_gymnax, to_gymnax
+
+    absent(monkeypatch, "gymnax")
+    with pytest.raises(ConfigError) as e:
+        GymnaxEnv("Catch-bsuite")
+    msg = str(e.value)
+    assert msg.startswith("env.id: got 'gymnax:Catch-bsuite'; allowed: gymnax installed")
+    assert 'pip install "neurorl[gymnax]"' in msg and "\n" not in msg
+    from neurorl.envs.cartpole import CartPole
+
+    with pytest.raises(ConfigError, match=r'^to_gymnax: .*pip install "neurorl\[gymnax\]"'):
+        to_gymnax(CartPole())
+    with pytest.raises(ConfigError, match=r"^env\.id: got 'gymnax:\.\.\.'"):
+        import_gymnax()
+
+
+def test_ray_launcher_without_ray_is_import_optionals_message(monkeypatch):
+    from neurorl.experiment.launch_ray import import_ray
+
+    absent(monkeypatch, "ray")
+    with pytest.raises(ConfigError) as e:
+        import_ray()
+    assert str(e.value).startswith("--launcher: got 'ray'; allowed: ray installed (pip install "
+                                   "\"neurorl[ray]\"; import said:")

@@ -36,3 +36,26 @@ def test_readme_python_blocks_run_in_order(tmp_path, monkeypatch, capsys):
                               if "pynn" not in ln and "run_nest" not in ln)
         exec(compile(block, f"README.md[python block {i}]", "exec"), ns)
     assert capsys.readouterr().out.strip()
+
+
+def test_readme_api_block_stays_active_within_bounds(capsys):
+    """The N-HAL block ("The API in a few lines"), run as written (same numbers, 1000 steps):
+    its STDP has hard bounds, the weights stay in [w_min, w_max] and the hidden layer still
+    fires in the last 200 steps (unbounded additive STDP silenced it after ~40 steps)."""
+    import numpy as np
+
+    block = next(b for b in python_blocks() if "nr.LearningRule(conn, \"STDP\"" in b)
+    ns: dict = {}
+    exec(compile(block, "README.md[API block]", "exec"), ns)
+    capsys.readouterr()
+    rule = ns["net"].rules[0]
+    assert rule.params.get("hard_bounds") is True
+    lo, hi = rule.params["w_min"], rule.params["w_max"]
+    z = np.asarray(ns["records"][ns["mon"].name])
+    assert z.shape == (1000, 50)
+    assert z[-200:].sum() > 0 and (z[-200:].sum(0) > 0).mean() > 0.5
+    mask = np.asarray(ns["model"].structure[ns["conn"].name]["mask"]) != 0
+    w = np.asarray(ns["state"]["weights"][ns["conn"].name])
+    assert mask.sum() > 500 and (w[~mask] == 0).all()
+    assert w[mask].min() >= np.float32(lo) and w[mask].max() <= np.float32(hi)
+    assert w[mask].min() < w[mask].max()  # it learned (not stuck at one bound)

@@ -26,7 +26,8 @@ Time step semantics (one call of ``step``, all groups updated synchronously):
    the CUBA model of Vogels & Abbott 2005) and adds ``i``;
 3. every group steps its neuron model with current = external input + bias + synaptic currents;
 4. learning rules accumulate (pre = the arriving spikes, post = the new spikes) and update the
-   weights through an optax optimizer, then Dale's sign, the structural mask and the backend's
+   weights through an optax optimizer, then the rule's hard bounds (``PlasticityRule.bounds``,
+   e.g. ``stdp(hard_bounds=True)``), Dale's sign, the structural mask and the backend's
    ``project`` are applied (optax descent sign: the rule returns -Delta w).
 
 Storage: a connection is ``"dense"`` (a masked ``[n_pre, n_post]`` matrix, ``current = s @ W``)
@@ -1016,7 +1017,8 @@ class CompiledNetwork:
         return NeuronView(g.model, params["neurons"][group], state)
 
     def _apply(self, structure: Any, weights: Any, opt: Any, grads: Any) -> tuple[Any, Any]:
-        """Optimizer step per rule, then Dale's sign, the structural mask and the projection."""
+        """Optimizer step per rule, then the rule's hard bounds (``PlasticityRule.bounds``),
+        Dale's sign, the structural mask and the projection."""
         weights, new_opt = dict(weights), {}
         for n, r in self.rules.items():
             if n not in grads:  # event-driven: updated in its own step
@@ -1024,6 +1026,9 @@ class CompiledNetwork:
             cn = r.connection.name
             updates, new_opt[n] = r.optimizer.update(grads[n], opt[n], weights[cn])
             w = optax.apply_updates(weights[cn], updates)
+            bounds = getattr(r.rule, "bounds", None)  # hard bounds (stdp(hard_bounds=True))
+            if bounds is not None:
+                w = jnp.clip(w, *bounds)
             w = self._dale(cn, w) * structure[cn]["mask"]
             weights[cn] = self._project(cn, w)
         return weights, new_opt

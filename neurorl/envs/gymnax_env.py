@@ -26,24 +26,25 @@ import numpy as np
 
 from neurorl.envs import spaces
 from neurorl.envs.base import Array, Environment, StepResult
-from neurorl.errors import ConfigError, closest
+from neurorl.errors import ConfigError, closest, import_optional
 
 PREFIX = "gymnax:"
 # bounds at or beyond this are "unbounded" (gymnax writes finfo(float32).max for +-inf)
 _HUGE = 1e30
 
 
-def import_gymnax() -> Any:
-    """Import gymnax or raise a ConfigError that says how to install it."""
-    try:
-        import gymnax
-    except ImportError as e:
-        raise ConfigError(
-            "env.id",
-            "gymnax:...",
-            f'gymnax installed (pip install "neurorl[gymnax]" or "gymnax<1.0"; import said: {e})',
-        ) from None
-    return gymnax
+def import_gymnax(field: str = "env.id", value: Any = "gymnax:...") -> Any:
+    """Import gymnax, or raise the ConfigError of :func:`neurorl.errors.import_optional` that
+    names the ``gymnax`` extra (``pip install "neurorl[gymnax]"``).
+
+    Args:
+        field: what needs gymnax, for the message (default ``"env.id"``).
+        value: the value given there (default ``"gymnax:..."``; an env id where known).
+
+    Raises:
+        ConfigError: gymnax is not installed (or its import fails).
+    """
+    return import_optional("gymnax", "gymnax", field, value)
 
 
 def gymnax_ids() -> list[str]:
@@ -91,7 +92,7 @@ class GymnaxEnv(Environment):
     stochastic_transition = True  # MinAtar and the bandits draw random numbers in step
 
     def __init__(self, name: str, **make_kwargs: Any) -> None:
-        gymnax = import_gymnax()
+        gymnax = import_gymnax(value=name if name.startswith(PREFIX) else PREFIX + name)
         gname = check_gymnax_id(name)
         self.gymnax_env, self._default = gymnax.make(gname, **make_kwargs)
         self.id = PREFIX + gname  # type: ignore[misc]
@@ -193,7 +194,7 @@ def to_gymnax(env: Environment, params: Any = None) -> GymnaxView:
         env: a neurorl environment.
         params: its params (default: the env defaults).
     """
-    import_gymnax()
+    import_gymnax("to_gymnax", type(env).__name__)
     return GymnaxView(env, params)
 
 

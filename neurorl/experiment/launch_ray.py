@@ -34,18 +34,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from neurorl.errors import ConfigError, NeurorlError
-
-INSTALL_HINT = 'Ray installed: pip install "neurorl[ray]"'
+from neurorl.errors import ConfigError, NeurorlError, import_optional
 
 
 def import_ray() -> Any:
-    """``import ray``, or a ConfigError that names the extra to install."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--launcher", "ray", INSTALL_HINT) from None
-    return ray
+    """``import ray``, or the ConfigError of :func:`neurorl.errors.import_optional` naming
+    ``--launcher ray`` and the extra to install (``pip install "neurorl[ray]"``).
+
+    Raises:
+        ConfigError: ray is not installed (or its import fails).
+    """
+    return import_optional("ray", "ray", "--launcher", "ray")
 
 
 def pack_dir(path: Path) -> bytes:
@@ -210,4 +209,4 @@ def _where(ray: Any) -> str:
         return "ray"
 
 
-__all__ = ["INSTALL_HINT", "import_ray", "pack_dir", "run_group_packed", "run_sweep_ray"]
+__all__ = ["import_ray", "pack_dir", "run_group_packed", "run_sweep_ray"]

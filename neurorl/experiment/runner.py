@@ -648,6 +648,7 @@ def run_experiment(
     force: bool = False,
     change_note: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    train: Any = None,
 ) -> dict[str, Any]:
     """Run (or resume) one experiment config into ``run_dir``; returns the summary.
 
@@ -681,6 +682,9 @@ def run_experiment(
             the run's lock and after every check passed; ``neurorl run --overwrite``. Without
             it a fresh run replaces the logs as it goes and the old checkpoint at its first
             one (the CLI refuses such a directory: :func:`existing_run_error`).
+        train: ``build(cfg, calibration=False)`` of this very config, made already (a sweep's
+            up-front checks, :func:`check_sweep_groups`), used instead of building again;
+            only for configs without ``"auto"`` engine scales (their build calibrates).
 
     Raises:
         NonFiniteError: a weight, state or return became NaN/inf; the last good checkpoint is
@@ -701,7 +705,7 @@ def run_experiment(
             cfg, run_dir, progress=progress, wandb_mode=wandb_mode,
             stop_after_chunks=stop_after_chunks, resume=resume, members=members,
             display_name=display_name, previous=previous, force=force, change_note=change_note,
-            overwrite=overwrite,
+            overwrite=overwrite, train=train,
         )
     except OSError as e:
         raise RunFileError(file_error_message(e, run_dir)) from None
@@ -991,6 +995,7 @@ def _run_experiment(
     force: bool = False,
     change_note: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    train: Any = None,
 ) -> dict[str, Any]:
     import jax
 
@@ -1016,7 +1021,8 @@ def _run_experiment(
     recorded = _recorded_calibration(run_dir) if resume else None
     # every host-side check, before anything exists on disk; a resumed run keeps the engine
     # scales its calibration chose (no second calibration run, no drift across platforms)
-    train = build(cfg, calibration=recorded if recorded else True)
+    if train is None or recorded or not _reusable_build(cfg):
+        train = build(cfg, calibration=recorded if recorded else True)
     tc = train.config
     total = cfg.training.steps
     chunk = cfg.training.chunk_steps
@@ -1685,7 +1691,7 @@ def agent_member_overrides(path: str | Path, overrides: Sequence[str]) -> list[s
         return list(overrides)
     params = dict(C.parse_override(o) for o in overrides)
     seeds = member_seeds(program, params)
-    note = seeds_note(program, path)
+    note = seeds_note(program, path, [params])
     if note:
         print(note, file=sys.stderr, flush=True)
     return [f"{k}={v}" for k, v in seeds.items()] + list(overrides)
@@ -1885,7 +1891,7 @@ def _label(overrides: Mapping[str, Any]) -> str:
 
 
 def load_sweep(
-    path: str | Path, overrides: Sequence[str] = ()
+    path: str | Path, overrides: Sequence[str] = (), *, built: dict[int, Any] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """Expand a sweep file into ``(base config dict, members, groups)``, every group validated.
 
@@ -1896,6 +1902,8 @@ def load_sweep(
         path: the sweep YAML (wandb sweep schema; ``program`` is the experiment config).
         overrides: ``--set KEY=VALUE`` items applied to every member after its sweep values
             (so they also replace a swept value, e.g. ``training.steps`` to shorten a sweep).
+        built: a dict that receives the training functions the checks built (group index ->
+            :func:`build` result; see :func:`check_sweep_groups`), for the runs to reuse.
 
     Raises:
         ConfigError: a bad sweep file; :class:`~neurorl.errors.SweepMembersError` naming every
@@ -1913,7 +1921,7 @@ def load_sweep(
     varying = _varying_keys(members)
     for g in groups:
         g["label"] = _label({k: v for k, v in g["overrides"].items() if k in varying})
-    check_sweep_groups(base, groups, Path(path).name)  # every group, before running any
+    check_sweep_groups(base, groups, Path(path).name, built=built)  # every group, before any runs
     return base, members, groups
 
 
@@ -1951,9 +1959,25 @@ def _field_to_change(cfg: C.ExperimentConfig, e: NeurorlError) -> str | None:
     return None
 
 
+#: at most this many groups' validation builds are kept for their runs (one holds its jitted
+#: functions and compiled init, ~10 MiB of host memory for the quickstart network, measured;
+#: the groups past it are built again when they run, as before)
+KEEP_BUILT = 16
+
+
+def _reusable_build(cfg: C.ExperimentConfig) -> bool:
+    """Whether the validation's build (``calibration=False``) is the run's build: not for
+    ``hardware.engine`` scales set to ``"auto"`` (the run calibrates them by a float run
+    first) nor for host-loop envs (``gymnasium:<Id>``: the build holds live gymnasium envs)."""
+    from neurorl.experiment.host_train import is_host_env
+
+    engine = cfg.hardware.engine
+    return not is_host_env(cfg.env.id) and not (engine and "auto" in dict(engine).values())
+
+
 def check_sweep_groups(
     base: Mapping[str, Any], groups: Sequence[Mapping[str, Any]], name: str = "sweep",
-    indices: Sequence[int] | None = None,
+    indices: Sequence[int] | None = None, built: dict[int, Any] | None = None,
 ) -> None:
     """Run the host-side checks of ``neurorl validate`` (config schema, env params, shifts,
     agent hyperparameters, memory, and the chip: on-chip learning and its structural limits --
@@ -1966,6 +1990,10 @@ def check_sweep_groups(
         groups: the compiled groups (:func:`sweep_groups`, with their ``label``).
         name: the sweep file's name, for the message.
         indices: the groups to check (default: all).
+        built: a dict that receives ``group index -> training function`` (the :func:`build`
+            each check made) for :func:`run_group` to reuse instead of building the group
+            again (~4-6 s each); only builds that equal the run's (:func:`_reusable_build`),
+            at most :data:`KEEP_BUILT`, and nothing when a group fails.
 
     Raises:
         SweepMembersError: one line per failing group: its directory, label, seeds, the field to
@@ -1983,10 +2011,15 @@ def check_sweep_groups(
         try:
             cfg = group_config(base, g)
             if getattr(cfg, "task", None) != "classification":  # its own checks, no chip
-                build(cfg, calibration=False)
+                train = build(cfg, calibration=False)
+                if (built is not None and not failures and len(built) < KEEP_BUILT
+                        and _reusable_build(cfg)):
+                    built[gi] = train
         except NeurorlError as e:
             field = _field_to_change(cfg, e) if cfg is not None else getattr(e, "field", None)
             failures.append((where, field, str(e)))
+            if built is not None:
+                built.clear()  # nothing will run: drop what was kept
     if failures:
         raise SweepMembersError(name, len(groups) if indices is None else len(indices), failures)
 
@@ -2014,10 +2047,12 @@ def group_config(base: Mapping[str, Any], g: Mapping[str, Any]) -> C.ExperimentC
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    base, members, groups = load_sweep(args.sweep, getattr(args, "overrides", ()))
+    # the local launcher runs the groups here: the validation's builds are kept for their runs
+    built: dict[int, Any] | None = {} if args.launcher != "ray" else None
+    base, members, groups = load_sweep(args.sweep, getattr(args, "overrides", ()), built=built)
     from neurorl.experiment.sweep import program_path, seeds_note
 
-    note = seeds_note(base, program_path(C.load_yaml(args.sweep), args.sweep))
+    note = seeds_note(base, program_path(C.load_yaml(args.sweep), args.sweep), members)
     if note:  # the same note a wandb agent's run prints
         print(note, flush=True)
     if args.launcher == "ray":
@@ -2056,7 +2091,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                    if (f := group_fault(out / f"group-{gi:03d}")) is not None}
     else:
         faulted = _run_groups(base, groups, out, sweep_name, range(len(groups)),
-                              progress=not args.no_progress, wandb_mode=args.wandb)
+                              progress=not args.no_progress, wandb_mode=args.wandb,
+                              built=built)
     report(out)
     print_report_tables(out, members=False)
     print_run_files(out)
@@ -2079,7 +2115,10 @@ def run_group(
     progress: bool = True,
     wandb_mode: str | None = None,
     resume: bool = False,
+    train: Any = None,
 ) -> dict[str, Any]:
+    """Run (or resume) sweep group ``gi`` into ``out/group-NNN``; ``train``: the group's
+    training function when :func:`check_sweep_groups` built it already (else built here)."""
     cfg = group_config(base, g)
     cfg = C.from_dict(C.to_dict(cfg), {"logging.group": sweep_name, "name": f"{sweep_name}-g{gi}"})
     label = g.get("label") or _label(g["overrides"])
@@ -2102,6 +2141,7 @@ def run_group(
         members=members,
         resume=resume,
         display_name=f"{sweep_name}: {label}",
+        train=train,
     )
 
 
@@ -2128,9 +2168,12 @@ def _fault_line(gi: int, label: str, fault: Mapping[str, Any]) -> str:
 
 
 def _run_groups(base, groups, out, name, indices, *, progress, wandb_mode=None, resume=False,
-                retry: Mapping[int, Mapping[str, Any]] | None = None) -> dict[int, str]:
+                retry: Mapping[int, Mapping[str, Any]] | None = None,
+                built: dict[int, Any] | None = None) -> dict[int, str]:
     """Run (or resume) the sweep groups ``indices`` one after another; a group a numeric fault
-    stops is named and the others go on (as the Ray launcher does). Returns group -> fault."""
+    stops is named and the others go on (as the Ray launcher does). Returns group -> fault.
+    ``built``: training functions :func:`check_sweep_groups` built, taken out (and so freed)
+    as their group runs."""
     from neurorl.errors import NumericFaultError
 
     faulted: dict[int, str] = {}
@@ -2140,7 +2183,8 @@ def _run_groups(base, groups, out, name, indices, *, progress, wandb_mode=None, 
                 _retry_group(base, groups[gi], out, gi, name, progress=progress, **retry[gi])
             else:
                 run_group(base, groups[gi], out, gi, name, progress=progress,
-                          wandb_mode=wandb_mode, resume=resume)
+                          wandb_mode=wandb_mode, resume=resume,
+                          train=built.pop(gi, None) if built else None)
         except NumericFaultError as e:
             label = groups[gi].get("label") or _label(groups[gi]["overrides"])
             faulted[gi] = str(e)
@@ -2222,8 +2266,9 @@ def _resume_sweep(out: Path, progress: bool = True, overrides: Sequence[str] = (
         todo.append(gi)
     # every group still to run passes the host-side checks (the chip's limits included) before
     # any of them goes on: a sweep whose later group cannot run stops here, not after the others
+    built: dict[int, Any] = {}
     check_sweep_groups(base, groups, Path(meta["sweep"]).name,
-                       indices=[gi for gi in todo if gi not in retry])
+                       indices=[gi for gi in todo if gi not in retry], built=built)
     for gi, fault in skipped.items():
         label = groups[gi].get("label") or _label(groups[gi]["overrides"])
         print(f"sweep: {_fault_line(gi, label, fault)}: not rerun (the same config replays "
@@ -2232,7 +2277,7 @@ def _resume_sweep(out: Path, progress: bool = True, overrides: Sequence[str] = (
         print(f"sweep: retry them with: neurorl resume {_shell_quote(out)} --retry-faulted "
               "--set agent.hyper.KEY=VALUE", flush=True)
     faulted = _run_groups(base, groups, out, name, todo, progress=progress, resume=True,
-                          retry=retry)
+                          retry=retry, built=built)
     report(out)
     print_report_tables(out, members=False)
     print_run_files(out)

@@ -509,11 +509,26 @@ def member_seeds(program: Mapping[str, Any], params: Mapping[str, Any]) -> dict[
     return {"training.seed": seed, "training.n_seeds": SEEDS_PER_MEMBER}
 
 
-def seeds_note(program: Mapping[str, Any], program_name: str | Path) -> str | None:
-    """One line when the program's ``training.n_seeds`` is replaced by :func:`member_seeds`."""
+def seeds_note(program: Mapping[str, Any], program_name: str | Path,
+               members: Sequence[Mapping[str, Any]] | None = None) -> str | None:
+    """One line when the program's ``training.n_seeds`` is replaced by :func:`member_seeds`
+    without the sweep saying which seeds to run.
+
+    Args:
+        program: the experiment config dict (the sweep's ``program``).
+        program_name: its path, for the message.
+        members: the sweep's members (dotted overrides each; a wandb agent's run: its one
+            member). No note when every member names its seeds (``training.seed``, or
+            ``training.n_seeds: 1`` written out): the sweep file already lists them.
+
+    Returns:
+        The note, or None where it does not apply.
+    """
     training = program.get("training") if isinstance(program, Mapping) else None
     n = training.get("n_seeds", 1) if isinstance(training, Mapping) else 1
     if n == SEEDS_PER_MEMBER:
+        return None
+    if members and all("training.seed" in m or "training.n_seeds" in m for m in members):
         return None
     return (f"note: {program_name} has training.n_seeds: {n}; a sweep member is one seed, so "
             f"each member runs {SEEDS_PER_MEMBER} (list the seeds under training.seed: "

@@ -33,12 +33,16 @@ class PlasticityRule(NamedTuple):
         accumulate_block: optional ``(rule_state, pre [T, n_pre], post [T, n_post],
             post_view) -> rule_state``, equal to T calls of ``accumulate`` with fixed weights
             but computed at once (a rank-T product); the staged simulator uses it.
+        bounds: optional hard bounds ``(w_min, w_max)`` (weight units): a compiled network
+            clips the connection's weights to them after every optimizer step (before Dale's
+            sign, the mask and the projection). ``stdp(hard_bounds=True)`` sets them.
     """
 
     init: Callable[[Array], Any]
     accumulate: Callable[[Any, Array, Array, Any], Any]
     update: Callable[[Any, Array, Array], tuple[Array, Any]]
     accumulate_block: Callable[[Any, Array, Array, Any], Any] | None = None
+    bounds: tuple[float, float] | None = None
 
 
 from neurorl.plasticity import bptt  # noqa: E402  (jax.grad through a CompiledNetwork)

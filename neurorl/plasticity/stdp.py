@@ -10,9 +10,18 @@ postsynaptic trace y (tau_minus) read at presynaptic spikes (Morrison et al. 200
 Simultaneous spikes (dt = 0) do not pair: traces are read before this step's spikes are added.
 
 Variants:
-    * ``"additive"``: Delta w independent of w (Song et al. 2000).
+    * ``"additive"``: Delta w independent of w (Song et al. 2000). Unbounded by default;
+      ``hard_bounds=True`` clips the weights to ``[w_min, w_max]`` after every update, as Song,
+      Miller & Abbott 2000 keep each peak conductance in ``[0, g_max]`` (their Methods).
     * ``"multiplicative"``: soft bounds, LTP ~ (w_max - w), LTD ~ (w - w_min)
-      (van Rossum, Bi & Turrigiano 2000; Gutig et al. 2003 with mu = 1).
+      (van Rossum, Bi & Turrigiano 2000; Gutig et al. 2003 with mu = 1). ``hard_bounds=True``
+      also clips (it only acts where one large step would overshoot a soft bound).
+
+Hard bounds: ``update`` returns the clipped step, ``grads = w - clip(w + m Delta w, w_min,
+w_max)``, so ``optax.sgd(1.0)`` lands on the clipped weights up to one rounding of
+``w + (c - w)``; the rule's ``bounds = (w_min, w_max)`` tells a compiled network to clip the
+weights exactly after its optimizer step (``Network.compile``'s ``apply_updates``, and the
+event-driven step), so weights never leave ``[w_min, w_max]``.
 
 The rule is optax-shaped (see :class:`neurorl.plasticity.PlasticityRule`): ``accumulate`` adds the
 pairings of one step, ``update`` returns ``grads = -modulator * Delta w`` (descent sign) and clears
@@ -70,6 +79,39 @@ def check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(field, value, f"one of {list(allowed)}", closest(str(value), allowed))
 
 
+def check_bounds(variant: str, w_min: Any, w_max: Any, hard_bounds: Any
+                 ) -> tuple[float, float] | None:
+    """Host-side check of the weight bounds of :func:`stdp` / :func:`stdp_event`.
+
+    Returns:
+        ``(w_min, w_max)`` as floats for the rule's ``bounds`` (``None``: no hard bounds).
+
+    Raises:
+        ConfigError: ``hard_bounds`` not a bool; a bound not a finite number; ``w_max <= w_min``
+            where the bounds act; ``w_min`` / ``w_max`` given to the additive variant without
+            ``hard_bounds=True`` (they would be ignored).
+    """
+    if not isinstance(hard_bounds, bool):
+        raise ConfigError("stdp.hard_bounds", hard_bounds, "True or False")
+    if variant == "additive" and not hard_bounds and (w_min is not None or w_max is not None):
+        field, value = ("stdp.w_max", w_max) if w_max is not None else ("stdp.w_min", w_min)
+        raise ConfigError(field, value, "no bound for the additive variant without "
+                          "hard_bounds=True (additive STDP ignores w_min / w_max otherwise; "
+                          "hard_bounds=True clips to [w_min, w_max], Song et al. 2000)")
+    lo = 0.0 if w_min is None else w_min
+    hi = 1.0 if w_max is None else w_max
+    for field, v in (("stdp.w_min", lo), ("stdp.w_max", hi)):
+        try:
+            ok = not isinstance(v, bool) and abs(float(v)) < float("inf")
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(field, v, "a finite number")
+    if (hard_bounds or variant == "multiplicative") and not float(hi) > float(lo):
+        raise ConfigError("stdp.w_max", hi, f"a number > w_min = {lo}")
+    return (float(lo), float(hi)) if hard_bounds else None
+
+
 def check_nonneg(field: str, value: Any) -> None:
     """Host-side check that an amplitude is a finite number >= 0."""
     try:
@@ -101,7 +143,8 @@ def stdp_pairing_step(x_pre: Array, y_post: Array, pre: Array, post: Array, deca
 
 def stdp(a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 20.0,
          tau_minus: float = 20.0, dt: float = 1.0, variant: str = "additive",
-         w_min: float = 0.0, w_max: float = 1.0, pairing: str = "all_to_all"):
+         w_min: float | None = None, w_max: float | None = None, pairing: str = "all_to_all",
+         hard_bounds: bool = False):
     """Pair-based STDP (Song, Miller & Abbott 2000) as an optax-shaped :class:`PlasticityRule`.
 
     Args:
@@ -111,12 +154,23 @@ def stdp(a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 20.0,
         tau_minus: LTD window time constant (ms).
         dt: simulation step (ms).
         variant: ``"additive"`` or ``"multiplicative"`` (soft bounds in [w_min, w_max]).
-        w_min: lower soft bound (multiplicative only).
-        w_max: upper soft bound (multiplicative only).
+        w_min: lower bound (weight units; default 0.0): the soft bound of the multiplicative
+            variant, and the hard bound with ``hard_bounds=True``. The additive variant takes
+            it only with ``hard_bounds=True``.
+        w_max: upper bound (weight units; default 1.0; ``> w_min``), as ``w_min`` (Song et
+            al. 2000's ``g_max``).
         pairing: ``"all_to_all"`` (traces add) or ``"nearest"`` (traces reset to 1 at a spike).
+        hard_bounds: clip the weights to ``[w_min, w_max]`` after every update (Song et al.
+            2000). Default False: the additive variant is unbounded, as before.
 
     Returns:
-        PlasticityRule(init, accumulate, update, accumulate_block).
+        PlasticityRule(init, accumulate, update, accumulate_block, bounds); ``bounds`` is
+        ``(w_min, w_max)`` with ``hard_bounds=True``, else ``None``.
+
+    Raises:
+        ConfigError: an unknown ``variant`` / ``pairing`` (with the closest name); a time
+            constant or ``dt`` not > 0; an amplitude < 0; ``w_max <= w_min`` where the bounds
+            act; ``w_min`` / ``w_max`` given to the additive variant without ``hard_bounds``.
     """
     from neurorl.plasticity import PlasticityRule
 
@@ -127,8 +181,9 @@ def stdp(a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 20.0,
     check_tau("stdp.dt", dt)
     check_nonneg("stdp.a_plus", a_plus)
     check_nonneg("stdp.a_minus", a_minus)
-    if variant == "multiplicative" and not float(w_max) > float(w_min):
-        raise ConfigError("stdp.w_max", w_max, f"a number > w_min = {w_min}")
+    bounds = check_bounds(variant, w_min, w_max, hard_bounds)
+    w_min = 0.0 if w_min is None else float(w_min)
+    w_max = 1.0 if w_max is None else float(w_max)
     dp, dm = decay_factor(tau_plus, dt), decay_factor(tau_minus, dt)
 
     def init(weights: Array) -> STDPState:
@@ -162,11 +217,14 @@ def stdp(a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 20.0,
         else:
             dw = state.ltp - state.ltd
         m = jnp.broadcast_to(jnp.asarray(modulator, jnp.float32), dw.shape[1:])  # () / [n_post]
-        grads = -m[None, :] * dw
+        if bounds is None:
+            grads = -m[None, :] * dw
+        else:  # the step to the clipped weights (Song et al. 2000)
+            grads = weights - jnp.clip(weights + m[None, :] * dw, w_min, w_max)
         zero = jnp.zeros_like(state.ltp)
         return grads, state.replace(ltp=zero, ltd=zero)
 
-    return PlasticityRule(init, accumulate, update, accumulate_block)
+    return PlasticityRule(init, accumulate, update, accumulate_block, bounds)
 
 
 # ------------------------------------------------------------------ event-driven formulation
@@ -209,7 +267,8 @@ def lazy_trace_step(value: Array, t_last: Array, spikes: Array, t: Array, decay:
 
 def stdp_event(a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 20.0,
                tau_minus: float = 20.0, dt: float = 1.0, variant: str = "additive",
-               w_min: float = 0.0, w_max: float = 1.0, pairing: str = "all_to_all"):
+               w_min: float | None = None, w_max: float | None = None,
+               pairing: str = "all_to_all", hard_bounds: bool = False):
     """Event-driven pair-based STDP: the rule of :func:`stdp` (same arguments, same result)
     in the formulation of Morrison, Diesmann & Gerstner 2008 (Sec. 4.1).
 
@@ -218,7 +277,8 @@ def stdp_event(a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 
     synapses of the neurons that spiked: the rows of the presynaptic spikes (depression, and
     potentiation where the target spiked too) and the columns of the postsynaptic spikes
     (potentiation), ``(k_pre n_post + n_pre k_post)`` entries instead of ``n_pre n_post``.
-    The update is ``w <- constrain(w + m Delta w) * mask`` -- the clock-driven step with the
+    The update is ``w <- constrain(w + m Delta w) * mask`` (with ``hard_bounds``: the step to
+    ``clip(w + m Delta w, w_min, w_max)``, then the exact clip) -- the clock-driven step with the
     default optimizer ``optax.sgd(1.0)`` -- so weights equal the clock-driven path to the
     rounding of the decay power (one ``pow`` instead of one multiplication per step: a few
     ulp). A step with more spikes than a list holds updates every synapse (the clock-driven
@@ -236,7 +296,10 @@ def stdp_event(a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 
     from neurorl.core.propagation import spike_list
     from neurorl.plasticity.traces import EventRule
 
-    stdp(a_plus, a_minus, tau_plus, tau_minus, dt, variant, w_min, w_max, pairing)  # validate
+    bounds = stdp(a_plus, a_minus, tau_plus, tau_minus, dt, variant, w_min, w_max, pairing,
+                  hard_bounds).bounds  # validates
+    w_min = 0.0 if w_min is None else float(w_min)
+    w_max = 1.0 if w_max is None else float(w_max)
     dp, dm = decay_factor(tau_plus, dt), decay_factor(tau_minus, dt)
     multiplicative = variant == "multiplicative"
 
@@ -265,7 +328,10 @@ def stdp_event(a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 
 
         def apply(wv: Array, dw: Array, mv: Array, mk: Array) -> Array:
             # grads = -m dw (masked); sgd(1.0): updates = -1 * grads; then Dale and the mask
-            return constrain(wv + (-1.0) * (((-mv) * dw) * mk)) * mk
+            if bounds is None:
+                return constrain(wv + (-1.0) * (((-mv) * dw) * mk)) * mk
+            g = wv - jnp.clip(wv + mv * dw, w_min, w_max)  # the clock rule's clipped step
+            return constrain(jnp.clip(wv + (-1.0) * (g * mk), w_min, w_max)) * mk
 
         P, fits_pre = spike_list(pre, cap_pre)
         Q, fits_post = spike_list(post, cap_post)

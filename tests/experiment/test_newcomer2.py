@@ -257,7 +257,8 @@ def test_local_sweep_and_wandb_agent_run_a_member_with_the_same_seeds(
     assert sorted(s for g in groups for s in g["seeds"]) == sorted(
         expected * (len(members) // len(expected)))
     note = "note:" in capsys.readouterr().err
-    assert note == (program_training["n_seeds"] != 1)  # the replaced n_seeds is said
+    # the replaced n_seeds is said, unless the sweep lists the seeds (then it says nothing new)
+    assert note == (program_training["n_seeds"] != 1 and "training.seed" not in params)
 
 
 def test_a_sweep_member_with_more_than_one_seed_is_refused_both_ways(tmp_path, monkeypatch):

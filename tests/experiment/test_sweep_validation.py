@@ -64,8 +64,10 @@ def test_every_failing_member_is_named_at_once(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_sweep(tmp_path, {"hardware.chip": {"value": "xylo"},
                                   "agent.hyper.n_rec": {"values": [8, 70, 80]}})
+    built: dict = {}
     with pytest.raises(SweepMembersError) as e:
-        runner.load_sweep(path)
+        runner.load_sweep(path, built=built)
+    assert built == {}  # nothing runs: the n_rec=8 group's build is not kept
     msg = str(e.value)
     assert "2 of 3 group(s) cannot run" in msg
     assert [f for _, f, _ in e.value.failures] == ["agent.hyper.n_rec=70", "agent.hyper.n_rec=80"]
@@ -128,3 +130,85 @@ def test_a_rule_the_chip_cannot_learn_names_off_chip_learning(tmp_path, monkeypa
         runner.load_sweep(path)
     assert [f for _, f, _ in e.value.failures] == ["hardware.off_chip_learning=false"]
     assert "group-001 (chip=xylo; seed 0)" in str(e.value)  # loihi2 learns e-prop on chip
+
+
+def _fits(tmp_path, parameters: dict, n_seeds: int = 1) -> Path:
+    """A sweep whose every group fits (n_rec 8 on the float simulator)."""
+    prog = {**PROGRAM, "agent": {**PROGRAM["agent"], "hyper": {"n_rec": 8, "n_rf": 3}},
+            "training": {**PROGRAM["training"], "n_seeds": n_seeds}}
+    (tmp_path / "prog.yaml").write_text(yaml.safe_dump(prog))
+    path = tmp_path / "ok.yaml"
+    path.write_text(yaml.safe_dump({"program": "prog.yaml", "method": "grid",
+                                    "parameters": parameters}))
+    return path
+
+
+def test_sweep_builds_each_group_once_after_checking_all(tmp_path, monkeypatch, capsys):
+    """The up-front check's build of each group is the one its run uses: two groups, two
+    builds, both before the first group runs (the check still comes first); and a program
+    with n_seeds 3 whose sweep lists its seeds gets no n_seeds note."""
+    monkeypatch.chdir(tmp_path)
+    path = _fits(tmp_path, {"agent.hyper.lr": {"values": [0.01, 0.02]},
+                            "training.seed": {"values": [0, 1]}}, n_seeds=3)
+    events: list[str] = []
+    build, run = runner.build, runner._run_experiment
+
+    def counted_build(cfg, **kw):
+        events.append(f"build lr={cfg.agent.hyper['lr']}")
+        return build(cfg, **kw)
+
+    def counted_run(cfg, run_dir, **kw):
+        events.append(f"run lr={cfg.agent.hyper['lr']} prebuilt={kw['train'] is not None}")
+        return run(cfg, run_dir, **kw)
+
+    monkeypatch.setattr(runner, "build", counted_build)
+    monkeypatch.setattr(runner, "_run_experiment", counted_run)
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--wandb", "disabled",
+                 "--no-progress"]) == 0
+    assert events == ["build lr=0.01", "build lr=0.02", "run lr=0.01 prebuilt=True",
+                      "run lr=0.02 prebuilt=True"]
+    assert len(list(out.glob("group-*/summary.json"))) == 2
+    assert "n_seeds" not in capsys.readouterr().out  # the seeds are listed: no note
+
+
+def test_kept_builds_are_capped_and_skip_auto_engine_scales(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _fits(tmp_path, {"agent.hyper.lr": {"values": [0.01, 0.02, 0.03]}})
+    monkeypatch.setattr(runner, "KEEP_BUILT", 2)
+    built: dict = {}
+    runner.load_sweep(path, built=built)
+    assert sorted(built) == [0, 1]  # the third group is built again when it runs
+    from neurorl.experiment import config as C
+
+    cfg = C.from_dict(PROGRAM)
+    assert runner._reusable_build(cfg)
+    auto = C.from_dict(PROGRAM, {"hardware.chip": "loihi2", "hardware.off_chip_learning": False,
+                                 "hardware.engine": {"trace_scale": "auto"}})
+    assert not runner._reusable_build(auto)  # its run calibrates: not the check's build
+
+
+def test_sweep_note_on_n_seeds_only_where_the_sweep_names_no_seeds(tmp_path, monkeypatch,
+                                                                     capsys):
+    from neurorl.experiment.sweep import seeds_note
+
+    prog = {"training": {"n_seeds": 3}}
+    assert "training.n_seeds: 3" in seeds_note(prog, "p.yaml", [{"agent.hyper.lr": 0.1}])
+    assert seeds_note(prog, "p.yaml", [{"training.seed": 0}, {"training.seed": 1}]) is None
+    assert seeds_note(prog, "p.yaml", [{"training.n_seeds": 1}]) is None  # written out
+    assert "n_seeds: 3" in seeds_note(prog, "p.yaml", [{"training.seed": 0}, {}])  # one lacks
+    assert seeds_note({"training": {"n_seeds": 1}}, "p.yaml", [{}]) is None
+    # the sweep command: no seeds listed -> the note, before any group runs
+    monkeypatch.chdir(tmp_path)
+    path = _fits(tmp_path, {"agent.hyper.lr": {"values": [0.01]}}, n_seeds=3)
+
+    class Stop(Exception):
+        pass
+
+    def stop(*a, **k):
+        raise Stop
+
+    monkeypatch.setattr(runner, "_run_groups", stop)
+    with pytest.raises(Stop):
+        main(["sweep", str(path), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert "prog.yaml has training.n_seeds: 3;" in capsys.readouterr().out
