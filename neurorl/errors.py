@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -25,7 +25,8 @@ class ConfigError(NeurorlError, ValueError):
         field: dotted path of the offending field (e.g. ``"agent.rule.lr"``).
         value: the value that was given.
         allowed: a human description of what is allowed (e.g. ``"a float > 0"``).
-        suggestion: optional closest valid name, or several close ones best first (as
+        suggestion: optional closest valid name (or a valid value to use instead), or a list or
+            tuple of several close names best first (as
             :func:`closest_names` gives them), shown as "Did you mean 'a'?" / "Did you mean
             'a' or 'b'?".
 
@@ -36,16 +37,16 @@ class ConfigError(NeurorlError, ValueError):
     """
 
     def __init__(self, field: str, value: Any, allowed: str,
-                 suggestion: str | Sequence[str] | None = None) -> None:
+                 suggestion: Any = None) -> None:
         self.field = field
         self.value = value
         self.allowed = allowed
         if suggestion is None:
             names: tuple[str, ...] = ()
-        elif isinstance(suggestion, str):
-            names = (suggestion,)
-        else:
+        elif isinstance(suggestion, (list, tuple)):  # several close names, best first
             names = tuple(dict.fromkeys(suggestion))
+        else:  # one name, or a valid value to use instead (False, a number)
+            names = (suggestion,)
         self.suggestions = names
         self.suggestion = names[0] if names else None
         msg = f"{field}: got {value!r}; allowed: {allowed}"
