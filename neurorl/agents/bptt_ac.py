@@ -15,7 +15,9 @@ paths stopped; ``tests/plasticity/test_eprop.py`` checks it against the library'
 Opt-in (off by default): ``meta_lr_max > 1`` multiplies every update's Adam step by the e-prop
 agent's neuromodulated gain (Schweighofer & Doya 2003;
 :func:`neurorl.plasticity.neuromodulation.meta_lr`), its averages advanced by the rollout's
-values once per env step.
+values once per env step; with ``meta_target="entropy"`` the gain multiplies the entropy bonus
+``c_ent`` instead (exploration raised while the value is below its long-run level: Yu & Dayan
+2005's unexpected uncertainty), the Adam step left alone.
 
 The PPO update is ``agent.update(state, obs, key)``, called by the training loop after every
 ``rollout`` act/learn steps with the next observation (the bootstrap ``V(s_T)``); ``act`` stores
@@ -31,6 +33,9 @@ References:
     Lu et al. (2022) / PureJaxRL ``ppo_rnn.py`` (recurrent carry reset with ``jnp.where``).
     Schweighofer & Doya (2003). Meta-learning in reinforcement learning. Neural Networks 16:5-9
     (the opt-in ``meta_lr_*`` gain).
+    Yu & Dayan (2005). Uncertainty, neuromodulation, and attention. Neuron 46:681-692; Aston-Jones
+    & Cohen (2005). An integrative theory of locus coeruleus-norepinephrine function. Annu. Rev.
+    Neurosci. 28:403-450 (the gain on exploration, ``meta_target="entropy"``).
 """
 
 from __future__ import annotations
@@ -100,6 +105,11 @@ DEFAULTS: dict[str, Any] = {
     "meta_lr_k": 1.0,
     "meta_lr_tau_mid": 50.0,
     "meta_lr_tau_long": 2500.0,
+    # what the gain multiplies: "lr" (the Adam step, Schweighofer & Doya 2003) or "entropy" (the
+    # entropy bonus c_ent: exploration that rises while the value is below its long-run level,
+    # the "unexpected uncertainty" of Yu & Dayan 2005 / the tonic noradrenergic mode of
+    # Aston-Jones & Cohen 2005; c_ent 0 makes it a no-op)
+    "meta_target": "lr",
 }
 
 
@@ -174,6 +184,11 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
     meta = meta_lr(h["meta_lr_max"], h["meta_lr_k"], h["meta_lr_tau_mid"],
                    h["meta_lr_tau_long"], field="agent.bptt_ac.meta_lr")  # validates always
     meta = meta if h["meta_lr_max"] != 1.0 else None
+    if h["meta_target"] not in ("lr", "entropy"):
+        raise ConfigError("agent.bptt_ac.meta_target", h["meta_target"], "'lr' or 'entropy'",
+                          closest(str(h["meta_target"]), ("lr", "entropy")))
+    gain_lr = meta is not None and h["meta_target"] == "lr"
+    gain_ent = meta is not None and h["meta_target"] == "entropy"
     ck = dict(compile_kwargs or {})
     if h["gradient"] == "eprop":
         ck["stop_z_gradients"] = True
@@ -230,11 +245,11 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
         _, (lp, ent, v) = jax.lax.scan(body, dyn0, (obs, raw, reset))
         return lp, ent, v
 
-    def loss_fn(p, dyn0, buf: Rollout, adv, ret):
+    def loss_fn(p, dyn0, buf: Rollout, adv, ret, c_ent):
         lp, ent, v = jax.vmap(replay, in_axes=(None, 0, 1, 1, 1), out_axes=1)(
             p, dyn0, buf.obs, buf.raw, buf.reset)
         return ppo.clipped_loss(lp, ent, v, buf.logp, buf.value, adv, ret, clip=h["clip_eps"],
-                                c_v=h["c_v"], c_ent=h["c_ent"])
+                                c_v=h["c_v"], c_ent=c_ent)
 
     def update(state: BpttState, obs: Array, key: Array) -> BpttState:
         _, out, _ = jax.vmap(step_net, in_axes=(None, 0, 0, 0))(
@@ -258,11 +273,12 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
                 sel = lambda x: jnp.take(x, idx, axis=1)
                 sub = jax.tree.map(sel, state.buf)
                 d0 = jax.tree.map(lambda x: x[idx], state.dyn0)
-                g = jax.grad(loss_fn)(p, d0, sub, sel(adv), sel(ret))
+                c_ent = h["c_ent"] * gain if gain_ent else h["c_ent"]
+                g = jax.grad(loss_fn)(p, d0, sub, sel(adv), sel(ret), c_ent)
                 g = {**g, "w": {n: g["w"][n] * masks[n] if n in masks else g["w"][n]
                                 for n in g["w"]}}  # no synapse, no gradient
                 upd, opt = tx.update(g, opt, p)
-                if meta is not None:
+                if gain_lr:
                     upd = jax.tree.map(lambda u: gain * u, upd)
                 p = optax.apply_updates(p, upd)
                 return (dict(p, w=net.constrain(p["w"], project=rt.project_updates)), opt), None

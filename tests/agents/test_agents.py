@@ -245,19 +245,17 @@ def test_learn_starts_from_the_weights_in_the_state(name):
             np.max(np.abs(np.asarray(b))))))
 
 
-def test_bptt_ac_neuromodulated_gain_scales_the_update():
-    """``meta_lr_max > 1``: the rollout's values advance the mid- and long-term averages once
-    per env step (Schweighofer & Doya 2003, the equations of
-    ``neurorl.plasticity.neuromodulation`` written out in numpy here) and the update's step is
-    the gain times the step without it (Adam's step is linear in the learning rate); off (the
-    default) carries no state."""
+def _bptt_rollout_after_a_shift(c_ent: float = 0.0, **extra):
+    """bptt_ac with the gain on (``extra`` added) and off, one rollout collected without its
+    update, the gain's averages set as after a shift that broke the policy (long-run value above
+    the rollout's), and the gain the update will use from a numpy loop of Schweighofer & Doya's
+    averages (the equations of ``neurorl.plasticity.neuromodulation`` written out)."""
     env, params = make("CartPole-v1")
     spec = spec_from_env(env, params, n_envs=2, substeps=3)
-    small = {**SMALL["bptt_ac"], "rollout": 4}
+    small = {**SMALL["bptt_ac"], "rollout": 4, "c_ent": c_ent}
     meta_h = dict(meta_lr_max=4.0, meta_lr_k=0.5, meta_lr_tau_mid=2.0, meta_lr_tau_long=6.0)
-    on = make_agent("bptt_ac", spec, **small, **meta_h)
+    on = make_agent("bptt_ac", spec, **small, **meta_h, **extra)
     off = make_agent("bptt_ac", spec, **small)
-    assert off.init(jax.random.key(0)).meta is None
     # act/learn through one rollout without the update
     k0 = jax.random.key(3)
     obs, es = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k0, 2), params)
@@ -267,7 +265,6 @@ def test_bptt_ac_neuromodulated_gain_scales_the_update():
         obs, es, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(jax.random.fold_in(k0, 100 + t), 2), es, a, params)
         state = on.learn(state, r.astype(jnp.float32), term, trunc)
-    # a long-run value well above the rollout's, as after a shift that broke the policy
     from neurorl.plasticity.neuromodulation import MetaLRState
 
     m0 = MetaLRState(jnp.float32(0.9), jnp.float32(0.95), jnp.float32(20.0))
@@ -281,6 +278,17 @@ def test_bptt_ac_neuromodulated_gain_scales_the_update():
     m_hat, l_hat = m / (1 - (1 - a_m) ** n), lg / (1 - (1 - a_l) ** n)
     gain = float(np.clip(1 + 0.5 * (l_hat - m_hat) / max(abs(l_hat), 1e-3), 1.0, 4.0))
     assert 1.2 < gain < 4.0  # a gain between the bounds, so the test sees the formula
+    return on, off, state, obs, gain, m
+
+
+def test_bptt_ac_neuromodulated_gain_scales_the_update():
+    """``meta_lr_max > 1``: the rollout's values advance the mid- and long-term averages once
+    per env step (Schweighofer & Doya 2003, the equations of
+    ``neurorl.plasticity.neuromodulation`` written out in numpy here) and the update's step is
+    the gain times the step without it (Adam's step is linear in the learning rate); off (the
+    default) carries no state."""
+    on, off, state, obs, gain, m = _bptt_rollout_after_a_shift()
+    assert off.init(jax.random.key(0)).meta is None
     s_on = on.update(state, obs, jax.random.key(7))
     s_off = off.update(state.replace(meta=None), obs, jax.random.key(7))
     np.testing.assert_allclose(float(s_on.meta.count), 24.0)
@@ -290,5 +298,33 @@ def test_bptt_ac_neuromodulated_gain_scales_the_update():
         d_off = np.asarray(s_off.params["w"][name]) - np.asarray(state.params["w"][name])
         assert np.abs(d_off).max() > 0
         np.testing.assert_allclose(d_on, gain * d_off, rtol=1e-3, atol=1e-7)
+    env, params = make("CartPole-v1")
+    spec = spec_from_env(env, params, n_envs=2, substeps=3)
     with pytest.raises(ConfigError, match="meta_lr_tau_long"):
-        make_agent("bptt_ac", spec, **small, meta_lr_max=2.0, meta_lr_tau_long=1.0)
+        make_agent("bptt_ac", spec, **SMALL["bptt_ac"], meta_lr_max=2.0, meta_lr_tau_long=1.0)
+
+
+def test_bptt_ac_gain_on_the_entropy_bonus_is_a_larger_c_ent():
+    """``meta_target="entropy"``: the update equals the ungained agent's with ``c_ent`` x the
+    gain (the numpy loop's) and the Adam step unscaled; an unknown target names the choices."""
+    c_ent = 0.05
+    on, _, state, obs, gain, _ = _bptt_rollout_after_a_shift(c_ent, meta_target="entropy")
+    s_on = on.update(state, obs, jax.random.key(7))
+    env, params = make("CartPole-v1")
+    spec = spec_from_env(env, params, n_envs=2, substeps=3)
+    small = {**SMALL["bptt_ac"], "rollout": 4}
+    ref = make_agent("bptt_ac", spec, **small, c_ent=c_ent * gain)
+    same = make_agent("bptt_ac", spec, **small, c_ent=c_ent)
+    s_ref = ref.update(state.replace(meta=None), obs, jax.random.key(7))
+    s_same = same.update(state.replace(meta=None), obs, jax.random.key(7))
+    moved = False
+    for name in s_on.params["w"]:
+        w0 = np.asarray(state.params["w"][name])
+        d_on = np.asarray(s_on.params["w"][name]) - w0
+        np.testing.assert_allclose(d_on, np.asarray(s_ref.params["w"][name]) - w0,
+                                   rtol=1e-4, atol=1e-7)
+        moved |= not np.allclose(d_on, np.asarray(s_same.params["w"][name]) - w0,
+                                 rtol=1e-3, atol=1e-7)
+    assert moved  # the gained bonus changed the update (the test can tell the two apart)
+    with pytest.raises(ConfigError, match="meta_target.*'entropy'"):
+        make_agent("bptt_ac", spec, **small, meta_lr_max=2.0, meta_target="entropie")
