@@ -26,7 +26,18 @@ strict JSON, checkpoints, resume, wandb and summary. Differences, by necessity:
   values read from the env; attributes the env derived from them at construction are not
   recomputed (the stale-derived-parameter trap of gymnasium's CartPole: shift the neurorl JAX
   env for consistent physics);
-* ``hardware.chip`` must be ``float`` (chip constraints run in the jitted trainer).
+* ``hardware.engine`` scales ``"auto"`` are refused: their calibration is a float run of the
+  jitted trainer, which cannot step a Gymnasium env (give the scales, e.g. those a calibration
+  on the env's neurorl JAX twin chose).
+
+A chip (``hardware.chip``) holds the agent exactly as in the jitted trainer, by the trainer's own
+functions (:func:`~neurorl.experiment.train.make_chip_agent`,
+:class:`~neurorl.experiment.train.ChipConstraints`): the network is compiled for the chip (fan-in,
+capacity and on-chip learning checked at build, membrane precision, device noise), its weights go
+onto the chip's grid after every ``learn`` and ``update`` (stochastic rounding, or the chip's
+learning engine, whose state travels in :class:`HostState` and the checkpoint), or with
+``off_chip_learning`` stay float shadow weights that act through their projection; per-step
+``learning_ops`` and the runner's energy per env step are the jitted run's.
 """
 
 from __future__ import annotations
