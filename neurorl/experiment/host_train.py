@@ -26,7 +26,18 @@ strict JSON, checkpoints, resume, wandb and summary. Differences, by necessity:
   values read from the env; attributes the env derived from them at construction are not
   recomputed (the stale-derived-parameter trap of gymnasium's CartPole: shift the neurorl JAX
   env for consistent physics);
-* ``hardware.chip`` must be ``float`` (chip constraints run in the jitted trainer).
+* ``hardware.engine`` scales ``"auto"`` are refused: their calibration is a float run of the
+  jitted trainer, which cannot step a Gymnasium env (give the scales, e.g. those a calibration
+  on the env's neurorl JAX twin chose).
+
+A chip (``hardware.chip``) holds the agent exactly as in the jitted trainer, by the trainer's own
+functions (:func:`~neurorl.experiment.train.make_chip_agent`,
+:class:`~neurorl.experiment.train.ChipConstraints`): the network is compiled for the chip (fan-in,
+capacity and on-chip learning checked at build, membrane precision, device noise), its weights go
+onto the chip's grid after every ``learn`` and ``update`` (stochastic rounding, or the chip's
+learning engine, whose state travels in :class:`HostState` and the checkpoint), or with
+``off_chip_learning`` stay float shadow weights that act through their projection; per-step
+``learning_ops`` and the runner's energy per env step are the jitted run's.
 """
 
 from __future__ import annotations
@@ -421,6 +432,9 @@ class HostState(NamedTuple):
         action: the action each sub-env takes next ``[S, B, ...]`` (computed from the last
             observation, so a chunk boundary falls between ``act`` and ``env.step``).
         spikes, synops: the activity of that ``act`` ``[S]``.
+        engine: on-chip learning through the chip's learning engine: its state per connection
+            (:class:`~neurorl.experiment.train.ChipLearning`, the jitted trainer's
+            ``RunnerState.engine``); None otherwise.
     """
 
     agent_state: Any
@@ -429,6 +443,7 @@ class HostState(NamedTuple):
     action: jax.Array
     spikes: jax.Array
     synops: jax.Array
+    engine: Any = None
 
 
 @dataclasses.dataclass
@@ -523,14 +538,16 @@ class HostTrainer:
             r = np.asarray(r, np.float32).reshape(S, B)
             do_update = (c.t % U) == 0 and self.agent.update is not None
             spikes, synops = rs.spikes, rs.synops  # the activity of the action just taken
-            r_shifted, rs, wn = self.step_fn(rs, r, te, trunc, obs, c.t, do_update)
+            r_shifted, rs, wn, chip_m = self.step_fn(rs, r, te, trunc, obs, c.t, do_update)
             # stays on the device until the chunk ends (one transfer per chunk, not per step)
-            dev.append((r_shifted, spikes, synops, wn))  # wn: after this step's learn
+            dev.append((r_shifted, spikes, synops, wn, chip_m))  # wn: after this step's learn
             dones.append(te | trunc)
         dev = jax.device_get(dev)
         buf: dict[str, list] = {k: [] for k in ("done", "episode_return", "episode_length",
                                                 "spikes", "synops", "weight_norm")}
-        for done, (r_shifted, sp_i, sy_i, wn_i) in zip(dones, dev, strict=True):
+        for k in dev[0][4] if dev else ():  # the chip's per-step metrics (learning_ops)
+            buf[k] = [d[4][k] for d in dev]
+        for done, (r_shifted, sp_i, sy_i, wn_i, _) in zip(dones, dev, strict=True):
             c.ep_ret += r_shifted
             c.ep_len += 1
             buf["done"].append(done)
@@ -609,26 +626,50 @@ def _shifts_empty(cfg: C.ExperimentConfig) -> bool:
 def build_host(cfg: C.ExperimentConfig, n_seeds: int | None = None) -> HostTrainer:
     """Validate a ``gymnasium:<Id>`` experiment on the host and build its trainer.
 
+    The agent and its chip are the jitted trainer's own (:func:`~neurorl.experiment.train.
+    make_chip_agent`, :class:`~neurorl.experiment.train.ChipConstraints`): the network compiled
+    for ``hardware.chip`` (fan-in, capacity, membrane precision, device noise), its weights
+    projected onto the chip's grid after every ``learn`` / ``update`` (on-chip learning,
+    stochastic rounding, or the chip's learning engine) or float shadow weights acting through
+    their projection (``off_chip_learning``).
+
     Raises:
         ConfigError: unknown id (closest registered id), bad ``env.params`` (make kwargs),
-            unbounded observations without ``agent.obs_range``, unknown shift attributes, or a
-            chip other than ``float``.
+            unbounded observations without ``agent.obs_range``, unknown shift attributes, or
+            ``hardware.engine`` scales ``"auto"`` (calibrated by a float run of the jitted
+            trainer, which a Gymnasium env cannot run: give the scales).
+        ChipCapacityError, UnsupportedOnChipError: the agent does not fit the chip, or its rule
+            cannot learn on it (as in the jitted trainer).
     """
-    from neurorl.agents import make_agent
     from neurorl.envs.bridge import GymBridge
+    from neurorl.experiment.runner import train_config, yaml_field
+    from neurorl.experiment.train import ChipConstraints, make_chip_agent, validate_chip
 
-    if cfg.hardware.chip != "float":
+    engine = cfg.hardware.engine
+    if engine and "auto" in dict(engine).values():
         raise ConfigError(
-            "hardware.chip",
-            cfg.hardware.chip,
-            "'float' for gymnasium: envs (chip constraints run in the jitted trainer)",
+            "hardware.engine",
+            dict(engine),
+            "explicit trace_scale / tag_scale for gymnasium: envs (\"auto\" is calibrated by a "
+            "float run of the jitted trainer, which cannot step a Gymnasium env; calibrate on "
+            "the neurorl JAX twin of the env, or give the scales)",
         )
     S = cfg.training.n_seeds if n_seeds is None else n_seeds
     B = cfg.training.n_envs
+    tc = train_config(cfg, S)
     vec = make_vector_env(cfg, S * B)
     bridge = GymBridge(vec)
     spec = agent_spec(cfg, bridge, B)
-    agent = make_agent(cfg.agent.name, spec, **dict(cfg.agent.hyper))
+    try:  # the chip's fields and the agent for it, as make_train builds them
+        validate_chip(tc)
+        agent = make_chip_agent(tc, spec)
+        chip = ChipConstraints(tc, agent)
+    except ConfigError as e:
+        vec.close()
+        raise ConfigError(yaml_field(cfg, e.field), e.value, e.allowed, e.suggestions) from None
+    except Exception:
+        vec.close()
+        raise
     shifts = HostShifts(cfg, vec, bridge, B)
     sj = shifts.jax
     U = agent.update_every if agent.update is not None else 1
@@ -653,18 +694,20 @@ def build_host(cfg: C.ExperimentConfig, n_seeds: int | None = None) -> HostTrain
     def act(ast, obs_states, obs, t, key):
         k_obs, k_act, k_ash = jax.random.split(key, 3)
         obs, obs_states = obs_shift(t, k_obs, obs_states, obs)
-        action, ast = agent.act(ast, obs, k_act)
+        w = jax.tree.leaves(agent.weights(ast))  # as the jitted loop: the weights that learn
+        wn = jnp.sqrt(sum(jnp.sum(x * x) for x in w))
+        view, carry = chip.before_act(ast)  # off chip: act with the projected shadow weights
+        action, view = agent.act(view, obs, k_act)
+        ast = chip.after_act(view, carry)
         for i, a in enumerate(sj.action):
             action = per_env(
                 lambda k, x, a=a: a.apply(t, k, x), jax.random.fold_in(k_ash, i), action
             )
-        w = jax.tree.leaves(agent.weights(ast))
-        wn = jnp.sqrt(sum(jnp.sum(x * x) for x in w))
         return action, ast, obs_states, ast.stats.spikes, ast.stats.synops, wn
 
     def init1(key):
         k_agent, k_obs, k_loop = jax.random.split(key, 3)
-        ast = agent.init(k_agent)
+        ast, est = chip.init(agent.init(k_agent), k_agent)
         obs_states = tuple(
             jax.vmap(lambda k, o=o: o.init(k, D))(
                 jax.random.split(jax.random.fold_in(k_obs, i), B)
@@ -675,13 +718,13 @@ def build_host(cfg: C.ExperimentConfig, n_seeds: int | None = None) -> HostTrain
             act, ast, obs_states, jnp.zeros((B, D), jnp.float32), 0, k_loop
         )
         z = lambda s: jnp.zeros(s.shape, s.dtype)  # noqa: E731 - the action before the first
-        return HostState(ast, obs_states, k_loop, z(a), z(sp), z(sy))
+        return HostState(ast, obs_states, k_loop, z(a), z(sp), z(sy), est)
 
     def act0(rs, obs, t):
         def one(rs1, obs1):
             key, k = jax.random.split(rs1.key)
             a, ast, ost, sp, sy, _ = act(rs1.agent_state, rs1.obs_states, obs1, t, k)
-            return HostState(ast, ost, key, a, sp, sy)
+            return HostState(ast, ost, key, a, sp, sy, rs1.engine)
 
         return jax.vmap(one)(rs, obs)
 
@@ -694,13 +737,19 @@ def build_host(cfg: C.ExperimentConfig, n_seeds: int | None = None) -> HostTrain
                 reward = per_env(
                     lambda k, x, r=r: r.apply(t - 1, k, x), jax.random.fold_in(k_rew, i), reward
                 )
-            ast = agent.learn(rs1.agent_state, reward, term, trunc)
+            # the chip, as in the jitted loop: learn with the state that acted (off chip: the
+            # projected shadow weights), then the change onto the shadow / the grid / the engine
+            view, carry = chip.before_act(rs1.agent_state)
+            ast = agent.learn(view, reward, term, trunc)
+            ast, est = chip.after_learn(ast, carry, rs1.engine, jax.random.fold_in(k_upd, 1))
             if do_update:
                 # the jitted loop updates with the observation the agent sees (shifts applied)
                 sobs, _ = obs_shift(t, jax.random.split(k_act, 3)[0], rs1.obs_states, obs)
-                ast = agent.update(ast, sobs, k_upd)
+                before = agent.weights(ast)
+                ast, est = chip.after_update(agent.update(ast, sobs, k_upd), before, est,
+                                             jax.random.fold_in(k_upd, 2))
             a, ast, ost, sp, sy, wn = act(ast, rs1.obs_states, obs, t, k_act)
-            return reward, HostState(ast, ost, key, a, sp, sy), wn
+            return reward, HostState(ast, ost, key, a, sp, sy, est), wn, chip.metrics(est)
 
         return jax.vmap(one)(rs, reward, term, trunc, obs)
 

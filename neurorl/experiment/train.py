@@ -137,16 +137,7 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.n_steps % cfg.n_envs:
         raise ConfigError("n_steps", cfg.n_steps, f"a multiple of n_envs={cfg.n_envs}")
     lookup(AGENTS, cfg.agent, "agent", field="agent")
-    if cfg.chip is not None:
-        from neurorl.hardware.chips import CHIPS
-
-        lookup(CHIPS, cfg.chip, "chip", field="chip")
-        if not cfg.chip_w_scale > 0:
-            raise ConfigError("chip_w_scale", cfg.chip_w_scale, "a float > 0")
-    if cfg.chip_device is not None:
-        _chip_device(cfg)
-    if cfg.chip_engine is not None:
-        _chip_engine(cfg)
+    validate_chip(cfg)
     from neurorl.experiment import config as C
     from neurorl.experiment.shiftspec import check_shifts
 
@@ -176,6 +167,26 @@ def validate(cfg: TrainConfig) -> None:
             steps_name="n_steps",
             envs_name="n_envs",
         )
+
+
+def validate_chip(cfg: TrainConfig) -> None:
+    """The chip fields of ``cfg`` (``chip``, ``chip_w_scale``, ``chip_device``,
+    ``chip_engine``): the part of :func:`validate` that does not depend on the env, which the
+    host loop (:mod:`neurorl.experiment.host_train`) runs too.
+
+    Raises:
+        ConfigError: named by its TrainConfig field.
+    """
+    if cfg.chip is not None:
+        from neurorl.hardware.chips import CHIPS
+
+        lookup(CHIPS, cfg.chip, "chip", field="chip")
+        if not cfg.chip_w_scale > 0:
+            raise ConfigError("chip_w_scale", cfg.chip_w_scale, "a float > 0")
+    if cfg.chip_device is not None:
+        _chip_device(cfg)
+    if cfg.chip_engine is not None:
+        _chip_engine(cfg)
 
 
 # learning rule each agent runs, for the chip's on-chip learning check
@@ -348,6 +359,122 @@ def make_chip_learning(cfg: TrainConfig, agent: Any) -> ChipLearning | None:
     return ChipLearning(hw, list(w0), cfg.substeps)
 
 
+def make_chip_agent(cfg: TrainConfig, spec: Any) -> Any:
+    """The agent of ``cfg`` for ``spec``, its network compiled for ``cfg.chip`` (float: as is).
+
+    The agent's network is compiled for the chip: fan-in, cores, capacity and on-chip learning
+    are checked there (ChipCapacityError / UnsupportedOnChipError), its neurons run at the
+    chip's membrane precision and its counts give the energy; the weight grid covers
+    ``chip_w_scale x max|w_init|`` per connection. The learning-time rounding is
+    :class:`ChipConstraints`' (stochastic on chip, float shadow weights off chip), so the
+    recipes' own projection is turned off (their constrain keeps Dale's sign and the mask).
+    Shared by :func:`make_train` and the host loop (:func:`~neurorl.experiment.host_train.
+    build_host`).
+    """
+    chip = None if cfg.chip in (None, "float") else cfg.chip
+    hyper = dict(cfg.agent_kwargs)
+    if chip is not None:
+        w_max = "auto" if cfg.chip_w_scale == 2.0 else None
+        hyper.update(backend=chip, compile_kwargs={
+            "off_chip_learning": cfg.off_chip_learning,
+            **({"w_max": w_max} if w_max else {}),
+            **({"engine": dict(cfg.chip_engine)} if cfg.chip_engine else {})})
+    agent = make_agent(cfg.agent, spec, network=cfg.network, **hyper)
+    if chip is not None and agent.runtime is not None:
+        agent.runtime.project_updates = False
+    return agent
+
+
+class ChipConstraints:
+    """What a chip does to an agent's weights during training, per env step and per update.
+
+    One object for both trainers (:func:`make_train`'s scan and the host loop of
+    :mod:`neurorl.experiment.host_train`), so the two apply the same constraints in the same
+    order. Per env step: :meth:`before_act` (off-chip learning: act with the projection of the
+    float shadow weights), the agent acts and learns, :meth:`after_learn` (off-chip: the
+    learned change back onto the shadow; on-chip: stochastic rounding onto the grid, or the
+    backend's learning engine for a rule without batch update); per batch update
+    :meth:`after_update`; at init :meth:`init`. Everything is a no-op for ``float``.
+
+    Attributes:
+        learning: the backend's on-chip learning (:class:`ChipLearning`), or None.
+        project: the chip's weight projection (:func:`make_projection`), or None.
+        shadow: off-chip learning with float shadow weights.
+    """
+
+    def __init__(self, cfg: TrainConfig, agent: Any) -> None:
+        self.agent = agent
+        self.learning = make_chip_learning(cfg, agent)
+        self.project = None if self.learning is not None else make_projection(cfg, agent)
+        self.shadow = self.project is not None and cfg.off_chip_learning
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is constrained (not ``float``)."""
+        return self.learning is not None or self.project is not None
+
+    def _replace(self, ast: Any, w: Any) -> Any:
+        return replace_weights(self.agent, ast, w)
+
+    def constrain(self, ast: Any, key: Array) -> Any:
+        """On-chip learning: the weights themselves live on the grid (stochastic rounding)."""
+        if self.project is None or self.shadow:
+            return ast
+        return self._replace(ast, self.project(self.agent.weights(ast), key))
+
+    def init(self, ast0: Any, k_agent: Array) -> tuple[Any, Any]:
+        """The initial agent state on the chip and the engine state (None without one)."""
+        est = None
+        if self.learning is not None:
+            w, est = self.learning.init(self.agent.weights(ast0), jax.random.fold_in(k_agent, 7))
+            ast0 = self._replace(ast0, w)
+        return self.constrain(ast0, k_agent), est
+
+    def before_act(self, ast: Any) -> tuple[Any, Any]:
+        """The state to act (and then learn) with, and what :meth:`after_learn` needs of the
+        state before: ``(shadow weights, their projection, weights before)`` (Nones where
+        unused)."""
+        w = self.agent.weights(ast) if (self.shadow or self.learning is not None) else None
+        if not self.shadow:
+            return ast, (None, None, w)
+        q = self.project(w)
+        return self._replace(ast, q), (w, q, None)
+
+    def after_act(self, ast: Any, carry: Any) -> Any:
+        """The state to keep between env steps: off chip, the shadow weights back in place of
+        their projection (the host loop acts and learns in separate calls; it views the state
+        again with :meth:`before_act` before ``learn``: the projection is deterministic)."""
+        return self._replace(ast, carry[0]) if self.shadow else ast
+
+    def after_learn(self, ast: Any, carry: Any, est: Any, key: Array) -> tuple[Any, Any]:
+        """After ``agent.learn``: the learned change onto the float shadow weights (off chip),
+        or the weights onto the grid / through the chip's learning engine (on chip)."""
+        shadow_w, q, before = carry
+        if self.shadow:
+            new = jax.tree.map(lambda s, w, qq: s + (w - qq), shadow_w, self.agent.weights(ast), q)
+            ast = self._replace(ast, new)
+        else:
+            ast = self.constrain(ast, key)
+        if self.learning is not None and self.agent.update is None:
+            ast, est = self.learn_on_chip(ast, before, est)
+        return ast, est
+
+    def after_update(self, ast: Any, before: Any, est: Any, key: Array) -> tuple[Any, Any]:
+        """After a batch ``agent.update`` (``before``: the weights it started from)."""
+        return self.learn_on_chip(self.constrain(ast, key), before, est)
+
+    def learn_on_chip(self, ast: Any, before: Any, est: Any) -> tuple[Any, Any]:
+        """The recipe's update (``before -> agent.weights(ast)``) through the chip's engine."""
+        if self.learning is None:
+            return ast, est
+        w, est = self.learning.commit(before, self.agent.weights(ast), est)
+        return self._replace(ast, w), est
+
+    def metrics(self, est: Any) -> dict[str, Array]:
+        """Per-step metrics of the chip: cumulative ``learning_ops`` when it learns on chip."""
+        return {} if self.learning is None else {"learning_ops": ChipLearning.ops(est)}
+
+
 @struct.dataclass
 class RunnerState:
     """Scan carry for ONE seed (train vmaps it to a leading seed axis)."""
@@ -422,51 +549,13 @@ def make_train(
     layout = member_layout(cfg.n_seeds, devices)
     env, env_params = make(cfg.env_id, **dict(cfg.env_kwargs))
     spec = spec_from_env(env, env_params, cfg.n_envs, cfg.substeps, cfg.obs_range)
-    chip = None if cfg.chip in (None, "float") else cfg.chip
-    hyper = dict(cfg.agent_kwargs)
-    if chip is not None:
-        # the agent's network is compiled for the chip: fan-in, cores, capacity and on-chip
-        # learning are checked there (ChipCapacityError / UnsupportedOnChipError), its neurons
-        # run at the chip's membrane precision and its counts give the energy; the weight grid
-        # covers chip_w_scale x max|w_init| per connection
-        w_max = "auto" if cfg.chip_w_scale == 2.0 else None
-        hyper.update(backend=chip, compile_kwargs={
-            "off_chip_learning": cfg.off_chip_learning,
-            **({"w_max": w_max} if w_max else {}),
-            **({"engine": dict(cfg.chip_engine)} if cfg.chip_engine else {})})
-    agent = make_agent(cfg.agent, spec, network=cfg.network, **hyper)
-    if chip is not None and agent.runtime is not None:
-        # the learning-time rounding is make_train's (below): stochastic on chip, float
-        # shadow weights off chip; the recipes' own constrain keeps Dale's sign and the mask
-        agent.runtime.project_updates = False
+    agent = make_chip_agent(cfg, spec)
     B = cfg.n_envs
     shifted = not is_empty(cfg.shifts)
     if shifted:
         env = build_shifted_env(env, cfg.shifts, B, spec.obs_dim)
         env_params = env.default_params(env_params)
-    chip_learning = make_chip_learning(cfg, agent)
-    project = None if chip_learning is not None else make_projection(cfg, agent)
-    shadow = project is not None and cfg.off_chip_learning
-
-    def constrain(ast: Any, key: Array) -> Any:
-        """On-chip learning: the weights themselves live on the grid (stochastic rounding)."""
-        if project is None or shadow:
-            return ast
-        return replace_weights(agent, ast, project(agent.weights(ast), key))
-
-    def on_chip_view(ast: Any) -> tuple[Any, Any]:
-        """Off-chip learning: act with the chip's (projected) copy of the float shadow weights."""
-        if not shadow:
-            return ast, None
-        q = project(agent.weights(ast))
-        return replace_weights(agent, ast, q), q
-
-    def back_to_shadow(ast: Any, shadow_w: Any, q: Any) -> Any:
-        """Apply the learned change (computed on the chip's weights) to the float shadow weights."""
-        if not shadow:
-            return ast
-        new = jax.tree.map(lambda s, w, qq: s + (w - qq), shadow_w, agent.weights(ast), q)
-        return replace_weights(agent, ast, new)
+    chip = ChipConstraints(cfg, agent)
 
     def init_one(key: Array) -> RunnerState:
         k_agent, k_env, k_run = jax.random.split(key, 3)
@@ -474,12 +563,9 @@ def make_train(
             jax.random.split(k_env, B), env_params
         )
         zf = jnp.zeros((B,), jnp.float32)
-        ast0, est = agent.init(k_agent), None
-        if chip_learning is not None:
-            w, est = chip_learning.init(agent.weights(ast0), jax.random.fold_in(k_agent, 7))
-            ast0 = replace_weights(agent, ast0, w)
+        ast0, est = chip.init(agent.init(k_agent), k_agent)
         return RunnerState(
-            constrain(ast0, k_agent),
+            ast0,
             env_state,
             env_params,
             obs,
@@ -490,32 +576,16 @@ def make_train(
             est,
         )
 
-    def learn_on_chip(ast: Any, before: Any, est: Any) -> tuple[Any, Any]:
-        """The recipe's update (``before -> agent.weights(ast)``) through the chip's engine."""
-        if chip_learning is None:
-            return ast, est
-        w, est = chip_learning.commit(before, agent.weights(ast), est)
-        return replace_weights(agent, ast, w), est
-
     def step_one(rs: RunnerState, _: None) -> tuple[RunnerState, dict[str, Array]]:
         key, k_act, k_env = jax.random.split(rs.key, 3)
-        shadow_w = agent.weights(rs.agent_state) if shadow else None
-        before = agent.weights(rs.agent_state) if chip_learning is not None else None
-        ast, q = on_chip_view(rs.agent_state)
+        ast, carry = chip.before_act(rs.agent_state)
         action, ast = agent.act(ast, rs.obs, k_act)
         obs, env_state, reward, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(k_env, B), rs.env_state, action, rs.env_params
         )
         reward = reward.astype(jnp.float32)
         ast = agent.learn(ast, reward, term, trunc)
-        ast = (
-            back_to_shadow(ast, shadow_w, q)
-            if shadow
-            else constrain(ast, jax.random.fold_in(k_act, 1))
-        )
-        est = rs.engine
-        if chip_learning is not None and agent.update is None:
-            ast, est = learn_on_chip(ast, before, est)
+        ast, est = chip.after_learn(ast, carry, rs.engine, jax.random.fold_in(k_act, 1))
         done = term | trunc
         ep_return = rs.ep_return + reward
         ep_length = rs.ep_length + 1
@@ -532,8 +602,7 @@ def make_train(
         }
         if shifted:
             metrics["task_id"] = info["task_id"]
-        if chip_learning is not None:  # cumulative learning operations (energy of learning)
-            metrics["learning_ops"] = ChipLearning.ops(est)
+        metrics.update(chip.metrics(est))  # on-chip learning: cumulative learning_ops
         if probe is not None:
             metrics.update({f"engine_range/{k}": v for k, v in probe(ast).items()})
         rs = RunnerState(
@@ -559,8 +628,8 @@ def make_train(
         rs, metrics = jax.lax.scan(step_one, rs, None, length=U)
         key, k_upd = jax.random.split(rs.key)
         before = agent.weights(rs.agent_state)
-        ast = constrain(agent.update(rs.agent_state, rs.obs, k_upd), jax.random.fold_in(k_upd, 1))
-        ast, est = learn_on_chip(ast, before, rs.engine)
+        ast, est = chip.after_update(agent.update(rs.agent_state, rs.obs, k_upd), before,
+                                     rs.engine, jax.random.fold_in(k_upd, 1))
         return rs.replace(agent_state=ast, key=key, engine=est), metrics
 
     def run_one(rs: RunnerState, n_iter: int) -> tuple[RunnerState, dict[str, Array]]:
@@ -669,4 +738,13 @@ def _itemsize(dtype: Any) -> int:
         return 8
 
 
-__all__ = ["RunnerState", "TrainConfig", "make_train", "n_iterations", "validate"]
+__all__ = [
+    "ChipConstraints",
+    "RunnerState",
+    "TrainConfig",
+    "make_chip_agent",
+    "make_train",
+    "n_iterations",
+    "validate",
+    "validate_chip",
+]

@@ -201,8 +201,6 @@ def test_host_errors_are_clear():
         build_host(from_dict(HOST, {"agent.obs_range": None}))
     with pytest.raises(ConfigError, match="force_mag"):
         build_host(_cfg(**{"shifts": {"params": [{"field": "force_mgn", "schedule": 1.0}]}}))
-    with pytest.raises(ConfigError, match="hardware.chip"):
-        build_host(_cfg(**{"hardware.chip": "loihi2"}))
     with pytest.raises(ConfigError, match="env.params"):
         build_host(_cfg(**{"env.params": {"not_a_kwarg": 1.0}}))
 
@@ -222,3 +220,118 @@ def test_toy_text_env_one_hot_observations(tmp_path):
     eps = read_jsonl(tmp_path / "r" / "episodes.jsonl")
     assert eps and all(e["return"] in (0.0, 1.0) for e in eps)
     assert np.all([e["length"] >= 6 or e["return"] == 0.0 for e in eps])  # 6 steps to the goal
+
+
+# ---------------------------------------------------------------------------- chips
+CHIP = {"hardware.chip": "loihi2", "agent.hyper": {"n_rec": 8, "n_rf": 3, "lr": 1e-3}}
+
+
+def _on_grid(w, grid):
+    a = np.asarray(w) / grid.step
+    return np.allclose(a, np.round(a), atol=1e-3)
+
+
+def _both(**over):
+    """The same agent on the same chip, built for the jitted trainer (the JAX CartPole-v1) and
+    for the host loop (gymnasium's CartPole-v1), with the same member keys."""
+    import jax
+    import jax.numpy as jnp
+
+    jit = runner.build(_cfg(**{"env.id": "CartPole-v1", **CHIP, **over}))
+    host = build_host(_cfg(**{**CHIP, **over}))
+    keys = jax.vmap(jax.random.key)(jnp.arange(2))
+    return jit, host, jit.init(keys), host.init(keys)
+
+
+@pytest.mark.slow
+def test_host_chip_is_the_jitted_trainers_chip():
+    """Reference: the host loop holds the agent to the chip exactly as make_train does. The two
+    loops draw their env and action randomness differently (JAX env keys vs gymnasium's
+    np_random; one jitted call per env step), so their trajectories differ and no run of either
+    -- float or chip -- reproduces the other's returns; what is shared is checked exactly: the
+    compiled network (grids per connection), the chip-programmed initial weights from the same
+    keys (stochastic rounding / the learning engine's programming), the per-step metrics
+    (learning_ops of the engine), the energy model, and after training every weight on the grid
+    with the engine's operation count moving the same way."""
+    import jax
+
+    from neurorl.experiment.runner import network_energy_fn
+
+    jit, host, rj, rh = _both()
+    hw_j, hw_h = jit.agent.runtime.net.hardware, host.agent.runtime.net.hardware
+    one = lambda tr, rs: tr.agent.weights(jax.tree.map(lambda x: x[1], rs.agent_state))  # noqa: E731
+    w_j, w_h = one(jit, rj), one(host, rh)
+    assert set(w_j) == set(w_h)
+    for n in w_j:
+        assert hw_j.grid(n) == hw_h.grid(n), n
+        np.testing.assert_array_equal(np.asarray(w_j[n]), np.asarray(w_h[n]), err_msg=n)
+        assert _on_grid(w_h[n], hw_h.grid(n)), n
+    # the engine's state: the same structure, the same initial values
+    assert jax.tree.structure(rj.engine) == jax.tree.structure(rh.engine)
+    for a, b in zip(jax.tree.leaves(rj.engine), jax.tree.leaves(rh.engine), strict=True):
+        if not jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    ej, eh = network_energy_fn(jit, 2), network_energy_fn(host, 2)
+    assert ej(123.0).total == eh(123.0).total > 0
+    rj, mj = jit.run_chunk(rj, 64)
+    rh, mh = host.run_chunk(rh, 64)
+    assert set(mh) == set(mj) - {"reward"} and "learning_ops" in mh
+    assert np.shape(mh["learning_ops"]) == np.shape(mj["learning_ops"]) == (16, 2)
+    assert np.all(np.diff(np.asarray(mh["learning_ops"]), axis=0) >= 0)
+    assert np.asarray(mh["learning_ops"])[-1].min() > 0
+    for tr, rs, w0 in ((jit, rj, w_j), (host, rh, w_h)):
+        w1 = one(tr, rs)
+        for n in w1:
+            assert _on_grid(w1[n], hw_h.grid(n)), n
+        assert any(not np.array_equal(w0[n], w1[n]) for n in w1), "learning moved the weights"
+
+
+@pytest.mark.slow
+def test_host_weights_lie_on_the_chip_grid():
+    """After host-loop training on Loihi 2 every weight is a multiple of its connection's grid
+    step (8-bit signed); the float host run, from the same keys, leaves the grid (so this
+    fails if the chip is not applied). Off-chip learning keeps float shadow weights in the state
+    but acts with their projection."""
+    import jax
+    import jax.numpy as jnp
+
+    keys = jax.vmap(jax.random.key)(jnp.arange(2))
+    hw = None
+    for over, want in (({}, True), ({"hardware.off_chip_learning": True}, False),
+                       ({"hardware.chip": "float"}, False)):
+        tr = build_host(_cfg(**{**CHIP, **over}))
+        hw = hw or tr.agent.runtime.net.hardware  # the first: the on-chip Loihi 2 network
+        rs, _ = tr.run_chunk(tr.init(keys), 128)
+        w = tr.agent.weights(jax.tree.map(lambda x: x[0], rs.agent_state))
+        for n in w:
+            assert np.unique(np.asarray(w[n])).size <= 255 or not want
+            assert _on_grid(w[n], hw.grid(n)) == want, (over, n)
+
+
+@pytest.mark.slow
+def test_host_chip_run_logs_energy_and_resumes_exactly(tmp_path):
+    """A host run on a chip logs the energy per env step as a jitted run does, and its engine
+    state goes through the checkpoint: kill and resume equals the uninterrupted run."""
+    cfg = _cfg(**CHIP)
+    whole = runner.run_experiment(cfg, tmp_path / "whole", progress=False)
+    chunks = read_jsonl(tmp_path / "whole" / "chunks.jsonl")
+    assert chunks and all(c["energy_per_step_j"] > 0 for c in chunks)
+    assert whole["energy_model"]["chip"] == "loihi2"
+    out = tmp_path / "r"
+    runner.run_experiment(cfg, out, progress=False, stop_after_chunks=1)
+    runner.run_experiment(cfg, out, progress=False, resume=True)
+    assert _records(out) == _records(tmp_path / "whole")
+
+
+def test_host_chip_errors_are_clear():
+    from neurorl.errors import UnsupportedOnChipError
+
+    # as in the jitted trainer: e-prop cannot learn on TrueNorth
+    with pytest.raises(UnsupportedOnChipError, match="truenorth"):
+        build_host(_cfg(**{"hardware.chip": "truenorth"}))
+    # engine scales calibrated by a float run of the jitted trainer: not for a Gymnasium env
+    with pytest.raises(ConfigError, match="hardware.engine.*auto"):
+        build_host(_cfg(**{**CHIP, "hardware.engine": {"trace_scale": "auto"}}))
+    # the chip's fields are checked and named by their YAML path
+    with pytest.raises(ConfigError, match="hardware.device"):
+        build_host(_cfg(**{**CHIP, "hardware.device": {"update": "mixed_precision"}}))
