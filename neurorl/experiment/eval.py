@@ -9,7 +9,10 @@
     policy.reset()                                           # fresh membrane state per episode
     action = policy.act(obs)                                 # numpy in, numpy out
 
-The policy is the run's agent (same spec and hyperparameters) with the checkpoint's *shared*
+The policy is the run's agent (same spec, hyperparameters, ``agent.network`` and chip: built by
+the trainer's :func:`~neurorl.experiment.train.make_chip_agent`, so a chip run is evaluated on
+the chip's neurons, and off-chip learning's float shadow weights act through the chip's
+projection as in training) with the checkpoint's *shared*
 state -- weights, biases, learned noise scale -- and fresh per-env state (membranes, traces):
 ``act`` only, never ``learn`` / ``update``, so weights are frozen. ``reset()`` restores the fresh
 per-env state (the agent's own ``learn`` would do it at an episode end, but ``learn`` also
@@ -192,9 +195,10 @@ def load_policy(
     Raises:
         ConfigError: not a run directory, no checkpoint, an unknown member.
     """
-    from neurorl.agents import make_agent
     from neurorl.envs.bridge import encode_observation
     from neurorl.experiment.checkpoint import has_checkpoint, load_checkpoint
+    from neurorl.experiment.runner import train_config
+    from neurorl.experiment.train import ChipConstraints, make_chip_agent
 
     run_dir = Path(run_dir)
     cfg = _run_config(run_dir)
@@ -208,10 +212,13 @@ def load_policy(
         hyper["noise_std"] = 0.0
     if greedy and cfg.agent.name not in ("eprop_ac", "bptt_ac", "rstdp"):
         raise ConfigError("greedy", cfg.agent.name, "an agent with a known readout")
-    agent = make_agent(cfg.agent.name, spec, **hyper)
+    # the run's agent as its trainer built it: its agent.network, and on a chip the network
+    # compiled for the chip (membrane precision, device noise; no learning engine: nothing learns)
+    tc = dataclasses.replace(train_config(cfg, 1), agent_kwargs=hyper, chip_engine=None)
+    agent = make_chip_agent(tc, spec)
     k0 = jax.random.key(seed)
     fresh = agent.init(k0)
-    two = make_agent(cfg.agent.name, dataclasses.replace(spec, n_envs=2), **hyper)
+    two = make_chip_agent(tc, dataclasses.replace(spec, n_envs=2))
     shapes2 = jax.eval_shape(two.init, k0)
     shared = jax.tree.map(lambda a, b: a.shape == b.shape, fresh, shapes2)
     if jax.tree.structure(trained) != jax.tree.structure(fresh):
@@ -219,6 +226,9 @@ def load_policy(
             "checkpoint", str(run_dir), f"an {cfg.agent.name} state of this run's config"
         )
     state0 = jax.tree.map(lambda sh, tr, fr: tr if sh else fr, shared, trained, fresh)
+    # off-chip learning kept float shadow weights: the chip acts with their projection, as in
+    # training (on-chip learning's weights are on the grid already; float: unchanged)
+    state0, _ = ChipConstraints(tc, agent).before_act(state0)
     act = jax.jit(_greedy_act(agent, spec) if greedy and cfg.agent.name != "rstdp" else agent.act)
 
     gym_env = make_eval_env(cfg)

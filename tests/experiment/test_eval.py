@@ -153,3 +153,68 @@ def test_rstdp_greedy_is_deterministic(tmp_path):
         obs, _, te, tr, _ = env.step(pol.act(obs))
         n, done = n + 1, te or tr
     assert n == a["lengths"][0]
+
+
+@pytest.mark.parametrize("off_chip", [False, True])
+def test_policy_of_a_chip_run_runs_on_the_chip(tmp_path, off_chip):
+    """A run trained on Loihi 2 is evaluated on Loihi 2's network (the trainer's own
+    make_chip_agent), not the float one; with off-chip learning the checkpoint holds float
+    shadow weights and the policy acts with their deterministic projection onto the chip's
+    grid, as training did (the backend's deterministic projection); on-chip learning's weights are
+    on the grid already and are kept as they are."""
+    over = {"hardware.chip": "loihi2", "hardware.off_chip_learning": off_chip,
+            "training.n_seeds": 1, "training.steps": 200, "training.chunk_steps": 200}
+    cfg = from_dict(TINY, over)
+    out = tmp_path / "chip"
+    runner.run_experiment(cfg, out, progress=False)
+    train = runner.build(cfg)
+    template = jax.eval_shape(train.init, runner.member_keys(cfg.training.seed, 1))
+    state, _ = load_checkpoint(out, template)
+    stored = train.agent.weights(jax.tree.map(lambda x: x[0], state.agent_state))
+    pol = load_policy(out)
+    hw = pol.agent.runtime.net.hardware
+    assert hw.name == "loihi2"
+    used = pol.agent.weights(pol.state)
+    off_grid = 0
+    for n, w in stored.items():
+        step = hw.grid(n).step
+        a = np.asarray(used[n]) / step
+        assert np.allclose(a, np.round(a), atol=1e-3), n  # the policy's weights: on the grid
+        s = np.asarray(w) / step
+        want = np.asarray(hw.project_weights(w, n)) / step if off_chip else s
+        np.testing.assert_allclose(a, want, atol=1e-3)
+        off_grid += int(not np.allclose(s, np.round(s), atol=1e-3))
+    assert (off_grid > 0) == off_chip  # shadow weights are float; on-chip ones on the grid
+    env = pol.make_env()
+    obs, _ = env.reset(seed=0)
+    pol.reset()
+    for _ in range(20):
+        obs, _, te, tr, _ = env.step(pol.act(obs))
+        if te or tr:
+            obs, _ = env.reset()
+
+
+def test_policy_of_a_run_with_its_own_network_uses_that_network(tmp_path):
+    """A run of a user-written N-HAL network (experiments/custom_network.yaml: E/I groups of 48
+    and 16) is evaluated with that network and its trained weights (the policy was built from
+    the recipe's default network, whose state did not match the checkpoint)."""
+    from pathlib import Path
+
+    from neurorl.experiment.config import load_config
+
+    path = Path(__file__).resolve().parents[2] / "experiments" / "custom_network.yaml"
+    cfg = load_config(path, ["training.steps=200", "training.n_seeds=1", "training.n_envs=4",
+                             "training.chunk_steps=200", "logging.wandb=disabled"])
+    out = tmp_path / "custom"
+    runner.run_experiment(cfg, out, progress=False)
+    train = runner.build(cfg)
+    template = jax.eval_shape(train.init, runner.member_keys(cfg.training.seed, 1))
+    state, _ = load_checkpoint(out, template)
+    stored = train.agent.weights(jax.tree.map(lambda x: x[0], state.agent_state))
+    pol = load_policy(out)
+    groups = pol.agent.runtime.net.groups
+    assert groups["exc"].n == 48 and groups["inh"].n == 16
+    used = pol.agent.weights(pol.state)
+    assert set(used) == set(stored)
+    for n in stored:
+        np.testing.assert_array_equal(np.asarray(used[n]), np.asarray(stored[n]))
