@@ -121,8 +121,8 @@ def rank_test(x: Sequence[float | None], y: Sequence[float | None],
 
     Returns:
         ``{"u", "p_less", "p_greater", "n_x", "n_y", "method"}``: U of ``x`` (pairs with
-        ``x < y`` plus half the ties), the p-value that ``x`` tends to be smaller than ``y`` and that it tends to
-        be larger; both ``None`` when a group has fewer than 2 values (scipy's permutation
+        ``x < y`` plus half the ties), the p-value that ``x`` tends to be smaller than ``y``
+        and that it tends to be larger; both ``None`` when a group has fewer than 2 values (scipy's permutation
         test needs two per group; one seed against one says nothing anyway); ``method``
         ``"exact"`` or ``"monte carlo (99999 splits)"``.
 
