@@ -53,8 +53,11 @@ def seed_stats(
         seed: the bootstrap's random seed.
 
     Returns:
-        ``{"n", "median", "q25", "q75", "iqm", "iqm_ci"}``; ``iqm_ci`` is ``None`` with fewer
-        than 3 seeds (a bootstrap of 1 or 2 values says nothing).
+        ``{"u", "p_less", "p_greater", "n_x", "n_y", "method"}``: U of ``x`` (pairs with
+        ``x < y`` plus half the ties), the p-value that ``x`` tends to be smaller than ``y``
+        and that it tends to be larger; both ``None`` when a group has fewer than 2 values
+        (scipy's permutation test needs two per group; one seed against one says nothing
+        anyway); ``method``: ``"exact"`` or ``"monte carlo (99999 splits)"``.
 
     References:
         Agarwal et al., NeurIPS 2021 (IQM with stratified bootstrap intervals; with one task the
