@@ -53,11 +53,8 @@ def seed_stats(
         seed: the bootstrap's random seed.
 
     Returns:
-        ``{"u", "p_less", "p_greater", "n_x", "n_y", "method"}``: U of ``x`` (pairs with
-        ``x < y`` plus half the ties), the p-value that ``x`` tends to be smaller than ``y``
-        and that it tends to be larger; both ``None`` when a group has fewer than 2 values
-        (scipy's permutation test needs two per group; one seed against one says nothing
-        anyway); ``method``: ``"exact"`` or ``"monte carlo (99999 splits)"``.
+        ``{"n", "median", "q25", "q75", "iqm", "iqm_ci"}``; ``iqm_ci`` is ``None`` with fewer
+        than 3 seeds (a bootstrap of 1 or 2 values says nothing).
 
     References:
         Agarwal et al., NeurIPS 2021 (IQM with stratified bootstrap intervals; with one task the
@@ -125,9 +122,9 @@ def rank_test(x: Sequence[float | None], y: Sequence[float | None],
     Returns:
         ``{"u", "p_less", "p_greater", "n_x", "n_y", "method"}``: U of ``x`` (pairs with
         ``x < y`` plus half the ties), the p-value that ``x`` tends to be smaller than ``y``
-        and that it tends to be larger; both ``None`` when a group has fewer than 2 values (scipy's permutation
-        test needs two per group; one seed against one says nothing anyway); ``method``
-        ``"exact"`` or ``"monte carlo (99999 splits)"``.
+        and that it tends to be larger; both ``None`` when a group has fewer than 2 values
+        (scipy's permutation test needs two per group; one seed against one says nothing
+        anyway); ``method``: ``"exact"`` or ``"monte carlo (99999 splits)"``.
 
     References:
         Mann & Whitney (1947). Ann. Math. Statist. 18:50-60. Agarwal et al. (2021), Deep RL at
