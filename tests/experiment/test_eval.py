@@ -155,6 +155,15 @@ def test_rstdp_greedy_is_deterministic(tmp_path):
     assert n == a["lengths"][0]
 
 
+def _trained_weights(cfg, out):
+    """Run ``cfg`` (one seed) into ``out``; the checkpoint's weights of that seed."""
+    runner.run_experiment(cfg, out, progress=False)
+    train = runner.build(cfg)
+    template = jax.eval_shape(train.init, runner.member_keys(cfg.training.seed, 1))
+    state, _ = load_checkpoint(out, template)
+    return train.agent.weights(jax.tree.map(lambda x: x[0], state.agent_state))
+
+
 @pytest.mark.parametrize("off_chip", [False, True])
 def test_policy_of_a_chip_run_runs_on_the_chip(tmp_path, off_chip):
     """A run trained on Loihi 2 is evaluated on Loihi 2's network (the trainer's own
@@ -166,11 +175,7 @@ def test_policy_of_a_chip_run_runs_on_the_chip(tmp_path, off_chip):
             "training.n_seeds": 1, "training.steps": 200, "training.chunk_steps": 200}
     cfg = from_dict(TINY, over)
     out = tmp_path / "chip"
-    runner.run_experiment(cfg, out, progress=False)
-    train = runner.build(cfg)
-    template = jax.eval_shape(train.init, runner.member_keys(cfg.training.seed, 1))
-    state, _ = load_checkpoint(out, template)
-    stored = train.agent.weights(jax.tree.map(lambda x: x[0], state.agent_state))
+    stored = _trained_weights(cfg, out)
     pol = load_policy(out)
     hw = pol.agent.runtime.net.hardware
     assert hw.name == "loihi2"
@@ -206,11 +211,7 @@ def test_policy_of_a_run_with_its_own_network_uses_that_network(tmp_path):
     cfg = load_config(path, ["training.steps=200", "training.n_seeds=1", "training.n_envs=4",
                              "training.chunk_steps=200", "logging.wandb=disabled"])
     out = tmp_path / "custom"
-    runner.run_experiment(cfg, out, progress=False)
-    train = runner.build(cfg)
-    template = jax.eval_shape(train.init, runner.member_keys(cfg.training.seed, 1))
-    state, _ = load_checkpoint(out, template)
-    stored = train.agent.weights(jax.tree.map(lambda x: x[0], state.agent_state))
+    stored = _trained_weights(cfg, out)
     pol = load_policy(out)
     groups = pol.agent.runtime.net.groups
     assert groups["exc"].n == 48 and groups["inh"].n == 16
