@@ -151,23 +151,15 @@ def _rule_names() -> list[str]:
 
 def _check_rule_params(path: str, rule: Any, params: Any) -> None:
     """Each key of a rule's ``params`` is an argument of the rule (named with the closest)."""
-    import inspect
-
     if not isinstance(rule, str) or not isinstance(params, Mapping):
         return  # the rule name / params type are checked where the rule is made
     reg = _rules_registry()
     key = rule if rule in reg else closest(rule, reg)
     if key is None or key.lower() != rule.lower():
         return
-    sig = inspect.signature(reg[key]).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
-        return
-    names = [n for n, p in sig.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
-    for k, v in params.items():
-        if k not in names:
-            raise ConfigError(f"{path}.params.{k}", v,
-                              f"one of the {key} parameters {names}{_underscore_hint(k)}",
-                              closest(str(k), names))
+    from neurorl.core.network import check_rule_params
+
+    check_rule_params(key, reg[key], params, f"{path}.params", _underscore_hint)
 
 
 def _rethrow(path: str, e: NeurorlError) -> ConfigError:

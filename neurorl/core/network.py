@@ -311,20 +311,23 @@ class Connection:
         return f"Connection({self.source.name!r} -> {self.target.name!r}, rule={self.rule!r})"
 
 
-def _check_rule_params(rule: str, factory: Any, params: Mapping[str, Any]) -> None:
+def check_rule_params(rule: str, factory: Any, params: Mapping[str, Any],
+                      field: str | None = None, hint: Any = None) -> None:
     """Each key of ``params`` is an argument of the rule factory; an unknown one is a
-    ConfigError ``LearningRule(<rule>).params.<key>`` listing the rule's parameters and the
-    closest (other libraries' names read as :func:`neurorl.errors.closest_hyper` does)."""
+    ConfigError ``<field>.<key>`` (default field ``LearningRule(<rule>).params``; the YAML
+    description passes its path) listing the rule's parameters and the closest (other
+    libraries' names read as :func:`neurorl.errors.closest_hyper` does), plus ``hint(key)``."""
     import inspect
 
     sig = inspect.signature(factory).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
         return
     names = [n for n, p in sig.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    field = f"LearningRule({rule}).params" if field is None else field
     for k, v in params.items():
         if k not in names:
-            raise ConfigError(f"LearningRule({rule}).params.{k}", v,
-                              f"one of the {rule} parameters {names}",
+            raise ConfigError(f"{field}.{k}", v,
+                              f"one of the {rule} parameters {names}{hint(k) if hint else ''}",
                               closest_hyper(str(k), names))
 
 
@@ -370,7 +373,7 @@ class LearningRule:
             except ImportError:  # pragma: no cover - plasticity package missing
                 RULES = {}
             factory = lookup(RULES, rule, "plasticity rule", field="LearningRule.rule")
-            _check_rule_params(rule, factory, params)
+            check_rule_params(rule, factory, params)
             try:
                 self.rule = factory(**params)
             except TypeError as e:
