@@ -35,6 +35,18 @@ def run_dir(tmp_path_factory):
     return out
 
 
+def _play(pol, steps):
+    """Act ``steps`` env steps with the policy on its env (seed 0), fresh state per episode."""
+    env = pol.make_env()
+    obs, _ = env.reset(seed=0)
+    pol.reset()
+    for _ in range(steps):
+        obs, _, te, tr, _ = env.step(pol.act(obs))
+        if te or tr:
+            obs, _ = env.reset()
+            pol.reset()
+
+
 def _weights(state):
     w = {k: np.asarray(v) for k, v in state.weights.items()}
     return {**w, "w": w["recurrent"], "b_out": np.asarray(state.params["b_out"])}
@@ -51,14 +63,7 @@ def test_policy_has_the_checkpoint_weights_and_never_learns(run_dir):
     before = _weights(pol.state)
     for k, v in _weights(trained).items():
         np.testing.assert_array_equal(before[k], v)
-    env = pol.make_env()
-    obs, _ = env.reset(seed=0)
-    pol.reset()
-    for _ in range(50):
-        obs, _, te, tr, _ = env.step(pol.act(obs))
-        if te or tr:
-            obs, _ = env.reset()
-            pol.reset()
+    _play(pol, 50)
     for k, v in _weights(pol.state).items():
         np.testing.assert_array_equal(v, before[k])
     # member 0 is a different network
@@ -190,13 +195,7 @@ def test_policy_of_a_chip_run_runs_on_the_chip(tmp_path, off_chip):
         np.testing.assert_allclose(a, want, atol=1e-3)
         off_grid += int(not np.allclose(s, np.round(s), atol=1e-3))
     assert (off_grid > 0) == off_chip  # shadow weights are float; on-chip ones on the grid
-    env = pol.make_env()
-    obs, _ = env.reset(seed=0)
-    pol.reset()
-    for _ in range(20):
-        obs, _, te, tr, _ = env.step(pol.act(obs))
-        if te or tr:
-            obs, _ = env.reset()
+    _play(pol, 20)
 
 
 def test_policy_of_a_run_with_its_own_network_uses_that_network(tmp_path):
