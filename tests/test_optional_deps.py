@@ -14,14 +14,9 @@ from neurorl.errors import ConfigError, import_optional
 from neurorl.experiment import runner
 from neurorl.experiment.cli import main
 from neurorl.experiment.config import from_dict
+from tests.experiment.tiny import tiny_config
 
-TINY = {
-    "name": "tiny",
-    "env": {"id": "CartPole-v1"},
-    "agent": {"name": "eprop_ac", "substeps": 2, "hyper": {"n_rec": 8, "n_rf": 3}},
-    "training": {"steps": 200, "n_envs": 2, "n_seeds": 1, "chunk_steps": 200},
-    "logging": {"wandb": "disabled", "progress": False},
-}
+TINY = tiny_config(steps=200, n_envs=2, n_seeds=1, chunk_steps=200)
 
 
 def absent(monkeypatch, *names: str) -> None:

@@ -19,13 +19,9 @@ from neurorl.experiment.cli import main
 from neurorl.experiment.config import from_dict
 from neurorl.experiment.eval import evaluate, load_policy
 
-TINY = {
-    "name": "tiny",
-    "env": {"id": "CartPole-v1"},
-    "agent": {"name": "eprop_ac", "substeps": 2, "hyper": {"n_rec": 8, "n_rf": 3}},
-    "training": {"steps": 400, "n_envs": 4, "n_seeds": 2, "chunk_steps": 200},
-    "logging": {"wandb": "disabled", "progress": False},
-}
+from .tiny import tiny_config
+
+TINY = tiny_config(steps=400, n_envs=4, n_seeds=2, chunk_steps=200)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,9 @@ from neurorl.experiment import runner
 from neurorl.experiment.cli import main
 from neurorl.experiment.config import from_dict
 
-TINY = {
-    "name": "tiny",
-    "env": {"id": "CartPole-v1"},
-    "agent": {"name": "eprop_ac", "substeps": 2, "hyper": {"n_rec": 8, "n_rf": 3}},
-    "training": {"steps": 400, "n_envs": 4, "n_seeds": 1, "chunk_steps": 200,
-                 "episode_window": 5},
-    "logging": {"wandb": "disabled", "progress": False},
-}
+from .tiny import tiny_config
+
+TINY = tiny_config(steps=400, n_envs=4, n_seeds=1, chunk_steps=200, episode_window=5)
 
 
 def _run(cfg_path, out, *extra):

@@ -13,13 +13,9 @@ from neurorl.experiment.cli import main
 from neurorl.experiment.config import from_dict
 from neurorl.experiment.logging import read_jsonl
 
-TINY = {
-    "name": "tiny",
-    "env": {"id": "CartPole-v1"},
-    "agent": {"name": "eprop_ac", "substeps": 2, "hyper": {"n_rec": 8, "n_rf": 3}},
-    "training": {"steps": 600, "n_envs": 4, "n_seeds": 2, "chunk_steps": 200, "episode_window": 5},
-    "logging": {"wandb": "disabled", "progress": False},
-}
+from .tiny import tiny_config
+
+TINY = tiny_config(steps=600, n_envs=4, n_seeds=2, chunk_steps=200, episode_window=5)
 
 
 @pytest.fixture

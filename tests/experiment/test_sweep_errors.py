@@ -13,13 +13,9 @@ from neurorl.errors import ConfigError, NeurorlError
 from neurorl.experiment.cli import main
 from neurorl.experiment.sweep import DISTRIBUTIONS, expand_sweep, validate_parameter
 
-TINY = {
-    "name": "tiny",
-    "env": {"id": "CartPole-v1"},
-    "agent": {"name": "eprop_ac", "substeps": 2, "hyper": {"n_rec": 8, "n_rf": 3}},
-    "training": {"steps": 200, "n_envs": 4, "n_seeds": 1, "chunk_steps": 200},
-    "logging": {"wandb": "disabled", "progress": False},
-}
+from .tiny import tiny_config
+
+TINY = tiny_config(steps=200, n_envs=4, n_seeds=1, chunk_steps=200)
 
 
 @pytest.mark.parametrize(

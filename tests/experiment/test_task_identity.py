@@ -13,15 +13,12 @@ from neurorl.experiment.config import from_dict, load_config
 from neurorl.experiment.logging import read_jsonl
 from neurorl.experiment.shiftspec import task_identity
 
+from .tiny import tiny_config
+
 ROOT = Path(__file__).resolve().parents[2]
 NORMAL = {"gravity": 9.8, "masscart": 1.0, "force_mag": 10.0}
-TINY = {
-    "name": "tiny-tasks",
-    "env": {"id": "CartPole-v1"},
-    "agent": {"name": "eprop_ac", "substeps": 2, "hyper": {"n_rec": 8, "n_rf": 3}},
-    "training": {"steps": 600, "n_envs": 4, "n_seeds": 1, "chunk_steps": 600, "episode_window": 3},
-    "logging": {"wandb": "disabled", "progress": False},
-}
+TINY = tiny_config("tiny-tasks", steps=600, n_envs=4, n_seeds=1, chunk_steps=600,
+                   episode_window=3)
 
 
 def _ids(cfg, n_per_segment, segments):
