@@ -643,10 +643,15 @@ def build_host(cfg: C.ExperimentConfig, n_seeds: int | None = None) -> HostTrain
     """
     from neurorl.envs.bridge import GymBridge
     from neurorl.experiment.runner import train_config, yaml_field
-    from neurorl.experiment.train import ChipConstraints, make_chip_agent, validate_chip
+    from neurorl.experiment.train import (
+        ChipConstraints,
+        auto_engine_scales,
+        make_chip_agent,
+        validate_chip,
+    )
 
     engine = cfg.hardware.engine
-    if engine and "auto" in dict(engine).values():
+    if auto_engine_scales(engine):
         raise ConfigError(
             "hardware.engine",
             dict(engine),

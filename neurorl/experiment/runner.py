@@ -1970,9 +1970,9 @@ def _reusable_build(cfg: C.ExperimentConfig) -> bool:
     ``hardware.engine`` scales set to ``"auto"`` (the run calibrates them by a float run
     first) nor for host-loop envs (``gymnasium:<Id>``: the build holds live gymnasium envs)."""
     from neurorl.experiment.host_train import is_host_env
+    from neurorl.experiment.train import auto_engine_scales
 
-    engine = cfg.hardware.engine
-    return not is_host_env(cfg.env.id) and not (engine and "auto" in dict(engine).values())
+    return not is_host_env(cfg.env.id) and not auto_engine_scales(cfg.hardware.engine)
 
 
 def check_sweep_groups(

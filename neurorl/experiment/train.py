@@ -169,6 +169,13 @@ def validate(cfg: TrainConfig) -> None:
         )
 
 
+def auto_engine_scales(engine: Mapping[str, Any] | None) -> bool:
+    """Whether a chip learning engine's settings (``hardware.engine``) leave a scale to
+    ``"auto"``, i.e. to a calibration by a float run of this trainer
+    (:func:`neurorl.hardware.calibrate.calibrate_train_config`)."""
+    return bool(engine) and "auto" in dict(engine).values()
+
+
 def validate_chip(cfg: TrainConfig) -> None:
     """The chip fields of ``cfg`` (``chip``, ``chip_w_scale``, ``chip_device``,
     ``chip_engine``): the part of :func:`validate` that does not depend on the env, which the
@@ -539,7 +546,7 @@ def make_train(
     """
     validate(cfg)
     record: dict[str, Any] = {}
-    if cfg.chip_engine and "auto" in dict(cfg.chip_engine).values():
+    if auto_engine_scales(cfg.chip_engine):
         from neurorl.hardware.calibrate import calibrate_train_config, recorded_scales
 
         if calibration is True:
