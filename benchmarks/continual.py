@@ -328,6 +328,7 @@ def run_rule(
     do_eval = budget.get("evaluate", True)
     do_scratch = do_eval and budget.get("scratch", True)
     h = _hyper(rule, base, hyper)
+    ctx = (budget.get("context") or {}).get(rule)
     agent = AGENT.get(rule, rule)
     U = update_every(C.from_dict(base, {"agent.name": agent, "agent.hyper": h}))
     chunk = _chunk(budget["steps_per_task"], E, n_envs * U)
@@ -340,6 +341,7 @@ def run_rule(
             "training.steps": per_task * n_tasks,
             "training.n_seeds": budget["seeds"],
             "training.seed": budget.get("seed0", 0),
+            **({"agent.context": ctx} if ctx else {}),
         },
     )
     train = make_train(train_config(cfg))
@@ -432,6 +434,13 @@ def run_rule(
         rule, budget, perf_arr, base_curves, init_perf, eps, per_task, n_envs, r_rand,
         chip_step_time(CHIP, cfg.agent.substeps),
     )
+    if ctx:  # a row of its own: the rule with contextual inference
+        row["rule"] = f"{rule}+context"
+        row["context"] = dict(ctx)
+        last = jax.tree.map(lambda x: np.asarray(x), (rs.agent_state.n_used,
+                                                      rs.agent_state.switches))
+        row["contexts_used_per_seed"] = last[0].tolist()
+        row["context_switches_per_seed"] = last[1].tolist()
     return _with_run_info(row, h, chunk, float(np.mean(energies)), float(np.mean(spikes)),
                           t_rule, seq_wall, eval_wall, base_wall)
 
@@ -773,6 +782,7 @@ def main(
     config: str = CONFIG,
     scratch: bool = True,
     evals_per_task: int | None = None,
+    context: dict[str, dict[str, Any]] | None = None,
 ) -> dict:
     """Run every rule through the sequence; write ``<name>.{json,md}`` (and ``<name>.png`` with
     matplotlib) to ``out``.
@@ -791,6 +801,9 @@ def main(
             ``lifelong_cartpole_shifts.yaml``.
         scratch: False skips the from-scratch runs (no forward transfer; half the time).
         evals_per_task: frozen evaluations per task (default the budget's).
+        context: per-rule contextual inference (``agent.context``,
+            :func:`neurorl.agents.context.with_context`), ``{"eprop_ppo": {"n_contexts": 4}}``;
+            the row is named ``<rule>+context``.
     """
     from benchmarks.common import machine, provenance, write_results
     from neurorl.errors import ConfigError, lookup
@@ -809,6 +822,7 @@ def main(
     budget["evaluate"] = bool(evaluate)
     budget["scratch"] = bool(scratch)
     budget["config"] = str(config)
+    budget["context"] = dict(context or {})
     seq, n_tasks, own_per_task, names = _sequence(budget)  # checks the config before any run
     results_dir = Path(out) if out else ROOT / "benchmarks" / "results"
     if out:  # raw episodes next to a scratch run's results (not into benchmarks/results)
@@ -817,6 +831,9 @@ def main(
     for r in hyper or {}:
         if r not in RULES:
             raise ConfigError("hyper", r, f"one of {list(RULES)}")
+    for r in context or {}:
+        if r not in RULES or r == "ppo":
+            raise ConfigError("context", r, f"one of {[x for x in RULES if x != 'ppo']}")
     t0 = time.perf_counter()
     rows = []
     for rule in rules:
@@ -872,8 +889,8 @@ def combine(paths: list[str | Path], out: str | Path | None = None,
     parts = [json.loads(Path(p).read_text()) for p in paths]
     if not parts:
         raise ConfigError("combine", paths, "at least one continual.json")
-    def same(b: dict) -> dict:
-        return {k: v for k, v in b.items() if k != "episodes_dir"}
+    def same(b: dict) -> dict:  # contextual inference is a row's setting, not the budget's
+        return {k: v for k, v in b.items() if k not in ("episodes_dir", "context")}
 
     budget = same(parts[0]["budget"])
     for p, r in zip(paths, parts, strict=True):
@@ -881,7 +898,7 @@ def combine(paths: list[str | Path], out: str | Path | None = None,
             raise ConfigError("combine", str(p), f"a run with the budget {budget}")
     rows = sorted(
         ({**row, "source": str(p)} for p, r in zip(paths, parts, strict=True) for row in r["rows"]),
-        key=lambda x: RULES.index(x["rule"]),
+        key=lambda x: (RULES.index(_stem(x["rule"])), x["rule"]),
     )
     result = {
         **parts[0],
@@ -1167,6 +1184,11 @@ def _switch_lines(rows: list[dict], bars: list[int | None], names: list[str] | N
 BASELINES = ("bptt_ac", "ppo")
 
 
+def _stem(rule: str) -> str:
+    """The rule of a row's name: ``eprop_ppo+context`` -> ``eprop_ppo``."""
+    return rule.split("+", 1)[0]
+
+
 def _bar_steps_per_seed(row: dict, i: int, bar: int) -> list[float | None] | None:
     """Per seed, env steps after switch ``i`` to the absolute return ``bar`` (None: never);
     None when the row has no per-seed record of it (older JSON)."""
@@ -1188,8 +1210,8 @@ def _rank_test_table(rows: list[dict], names: list[str] | None) -> list[str]:
 
     bars = common_bars(rows)
     rows = [r for r in rows if all("steps_to_bar_median" in sw for sw in r["switches"])]
-    local = [r for r in rows if r["rule"] not in BASELINES]
-    base = [r for r in rows if r["rule"] in BASELINES]
+    local = [r for r in rows if _stem(r["rule"]) not in BASELINES]
+    base = [r for r in rows if _stem(r["rule"]) in BASELINES]
     pairs = [(a, b) for a in local for b in base]
     if not pairs or not any(b is not None for b in bars):
         return []
@@ -1232,7 +1254,7 @@ def _rank_test_table(rows: list[dict], names: list[str] | None) -> list[str]:
     return lines + _switch_lines(rows, bars, names, pairs, cell)
 
 
-def _parse_hyper(items: list[str]) -> dict[str, dict[str, Any]]:
+def _parse_hyper(items: list[str], flag: str = "--hyper") -> dict[str, dict[str, Any]]:
     """``["eprop_ac.lr=3e-4"]`` -> ``{"eprop_ac": {"lr": 3e-4}}`` (values parsed as ``--set``
     values are)."""
     from neurorl.errors import ConfigError
@@ -1242,7 +1264,7 @@ def _parse_hyper(items: list[str]) -> dict[str, dict[str, Any]]:
     for it in items:
         rule, dot, rest = it.partition(".")
         if not (dot and "=" in rest and rest.split("=", 1)[0]):
-            raise ConfigError("--hyper", it, "RULE.KEY=VALUE, e.g. eprop_ac.lr=3e-4")
+            raise ConfigError(flag, it, "RULE.KEY=VALUE, e.g. eprop_ac.lr=3e-4")
         k, v = parse_override(rest)
         out.setdefault(rule, {})[k] = v
     return out
@@ -1257,6 +1279,9 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--no-eval", action="store_true", help="adaptation only (tuning)")
     ap.add_argument("--hyper", nargs="*", default=[], help="RULE.KEY=VALUE overrides")
+    ap.add_argument("--context", nargs="*", default=None,
+                    help="RULE.KEY=VALUE contextual inference settings (agent.context), e.g. "
+                         "eprop_ppo.n_contexts=4")
     ap.add_argument("--name", default="continual")
     ap.add_argument("--config", default=CONFIG, help="the sequence's YAML under experiments/")
     ap.add_argument("--no-scratch", action="store_true", help="skip the from-scratch runs")
@@ -1276,4 +1301,5 @@ if __name__ == "__main__":
     main(quick=a.quick, out=a.out, rules=a.rules, steps_per_task=a.steps_per_task,
          seed0=a.seed0, seeds=a.seeds, evaluate=not a.no_eval, hyper=_parse_hyper(a.hyper),
          name=a.name, config=a.config, scratch=not a.no_scratch,
-         evals_per_task=a.evals_per_task)
+         evals_per_task=a.evals_per_task,
+         context=None if a.context is None else _parse_hyper(a.context, "--context"))

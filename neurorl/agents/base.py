@@ -141,6 +141,9 @@ class Agent(NamedTuple):
             under ``vmap`` over seeds would run both branches on every step.
         runtime: the agent's :class:`~neurorl.agents.network_agent.NetworkRuntime` (its
             compiled N-HAL network), for export, energy and inspection.
+        learned: names of the state's fields that hold what the agent has learned (weights,
+            optimizer moments, neuromodulatory averages), as opposed to per-env carries; the
+            fields :func:`neurorl.agents.context.with_context` stores one copy of per context.
     """
 
     name: str
@@ -152,6 +155,7 @@ class Agent(NamedTuple):
     update_every: int = 1
     update: Callable[[Any, Array, Array], Any] | None = None
     runtime: Any = None
+    learned: tuple[str, ...] = ()
 
 
 def reset_where(done: Array, state: Any, init_state: Any) -> Any:

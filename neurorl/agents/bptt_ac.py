@@ -320,4 +320,5 @@ def make_bptt_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend: 
     def weights(state: BpttState) -> Any:
         return state.params["w"]
 
-    return Agent("bptt_ac", spec, init, act, learn, weights, T, update, runtime=rt)
+    return Agent("bptt_ac", spec, init, act, learn, weights, T, update, runtime=rt,
+                 learned=("params", "opt_state", "meta"))

@@ -657,7 +657,8 @@ def make_eprop_ac(spec: AgentSpec, network: AgentNetwork | None = None, backend:
     def weights_of(state: EpropState) -> Any:
         return state.weights
 
-    agent = Agent("eprop_ac", spec, init, act, learn, weights_of)
+    agent = Agent("eprop_ac", spec, init, act, learn, weights_of,
+                  learned=("params", "weights", "opt_state"))
     if W_rp:
         agent = agent._replace(update_every=W_rp, update=update)
     return agent._replace(runtime=rt)

@@ -129,6 +129,9 @@ class AgentSection(_Strict):
     # the agent's own N-HAL network (groups, connections, rules; neurorl.agents.description),
     # trained by the recipe ``name``; None: the recipe's built-in network
     network: dict[str, Any] | None = None
+    # contextual inference (neurorl.agents.context.with_context): a store of weight sets chosen
+    # by forward-model prediction errors, e.g. {n_contexts: 4}; None: one set (the plain agent)
+    context: dict[str, Any] | None = None
 
 
 class HardwareSection(_Strict):

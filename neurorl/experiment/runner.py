@@ -56,6 +56,7 @@ def train_config(cfg: C.ExperimentConfig, n_seeds: int | None = None):
         network=cfg.agent.network,
         chip_device=cfg.hardware.device,
         chip_engine=cfg.hardware.engine,
+        context=cfg.agent.context,
     )
 
 
@@ -71,6 +72,7 @@ _YAML_PATHS = {
     "chip_engine": "hardware.engine",
     "agent": "agent.name",
     "env_id": "env.id",
+    "context": "agent.context",
 }
 
 
@@ -84,7 +86,7 @@ def yaml_field(cfg: C.ExperimentConfig, field: str) -> str:
     if field.startswith(f"{cfg.env.id}.params."):
         return "env.params." + field[len(f"{cfg.env.id}.params.") :]
     head, _, rest = field.partition(".")
-    if field.startswith(("agent.network.", "agent.hyper.")):
+    if field.startswith(("agent.network.", "agent.hyper.", "agent.context.")):
         return field  # already the YAML path (agents.description names it so)
     if head in _YAML_PATHS:
         return _YAML_PATHS[head] + (f".{rest}" if rest else "")

@@ -93,6 +93,9 @@ class TrainConfig:
             :class:`~neurorl.agents.AgentNetwork`, a function ``spec -> AgentNetwork`` (a
             Python recipe) or the YAML mapping of ``agent.network``; ``agent`` then names the
             learning recipe that trains it (``"eprop_ac"``, ``"rstdp"``, ``"bptt_ac"``).
+        context: contextual inference (``agent.context``): settings of
+            :func:`neurorl.agents.context.with_context`, e.g. ``{"n_contexts": 4}`` (a store of
+            weight sets chosen by forward-model prediction errors); None: the plain agent.
     """
 
     env_id: str = "CartPole-v1"
@@ -111,6 +114,7 @@ class TrainConfig:
     network: Any = None
     chip_device: Mapping[str, Any] | None = None
     chip_engine: Mapping[str, Any] | None = None
+    context: Mapping[str, Any] | None = None
 
 
 def n_iterations(cfg: TrainConfig, n_steps: int | None = None) -> int:
@@ -194,6 +198,14 @@ def validate_chip(cfg: TrainConfig) -> None:
         _chip_device(cfg)
     if cfg.chip_engine is not None:
         _chip_engine(cfg)
+    if cfg.context is not None:
+        from neurorl.agents.context import check_context
+
+        check_context(dict(cfg.context), cfg.agent)
+        if cfg.chip is not None:
+            raise ConfigError("context", dict(cfg.context), "no agent.context on a chip (the "
+                              "stored weight sets are not held to the chip's grid yet): "
+                              f"hardware.chip float, not {cfg.chip!r}")
 
 
 # learning rule each agent runs, for the chip's on-chip learning check
@@ -389,6 +401,10 @@ def make_chip_agent(cfg: TrainConfig, spec: Any) -> Any:
     agent = make_agent(cfg.agent, spec, network=cfg.network, **hyper)
     if chip is not None and agent.runtime is not None:
         agent.runtime.project_updates = False
+    if cfg.context is not None:
+        from neurorl.agents.context import with_context
+
+        agent = with_context(agent, **dict(cfg.context))
     return agent
 
 

@@ -1,0 +1,222 @@
+"""Contextual inference (``neurorl.agents.context``): RLS against the closed-form ridge
+regression, one context = the plain agent, recruiting on a novel world and recognising a
+returning one (also frozen, act only), and the configuration errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from neurorl.agents import AgentSpec, make_agent
+from neurorl.agents.context import rls_update, with_context
+from neurorl.errors import ConfigError
+from neurorl.experiment.train import TrainConfig, make_train
+
+SPEC = AgentSpec(obs_dim=3, obs_low=(-1.0,) * 3, obs_high=(1.0,) * 3, discrete=True,
+                 n_actions=2, n_envs=4, substeps=2)
+SMALL = {"n_rec": 8, "n_rf": 3, "rollout": 8}
+
+
+def test_rls_equals_ridge_regression():
+    """lam = 1: after every row, W is the ridge solution (X'X + I/delta)^-1 (X'Y + W0/delta)
+    of the rows used so far (skipped rows leave no trace)."""
+    rng = np.random.default_rng(0)
+    d_in, d_out, delta = 5, 3, 10.0
+    w0 = rng.normal(size=(d_in, d_out))
+    w, p = jnp.asarray(w0, jnp.float32), jnp.eye(d_in, dtype=jnp.float32) * delta
+    xs, ys = [], []
+    for _ in range(4):  # four batches of 6 rows, some rows masked out
+        x = rng.normal(size=(6, d_in))
+        y = x @ rng.normal(size=(d_in, d_out)) + 0.1 * rng.normal(size=(6, d_out))
+        ok = rng.random(6) < 0.7
+        w, p = rls_update(w, p, jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32),
+                          jnp.asarray(ok))
+        xs.append(x[ok])
+        ys.append(y[ok])
+        X, Y = np.concatenate(xs), np.concatenate(ys)
+        a = X.T @ X + np.eye(d_in) / delta
+        ridge = np.linalg.solve(a, X.T @ Y + w0 / delta)
+        np.testing.assert_allclose(np.asarray(w), ridge, rtol=2e-4, atol=2e-4)
+        np.testing.assert_allclose(np.asarray(p), np.linalg.inv(a), rtol=2e-3, atol=2e-4)
+
+
+def test_rls_forgetting_weights_recent_rows():
+    """lam < 1: the weighted ridge solution with row weights lam^(age)."""
+    rng = np.random.default_rng(1)
+    d_in, lam, delta = 3, 0.9, 100.0
+    x = rng.normal(size=(12, d_in))
+    y = rng.normal(size=(12, 1))
+    w, _ = rls_update(jnp.zeros((d_in, 1)), jnp.eye(d_in) * delta, jnp.asarray(x, jnp.float32),
+                      jnp.asarray(y, jnp.float32), jnp.ones(12, bool), lam)
+    age = np.arange(11, -1, -1)
+    g = lam ** age
+    a = (x * g[:, None]).T @ x + lam ** 12 * np.eye(d_in) / delta
+    np.testing.assert_allclose(np.asarray(w), np.linalg.solve(a, (x * g[:, None]).T @ y),
+                               rtol=1e-3, atol=1e-4)
+
+
+def test_one_context_is_the_plain_agent():
+    """n_contexts = 1 never switches or recruits: the same weights and returns as the agent
+    without the wrapper, through make_train (bptt_ac with e-prop's gradient, the continual
+    table's row; the online eprop_ac inside the wrapper is exercised by the tests below)."""
+    agent_name, hyper = "bptt_ac", {"gradient": "eprop", "n_rec": 8, "n_rf": 3, "rollout": 8}
+    outs = []
+    for context in (None, {"n_contexts": 1}):
+        cfg = TrainConfig(env_id="CartPole-v1", agent=agent_name, agent_kwargs=hyper,
+                          n_steps=1024, n_envs=4, substeps=2, context=context)
+        tr = make_train(cfg)
+        rs, m = tr.run_chunk(tr.init(jax.random.key(3)[None]), 1024)
+        outs.append((tr.agent.weights(rs.agent_state), np.asarray(m["episode_return"])))
+    jax.tree.map(np.testing.assert_array_equal, outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
+def _world(b_sign: float):
+    """A linear world obs' = obs + 0.05 A obs + 0.1 b_sign B[a] (stable, fully excited)."""
+    A = jnp.array([[-0.5, 0.3, 0.0], [-0.3, -0.5, 0.2], [0.0, -0.2, -0.4]], jnp.float32)
+    Bm = jnp.array([[1.0, 0.0, -0.5], [-1.0, 0.5, 0.5]], jnp.float32)
+
+    def step(obs, action, key):
+        noise = 0.01 * jax.random.normal(key, obs.shape)
+        return obs + 0.05 * obs @ A.T + 0.1 * b_sign * Bm[action] + noise
+
+    return step
+
+
+def _run(agent, state, world, steps, key, learn=True):
+    """``steps`` env steps of ``agent`` in ``world`` (4 envs, no episode ends)."""
+    zeros = jnp.zeros((SPEC.n_envs,))
+    no = jnp.zeros((SPEC.n_envs,), bool)
+
+    def body(carry, k):
+        state, obs = carry
+        k1, k2 = jax.random.split(k)
+        action, state = agent.act(state, obs, k1)
+        if learn:
+            state = agent.learn(state, zeros, no, no)
+        else:  # frozen, as the benchmarks' evaluation: no learn, the episode flag only
+            state = state.replace(reset_next=no)
+        return (state, jnp.clip(world(obs, action, k2), -1, 1)), state.active
+
+    obs0 = jax.random.uniform(key, (SPEC.n_envs, 3), minval=-0.5, maxval=0.5)
+    state = state.replace(reset_next=jnp.ones((SPEC.n_envs,), bool))  # a new episode
+    (state, _), active = jax.lax.scan(body, (state, obs0), jax.random.split(key, steps))
+    return state, active
+
+
+WORLD_A, WORLD_B = _world(1.0), _world(-1.0)  # world b: every action's effect reversed
+
+
+@pytest.fixture(scope="module")
+def ctx_agent():
+    inner = make_agent("eprop_ac", SPEC, n_rec=8, n_rf=3)
+    agent = with_context(inner, n_contexts=3, warmup=50)
+    jitted = jax.jit(_run, static_argnums=(0, 2, 3, 5))
+
+    def run(*args):
+        state, active = jitted(*args)
+        return state, np.asarray(active)
+
+    return agent, run
+
+
+def test_recruits_on_a_novel_world_and_recognises_a_returning_one(ctx_agent):
+    agent, run = ctx_agent
+    a, b = WORLD_A, WORLD_B
+    st = agent.init(jax.random.key(0))
+    st, act_a = run(agent, st, a, 300, jax.random.key(1))
+    assert int(st.n_used) == 1 and set(act_a) == {0}
+    w_a = agent.weights(st)
+    st, act_b = run(agent, st, b, 300, jax.random.key(2))
+    assert int(st.n_used) == 2 and int(st.active) == 1
+    first = int(np.argmax(act_b == 1))
+    assert 0 < first <= 60, first  # recruited after spawn_patience surprised steps
+    # context 0's weights were stored as they were before the surprise: nothing learned in
+    # world b (the first step of world b has no transition yet; its learning is undone too)
+    jax.tree.map(np.testing.assert_array_equal, jax.tree.map(lambda s: s[0], st.store["weights"]),
+                 w_a)
+    st, act_a2 = run(agent, st, a, 300, jax.random.key(3))
+    assert int(st.n_used) == 2, "world a returned: recognised, not recruited again"
+    back = int(np.argmax(act_a2 == 0))
+    assert act_a2[back:].tolist() == [0] * (300 - back) and back <= 4, act_a2[:10]
+    # frozen (act only): the context follows the world, nothing is recruited or fitted
+    w_models = np.asarray(st.model_w)
+    st_f, act_fb = run(agent, st, b, 50, jax.random.key(4), False)
+    assert act_fb[-1] == 1 and int(np.argmax(act_fb == 1)) <= 4
+    st_f, act_fa = run(agent, st_f, a, 50, jax.random.key(5), False)
+    assert act_fa[-1] == 0 and int(np.argmax(act_fa == 0)) <= 4
+    assert int(st_f.n_used) == 2
+    np.testing.assert_array_equal(np.asarray(st_f.model_w), w_models)
+
+
+def test_returning_context_resumes_its_own_weights(ctx_agent):
+    """The weights acting after the return are those context 0 had when it was left, not
+    the other context's."""
+    agent, run = ctx_agent
+    a, b = WORLD_A, WORLD_B
+    st = agent.init(jax.random.key(10))
+    st, _ = run(agent, st, a, 300, jax.random.key(11))
+    w_a = agent.weights(st)
+    st, _ = run(agent, st, b, 300, jax.random.key(12))
+    w_b = agent.weights(st)
+    # frozen in world a: the switch happens in act, and nothing learns
+    st1, _ = run(agent, st, a, 50, jax.random.key(13), False)
+    assert int(st1.active) == 0
+    jax.tree.map(np.testing.assert_array_equal, agent.weights(st1), w_a)
+    assert any(not np.array_equal(x, y) for x, y in
+               zip(jax.tree.leaves(w_a), jax.tree.leaves(w_b), strict=True))
+
+
+@pytest.mark.parametrize("context,field,closest", [
+    ({"n_context": 4}, "agent.context.n_context", "n_contexts"),
+    ({"n_contexts": 0}, "agent.context.n_contexts", None),
+    ({"switch_ratio": 0.5}, "agent.context.switch_ratio", None),
+    ({"rls_forget": 1.5}, "agent.context.rls_forget", None),
+    ({"warmup": 2.5}, "agent.context.warmup", None),
+])
+def test_bad_context_settings_name_the_field(context, field, closest):
+    with pytest.raises(ConfigError) as e:
+        make_train(TrainConfig(agent="bptt_ac", agent_kwargs=SMALL, n_steps=1024, n_envs=4,
+                               context=context))
+    assert e.value.field == field
+    if closest:
+        assert closest in str(e.value)
+
+
+def test_context_refused_on_a_chip_and_for_agents_without_learned_fields():
+    with pytest.raises(ConfigError, match="float"):
+        make_train(TrainConfig(agent="bptt_ac", agent_kwargs=SMALL, n_steps=1024, n_envs=4,
+                               chip="loihi2", context={"n_contexts": 2}))
+    with pytest.raises(ConfigError) as e:
+        make_train(TrainConfig(agent="rstdp", n_steps=1024, n_envs=4,
+                               context={"n_contexts": 2}))
+    assert e.value.field == "agent.context"
+
+
+def test_yaml_context_runs_and_resumes_exactly(tmp_path):
+    """``agent.context`` in an experiment config reaches make_train through the runner, and a
+    stopped run resumes to exactly the uninterrupted run (the store, forward models and
+    filters go through the checkpoint)."""
+    from neurorl.experiment import runner
+    from neurorl.experiment.checkpoint import load_checkpoint
+    from neurorl.experiment.cli import main
+    from neurorl.experiment.config import from_dict
+    from tests.experiment.tiny import tiny_config
+
+    raw = tiny_config("ctx", steps=512, n_envs=4, n_seeds=1, chunk_steps=256, episode_window=5)
+    raw["agent"]["context"] = {"n_contexts": 2, "warmup": 20}
+    cfg = from_dict(raw)
+    assert runner.train_config(cfg).context == {"n_contexts": 2, "warmup": 20}
+    full, part = tmp_path / "full", tmp_path / "part"
+    runner.run_experiment(cfg, full, progress=False, wandb_mode="disabled")
+    assert runner.run_experiment(cfg, part, progress=False, wandb_mode="disabled",
+                                 stop_after_chunks=1) == {"stopped_at": 256}
+    assert main(["resume", str(part), "--no-progress"]) == 0
+    ra, _ = load_checkpoint(full)
+    rb, _ = load_checkpoint(part)
+    for x, y in zip(jax.tree.leaves(ra), jax.tree.leaves(rb), strict=True):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
