@@ -1079,6 +1079,13 @@ def markdown(result: dict) -> str:
     hy = [f"{r['rule']} {r['hyper']}" for r in rows if r.get("hyper")]
     if hy:
         lines += ["", "Settings (non-default hyperparameters; PPO: all): " + "; ".join(hy) + "."]
+    ctx = [r for r in rows if r.get("context")]
+    if ctx:
+        lines += ["", "`+context` rows: the rule with contextual inference (`agent.context`, "
+                  "`neurorl.agents.context.with_context`: a store of weight sets chosen by "
+                  "forward-model prediction errors, no task label) -- "
+                  + "; ".join(f"{r['rule']} {r['context']}, contexts in use at the end per "
+                              f"seed {r.get('contexts_used_per_seed')}" for r in ctx) + "."]
     lines += [
         "",
         f"Total wall time {result['wall_s']:.0f} s.",

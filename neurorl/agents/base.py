@@ -144,6 +144,9 @@ class Agent(NamedTuple):
         learned: names of the state's fields that hold what the agent has learned (weights,
             optimizer moments, neuromodulatory averages), as opposed to per-env carries; the
             fields :func:`neurorl.agents.context.with_context` stores one copy of per context.
+        diagnostics: optional ``state -> {name: scalar}`` recorded by the training loop every
+            env step (``make_train``'s metrics; the runner logs them per episode and chunk),
+            e.g. the context in use.
     """
 
     name: str
@@ -156,6 +159,7 @@ class Agent(NamedTuple):
     update: Callable[[Any, Array, Array], Any] | None = None
     runtime: Any = None
     learned: tuple[str, ...] = ()
+    diagnostics: Callable[[Any], dict[str, Array]] | None = None
 
 
 def reset_where(done: Array, state: Any, init_state: Any) -> Any:

@@ -347,7 +347,11 @@ def with_context(agent: Agent, **context: Any) -> Agent:
     def weights(state: ContextState) -> Any:
         return agent.weights(state.inner)
 
-    return agent._replace(init=init, act=act, learn=learn, weights=weights, update=update)
+    def diagnostics(state: ContextState) -> dict[str, Array]:
+        return {"context": state.active, "contexts_used": state.n_used}
+
+    return agent._replace(init=init, act=act, learn=learn, weights=weights, update=update,
+                          diagnostics=diagnostics)
 
 
 __all__ = ["DEFAULTS", "ContextState", "check_context", "rls_update", "with_context"]

@@ -116,7 +116,8 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-_EPISODE_KEYS = ("return", "length", "task_id", "spikes_per_step", "energy_per_step_j")
+_EPISODE_KEYS = ("return", "length", "task_id", "spikes_per_step", "energy_per_step_j",
+                 "context")
 
 
 def _episode_row(r: Mapping[str, Any]) -> dict[str, Any]:

@@ -320,6 +320,9 @@ def chunk_records(
     synops = np.asarray(metrics["synops"])
     wnorm = np.asarray(metrics["weight_norm"])  # [T, S]
     tid = None if task_ids is None else np.asarray(task_ids)
+    # contextual inference (agent.context): the context in use and the contexts recruited [T, S]
+    ctx = np.asarray(metrics["context"]) if "context" in metrics else None
+    n_ctx = np.asarray(metrics["contexts_used"]) if "contexts_used" in metrics else None
     T, S = done.shape[:2]
     episodes: list[dict] = []
     chunks: list[dict] = []
@@ -346,6 +349,7 @@ def chunk_records(
                 else int(tid[t, s, b] if tid.ndim == 3 else tid[t, s]),
                 "spikes_per_step": sps,
                 "energy_per_step_j": e_step,
+                **({"context": int(ctx[t, s])} if ctx is not None else {}),
             }
             episodes.append(rec)
             if history is not None:
@@ -365,6 +369,9 @@ def chunk_records(
                 **({"learning_pulses_per_step": extra["pulses"],
                     "transfer_reads_per_step": extra["transfer_reads"]} if extra else {}),
                 **({"energy_missing": list(missing)} if missing else {}),
+                **({"context": int(ctx[-1, s]), "contexts_used": int(n_ctx[-1, s]),
+                    "context_switches": int(np.sum(ctx[1:, s] != ctx[:-1, s]))}
+                   if ctx is not None else {}),
             }
         )
     return episodes, chunks

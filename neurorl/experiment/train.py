@@ -625,6 +625,8 @@ def make_train(
         }
         if shifted:
             metrics["task_id"] = info["task_id"]
+        if agent.diagnostics is not None:  # e.g. the context in use (agent.context)
+            metrics.update(agent.diagnostics(ast))
         metrics.update(chip.metrics(est))  # on-chip learning: cumulative learning_ops
         if probe is not None:
             metrics.update({f"engine_range/{k}": v for k, v in probe(ast).items()})
