@@ -47,8 +47,15 @@ so the default is 4 x 50k steps per seed (``--steps-per-task 100000`` for the co
 seeds 0-4, 5 evaluations per task of 500 steps x 8 envs. Tuning runs: ``--seed0 100 --no-eval``
 (adaptation only) with ``--hyper RULE.KEY=VALUE``.
 
+``--context RULE.KEY=VALUE`` (e.g. ``eprop_ppo.n_contexts=4``) runs the rule with contextual
+inference (``agent.context``, :mod:`neurorl.agents.context`) as a row ``<rule>+context``: its
+context is inferred in ``act`` from the transitions, so the frozen evaluations infer it too
+(within an evaluation episode, from the last active context; nothing is fitted or recruited
+there).
+
 Usage: python benchmarks/continual.py [--quick] [--rules eprop_ac ppo] [--steps-per-task N]
     [--seed0 S] [--seeds N] [--no-eval] [--hyper eprop_ac.lr=3e-4] [--name NAME] [--out DIR]
+    [--context eprop_ppo.n_contexts=4]
     [--config lifelong_cartpole_shifts.yaml] [--no-scratch] [--evals-per-task E]
     [--markdown RESULTS.json] (rewrite the .md/.png of a results JSON) [--combine A.json ...]
 

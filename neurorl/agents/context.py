@@ -154,11 +154,11 @@ def check_context(context: Any, agent_name: str) -> dict[str, Any]:
         v = h[k]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(f"agent.context.{k}", v, "an integer >= 1")
-    positive("context", **{k: h[k] for k in ("err_tau", "spawn_floor", "settle_tau",
-                                             "rls_delta", "scale_tau")})
-    for k in ("switch_ratio", "spawn_ratio"):
+    positive("context", **{k: h[k] for k in ("spawn_floor", "rls_delta")})
+    # ratios >= 1; time constants >= 1 env step (a filter's step 1 / tau stays <= 1)
+    for k in ("switch_ratio", "spawn_ratio", "err_tau", "settle_tau", "scale_tau"):
         v = h[k]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 1:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 1:
             raise ConfigError(f"agent.context.{k}", v, "a number >= 1")
     lam = h["rls_forget"]
     if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 < lam <= 1:
@@ -223,7 +223,7 @@ def with_context(agent: Agent, **context: Any) -> Agent:
     # excited apart from it); continuous: action and a bias
     d_in = D + n_a + (0 if spec.discrete else 1)
     fields = agent.learned
-    a_err = 1.0 / max(float(h["err_tau"]), 1.0)
+    a_err = 1.0 / float(h["err_tau"])
     a_set = 1.0 / float(h["settle_tau"])
     a_sc = 1.0 / float(h["scale_tau"])
     lam = float(h["rls_forget"])

@@ -182,8 +182,9 @@ def auto_engine_scales(engine: Mapping[str, Any] | None) -> bool:
 
 def validate_chip(cfg: TrainConfig) -> None:
     """The chip fields of ``cfg`` (``chip``, ``chip_w_scale``, ``chip_device``,
-    ``chip_engine``): the part of :func:`validate` that does not depend on the env, which the
-    host loop (:mod:`neurorl.experiment.host_train`) runs too.
+    ``chip_engine``) and ``context`` (its settings, and no context on a chip): the part of
+    :func:`validate` that does not depend on the env, which the host loop
+    (:mod:`neurorl.experiment.host_train`) runs too.
 
     Raises:
         ConfigError: named by its TrainConfig field.
