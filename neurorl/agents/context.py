@@ -48,14 +48,15 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from neurorl.agents.base import Agent, check_hyper, positive
-from neurorl.errors import ConfigError
+from neurorl.agents.base import Agent, positive
+from neurorl.errors import ConfigError, closest
 
 Array = jax.Array
 
@@ -144,9 +145,14 @@ def check_context(context: Any, agent_name: str) -> dict[str, Any]:
     Raises:
         ConfigError: not a mapping, an unknown key (closest named), a value out of range.
     """
-    if not isinstance(context, dict):
+    if not isinstance(context, Mapping):
         raise ConfigError("agent.context", context, "a mapping such as {n_contexts: 4}")
-    h = check_hyper("context", dict(context), DEFAULTS)
+    for k in context:
+        if k not in DEFAULTS:
+            raise ConfigError(f"agent.context.{k}", context[k],
+                              f"one of the context settings {sorted(DEFAULTS)}",
+                              closest(str(k), DEFAULTS))
+    h = {**DEFAULTS, **context}
     n = h["n_contexts"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError("agent.context.n_contexts", n, "an integer >= 1")
@@ -214,8 +220,9 @@ def with_context(agent: Agent, **context: Any) -> Agent:
     """
     h = check_context(context, agent.name)
     if not agent.learned:
-        raise ConfigError("agent.context", agent.name,
-                          "an agent that names its learned state fields (eprop_ac, bptt_ac)")
+        raise ConfigError("agent.context", f"with agent {agent.name!r}",
+                          "an agent whose weights can be stored per context: eprop_ac or "
+                          "bptt_ac (or none: remove agent.context)")
     spec = agent.spec
     K, B, D = h["n_contexts"], spec.n_envs, spec.obs_dim
     n_a = spec.n_actions
@@ -348,7 +355,8 @@ def with_context(agent: Agent, **context: Any) -> Agent:
         return agent.weights(state.inner)
 
     def diagnostics(state: ContextState) -> dict[str, Array]:
-        return {"context": state.active, "contexts_used": state.n_used}
+        return {"context": state.active, "contexts_used": state.n_used,
+                "context_switches": state.switches}
 
     return agent._replace(init=init, act=act, learn=learn, weights=weights, update=update,
                           diagnostics=diagnostics)

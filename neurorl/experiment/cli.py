@@ -129,6 +129,13 @@ def _registries() -> dict[str, Callable[[], list[tuple[str, str, str]]]]:
         return [(k, doc(v), _defaults_text(sorted(agent_defaults(k).items())))
                 for k, v in AGENTS.items()]
 
+    def context():
+        from neurorl.agents.context import DEFAULTS
+
+        return [("agent.context", "a store of weight sets, one per context inferred from "
+                 "forward-model prediction errors (neurorl.agents.context; eprop_ac, bptt_ac)",
+                 _defaults_text(sorted(DEFAULTS.items())))]
+
     def chips():
         from neurorl.hardware.chips import CHIPS
 
@@ -149,6 +156,7 @@ def _registries() -> dict[str, Callable[[], list[tuple[str, str, str]]]]:
         "encoders": encoders,
         "decoders": decoders,
         "agents": agents,
+        "context": context,
         "chips": chips,
     }
 
@@ -161,6 +169,7 @@ _PARAM_COLUMN = {
     "envs": "env.params (and shifts) with defaults",
     "encoders": "arguments (network.encoder)",
     "agents": "agent.hyper with defaults",
+    "context": "agent.context with defaults",
 }
 
 
@@ -553,18 +562,19 @@ def build_parser() -> argparse.ArgumentParser:
         "list",
         "list registered components",
         "List what the registries hold, with a one-line description each: neuron models, "
-        "connectivity rules, learning rules, environments, encoders, decoders, agents and chips "
-        "(with the constants not yet checked against a source); for neurons, connectivity, "
-        "rules, envs, encoders and agents also the parameters a config may set, with their "
-        "defaults (agent.hyper, env.params, a network's params).",
+        "connectivity rules, learning rules, environments, encoders, decoders, agents, the "
+        "contextual-inference settings and chips (with the constants not yet checked against a "
+        "source); for neurons, connectivity, rules, envs, encoders, agents and context also the "
+        "parameters a config may set, with their defaults (agent.hyper, agent.context, "
+        "env.params, a network's params).",
         "  neurorl list\n  neurorl list chips\n  neurorl list agents   # agent.hyper names and "
-        "defaults",
+        "defaults\n  neurorl list context  # agent.context settings and defaults",
     )
     p.add_argument(
         "what",
         nargs="?",
         default=None,
-        help="neurons, connectivity, rules, envs, encoders, decoders, agents or chips "
+        help="neurons, connectivity, rules, envs, encoders, decoders, agents, context or chips "
         "(default: all)",
     )
     p.set_defaults(func=cmd_list)

@@ -178,6 +178,10 @@ def _greedy_act(agent: Any, spec: Any) -> Any:
     return act
 
 
+# hyperparameters that split the env axis of a batch update (they must divide n_envs)
+_MINIBATCH_KEYS = {"bptt_ac": ("n_minibatches",), "eprop_ac": ("replay_minibatches",)}
+
+
 def load_policy(
     run_dir: str | Path, *, member: int = 0, greedy: bool = False, seed: int = 0
 ) -> Policy:
@@ -208,6 +212,9 @@ def load_policy(
     trained = _member_state(state, member)
     spec = _spec(cfg)
     hyper = dict(cfg.agent.hyper)
+    # the policy plays one env: a batch update's split of the env axis (which must divide
+    # n_envs) never runs, and no state shape depends on it
+    hyper.update({k: 1 for k in _MINIBATCH_KEYS.get(cfg.agent.name, ())})
     if greedy and cfg.agent.name == "rstdp":
         hyper["noise_std"] = 0.0
     if greedy and cfg.agent.name not in ("eprop_ac", "bptt_ac", "rstdp"):

@@ -72,7 +72,6 @@ _YAML_PATHS = {
     "chip_engine": "hardware.engine",
     "agent": "agent.name",
     "env_id": "env.id",
-    "context": "agent.context",
 }
 
 
@@ -86,7 +85,8 @@ def yaml_field(cfg: C.ExperimentConfig, field: str) -> str:
     if field.startswith(f"{cfg.env.id}.params."):
         return "env.params." + field[len(f"{cfg.env.id}.params.") :]
     head, _, rest = field.partition(".")
-    if field.startswith(("agent.network.", "agent.hyper.", "agent.context.")):
+    if field == "agent.context" or field.startswith(("agent.network.", "agent.hyper.",
+                                                      "agent.context.")):
         return field  # already the YAML path (agents.description names it so)
     if head in _YAML_PATHS:
         return _YAML_PATHS[head] + (f".{rest}" if rest else "")
@@ -323,6 +323,7 @@ def chunk_records(
     # contextual inference (agent.context): the context in use and the contexts recruited [T, S]
     ctx = np.asarray(metrics["context"]) if "context" in metrics else None
     n_ctx = np.asarray(metrics["contexts_used"]) if "contexts_used" in metrics else None
+    n_sw = np.asarray(metrics["context_switches"]) if "context_switches" in metrics else None
     T, S = done.shape[:2]
     episodes: list[dict] = []
     chunks: list[dict] = []
@@ -370,7 +371,7 @@ def chunk_records(
                     "transfer_reads_per_step": extra["transfer_reads"]} if extra else {}),
                 **({"energy_missing": list(missing)} if missing else {}),
                 **({"context": int(ctx[-1, s]), "contexts_used": int(n_ctx[-1, s]),
-                    "context_switches": int(np.sum(ctx[1:, s] != ctx[:-1, s]))}
+                    "context_switches": int(n_sw[-1, s])}  # since the start of the run
                    if ctx is not None else {}),
             }
         )
@@ -1419,6 +1420,10 @@ def summarize_run(
                 v = [c[key] for c in mc if c.get(key) is not None]
                 if v:  # a crossbar learning on chip: its pulses and Tiki-Taka's reads
                     s[key] = float(np.mean(v))
+            if mc[-1].get("contexts_used") is not None:  # agent.context: at the end of the run
+                s["contexts_used"] = int(mc[-1]["contexts_used"])
+                s["context_switches"] = int(mc[-1]["context_switches"])
+                s["context"] = int(mc[-1]["context"])
         # energy per env step of each episode as logged (None for runs without an energy model)
         e_ep = [e.get("energy_per_step_j") for e in eps]
         step_energy = (

@@ -202,9 +202,9 @@ def validate_chip(cfg: TrainConfig) -> None:
     if cfg.context is not None:
         from neurorl.agents.context import check_context
 
-        check_context(dict(cfg.context), cfg.agent)
+        check_context(cfg.context, cfg.agent)
         if cfg.chip is not None:
-            raise ConfigError("context", dict(cfg.context), "no agent.context on a chip (the "
+            raise ConfigError("agent.context", dict(cfg.context), "no context on a chip (the "
                               "stored weight sets are not held to the chip's grid yet): "
                               f"hardware.chip float, not {cfg.chip!r}")
 

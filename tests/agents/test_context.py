@@ -4,6 +4,8 @@ returning one (also frozen, act only), and the configuration errors."""
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -202,12 +204,15 @@ def test_yaml_context_runs_and_resumes_exactly(tmp_path):
     stopped run resumes to exactly the uninterrupted run (the store, forward models and
     filters go through the checkpoint)."""
     from neurorl.experiment import runner
+    from neurorl.experiment.checkpoint import load_checkpoint
     from neurorl.experiment.cli import main
     from neurorl.experiment.config import from_dict
     from tests.experiment.tiny import assert_same_checkpoint, tiny_config
 
     raw = tiny_config("ctx", steps=512, n_envs=4, n_seeds=1, chunk_steps=256, episode_window=5)
-    raw["agent"]["context"] = {"n_contexts": 2, "warmup": 20}
+    # the continual table's row: bptt_ac with e-prop's gradient, with contexts
+    raw["agent"] = {"name": "bptt_ac", "substeps": 2, "context": {"n_contexts": 2, "warmup": 20},
+                    "hyper": {"n_rec": 8, "n_rf": 3, "rollout": 8, "gradient": "eprop"}}
     cfg = from_dict(raw)
     assert runner.train_config(cfg).context == {"n_contexts": 2, "warmup": 20}
     full, part = tmp_path / "full", tmp_path / "part"
@@ -220,7 +225,27 @@ def test_yaml_context_runs_and_resumes_exactly(tmp_path):
 
     chunks = read_jsonl(full / "chunks.jsonl")
     assert [c["contexts_used"] >= 1 and c["context"] < 2 for c in chunks] == [True] * 2
+    assert chunks[1]["context_switches"] >= chunks[0]["context_switches"]  # since the start
     assert all(e["context"] in (0, 1) for e in read_jsonl(full / "episodes.jsonl"))
+    summary = json.loads((full / "summary.json").read_text())["members"][0]
+    assert summary["contexts_used"] == chunks[-1]["contexts_used"]
+    # neurorl eval's policy: the run's agent with its store, acting on one env (a batch-update
+    # agent's n_minibatches = 2 does not divide that one env: eval must not refuse it)
+    from neurorl.experiment.eval import load_policy
+
+    pol = load_policy(full)
+    flat, _ = load_checkpoint(full)  # {path: array}, member axis first
+    stored = flat[next(k for k in flat if "store" in k and "b_out" in k)][0]
+    assert stored.shape[0] == 2
+    np.testing.assert_array_equal(np.asarray(pol.state.store["params"]["b_out"]), stored)
+    env = pol.make_env()
+    obs, _ = env.reset(seed=0)
+    pol.reset()
+    for _ in range(30):
+        obs, _, te, tr, _ = env.step(pol.act(obs))
+        if te or tr:
+            obs, _ = env.reset()
+            pol.reset()
     assert_same_checkpoint(full, part)
 
 
