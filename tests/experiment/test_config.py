@@ -29,7 +29,7 @@ def bad(overrides):
         (
             {"agent.substep": 3},
             "agent.substep: got 3; allowed: one of the keys ['name', 'substeps', 'obs_range', "
-            "'hyper', 'network']. Did you mean 'substeps'?",
+            "'hyper', 'network', 'context']. Did you mean 'substeps'?",
         ),
         ({"trainig.steps": 3}, "trainig: got {'steps': 3}; allowed: one of the keys"),
         # wrong types
