@@ -545,7 +545,8 @@ class HostTrainer:
         dev = jax.device_get(dev)
         buf: dict[str, list] = {k: [] for k in ("done", "episode_return", "episode_length",
                                                 "spikes", "synops", "weight_norm")}
-        for k in dev[0][4] if dev else ():  # the chip's per-step metrics (learning_ops)
+        # the chip's per-step metrics (learning_ops) and the agent's diagnostics (context)
+        for k in dev[0][4] if dev else ():
             buf[k] = [d[4][k] for d in dev]
         for done, (r_shifted, sp_i, sy_i, wn_i, _) in zip(dones, dev, strict=True):
             c.ep_ret += r_shifted
@@ -754,7 +755,10 @@ def build_host(cfg: C.ExperimentConfig, n_seeds: int | None = None) -> HostTrain
                 ast, est = chip.after_update(agent.update(ast, sobs, k_upd), before, est,
                                              jax.random.fold_in(k_upd, 2))
             a, ast, ost, sp, sy, wn = act(ast, rs1.obs_states, obs, t, k_act)
-            return reward, HostState(ast, ost, key, a, sp, sy, est), wn, chip.metrics(est)
+            m = chip.metrics(est)
+            if agent.diagnostics is not None:  # e.g. the context in use (agent.context)
+                m = {**m, **agent.diagnostics(ast)}
+            return reward, HostState(ast, ost, key, a, sp, sy, est), wn, m
 
         return jax.vmap(one)(rs, reward, term, trunc, obs)
 

@@ -280,3 +280,22 @@ def test_continuous_actions_fit_the_forward_model():
     # the action's effect is identified (the sampled actions vary); the drift shares the bias
     # column with the mean action, so only the prediction is checked for it (err above)
     np.testing.assert_allclose(np.asarray(st.model_w[0, 2]), [0.1, -0.05], atol=0.005)
+
+
+def test_bridged_gymnasium_env_runs_with_contexts_and_logs_them(tmp_path):
+    """The host loop (``gymnasium:`` envs) builds the same wrapped agent and logs the context
+    in use per chunk and episode, as the jitted trainer does."""
+    from neurorl.experiment import runner
+    from neurorl.experiment.config import from_dict
+    from neurorl.experiment.logging import read_jsonl
+    from tests.experiment.tiny import tiny_config
+
+    raw = tiny_config("hostctx", steps=400, n_envs=4, n_seeds=1, chunk_steps=200,
+                      episode_window=5)
+    raw["env"] = {"id": "gymnasium:CartPole-v1"}
+    raw["agent"].update(obs_range=[2.4, 3.0, 0.21, 3.0], context={"n_contexts": 2})
+    runner.run_experiment(from_dict(raw), tmp_path / "run", progress=False,
+                          wandb_mode="disabled")
+    chunks = read_jsonl(tmp_path / "run" / "chunks.jsonl")
+    assert [(c["context"], c["contexts_used"]) for c in chunks] == [(0, 1), (0, 1)]
+    assert {e["context"] for e in read_jsonl(tmp_path / "run" / "episodes.jsonl")} == {0}
