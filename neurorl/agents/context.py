@@ -262,13 +262,17 @@ def with_context(agent: Agent, **context: Any) -> Agent:
             trans_ok=jnp.zeros((B,), bool), kept=_get(inner, fields),
             reset_next=inner.reset_next, switches=jnp.zeros((), jnp.int32))
 
-    def swap(state: ContextState, to: Array) -> ContextState:
-        """Store the active context's learned fields, take out context ``to``'s."""
+    def swap(state: ContextState, to: Array, go: Array) -> ContextState:
+        """Store the active context's learned fields, take out context ``to``'s (``to`` is the
+        active one unless ``go``: then the same values come back out). No ``lax.cond``: under
+        vmap over seeds a cond selects between two whole states, store included, every step;
+        this writes and reads one copy."""
         cur = _get(state.inner, fields)
         store = jax.tree.map(lambda s, c: s.at[state.active].set(c), state.store, cur)
         new = jax.tree.map(lambda s: s[to], store)
-        return state.replace(inner=state.inner.replace(**new), store=store, active=to, kept=new,
-                             switches=state.switches + (to != state.active))
+        kept = jax.tree.map(lambda n, k: jnp.where(go, n, k), new, state.kept)
+        return state.replace(inner=state.inner.replace(**new), store=store, active=to,
+                             kept=kept, switches=state.switches + go.astype(jnp.int32))
 
     def act(state: ContextState, obs: Array, key: Array) -> tuple[Array, ContextState]:
         y = obs.astype(jnp.float32) - state.prev_obs
@@ -283,7 +287,7 @@ def with_context(agent: Agent, **context: Any) -> Agent:
         best = jnp.argmin(jnp.where(used, err, jnp.inf)).astype(jnp.int32)
         go = (n_ok > 0) & (err[best] * h["switch_ratio"] < err[state.active])
         state = state.replace(err=err, trans_x=state.prev_x, trans_y=y, trans_ok=ok)
-        state = jax.lax.cond(go, swap, lambda s, _: s, state, best)
+        state = swap(state, jnp.where(go, best, state.active), go)
         inner = state.inner.replace(reset_next=state.reset_next)
         action, inner = agent.act(inner, obs, key)
         return action, state.replace(inner=inner, prev_x=regressor(obs, action),
@@ -327,24 +331,29 @@ def with_context(agent: Agent, **context: Any) -> Agent:
                               reset_next=inner.reset_next,
                               valid=state.valid & ~(terminated | truncated))
 
-        def recruit(s: ContextState) -> ContextState:
-            new = s.n_used
-            eye = jnp.eye(d_in, dtype=jnp.float32) * float(h["rls_delta"])
-            # a fresh forward model: the active one's as prior, with a fresh (large) gain
-            s = s.replace(model_w=s.model_w.at[new].set(s.model_w[s.active]),
-                          model_p=s.model_p.at[new].set(eye), age=s.age.at[new].set(0),
-                          n_used=new + 1, surprise=jnp.zeros((), jnp.int32),
-                          err=s.err.at[new].set(s.err[s.active]),
-                          settled=s.settled.at[new].set(s.err[s.active]))
-            # the new context starts from the active one's weights (written to its slot); the
-            # active one is stored as it was before the surprise began
-            cur = _get(s.inner, fields)
-            store = jax.tree.map(lambda st, x, k: st.at[new].set(x).at[s.active].set(k),
-                                 s.store, cur, s.kept)
-            return s.replace(store=store, active=new, kept=cur, switches=s.switches + 1)
-
+        # recruiting a context (written without lax.cond, as swap): at slot ``new`` a forward
+        # model with the active one's as prior and a fresh (large) gain, the active weights
+        # (the new context starts from them), while the active context is stored as it was
+        # before the surprise began; without a recruit every write below puts back what is there
         spawn = (surprise >= h["spawn_patience"]) & (state.n_used < K)
-        return jax.lax.cond(spawn, recruit, lambda s: s, state)
+        c = state.active
+        new = jnp.where(spawn, jnp.minimum(state.n_used, K - 1), c)
+        eye = jnp.eye(d_in, dtype=jnp.float32) * float(h["rls_delta"])
+        cur = _get(state.inner, fields)
+        store = jax.tree.map(lambda st, x, k: st.at[c].set(jnp.where(spawn, k, x)),
+                             state.store, cur, state.kept)
+        store = jax.tree.map(lambda st, x: st.at[new].set(x), store, cur)
+        return state.replace(
+            store=store,
+            model_w=state.model_w.at[new].set(state.model_w[c]),
+            model_p=state.model_p.at[new].set(jnp.where(spawn, eye, state.model_p[c])),
+            age=state.age.at[new].set(jnp.where(spawn, 0, state.age[c])),
+            err=state.err.at[new].set(state.err[c]),
+            settled=state.settled.at[new].set(jnp.where(spawn, state.err[c], state.settled[c])),
+            n_used=state.n_used + spawn.astype(jnp.int32),
+            surprise=jnp.where(spawn, 0, state.surprise), active=new,
+            kept=jax.tree.map(lambda x, k: jnp.where(spawn, x, k), cur, state.kept),
+            switches=state.switches + spawn.astype(jnp.int32))
 
     update = None
     if agent.update is not None:

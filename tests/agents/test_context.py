@@ -235,7 +235,8 @@ def test_yaml_context_runs_and_resumes_exactly(tmp_path):
 
     pol = load_policy(full)
     flat, _ = load_checkpoint(full)  # {path: array}, member axis first
-    stored = flat[next(k for k in flat if "store" in k and "b_out" in k)][0]
+    (key,) = [k for k in flat if "store" in k and "params" in k and "b_out" in k]
+    stored = flat[key][0]
     assert stored.shape[0] == 2
     np.testing.assert_array_equal(np.asarray(pol.state.store["params"]["b_out"]), stored)
     env = pol.make_env()
