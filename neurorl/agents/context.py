@@ -21,9 +21,16 @@ delta rule with an inverse-covariance gain: local to each model). Every env step
    and **recruits** a new context when every context in use has predicted badly for
    ``spawn_patience`` consecutive steps (error above ``spawn_ratio`` times the active context's
    settled error, and above ``spawn_floor``): the new context starts as a copy of the active
-   one's weights (so it adapts as the plain agent would) and with a fresh forward model, while
-   the old one is kept, untouched, in the store. The forward model learns only while its
-   context predicts within that bound, so a shift cannot overwrite the model that detects it.
+   one's weights (so it adapts as the plain agent would) and with a forward model started from
+   the active one's with a fresh gain, while the old one is stored as it was before the
+   surprise began (nothing it learned from the displacing world stays). The forward model
+   learns only while its context predicts within that bound, so a shift cannot overwrite the
+   model that detects it. When all ``n_contexts`` are in use nothing is recruited: the best
+   stored context acts and learns (and is overwritten by the new world).
+
+The state holds ``n_contexts`` copies of the learned fields (memory: ``n_contexts`` x the
+agent's weights and optimizer state). ``agent.diagnostics`` reports ``context`` (in use),
+``contexts_used`` and ``context_switches`` (cumulative) every env step; the trainers log them.
 
 The wrapped agent learns with its own rule unchanged (e-prop stays local; the context signal is
 a top-down gate choosing which synaptic weights are in use, as in context-dependent gating,
