@@ -1,6 +1,8 @@
 """Contextual inference (``neurorl.agents.context``): RLS against the closed-form ridge
 regression, one context = the plain agent, recruiting on a novel world and recognising a
-returning one (also frozen, act only), and the configuration errors."""
+returning one (also frozen, act only), continuous actions, the configuration errors, and the
+paths users run: a YAML config through the runner (kill-and-resume, logs, summary,
+``neurorl eval``'s policy) and the host loop of a bridged Gymnasium env."""
 
 from __future__ import annotations
 
