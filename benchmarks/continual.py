@@ -444,10 +444,8 @@ def run_rule(
     if ctx:  # a row of its own: the rule with contextual inference
         row["rule"] = f"{rule}+context"
         row["context"] = dict(ctx)
-        last = jax.tree.map(lambda x: np.asarray(x), (rs.agent_state.n_used,
-                                                      rs.agent_state.switches))
-        row["contexts_used_per_seed"] = last[0].tolist()
-        row["context_switches_per_seed"] = last[1].tolist()
+        row["contexts_used_per_seed"] = np.asarray(rs.agent_state.n_used).tolist()
+        row["context_switches_per_seed"] = np.asarray(rs.agent_state.switches).tolist()
     return _with_run_info(row, h, chunk, float(np.mean(energies)), float(np.mean(spikes)),
                           t_rule, seq_wall, eval_wall, base_wall)
 

@@ -21,7 +21,7 @@ weight-norm metrics and hardware constraints).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -178,16 +178,17 @@ def reset_where(done: Array, state: Any, init_state: Any) -> Any:
     return jax.tree.map(pick, init_state, state)
 
 
-def check_hyper(name: str, given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """Merge user hyperparameters into defaults; unknown names -> ConfigError with the closest
-    (by spelling, or another library's name for it: ``learning_rate`` -> ``lr``;
-    :func:`neurorl.errors.closest_hyper`)."""
+def check_hyper(name: str, given: Mapping[str, Any], defaults: dict[str, Any],
+                what: str = "hyperparameters") -> dict[str, Any]:
+    """Merge user hyperparameters into defaults; unknown names -> ConfigError
+    ``agent.<name>.<key>`` listing ``what`` and the closest (by spelling, or another library's
+    name for it: ``learning_rate`` -> ``lr``; :func:`neurorl.errors.closest_hyper`)."""
     from neurorl.errors import closest_hyper
 
     for k in given:
         if k not in defaults:
             raise ConfigError(f"agent.{name}.{k}", given[k],
-                              f"one of the hyperparameters {sorted(defaults)}",
+                              f"one of the {what} {sorted(defaults)}",
                               closest_hyper(str(k), defaults))
     return {**defaults, **given}
 

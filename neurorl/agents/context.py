@@ -62,8 +62,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from neurorl.agents.base import Agent, positive
-from neurorl.errors import ConfigError, closest
+from neurorl.agents.base import Agent, check_hyper, positive
+from neurorl.errors import ConfigError
 
 Array = jax.Array
 
@@ -154,12 +154,7 @@ def check_context(context: Any, agent_name: str) -> dict[str, Any]:
     """
     if not isinstance(context, Mapping):
         raise ConfigError("agent.context", context, "a mapping such as {n_contexts: 4}")
-    for k in context:
-        if k not in DEFAULTS:
-            raise ConfigError(f"agent.context.{k}", context[k],
-                              f"one of the context settings {sorted(DEFAULTS)}",
-                              closest(str(k), DEFAULTS))
-    h = {**DEFAULTS, **context}
+    h = check_hyper("context", context, DEFAULTS, "context settings")
     n = h["n_contexts"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError("agent.context.n_contexts", n, "an integer >= 1")
@@ -343,7 +338,6 @@ def with_context(agent: Agent, **context: Any) -> Agent:
         # (the new context starts from them), while the active context is stored as it was
         # before the surprise began; without a recruit every write below puts back what is there
         spawn = (surprise >= h["spawn_patience"]) & (state.n_used < K)
-        c = state.active
         new = jnp.where(spawn, jnp.minimum(state.n_used, K - 1), c)
         eye = jnp.eye(d_in, dtype=jnp.float32) * float(h["rls_delta"])
         cur = _get(state.inner, fields)
